@@ -1,0 +1,2 @@
+#[cfg(feature = "sandbox")]
+pub mod sandbox;

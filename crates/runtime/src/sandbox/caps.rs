@@ -1,0 +1,1 @@
+//! Capability set for candidate processes. (Being written by a helper.)

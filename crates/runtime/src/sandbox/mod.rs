@@ -1,0 +1,3 @@
+pub mod caps;
+pub mod cgroup;
+pub mod seccomp;

@@ -1,0 +1,1 @@
+//! Seccomp allowlist for candidate processes. (Being written by a helper.)
