@@ -1,2 +1,111 @@
+//! # examroom-runtime
+//!
+//! The [`ExecutionRuntime`] boundary, which the session service drives, and its backends.
+//!
+//! # Layout
+//! - [`types`]: what crosses the boundary (specs, limits, exec requests and outputs, statuses, terminal events).
+//! - [`error`]: [`RuntimeError`].
+//! - [`protocol`]: the versioned, transport-independent protocol between a runtime and the shim that holds one
+//!   environment; [`protocol::client`] is its async client side.
+//! - [`sandbox`] (feature `sandbox`, default): the Linux isolation engine. `sandbox::runtime` is the client
+//!   that the server uses; `sandbox::shim` is the per-environment host process; `sandbox::init` is PID 1 inside;
+//!   `rootfs`, `cgroup`, `seccomp`, `caps`, `idmap` and `sys` are the mechanisms.
+//!
+//! Backends are dispatched through the [`Runtime`] enum (one variant per backend), in the manner of youki.
+
+pub mod error;
+pub mod protocol;
+pub mod types;
+
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+
+pub use error::RuntimeError;
+pub use types::*;
+
+use examroom_core::EnvironmentId;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// The read side of an attached terminal, whatever carries it.
+pub type TerminalOutput = protocol::client::TerminalReader<Box<dyn AsyncRead + Send + Unpin>>;
+/// The write side of an attached terminal, whatever carries it.
+pub type TerminalInput = protocol::client::TerminalWriter<Box<dyn AsyncWrite + Send + Unpin>>;
+
+/// An attached terminal: output (scrollback replay first, then live) and input.
+pub struct Terminal {
+    /// Output and notices.
+    pub output: TerminalOutput,
+    /// Keystrokes and resizes.
+    pub input: TerminalInput,
+}
+
+/// The boundary between the session service and whatever makes environments.
+///
+/// Every method is bounded in time and answers with a [`RuntimeError`] that says what happened.
+#[allow(async_fn_in_trait)]
+pub trait ExecutionRuntime {
+    /// The backend's name.
+    fn name(&self) -> &'static str;
+    /// Makes an environment and starts its shell. On error, nothing of it remains.
+    async fn create(&self, spec: EnvironmentSpec) -> Result<(), RuntimeError>;
+    /// Attaches to a terminal ("main" is the one made at create); a newer attach replaces this one.
+    async fn attach(&self, id: &EnvironmentId, terminal: &str) -> Result<Terminal, RuntimeError>;
+    /// Opens another terminal with a fresh shell; returns its name.
+    async fn open_terminal(&self, id: &EnvironmentId, cols: u16, rows: u16) -> Result<String, RuntimeError>;
+    /// Resizes a terminal.
+    async fn resize(&self, id: &EnvironmentId, terminal: &str, cols: u16, rows: u16) -> Result<(), RuntimeError>;
+    /// Runs a command to completion (or its timeout).
+    async fn exec(&self, id: &EnvironmentId, req: ExecRequest) -> Result<ExecOutput, RuntimeError>;
+    /// One environment's status.
+    async fn status(&self, id: &EnvironmentId) -> Result<EnvironmentStatus, RuntimeError>;
+    /// Every environment this runtime instance holds (including lost ones).
+    async fn list(&self) -> Result<Vec<EnvironmentStatus>, RuntimeError>;
+    /// Destroys an environment and verifies that nothing of it remains.
+    async fn destroy(&self, id: &EnvironmentId) -> Result<DestroyReport, RuntimeError>;
+}
+
+/// The backends, for dispatch without trait objects.
+pub enum Runtime {
+    /// Linux namespaces, cgroups and seccomp, no daemon.
+    #[cfg(feature = "sandbox")]
+    Sandbox(sandbox::SandboxRuntime),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $rt:ident => $e:expr) => {
+        match $self {
+            #[cfg(feature = "sandbox")]
+            Runtime::Sandbox($rt) => $e,
+        }
+    };
+}
+
+impl ExecutionRuntime for Runtime {
+    fn name(&self) -> &'static str {
+        dispatch!(self, rt => rt.name())
+    }
+    async fn create(&self, spec: EnvironmentSpec) -> Result<(), RuntimeError> {
+        dispatch!(self, rt => rt.create(spec).await)
+    }
+    async fn attach(&self, id: &EnvironmentId, terminal: &str) -> Result<Terminal, RuntimeError> {
+        dispatch!(self, rt => rt.attach(id, terminal).await)
+    }
+    async fn open_terminal(&self, id: &EnvironmentId, cols: u16, rows: u16) -> Result<String, RuntimeError> {
+        dispatch!(self, rt => rt.open_terminal(id, cols, rows).await)
+    }
+    async fn resize(&self, id: &EnvironmentId, terminal: &str, cols: u16, rows: u16) -> Result<(), RuntimeError> {
+        dispatch!(self, rt => rt.resize(id, terminal, cols, rows).await)
+    }
+    async fn exec(&self, id: &EnvironmentId, req: ExecRequest) -> Result<ExecOutput, RuntimeError> {
+        dispatch!(self, rt => rt.exec(id, req).await)
+    }
+    async fn status(&self, id: &EnvironmentId) -> Result<EnvironmentStatus, RuntimeError> {
+        dispatch!(self, rt => rt.status(id).await)
+    }
+    async fn list(&self) -> Result<Vec<EnvironmentStatus>, RuntimeError> {
+        dispatch!(self, rt => rt.list().await)
+    }
+    async fn destroy(&self, id: &EnvironmentId) -> Result<DestroyReport, RuntimeError> {
+        dispatch!(self, rt => rt.destroy(id).await)
+    }
+}

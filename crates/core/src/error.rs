@@ -1,0 +1,520 @@
+//! Errors as people see them.
+//!
+//! Every error answer is `{"error": {"code": "snake_case", "message": "for a person", "guidance": "what to do
+//! next"}}`, plus an `incident` id where it helps and a `session_id` where the contract asks for one
+//! (`active_session_exists`). [`ErrorEnvelope`] is that JSON; [`DomainError`] is the set of errors the service
+//! answers with, each knowing its code, HTTP status, message and guidance.
+//!
+//! Messages are fixed sentences or carry only values that are safe to show (a state, a number of seconds,
+//! an id the caller already has): never a stack trace, a host path or another candidate's data.
+//! [`DomainError::InvalidRequest`] carries a caller-written explanation; keep the same rule there.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ExamSessionId, IncidentId};
+use crate::lifecycle::{SessionState, TransitionError, Trigger};
+
+/// The inside of an error answer: `{"code", "message", "guidance"}` and the optional `incident` and
+/// `session_id`, which are left out when `None`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The snake_case code, for programs.
+    pub code: String,
+    /// What went wrong, for a person.
+    pub message: String,
+    /// What to do next, for a person.
+    pub guidance: String,
+    /// The incident id that appears in the logs, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<IncidentId>,
+    /// The session the error is about, when the contract says to include it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<ExamSessionId>,
+}
+
+/// An error answer as sent: `{"error": ErrorBody}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorEnvelope {
+    /// The error.
+    pub error: ErrorBody,
+}
+
+impl From<ErrorBody> for ErrorEnvelope {
+    fn from(error: ErrorBody) -> Self {
+        Self { error }
+    }
+}
+
+impl From<&DomainError> for ErrorEnvelope {
+    fn from(e: &DomainError) -> Self {
+        e.envelope()
+    }
+}
+
+impl From<DomainError> for ErrorEnvelope {
+    fn from(e: DomainError) -> Self {
+        e.envelope()
+    }
+}
+
+/// The errors the service answers with.
+///
+/// There is deliberately no conversion from [`IdError`](crate::IdError): a malformed session id must be
+/// answered with [`DomainError::SessionNotFound`], exactly like another candidate's session, and a `?`
+/// should not be able to turn it into `invalid_request` by accident.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// `session_not_found` (404): no such session, a malformed id, or another candidate's session. The
+    /// three are indistinguishable on purpose.
+    #[error("No exam session with this id was found.")]
+    SessionNotFound,
+    /// `exam_not_found` (404): no exam with this id in the catalog.
+    #[error("No exam with this id was found.")]
+    ExamNotFound,
+    /// `active_session_exists` (409): the candidate already has a live session; its id is in the answer.
+    #[error("You already have an exam session in progress.")]
+    ActiveSessionExists {
+        /// The live session.
+        session_id: ExamSessionId,
+    },
+    /// `capacity_exhausted` (503, with `Retry-After`): no environment can be made right now.
+    #[error("All exam environments are in use right now.")]
+    CapacityExhausted {
+        /// Seconds after which trying again makes sense; send it as `Retry-After`.
+        retry_after_secs: u32,
+    },
+    /// `unauthenticated` (401): no credentials, or they are invalid or expired.
+    #[error("You are not signed in, or your sign-in has expired.")]
+    Unauthenticated,
+    /// `forbidden` (403): signed in, but not allowed to do this (wrong role, or a refused `Origin`).
+    #[error("You are not allowed to do this.")]
+    Forbidden,
+    /// `invalid_request` (400): the request is malformed. `message` says what is wrong, for a person.
+    #[error("The request is not valid: {message}")]
+    InvalidRequest {
+        /// What is wrong with the request. No host paths, no internals.
+        message: String,
+    },
+    /// `illegal_transition` (409): the session's state does not allow this action.
+    #[error("The session is {state}, so it cannot {} now.", .trigger.action())]
+    IllegalTransition {
+        /// The session's current state.
+        state: SessionState,
+        /// What was attempted.
+        trigger: Trigger,
+    },
+    /// `session_not_ready` (409): the session has not reached `ready` yet (tasks, terminal, desktop).
+    #[error("Your exam environment is not ready yet.")]
+    SessionNotReady,
+    /// `session_not_ended` (409): the candidate asked for the result before the session ended.
+    #[error("This exam session has not ended yet.")]
+    SessionNotEnded,
+    /// `session_ended` (410): the session has ended, so the terminal or desktop is closed.
+    #[error("This exam session has ended.")]
+    SessionEnded,
+    /// `not_found` (404): no such endpoint.
+    #[error("There is nothing at this address.")]
+    NotFound,
+    /// `service_unavailable` (503): a dependency (the store, the runtime) is down.
+    #[error("The service is temporarily unavailable.")]
+    ServiceUnavailable {
+        /// The incident id in the logs, when one was recorded.
+        incident: Option<IncidentId>,
+    },
+    /// `internal` (500): a bug or an unexpected condition; the details are in the logs under `incident`.
+    #[error("Something went wrong on our side.")]
+    Internal {
+        /// The incident id in the logs.
+        incident: IncidentId,
+    },
+}
+
+impl DomainError {
+    /// Every code, with its HTTP status, for documentation such as the OpenAPI document.
+    pub const CODES: [(&'static str, u16); 14] = [
+        ("session_not_found", 404),
+        ("exam_not_found", 404),
+        ("active_session_exists", 409),
+        ("capacity_exhausted", 503),
+        ("unauthenticated", 401),
+        ("forbidden", 403),
+        ("invalid_request", 400),
+        ("illegal_transition", 409),
+        ("session_not_ready", 409),
+        ("session_not_ended", 409),
+        ("session_ended", 410),
+        ("not_found", 404),
+        ("service_unavailable", 503),
+        ("internal", 500),
+    ];
+
+    /// An [`DomainError::InvalidRequest`] with this explanation.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::InvalidRequest {
+            message: message.into(),
+        }
+    }
+
+    /// An [`DomainError::Internal`] with a new random incident id. Log the incident id with the details.
+    pub fn internal() -> Self {
+        Self::Internal {
+            incident: IncidentId::new_v4(),
+        }
+    }
+
+    /// The snake_case code.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::SessionNotFound => "session_not_found",
+            Self::ExamNotFound => "exam_not_found",
+            Self::ActiveSessionExists { .. } => "active_session_exists",
+            Self::CapacityExhausted { .. } => "capacity_exhausted",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::InvalidRequest { .. } => "invalid_request",
+            Self::IllegalTransition { .. } => "illegal_transition",
+            Self::SessionNotReady => "session_not_ready",
+            Self::SessionNotEnded => "session_not_ended",
+            Self::SessionEnded => "session_ended",
+            Self::NotFound => "not_found",
+            Self::ServiceUnavailable { .. } => "service_unavailable",
+            Self::Internal { .. } => "internal",
+        }
+    }
+
+    /// The HTTP status to answer with.
+    pub const fn http_status(&self) -> u16 {
+        match self {
+            Self::InvalidRequest { .. } => 400,
+            Self::Unauthenticated => 401,
+            Self::Forbidden => 403,
+            Self::SessionNotFound | Self::ExamNotFound | Self::NotFound => 404,
+            Self::ActiveSessionExists { .. }
+            | Self::IllegalTransition { .. }
+            | Self::SessionNotReady
+            | Self::SessionNotEnded => 409,
+            Self::SessionEnded => 410,
+            Self::Internal { .. } => 500,
+            Self::CapacityExhausted { .. } | Self::ServiceUnavailable { .. } => 503,
+        }
+    }
+
+    /// The WebSocket close code for this error on a terminal or desktop connection, where the contract has
+    /// one: 4401 unauthenticated, 4403 forbidden (a refused `Origin`), 4404 not found, 4409 not ready yet,
+    /// 4410 ended.
+    pub const fn close_code(&self) -> Option<u16> {
+        match self {
+            Self::Unauthenticated => Some(4401),
+            Self::Forbidden => Some(4403),
+            Self::SessionNotFound => Some(4404),
+            Self::SessionNotReady => Some(4409),
+            Self::SessionEnded => Some(4410),
+            _ => None,
+        }
+    }
+
+    /// What went wrong, for a person (the same text as `Display`).
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
+
+    /// What to do next, for a person.
+    pub fn guidance(&self) -> String {
+        match self {
+            Self::SessionNotFound => {
+                "Check the session id, or open your list of sessions to find yours.".to_owned()
+            }
+            Self::ExamNotFound => "Check the exam id against the exam catalog.".to_owned(),
+            Self::ActiveSessionExists { .. } => {
+                "Continue the session you have (its id is in session_id), or finish it before starting another."
+                    .to_owned()
+            }
+            Self::CapacityExhausted { retry_after_secs } => {
+                format!("Try again in {retry_after_secs} seconds.")
+            }
+            Self::Unauthenticated => "Sign in again with the link you were given.".to_owned(),
+            Self::Forbidden => {
+                "If you think you should be allowed, contact your proctor.".to_owned()
+            }
+            Self::InvalidRequest { .. } => "Correct the request and send it again.".to_owned(),
+            Self::IllegalTransition { .. } => {
+                "Reload the session to see its current state.".to_owned()
+            }
+            Self::SessionNotReady => {
+                "Wait until the session is ready, then try again.".to_owned()
+            }
+            Self::SessionNotEnded => {
+                "The result is available once the session has ended.".to_owned()
+            }
+            Self::SessionEnded => {
+                "Open the session to see how it ended and its result.".to_owned()
+            }
+            Self::NotFound => "Check the address.".to_owned(),
+            Self::ServiceUnavailable { incident: Some(id) } => format!(
+                "Try again in a minute. If it keeps happening, contact your proctor and quote incident {id}."
+            ),
+            Self::ServiceUnavailable { incident: None } => {
+                "Try again in a minute. If it keeps happening, contact your proctor.".to_owned()
+            }
+            Self::Internal { incident } => format!(
+                "Try again. If it happens again, contact your proctor and quote incident {incident}."
+            ),
+        }
+    }
+
+    /// The incident id to show, for `internal` and (when recorded) `service_unavailable`.
+    pub fn incident(&self) -> Option<&IncidentId> {
+        match self {
+            Self::Internal { incident } => Some(incident),
+            Self::ServiceUnavailable { incident } => incident.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The session id to include in the answer, for `active_session_exists`.
+    pub const fn session_id(&self) -> Option<ExamSessionId> {
+        match self {
+            Self::ActiveSessionExists { session_id } => Some(*session_id),
+            _ => None,
+        }
+    }
+
+    /// The `Retry-After` value in seconds, for `capacity_exhausted`.
+    pub const fn retry_after_secs(&self) -> Option<u32> {
+        match self {
+            Self::CapacityExhausted { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+
+    /// The body of the answer.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.code().to_owned(),
+            message: self.message(),
+            guidance: self.guidance(),
+            incident: self.incident().cloned(),
+            session_id: self.session_id(),
+        }
+    }
+
+    /// The whole answer, `{"error": …}`.
+    pub fn envelope(&self) -> ErrorEnvelope {
+        ErrorEnvelope { error: self.body() }
+    }
+}
+
+impl From<TransitionError> for DomainError {
+    fn from(e: TransitionError) -> Self {
+        match e {
+            TransitionError::Illegal { from, trigger } => Self::IllegalTransition {
+                state: from,
+                trigger,
+            },
+        }
+    }
+}
+
+/// A name that is not one of an enumeration's values, for example `?state=running`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseEnumError {
+    kind: &'static str,
+    value: String,
+    expected: &'static str,
+}
+
+impl ParseEnumError {
+    /// `value` is not a valid `kind`; `expected` lists the valid names. Long values are shortened.
+    pub fn new(kind: &'static str, value: &str, expected: &'static str) -> Self {
+        const MAX: usize = 40;
+        let mut shown: String = value.chars().take(MAX).collect();
+        if value.chars().count() > MAX {
+            shown.push('…');
+        }
+        Self {
+            kind,
+            value: shown,
+            expected,
+        }
+    }
+
+    /// Which enumeration, for example "session state".
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+}
+
+impl fmt::Display for ParseEnumError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} is not a valid {}; use one of: {}",
+            self.value, self.kind, self.expected
+        )
+    }
+}
+
+impl std::error::Error for ParseEnumError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::{transition, SessionState as S, Trigger as T};
+
+    fn samples() -> Vec<DomainError> {
+        vec![
+            DomainError::SessionNotFound,
+            DomainError::ExamNotFound,
+            DomainError::ActiveSessionExists {
+                session_id: ExamSessionId::new_v4(),
+            },
+            DomainError::CapacityExhausted {
+                retry_after_secs: 30,
+            },
+            DomainError::Unauthenticated,
+            DomainError::Forbidden,
+            DomainError::invalid_request("exam_id is missing"),
+            DomainError::IllegalTransition {
+                state: S::Terminated,
+                trigger: T::Submitted,
+            },
+            DomainError::SessionNotReady,
+            DomainError::SessionNotEnded,
+            DomainError::SessionEnded,
+            DomainError::NotFound,
+            DomainError::ServiceUnavailable { incident: None },
+            DomainError::internal(),
+        ]
+    }
+
+    #[test]
+    fn codes_table_matches_every_variant() {
+        let s = samples();
+        assert_eq!(s.len(), DomainError::CODES.len());
+        for (e, (code, status)) in s.iter().zip(DomainError::CODES) {
+            assert_eq!(e.code(), code);
+            assert_eq!(e.http_status(), status, "{code}");
+            assert!(!e.message().is_empty() && !e.guidance().is_empty());
+            // Codes are snake_case.
+            assert!(code.chars().all(|c| c.is_ascii_lowercase() || c == '_'));
+        }
+    }
+
+    #[test]
+    fn envelope_is_exactly_code_message_guidance() {
+        let json = serde_json::to_string(&DomainError::SessionNotFound.envelope()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"error":{"code":"session_not_found","message":"No exam session with this id was found.","guidance":"Check the session id, or open your list of sessions to find yours."}}"#
+        );
+    }
+
+    #[test]
+    fn envelope_carries_optional_fields_when_set() {
+        let id = ExamSessionId::parse("123e4567-e89b-12d3-a456-426614174000").unwrap();
+        let json = serde_json::to_string(&ErrorEnvelope::from(DomainError::ActiveSessionExists {
+            session_id: id,
+        }))
+        .unwrap();
+        assert_eq!(
+            json,
+            r#"{"error":{"code":"active_session_exists","message":"You already have an exam session in progress.","guidance":"Continue the session you have (its id is in session_id), or finish it before starting another.","session_id":"123e4567-e89b-12d3-a456-426614174000"}}"#
+        );
+
+        let e = DomainError::Internal {
+            incident: IncidentId::from_u64(0x2a),
+        };
+        let json = serde_json::to_string(&e.envelope()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"error":{"code":"internal","message":"Something went wrong on our side.","guidance":"Try again. If it happens again, contact your proctor and quote incident inc-000000000000002a.","incident":"inc-000000000000002a"}}"#
+        );
+        let back: ErrorEnvelope = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, e.envelope());
+    }
+
+    #[test]
+    fn only_the_documented_keys_appear() {
+        for e in samples() {
+            let v = serde_json::to_value(e.envelope()).unwrap();
+            let obj = v.as_object().unwrap();
+            assert_eq!(obj.keys().collect::<Vec<_>>(), ["error"]);
+            let inner = obj["error"].as_object().unwrap();
+            for key in inner.keys() {
+                assert!(
+                    ["code", "message", "guidance", "incident", "session_id"]
+                        .contains(&key.as_str()),
+                    "{key}"
+                );
+            }
+            assert_eq!(inner["code"], e.code());
+            assert_eq!(
+                inner.contains_key("incident"),
+                e.incident().is_some(),
+                "{}",
+                e.code()
+            );
+            assert_eq!(inner.contains_key("session_id"), e.session_id().is_some());
+        }
+    }
+
+    #[test]
+    fn illegal_transition_reads_well() {
+        let e: DomainError = transition(S::Terminated, &T::Submitted).unwrap_err().into();
+        assert_eq!(e.code(), "illegal_transition");
+        assert_eq!(e.http_status(), 409);
+        assert_eq!(
+            e.message(),
+            "The session is terminated, so it cannot be submitted now."
+        );
+        let e: DomainError = transition(S::Provisioning, &T::StartRequested)
+            .unwrap_err()
+            .into();
+        assert_eq!(
+            e.message(),
+            "The session is provisioning, so it cannot be started now."
+        );
+    }
+
+    #[test]
+    fn retry_after_and_close_codes() {
+        let e = DomainError::CapacityExhausted {
+            retry_after_secs: 45,
+        };
+        assert_eq!(e.retry_after_secs(), Some(45));
+        assert_eq!(e.guidance(), "Try again in 45 seconds.");
+        assert_eq!(DomainError::Forbidden.retry_after_secs(), None);
+        assert_eq!(DomainError::SessionNotFound.close_code(), Some(4404));
+        assert_eq!(DomainError::Unauthenticated.close_code(), Some(4401));
+        assert_eq!(DomainError::Forbidden.close_code(), Some(4403));
+        assert_eq!(DomainError::SessionNotReady.close_code(), Some(4409));
+        assert_eq!(DomainError::SessionEnded.close_code(), Some(4410));
+        assert_eq!(DomainError::ExamNotFound.close_code(), None);
+    }
+
+    #[test]
+    fn messages_carry_no_paths_or_traces() {
+        for e in samples() {
+            for text in [e.message(), e.guidance()] {
+                assert!(
+                    !text.contains("/home") && !text.contains("/var") && !text.contains("/tmp")
+                );
+                assert!(!text.contains("panicked") && !text.contains(".rs:"));
+            }
+        }
+    }
+
+    #[test]
+    fn parse_enum_error_message() {
+        let e = "running".parse::<S>().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "\"running\" is not a valid session state; use one of: created, provisioning, ready, active, terminating, terminated, failed"
+        );
+        assert_eq!(e.kind(), "session state");
+        let long = "x".repeat(1000);
+        assert!(long.parse::<S>().unwrap_err().to_string().len() < 200);
+    }
+}

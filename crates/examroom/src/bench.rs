@@ -1,0 +1,199 @@
+//! `examroom bench …`: figures, not verdicts. Each prints what it measured and the command that reproduces it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use examroom_core::EnvironmentId;
+use examroom_runtime::sandbox::{SandboxConfig, SandboxRuntime};
+use examroom_runtime::{Base, EnvironmentSpec, ExecutionRuntime, TerminalEvent};
+use tokio::sync::Semaphore;
+
+#[derive(Subcommand)]
+pub enum Bench {
+    /// The sandbox backend: create→shell-ready and destroy latency, and memory per idle environment.
+    Sandbox {
+        /// Environments to create and destroy for the latency figures.
+        #[arg(long, default_value_t = 50)]
+        count: usize,
+        /// How many creates (and destroys) run at once.
+        #[arg(long, default_value_t = 1)]
+        concurrency: usize,
+        /// Idle environments for the memory figure (0 skips it).
+        #[arg(long, default_value_t = 100)]
+        idle: usize,
+        /// `host` or `rootfs:/PATH`.
+        #[arg(long, default_value = "host")]
+        base: String,
+        /// State directory (a fresh one under /tmp by default).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+}
+
+pub async fn run(b: Bench) -> Result<()> {
+    match b {
+        Bench::Sandbox { count, concurrency, idle, base, state_dir } => sandbox(count, concurrency, idle, &base, state_dir).await,
+    }
+}
+
+/// Percentile (nearest rank) of sorted values.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
+    sorted[rank.min(sorted.len()) - 1]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn mem_available_kib() -> Result<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo")?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("MemAvailable missing from /proc/meminfo")
+}
+
+/// Creates an environment and waits for its shell's first output (the prompt): that is "shell-ready".
+async fn create_ready(rt: &SandboxRuntime, base: &Base) -> Result<(EnvironmentId, Duration)> {
+    let id = EnvironmentId::new_v4();
+    let mut spec = EnvironmentSpec::new(id);
+    spec.base = base.clone();
+    let t0 = Instant::now();
+    rt.create(spec).await?;
+    let mut term = rt.attach(&id, "main").await?;
+    let wait = async {
+        loop {
+            match term.output.next().await? {
+                Some(TerminalEvent::Output(b)) if !b.is_empty() => return Ok::<_, anyhow::Error>(()),
+                Some(_) => continue,
+                None => bail!("terminal closed before the prompt"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait).await.context("no prompt within 30 s")??;
+    Ok((id, t0.elapsed()))
+}
+
+async fn sandbox(count: usize, concurrency: usize, idle: usize, base: &str, state_dir: Option<PathBuf>) -> Result<()> {
+    let tmp;
+    let state_dir = match state_dir {
+        Some(d) => d,
+        None => {
+            tmp = tempfile::Builder::new().prefix("examroom-bench-").tempdir_in("/tmp")?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let label = format!("bench-{}", std::process::id());
+    let rt = Arc::new(SandboxRuntime::new(SandboxConfig::new(&state_dir, &label))?);
+    let base = Base::parse(base)?;
+    let concurrency = concurrency.max(1);
+    println!("examroom bench sandbox --count {count} --concurrency {concurrency} --idle {idle} --base {base}");
+    println!("host: {} cores, kernel {}, userns: {}", num_cores(), kernel(), rt.uses_userns());
+
+    // Warm-up: one create/destroy so that page cache and the curated /etc are in place.
+    let (id, _) = create_ready(&rt, &base).await?;
+    rt.destroy(&id).await?;
+
+    let sem = Arc::new(Semaphore::new(concurrency));
+    let wall = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..count {
+        let (rt, sem, base) = (rt.clone(), sem.clone(), base.clone());
+        tasks.push(tokio::spawn(async move {
+            let _p = sem.acquire_owned().await?;
+            create_ready(&rt, &base).await
+        }));
+    }
+    let mut ready = Vec::new();
+    let mut ids = Vec::new();
+    for t in tasks {
+        let (id, d) = t.await??;
+        ids.push(id);
+        ready.push(d);
+    }
+    let create_wall = wall.elapsed();
+    ready.sort();
+    println!(
+        "create→shell-ready (n={count}, c={concurrency}): p50 {}  p95 {}  p99 {}  max {}  | all {count} ready in {}",
+        ms(percentile(&ready, 50.0)),
+        ms(percentile(&ready, 95.0)),
+        ms(percentile(&ready, 99.0)),
+        ms(*ready.last().unwrap_or(&Duration::ZERO)),
+        ms(create_wall)
+    );
+
+    let wall = Instant::now();
+    let mut tasks = Vec::new();
+    for id in ids {
+        let (rt, sem) = (rt.clone(), sem.clone());
+        tasks.push(tokio::spawn(async move {
+            let _p = sem.acquire_owned().await?;
+            let t0 = Instant::now();
+            let r = rt.destroy(&id).await?;
+            anyhow::ensure!(r.verified, "destroy of {id} not verified");
+            Ok::<_, anyhow::Error>(t0.elapsed())
+        }));
+    }
+    let mut destroy = Vec::new();
+    for t in tasks {
+        destroy.push(t.await??);
+    }
+    destroy.sort();
+    println!(
+        "destroy (verified, n={count}, c={concurrency}): p50 {}  p99 {}  | all in {}",
+        ms(percentile(&destroy, 50.0)),
+        ms(percentile(&destroy, 99.0)),
+        ms(wall.elapsed())
+    );
+
+    if idle > 0 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = mem_available_kib()?;
+        let sem = Arc::new(Semaphore::new(concurrency.max(4)));
+        let mut tasks = Vec::new();
+        for _ in 0..idle {
+            let (rt, sem, base) = (rt.clone(), sem.clone(), base.clone());
+            tasks.push(tokio::spawn(async move {
+                let _p = sem.acquire_owned().await?;
+                create_ready(&rt, &base).await
+            }));
+        }
+        let mut ids = Vec::new();
+        for t in tasks {
+            ids.push(t.await??.0);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after = mem_available_kib()?;
+        let per = (before.saturating_sub(after)) as f64 / idle as f64;
+        println!("memory per idle environment (MemAvailable drop over {idle}): {:.0} KiB ({:.2} MiB)", per, per / 1024.0);
+        let mut tasks = Vec::new();
+        for id in ids {
+            let (rt, sem) = (rt.clone(), sem.clone());
+            tasks.push(tokio::spawn(async move {
+                let _p = sem.acquire_owned().await?;
+                Ok::<_, anyhow::Error>(rt.destroy(&id).await?)
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+    }
+    let left = rt.list().await?;
+    anyhow::ensure!(left.is_empty(), "{} environments left behind", left.len());
+    Ok(())
+}
+
+fn num_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
+}

@@ -1,0 +1,181 @@
+//! The JSON control messages of the shim protocol.
+
+use serde::{Deserialize, Serialize};
+
+/// What a client asks of a shim.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Opens every connection: the versions the client speaks.
+    Hello {
+        /// Lowest version spoken.
+        min: u32,
+        /// Highest version spoken.
+        max: u32,
+    },
+    /// The environment's status.
+    Status,
+    /// Opens another terminal (a new PTY with a fresh shell).
+    OpenTerminal {
+        /// Columns.
+        cols: u16,
+        /// Rows.
+        rows: u16,
+    },
+    /// Turns this connection into a terminal stream. A newer attach to the same terminal replaces this one.
+    Attach {
+        /// Which terminal ("main" is the one made at create).
+        terminal: String,
+        /// Replay the scrollback first.
+        replay: bool,
+    },
+    /// Sets a terminal's size (also accepted on an attached stream).
+    Resize {
+        /// Which terminal.
+        terminal: String,
+        /// Columns.
+        cols: u16,
+        /// Rows.
+        rows: u16,
+    },
+    /// Runs a command inside the environment. Stdin follows as `Data` frames ended by an empty one.
+    Exec(ExecSpec),
+    /// Kills everything in the environment; the shim answers `Destroyed` and exits.
+    Destroy,
+}
+
+/// A command to run inside the environment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecSpec {
+    /// Program and arguments; the program is looked up in `PATH` of `env`.
+    pub argv: Vec<String>,
+    /// The whole environment of the command (nothing is inherited).
+    pub env: Vec<(String, String)>,
+    /// Working directory inside the environment.
+    pub cwd: String,
+    /// Killed after this many milliseconds.
+    pub timeout_ms: u64,
+    /// Output beyond this many bytes per stream is dropped and reported as truncated.
+    pub output_limit: u64,
+}
+
+/// A shim's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Reply {
+    /// The version chosen for this connection.
+    Hello {
+        /// The negotiated version.
+        version: u32,
+        /// The shim's build.
+        shim: String,
+    },
+    /// The environment's status.
+    Status(ShimStatus),
+    /// A terminal was opened.
+    Opened {
+        /// Its name.
+        terminal: String,
+    },
+    /// Attached; `replay_bytes` of scrollback follow as `Data`, then live output.
+    Attached {
+        /// The terminal.
+        terminal: String,
+        /// Bytes of scrollback that follow.
+        replay_bytes: u64,
+    },
+    /// Something the person at the terminal should know, e.g. that a new shell was started.
+    Notice {
+        /// For a person.
+        message: String,
+    },
+    /// A newer attach took this terminal over; the shim closes this connection.
+    Replaced,
+    /// The environment is being destroyed; the shim closes this connection.
+    Ended,
+    /// A request succeeded and has nothing to say.
+    Ok,
+    /// An exec finished.
+    ExecDone(ExecStatus),
+    /// Everything inside was killed; the shim exits next.
+    Destroyed {
+        /// Processes that were still in the environment's cgroup when destroy began.
+        killed: u32,
+    },
+    /// A request failed.
+    Error {
+        /// snake_case code.
+        code: String,
+        /// For a person.
+        message: String,
+    },
+}
+
+/// How an exec ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecStatus {
+    /// Exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// Signal, when a signal ended it.
+    pub signal: Option<i32>,
+    /// It ran past its timeout and was killed.
+    pub timed_out: bool,
+    /// Output was cut at the limit.
+    pub truncated: bool,
+    /// Wall time, from spawn to exit.
+    pub duration_ms: u64,
+}
+
+/// The state of one environment, as its shim sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShimStatus {
+    /// The environment id.
+    pub id: String,
+    /// `running`, or `lost` when init died.
+    pub state: String,
+    /// Why it was lost.
+    pub lost_reason: Option<String>,
+    /// The shim's pid on the host.
+    pub shim_pid: i32,
+    /// Init's pid on the host.
+    pub init_pid: i32,
+    /// Terminals and their shells.
+    pub terminals: Vec<TerminalStatus>,
+    /// Processes in the environment's cgroup.
+    pub processes: u32,
+    /// OOM kills seen in the environment's cgroup.
+    pub oom_kills: u64,
+    /// Unix milliseconds of creation.
+    pub created_unix_ms: u64,
+}
+
+/// One terminal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TerminalStatus {
+    /// Its name.
+    pub name: String,
+    /// Columns.
+    pub cols: u16,
+    /// Rows.
+    pub rows: u16,
+    /// Whether a client is attached.
+    pub attached: bool,
+    /// Shells started after the first one exited.
+    pub shell_restarts: u32,
+    /// Bytes in the scrollback ring.
+    pub scrollback_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_have_a_stable_wire_form() {
+        let j = serde_json::to_string(&Request::Attach { terminal: "main".into(), replay: true }).unwrap();
+        assert_eq!(j, r#"{"op":"attach","terminal":"main","replay":true}"#);
+        let r: Reply = serde_json::from_str(r#"{"op":"hello","version":1,"shim":"x"}"#).unwrap();
+        assert_eq!(r, Reply::Hello { version: 1, shim: "x".into() });
+        assert!(serde_json::from_str::<Request>(r#"{"op":"format_disk"}"#).is_err());
+    }
+}

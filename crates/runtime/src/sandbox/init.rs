@@ -1,0 +1,451 @@
+//! The environment's init: PID 1 of its pid namespace.
+//!
+//! It is forked from the shim straight into new namespaces (no exec), builds the root filesystem from inside them, and
+//! then serves the shim over a `SOCK_SEQPACKET` socket: it opens PTYs in the sandbox's own devpts, spawns the candidate's
+//! shells and commands (each hardened: its own session, a minimal capability set, `no_new_privs` and the seccomp
+//! allowlist), kills them on request, reaps every orphan, and reports exits.
+//!
+//! Init holds no secret and needs no privilege after setup; it is non-dumpable, so the candidate (same uid, without
+//! CAP_SYS_PTRACE) cannot ptrace it or read `/proc/1/{mem,fd,environ}`, and the kernel discards any signal that the
+//! candidate sends it. If init dies, the kernel kills everything in the namespace and the environment is lost.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use super::rootfs::{build_root, BaseTrees, RootPlan};
+use super::{caps, seccomp, sys};
+use crate::types::Base;
+
+/// The largest message between shim and init.
+pub const MAX_MSG: usize = 64 * 1024;
+
+/// What the shim tells init.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ToInit {
+    /// Build the root. Descriptors attached: the base trees, in the order of `trees`.
+    Setup {
+        /// Names of the attached trees.
+        trees: Vec<String>,
+        /// Symlinks at the top of the root.
+        links: Vec<(String, PathBuf)>,
+    },
+    /// Open a PTY in the sandbox's devpts; the master comes back attached to `PtyOpened`.
+    OpenPty,
+    /// Spawn a process. Descriptors attached: one (a PTY slave, `tty`) or three (stdin, stdout, stderr).
+    Spawn {
+        /// Caller's id for this process.
+        id: u64,
+        /// Program and arguments (empty = the candidate's login shell).
+        argv: Vec<String>,
+        /// Its whole environment.
+        env: Vec<(String, String)>,
+        /// Working directory.
+        cwd: String,
+        /// The single descriptor is a terminal to make the controlling tty.
+        tty: bool,
+    },
+    /// Signal a spawned process's whole process group.
+    Kill {
+        /// The process.
+        id: u64,
+        /// The signal.
+        signal: i32,
+    },
+}
+
+/// What init tells the shim.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum FromInit {
+    /// The root is built; init serves requests.
+    Ready,
+    /// Setup failed; init exits.
+    SetupFailed {
+        /// What failed.
+        error: String,
+    },
+    /// A PTY master is attached.
+    PtyOpened,
+    /// Spawned (exec succeeded).
+    Spawned {
+        /// Caller's id.
+        id: u64,
+        /// Pid inside the namespace.
+        pid: i32,
+    },
+    /// Spawn failed.
+    SpawnFailed {
+        /// Caller's id.
+        id: u64,
+        /// Why.
+        error: String,
+    },
+    /// A spawned process ended.
+    Exited {
+        /// Caller's id.
+        id: u64,
+        /// Exit code.
+        code: Option<i32>,
+        /// Signal.
+        signal: Option<i32>,
+    },
+    /// A request failed.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+/// Everything init needs, prepared by the shim before the fork.
+pub struct InitConfig {
+    /// The writable layer's size.
+    pub disk_bytes: u64,
+    /// `/dev/shm` size.
+    pub shm_bytes: u64,
+    /// Hostname.
+    pub hostname: String,
+    /// Paths never visible inside.
+    pub hidden: Vec<PathBuf>,
+    /// The base.
+    pub base: Base,
+    /// Without a user namespace, the unprivileged host uid candidates run as.
+    pub unprivileged_uid: Option<u32>,
+    /// The candidate filter, built before the fork.
+    pub filter: seccomp::BpfProgram,
+}
+
+/// Sends one message, with descriptors.
+pub fn send<T: Serialize>(sock: RawFd, msg: &T, fds: &[RawFd]) -> io::Result<()> {
+    let data = serde_json::to_vec(msg).map_err(io::Error::other)?;
+    sys::send_with_fds(sock, &data, fds)
+}
+
+/// Receives one message and its descriptors; `Ok(None)` when the peer is gone.
+pub fn recv<T: for<'de> Deserialize<'de>>(sock: RawFd, buf: &mut [u8]) -> io::Result<Option<(T, Vec<OwnedFd>)>> {
+    match sys::recv_with_fds(sock, buf)? {
+        None => Ok(None),
+        Some((n, fds)) => {
+            let msg = serde_json::from_slice(&buf[..n]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            Ok(Some((msg, fds)))
+        }
+    }
+}
+
+/// Init's entry point, in the child of the namespace clone. Never returns.
+pub fn main(ctl: OwnedFd, cfg: InitConfig) -> ! {
+    // SAFETY: plain prctl; makes the kernel kill us (and so the whole pid namespace) if the shim dies.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    let ctl = isolate_fds(ctl);
+    let code = match run(ctl, &cfg) {
+        Ok(()) => 0,
+        Err(_) => 1,
+    };
+    // SAFETY: leaving without running the shim's destructors or atexit handlers (we are a fork of it).
+    unsafe { libc::_exit(code) }
+}
+
+/// Puts /dev/null on 0, 1, 2, moves the control socket to 3 and closes everything else inherited from the shim.
+fn isolate_fds(ctl: OwnedFd) -> OwnedFd {
+    // SAFETY: raw descriptor juggling in a freshly forked, single-threaded child.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null >= 0 {
+            for fd in 0..3 {
+                libc::dup2(null, fd);
+            }
+        }
+        let raw = ctl.as_raw_fd();
+        // close_range below closes the original descriptor, so it must not be closed again on drop.
+        std::mem::forget(ctl);
+        let moved = if raw == 3 { 3 } else { libc::dup3(raw, 3, libc::O_CLOEXEC) };
+        libc::syscall(libc::SYS_close_range, 4u32, u32::MAX, 0u32);
+        OwnedFd::from_raw_fd(moved)
+    }
+}
+
+fn run(ctl: OwnedFd, cfg: &InitConfig) -> io::Result<()> {
+    let sock = ctl.as_raw_fd();
+    let mut buf = vec![0u8; MAX_MSG];
+    let Some((ToInit::Setup { trees, links }, fds)) = recv::<ToInit>(sock, &mut buf)? else {
+        return Err(io::Error::other("expected setup"));
+    };
+    if let Err(e) = setup(cfg, trees, links, fds) {
+        let _ = send(sock, &FromInit::SetupFailed { error: e.to_string() }, &[]);
+        return Err(e);
+    }
+    // Signals: SIGCHLD through a signalfd; nothing else has a handler, so the kernel drops every signal that a process
+    // inside the namespace sends to us.
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    mask.thread_block().map_err(io::Error::from)?;
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(io::Error::from)?;
+    send(sock, &FromInit::Ready, &[])?;
+    let mut spawned: HashMap<i32, u64> = HashMap::new();
+    let mut by_id: HashMap<u64, i32> = HashMap::new();
+    loop {
+        let mut fds = [PollFd::new(ctl.as_fd(), PollFlags::POLLIN), PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        let ctl_ready = fds[0].revents().unwrap_or(PollFlags::empty());
+        let sig_ready = fds[1].revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
+        if sig_ready {
+            while let Ok(Some(_)) = sfd.read_signal() {}
+            reap(sock, &mut spawned, &mut by_id);
+        }
+        if ctl_ready.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+            match recv::<ToInit>(sock, &mut buf) {
+                Ok(Some((msg, fds))) => handle(sock, cfg, msg, fds, &mut spawned, &mut by_id)?,
+                Ok(None) => return Ok(()), // the shim is gone: exiting takes the namespace down with us
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    send(sock, &FromInit::Failed { error: e.to_string() }, &[])?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn setup(cfg: &InitConfig, names: Vec<String>, links: Vec<(String, PathBuf)>, fds: Vec<OwnedFd>) -> io::Result<()> {
+    if names.len() != fds.len() {
+        return Err(io::Error::other("base trees and descriptors disagree"));
+    }
+    if cfg.unprivileged_uid.is_none() {
+        // We were cloned as host root, which the user namespace's map does not cover: become its root (host uid
+        // `base`), so that what we create is owned by a mapped uid.
+        let root = nix::unistd::Gid::from_raw(0);
+        nix::unistd::setresgid(root, root, root).map_err(|e| io::Error::other(format!("setresgid: {e}")))?;
+        nix::unistd::setgroups(&[]).map_err(|e| io::Error::other(format!("setgroups: {e}")))?;
+        let root = nix::unistd::Uid::from_raw(0);
+        nix::unistd::setresuid(root, root, root).map_err(|e| io::Error::other(format!("setresuid: {e}")))?;
+    }
+    let trees = BaseTrees { trees: names.into_iter().zip(fds).collect(), links };
+    let plan = RootPlan {
+        disk_bytes: cfg.disk_bytes,
+        shm_bytes: cfg.shm_bytes,
+        hostname: &cfg.hostname,
+        hidden: &cfg.hidden,
+        base: &cfg.base,
+        unprivileged_owner: cfg.unprivileged_uid,
+    };
+    build_root(&plan, &trees)?;
+    drop(trees);
+    nix::unistd::sethostname(&cfg.hostname).map_err(|e| io::Error::other(format!("sethostname: {e}")))?;
+    sys::loopback_up().map_err(|e| io::Error::other(format!("loopback up: {e}")))?;
+    // A cgroup namespace rooted at the environment's own cgroup (the shim moved us there before setup).
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(|e| io::Error::other(format!("cgroup namespace: {e}")))?;
+    // SAFETY: plain prctl.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    Ok(())
+}
+
+fn reap(sock: RawFd, spawned: &mut HashMap<i32, u64>, by_id: &mut HashMap<u64, i32>) {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => report(sock, spawned, by_id, pid.as_raw(), Some(code), None),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => report(sock, spawned, by_id, pid.as_raw(), None, Some(sig as i32)),
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+fn report(
+    sock: RawFd,
+    spawned: &mut HashMap<i32, u64>,
+    by_id: &mut HashMap<u64, i32>,
+    pid: i32,
+    code: Option<i32>,
+    signal: Option<i32>,
+) {
+    if let Some(id) = spawned.remove(&pid) {
+        by_id.remove(&id);
+        let _ = send(sock, &FromInit::Exited { id, code, signal }, &[]);
+    }
+}
+
+fn handle(
+    sock: RawFd,
+    cfg: &InitConfig,
+    msg: ToInit,
+    fds: Vec<OwnedFd>,
+    spawned: &mut HashMap<i32, u64>,
+    by_id: &mut HashMap<u64, i32>,
+) -> io::Result<()> {
+    match msg {
+        ToInit::Setup { .. } => send(sock, &FromInit::Failed { error: "already set up".into() }, &[]),
+        ToInit::OpenPty => match open_pty() {
+            Ok(master) => send(sock, &FromInit::PtyOpened, &[master.as_raw_fd()]),
+            Err(e) => send(sock, &FromInit::Failed { error: format!("open pty: {e}") }, &[]),
+        },
+        ToInit::Kill { id, signal } => {
+            if let Some(pid) = by_id.get(&id) {
+                // SAFETY: signalling a process group we created.
+                unsafe { libc::kill(-pid, signal) };
+            }
+            Ok(())
+        }
+        ToInit::Spawn { id, argv, env, cwd, tty } => {
+            let wanted = if tty { 1 } else { 3 };
+            if fds.len() != wanted {
+                return send(sock, &FromInit::SpawnFailed { id, error: "wrong number of descriptors".into() }, &[]);
+            }
+            match spawn(cfg, &argv, &env, &cwd, tty, &fds) {
+                Ok(pid) => {
+                    spawned.insert(pid, id);
+                    by_id.insert(id, pid);
+                    send(sock, &FromInit::Spawned { id, pid }, &[])
+                }
+                Err(e) => send(sock, &FromInit::SpawnFailed { id, error: e.to_string() }, &[]),
+            }
+        }
+    }
+}
+
+fn open_pty() -> io::Result<OwnedFd> {
+    use nix::pty::{grantpt, posix_openpt, unlockpt};
+    let master = posix_openpt(nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(io::Error::from)?;
+    grantpt(&master).map_err(io::Error::from)?;
+    unlockpt(&master).map_err(io::Error::from)?;
+    // SAFETY: we take the descriptor out of the PtyMaster wrapper, which would close it.
+    Ok(unsafe { OwnedFd::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(master)) })
+}
+
+fn cstrings(v: &[String]) -> io::Result<Vec<CString>> {
+    v.iter().map(|s| CString::new(s.as_bytes()).map_err(|_| io::Error::other("NUL byte in argument"))).collect()
+}
+
+/// The login shell: bash when the base has it, else sh.
+fn login_shell() -> Vec<String> {
+    if Path::new("/bin/bash").exists() {
+        vec!["/bin/bash".into(), "-l".into()]
+    } else {
+        vec!["/bin/sh".into(), "-l".into()]
+    }
+}
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn spawn(cfg: &InitConfig, argv: &[String], env: &[(String, String)], cwd: &str, tty: bool, fds: &[OwnedFd]) -> io::Result<i32> {
+    let argv = if argv.is_empty() { login_shell() } else { argv.to_vec() };
+    let mut env: Vec<(String, String)> = env.to_vec();
+    if !env.iter().any(|(k, _)| k == "PATH") {
+        env.push(("PATH".into(), DEFAULT_PATH.into()));
+    }
+    // Resolve the program before forking, from the command's own PATH.
+    let prog = if argv[0].contains('/') {
+        argv[0].clone()
+    } else {
+        let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str()).unwrap_or(DEFAULT_PATH);
+        path.split(':')
+            .map(|d| format!("{d}/{}", argv[0]))
+            .find(|p| Path::new(p).is_file())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{}: command not found", argv[0])))?
+    };
+    let prog_c = CString::new(prog).map_err(|_| io::Error::other("NUL byte in program"))?;
+    let argv_c = cstrings(&argv)?;
+    let env_c = cstrings(&env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>())?;
+    let cwd_c = CString::new(cwd).map_err(|_| io::Error::other("NUL byte in cwd"))?;
+    let mut argv_p: Vec<*const libc::c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut env_p: Vec<*const libc::c_char> = env_c.iter().map(|c| c.as_ptr()).collect();
+    env_p.push(std::ptr::null());
+    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    // SAFETY: init is single-threaded; the child only makes raw calls (and the capability and seccomp calls, which do
+    // not take locks that another thread could hold) before execve or _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // Child.
+        let errno = unsafe { child_exec(cfg, &raw, tty, &cwd_c, &prog_c, &argv_p, &env_p) };
+        let bytes = errno.to_ne_bytes();
+        unsafe {
+            libc::write(err_w.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
+            libc::_exit(127);
+        }
+    }
+    drop(err_w);
+    let mut b = [0u8; 4];
+    let n = loop {
+        match nix::unistd::read(err_r.as_raw_fd(), &mut b) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            r => break r.unwrap_or(0),
+        }
+    };
+    if n == 4 {
+        let e = i32::from_ne_bytes(b);
+        let _ = waitpid(Pid::from_raw(pid), None);
+        return Err(io::Error::from_raw_os_error(e));
+    }
+    Ok(pid)
+}
+
+/// In the forked child: becomes the candidate's process. Returns only on failure, with an errno.
+unsafe fn child_exec(
+    cfg: &InitConfig,
+    fds: &[RawFd],
+    tty: bool,
+    cwd: &CString,
+    prog: &CString,
+    argv: &[*const libc::c_char],
+    env: &[*const libc::c_char],
+) -> i32 {
+    let errno = || *libc::__errno_location();
+    let mut all: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut all);
+    libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+    if libc::setsid() < 0 {
+        return errno();
+    }
+    let (i, o, e) = if tty { (fds[0], fds[0], fds[0]) } else { (fds[0], fds[1], fds[2]) };
+    if tty && libc::ioctl(i, libc::TIOCSCTTY, 0) < 0 {
+        return errno();
+    }
+    // Move the sources above 2 first so that dup2 cannot clobber one with another.
+    let (i, o, e) = (libc::fcntl(i, libc::F_DUPFD_CLOEXEC, 10), libc::fcntl(o, libc::F_DUPFD_CLOEXEC, 10), libc::fcntl(e, libc::F_DUPFD_CLOEXEC, 10));
+    if i < 0 || o < 0 || e < 0 || libc::dup2(i, 0) < 0 || libc::dup2(o, 1) < 0 || libc::dup2(e, 2) < 0 {
+        return errno();
+    }
+    if libc::chdir(cwd.as_ptr()) < 0 && libc::chdir(c"/".as_ptr()) < 0 {
+        return errno();
+    }
+    libc::umask(0o022);
+    // Make the candidate's processes the OOM killer's first choice, ahead of init.
+    let adj = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+    if adj >= 0 {
+        libc::write(adj, b"500".as_ptr().cast(), 3);
+        libc::close(adj);
+    }
+    if let Some(uid) = cfg.unprivileged_uid {
+        if libc::setgroups(0, std::ptr::null()) < 0 || libc::setgid(uid) < 0 || libc::setuid(uid) < 0 {
+            return errno();
+        }
+        if caps::drop_all().is_err() {
+            return libc::EPERM;
+        }
+    } else if caps::drop_to_candidate_set().is_err() {
+        return libc::EPERM;
+    }
+    if seccomp::apply(&cfg.filter).is_err() {
+        return libc::EPERM;
+    }
+    libc::execve(prog.as_ptr(), argv.as_ptr(), env.as_ptr());
+    errno()
+}

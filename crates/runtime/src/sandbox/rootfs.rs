@@ -1,0 +1,392 @@
+//! The environment's filesystem.
+//!
+//! The host side ([`BaseTrees::open`], run by the shim as host root) clones the read-only base as detached mounts,
+//! idmapped through the environment's user namespace so that files owned by host root appear owned by root inside.
+//! The sandbox side ([`build_root`], run by the environment's init inside its user and mount namespaces) stacks a
+//! bounded tmpfs (the writable layer) at `/tmp` of its private copy of the mount table, attaches the base trees there,
+//! overlays them, makes `/dev`, `/proc` and `/tmp`, hides what must never be visible, and pivots into the result.
+//!
+//! Layout of the writable layer while it is built (`S` = the staging tmpfs):
+//! `S/l/<name>` the attached base trees; `S/u/<name>`, `S/w/<name>` overlay upper and work dirs; `S/r` the new root.
+//! After the pivot only `S/r` is reachable.
+
+use std::io;
+use std::os::fd::{OwnedFd, RawFd};
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use super::sys;
+use crate::types::Base;
+
+const STAGE: &str = "/tmp";
+
+/// Top-level names under `/` that the host base takes from the host (symlinks are mirrored, directories mounted).
+const HOST_TOP: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+
+/// The read-only base, as detached mounts ready to be attached inside the sandbox.
+pub struct BaseTrees {
+    /// (name under the new root, detached tree). An empty name is the root itself (`rootfs:` bases).
+    pub trees: Vec<(String, OwnedFd)>,
+    /// Symlinks to make at the top of the new root (`bin -> usr/bin` on merged-/usr hosts).
+    pub links: Vec<(String, PathBuf)>,
+}
+
+impl BaseTrees {
+    /// Opens the base's trees, idmapped through `userns` when given. Host side, as host root.
+    pub fn open(base: &Base, base_etc: &Path, userns: Option<RawFd>) -> io::Result<BaseTrees> {
+        let attrs = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
+        let mut trees = Vec::new();
+        let mut links = Vec::new();
+        match base {
+            Base::Host => {
+                trees.push(("usr".to_string(), sys::detached_idmapped_tree(Path::new("/usr"), userns, attrs)?));
+                trees.push(("etc".to_string(), sys::detached_idmapped_tree(base_etc, userns, attrs)?));
+                for name in HOST_TOP {
+                    let p = Path::new("/").join(name);
+                    match std::fs::symlink_metadata(&p) {
+                        Ok(m) if m.file_type().is_symlink() => links.push((name.to_string(), std::fs::read_link(&p)?)),
+                        Ok(m) if m.is_dir() => {
+                            trees.push((name.to_string(), sys::detached_idmapped_tree(&p, userns, attrs)?))
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Base::Rootfs(path) => trees.push((String::new(), sys::detached_idmapped_tree(path, userns, attrs)?)),
+        }
+        Ok(BaseTrees { trees, links })
+    }
+}
+
+/// What [`build_root`] needs besides the trees.
+pub struct RootPlan<'a> {
+    /// Size of the writable layer in bytes.
+    pub disk_bytes: u64,
+    /// Size of `/dev/shm` in bytes.
+    pub shm_bytes: u64,
+    /// The environment's hostname (written to `/etc/hostname` and `/etc/hosts`).
+    pub hostname: &'a str,
+    /// Host paths that must never be visible inside (the data directory, the exam catalog...).
+    pub hidden: &'a [PathBuf],
+    /// The base (to map hidden paths into it).
+    pub base: &'a Base,
+    /// Without a user namespace: the host uid and gid the candidate runs as, who must own `/root` and `/home`.
+    pub unprivileged_owner: Option<u32>,
+}
+
+fn m<P: AsRef<Path>>(
+    src: Option<&str>,
+    target: P,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> io::Result<()> {
+    let t = target.as_ref();
+    mount(src, t, fstype, flags, data)
+        .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("mount {:?} on {}: {e}", fstype.or(src), t.display())))
+}
+
+fn mkdir(p: impl AsRef<Path>, mode: u32) -> io::Result<()> {
+    let p = p.as_ref();
+    match std::fs::create_dir(p) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io::Error::new(e.kind(), format!("mkdir {}: {e}", p.display()))),
+    }
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+}
+
+/// Builds the new root and pivots into it. Sandbox side: the caller is init, inside its own user, mount and pid
+/// namespaces, single-threaded.
+pub fn build_root(plan: &RootPlan<'_>, trees: &BaseTrees) -> io::Result<()> {
+    // Nothing we mount may propagate back to the host.
+    m(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
+    let stage = Path::new(STAGE);
+    let size = format!("size={},nr_inodes={},mode=0755", plan.disk_bytes, (plan.disk_bytes / 4096).max(4096));
+    m(Some("examroom"), stage, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(&size))?;
+    for d in ["l", "u", "w", "r"] {
+        mkdir(stage.join(d), 0o755)?;
+    }
+    let root = stage.join("r");
+    let mut root_is_overlay = false;
+    for (name, tree) in &trees.trees {
+        let key = if name.is_empty() { "root" } else { name.as_str() };
+        let (l, u, w) = (stage.join("l").join(key), stage.join("u").join(key), stage.join("w").join(key));
+        for d in [&l, &u, &w] {
+            mkdir(d, 0o755)?;
+        }
+        sys::attach_tree(tree, &l).map_err(|e| io::Error::new(e.kind(), format!("attach base {key}: {e}")))?;
+        let target = if name.is_empty() {
+            root_is_overlay = true;
+            root.clone()
+        } else {
+            let t = root.join(name);
+            mkdir(&t, 0o755)?;
+            t
+        };
+        let opts = format!("lowerdir={},upperdir={},workdir={},userxattr,volatile", l.display(), u.display(), w.display());
+        m(Some("overlay"), &target, Some("overlay"), MsFlags::empty(), Some(&opts))?;
+    }
+    if !root_is_overlay {
+        // pivot_root needs the new root to be a mount point.
+        m(Some(root.to_str().unwrap_or_default()), &root, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+    }
+    for (name, target) in &trees.links {
+        let l = root.join(name);
+        if std::fs::symlink_metadata(&l).is_err() {
+            symlink(target, &l)?;
+        }
+    }
+    for (d, mode) in [
+        ("proc", 0o555),
+        ("dev", 0o755),
+        ("tmp", 0o1777),
+        ("root", 0o700),
+        ("home", 0o755),
+        ("run", 0o755),
+        ("var", 0o755),
+        ("var/tmp", 0o1777),
+        ("etc", 0o755),
+        ("opt", 0o755),
+        ("srv", 0o755),
+        ("mnt", 0o755),
+        ("media", 0o755),
+    ] {
+        mkdir(root.join(d), mode)?;
+    }
+    if let Some(uid) = plan.unprivileged_owner {
+        for d in ["root", "home"] {
+            nix::unistd::chown(&root.join(d), Some(uid.into()), Some(uid.into())).map_err(io::Error::from)?;
+        }
+    }
+    write_identity(&root, plan.hostname)?;
+    make_dev(&root, plan.shm_bytes)?;
+    m(
+        Some("proc"),
+        root.join("proc"),
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None,
+    )?;
+    hide(&root, plan)?;
+    std::env::set_current_dir(&root)?;
+    sys::pivot_root_here().map_err(|e| io::Error::new(e.kind(), format!("pivot_root: {e}")))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("detach old root: {e}")))?;
+    std::env::set_current_dir("/")?;
+    Ok(())
+}
+
+fn write_identity(root: &Path, hostname: &str) -> io::Result<()> {
+    let etc = root.join("etc");
+    std::fs::write(etc.join("hostname"), format!("{hostname}\n"))?;
+    std::fs::write(
+        etc.join("hosts"),
+        format!("127.0.0.1\tlocalhost\n127.0.1.1\t{hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
+    )?;
+    Ok(())
+}
+
+fn make_dev(root: &Path, shm_bytes: u64) -> io::Result<()> {
+    let dev = root.join("dev");
+    m(Some("tmpfs"), &dev, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("size=64k,nr_inodes=64,mode=0755"))?;
+    for name in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let t = dev.join(name);
+        std::fs::File::create(&t)?;
+        let src = format!("/dev/{name}");
+        m(Some(&src), &t, None, MsFlags::MS_BIND, None)?;
+    }
+    mkdir(dev.join("pts"), 0o755)?;
+    m(
+        Some("devpts"),
+        dev.join("pts"),
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )?;
+    symlink("pts/ptmx", dev.join("ptmx"))?;
+    mkdir(dev.join("shm"), 0o1777)?;
+    m(
+        Some("shm"),
+        dev.join("shm"),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(&format!("size={shm_bytes},mode=1777")),
+    )?;
+    for (l, t) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+        symlink(t, dev.join(l))?;
+    }
+    Ok(())
+}
+
+/// Where a host path appears inside the new root, if the base exposes it.
+fn inside_path(base: &Base, host: &Path) -> Option<PathBuf> {
+    match base {
+        Base::Host => {
+            let exposed = host.starts_with("/usr") || HOST_TOP.iter().any(|t| host.starts_with(Path::new("/").join(t)));
+            exposed.then(|| host.to_path_buf())
+        }
+        Base::Rootfs(r) => host.strip_prefix(r).ok().map(|rel| Path::new("/").join(rel)),
+    }
+}
+
+fn hide(root: &Path, plan: &RootPlan<'_>) -> io::Result<()> {
+    for h in plan.hidden {
+        let Some(inside) = inside_path(plan.base, h) else { continue };
+        let target = root.join(inside.strip_prefix("/").unwrap_or(&inside));
+        match std::fs::symlink_metadata(&target) {
+            Ok(md) if md.is_dir() => m(
+                Some("hidden"),
+                &target,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                Some("size=4k,nr_inodes=1,mode=0000"),
+            )?,
+            Ok(_) => m(Some("/dev/null"), &target, None, MsFlags::MS_BIND, None)?,
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Entries of the host's `/etc` copied into the curated `/etc` of the host base. Secrets (`shadow`, `gshadow`, keys,
+/// credentials) and host identity (`hostname`, `hosts`, `machine-id`, `resolv.conf`) are never among them;
+/// `passwd`, `group`, `shadow` and `gshadow` are generated from the host's system accounts only.
+pub const ETC_ALLOWLIST: &[&str] = &[
+    "adduser.conf", "alternatives", "bash.bashrc", "bash_completion", "bash_completion.d", "bindresvport.blacklist",
+    "ca-certificates", "ca-certificates.conf", "debian_version", "default", "deluser.conf", "dpkg", "environment",
+    "ethertypes", "gai.conf", "host.conf", "inputrc", "issue", "issue.net", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",
+    "locale.alias", "locale.gen", "localtime", "login.defs", "logrotate.conf", "lsb-release", "magic", "magic.mime",
+    "mime.types", "mke2fs.conf", "networks", "nsswitch.conf", "os-release", "pam.conf", "pam.d", "profile", "profile.d",
+    "protocols", "python3", "python3.11", "rpc", "security", "services", "shells", "skel", "ssl", "subgid", "subuid",
+    "terminfo", "timezone", "vim", "wgetrc", "xattr.conf", "zsh",
+];
+
+/// Builds the curated `/etc` of the host base into `dir` (replaced atomically). Host side, once per runtime.
+pub fn build_base_etc(dir: &Path) -> io::Result<()> {
+    let parent = dir.parent().ok_or_else(|| io::Error::other("base etc needs a parent directory"))?;
+    std::fs::create_dir_all(parent)?;
+    let tmp = parent.join(format!(".etc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir(&tmp)?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+    for name in ETC_ALLOWLIST {
+        let src = Path::new("/etc").join(name);
+        if std::fs::symlink_metadata(&src).is_ok() {
+            copy_tree(&src, &tmp.join(name))?;
+        }
+    }
+    let (passwd, shadow) = system_accounts(&std::fs::read_to_string("/etc/passwd").unwrap_or_default(), 6);
+    let (group, gshadow) = system_accounts(&std::fs::read_to_string("/etc/group").unwrap_or_default(), 3);
+    for (name, body, mode) in [
+        ("passwd", passwd, 0o644),
+        ("group", group, 0o644),
+        ("shadow", shadow, 0o640),
+        ("gshadow", gshadow, 0o640),
+        ("resolv.conf", String::new(), 0o644),
+        ("machine-id", String::new(), 0o444),
+        ("fstab", String::new(), 0o644),
+        ("mtab", String::new(), 0o644),
+    ] {
+        let p = tmp.join(name);
+        std::fs::write(&p, body)?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
+    }
+    let old = parent.join(format!(".etc-old-{}", std::process::id()));
+    if dir.exists() {
+        std::fs::rename(dir, &old)?;
+    }
+    std::fs::rename(&tmp, dir)?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// From `/etc/passwd` (`id_field` = 2, 6 fields... ) or `/etc/group`: keeps the system entries (id < 1000, plus
+/// `nogroup`/`nobody`), clears group member lists, and derives a shadow file with locked passwords.
+fn system_accounts(text: &str, fields: usize) -> (String, String) {
+    let mut out = String::new();
+    let mut shadow = String::new();
+    for line in text.lines() {
+        let mut f: Vec<&str> = line.split(':').collect();
+        if f.len() < 3 {
+            continue;
+        }
+        let id: u64 = f[2].parse().unwrap_or(u64::MAX);
+        if id >= 1000 && f[0] != "nobody" && f[0] != "nogroup" {
+            continue;
+        }
+        if fields == 3 && f.len() == 4 {
+            f[3] = "";
+        }
+        f[1] = "x";
+        out.push_str(&f.join(":"));
+        out.push('\n');
+        if fields == 6 {
+            shadow.push_str(&format!("{}:*:19000:0:99999:7:::\n", f[0]));
+        } else {
+            shadow.push_str(&format!("{}:*::\n", f[0]));
+        }
+    }
+    (out, shadow)
+}
+
+fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
+    let md = std::fs::symlink_metadata(src)?;
+    let ft = md.file_type();
+    if ft.is_symlink() {
+        symlink(std::fs::read_link(src)?, dst)?;
+    } else if ft.is_dir() {
+        std::fs::create_dir(dst)?;
+        for e in std::fs::read_dir(src)? {
+            let e = e?;
+            copy_tree(&e.path(), &dst.join(e.file_name()))?;
+        }
+        std::fs::set_permissions(dst, md.permissions())?;
+    } else if ft.is_file() {
+        // Unreadable host files (keys) are skipped rather than copied.
+        if md.permissions().mode() & 0o004 == 0 {
+            return Ok(());
+        }
+        std::fs::copy(src, dst)?;
+    }
+    Ok(())
+}
+
+/// Opens the user namespace of `pid` (for idmapping).
+pub fn userns_of(pid: i32) -> io::Result<OwnedFd> {
+    let f = std::fs::File::open(format!("/proc/{pid}/ns/user"))?;
+    Ok(OwnedFd::from(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_system_accounts_reach_the_base() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
+        let (p, s) = system_accounts(passwd, 6);
+        assert!(p.contains("root:x:0:0") && p.contains("nobody") && !p.contains("alice"));
+        assert!(s.starts_with("root:*:") && !s.contains("alice"));
+        let group = "root:x:0:\nsudo:x:27:alice\nalice:x:1000:\n";
+        let (g, _) = system_accounts(group, 3);
+        assert_eq!(g, "root:x:0:\nsudo:x:27:\n");
+    }
+
+    #[test]
+    fn hidden_paths_map_into_the_base() {
+        assert_eq!(inside_path(&Base::Host, Path::new("/usr/share/examroom/exams")), Some("/usr/share/examroom/exams".into()));
+        assert_eq!(inside_path(&Base::Host, Path::new("/var/lib/examroom")), None);
+        let r = Base::Rootfs("/srv/rootfs".into());
+        assert_eq!(inside_path(&r, Path::new("/srv/rootfs/opt/exams")), Some("/opt/exams".into()));
+        assert_eq!(inside_path(&r, Path::new("/srv/other")), None);
+    }
+
+    #[test]
+    fn no_secret_is_allowlisted() {
+        for bad in ["shadow", "gshadow", "hostname", "hosts", "machine-id", "resolv.conf", "ld.so.preload", "ssh", "sudoers"] {
+            assert!(!ETC_ALLOWLIST.contains(&bad), "{bad}");
+        }
+    }
+}

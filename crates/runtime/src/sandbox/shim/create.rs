@@ -1,0 +1,247 @@
+//! Making the environment. Every step that allocates something records it, so that a failure halfway removes what
+//! was made ([`Made::undo`]).
+
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use serde::{Deserialize, Serialize};
+
+use super::serve::{Shim, Term};
+use crate::sandbox::cgroup::{self, Cgroups, RealOs};
+use crate::sandbox::idmap::RANGE;
+use crate::sandbox::init::{self, FromInit, InitConfig, ToInit};
+use crate::sandbox::rootfs::{userns_of, BaseTrees};
+use crate::sandbox::state::{self, ShimConfig, ShimState};
+use crate::sandbox::{seccomp, sys};
+
+/// The line a shim prints on its standard output once the environment is ready, or has failed.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Ready {
+    /// Ready.
+    pub ok: bool,
+    /// The shim's pid.
+    pub shim_pid: i32,
+    /// Init's host pid.
+    pub init_pid: i32,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl Ready {
+    pub(crate) fn ok(shim_pid: i32, init_pid: i32) -> Self {
+        Ready { ok: true, shim_pid, init_pid, error: None }
+    }
+    pub(crate) fn failed(error: String) -> Self {
+        Ready { ok: false, shim_pid: std::process::id() as i32, init_pid: 0, error: Some(error) }
+    }
+}
+
+/// Prints the ready line, then points standard output at /dev/null so that a later write can never block or fail on
+/// a pipe whose reader (the server) is gone.
+pub(crate) fn report(r: &Ready) {
+    let mut out = io::stdout().lock();
+    let _ = serde_json::to_writer(&mut out, r);
+    let _ = out.write_all(b"\n");
+    let _ = out.flush();
+    drop(out);
+    // SAFETY: plain descriptor calls.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if null >= 0 {
+            libc::dup2(null, 1);
+            libc::close(null);
+        }
+    }
+}
+
+/// Waits this long for init to answer during create.
+const INIT_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn ctx<T, E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> io::Error + '_ {
+    move |e| io::Error::other(format!("{what}: {e}"))
+}
+
+/// Makes the environment and returns a shim ready to serve.
+pub(crate) fn create(dir: &Path) -> io::Result<Shim> {
+    let cfg: ShimConfig = state::read_json(&dir.join(state::CONFIG))?;
+    let mut made = Made { dir: dir.to_path_buf(), ..Made::default() };
+    match build(dir, &cfg, &mut made) {
+        Ok(shim) => Ok(shim),
+        Err(e) => {
+            made.undo(&cfg);
+            Err(e)
+        }
+    }
+}
+
+#[derive(Default)]
+struct Made {
+    dir: PathBuf,
+    state: ShimState,
+    init: Option<i32>,
+}
+
+impl Made {
+    fn save(&self) -> io::Result<()> {
+        state::write_json(&self.dir.join(state::STATE), &self.state)
+    }
+
+    /// Removes what was made, in reverse.
+    fn undo(&mut self, cfg: &ShimConfig) {
+        let cg = layout().ok().map(|l| Cgroups::new(RealOs, l, &cfg.cgroup_root, &cfg.label));
+        if let (Some(cg), Some(g)) = (&cg, &self.state.env_group) {
+            let _ = cg.kill_all(g, Duration::from_secs(5));
+        }
+        if let Some(pid) = self.init.take() {
+            // SAFETY: signalling and reaping our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+        }
+        if let (Some(cg), Some(g)) = (&cg, self.state.env_group.take()) {
+            let _ = cg.remove(&g, Duration::from_secs(5));
+        }
+        // The shim's own cgroup and the state directory are removed by the runtime once this process has exited.
+        if let Some(slot) = self.state.uid.take() {
+            let _ = cfg.uid_pool.release(slot.slot, &self.dir);
+        }
+        let _ = self.save();
+    }
+}
+
+/// The host's cgroup layout.
+pub(crate) fn layout() -> io::Result<cgroup::Layout> {
+    cgroup::detect_layout(&RealOs).map_err(ctx::<(), _>("cgroup layout"))
+}
+
+fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
+    let spec = &cfg.spec;
+    let id = spec.id.to_string();
+    made.state.shim_pid = std::process::id() as i32;
+    made.state.created_unix_ms = state::now_ms();
+
+    let seed = spec.id.short().chars().fold(0u64, |h, c| h.wrapping_mul(31).wrapping_add(c as u64));
+    let slot = cfg.uid_pool.allocate(dir, seed).map_err(ctx::<(), _>("claim a uid range"))?;
+    made.state.uid = Some(slot);
+
+    let cg = Cgroups::new(RealOs, layout()?, &cfg.cgroup_root, &cfg.label);
+    let shim_group = cg.create_shim(&id).map_err(ctx::<(), _>("shim cgroup"))?;
+    made.state.shim_group = Some(shim_group.clone());
+    cg.add_process(&shim_group, made.state.shim_pid).map_err(ctx::<(), _>("join shim cgroup"))?;
+    let lim = &spec.limits;
+    let limits = cgroup::Limits { memory_bytes: lim.memory_bytes, pids: lim.pids, cpu_millicores: lim.cpu_millicores };
+    let env_group = cg.create_env(&id, &limits).map_err(ctx::<(), _>("environment cgroup"))?;
+    made.state.env_group = Some(env_group.clone());
+    made.save()?;
+
+    let filter = seccomp::candidate_filter().map_err(ctx::<(), _>("seccomp filter"))?;
+    let hostname = format!("exam-{}", spec.id.short());
+    let init_cfg = InitConfig {
+        disk_bytes: lim.disk_bytes,
+        shm_bytes: (lim.memory_bytes / 4).min(64 << 20),
+        hostname: hostname.clone(),
+        hidden: cfg.hidden.clone(),
+        base: spec.base.clone(),
+        unprivileged_uid: (!cfg.userns).then_some(slot.base),
+        filter,
+    };
+    let (parent_sock, child_sock) =
+        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(io::Error::from)?;
+    let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    if cfg.userns {
+        flags |= libc::CLONE_NEWUSER;
+    }
+    // SAFETY: the shim is single-threaded; the child runs init::main and never returns.
+    let pid = unsafe { sys::clone_into_namespaces(flags) }.map_err(ctx::<(), _>("clone into namespaces"))?;
+    if pid == 0 {
+        drop(parent_sock);
+        init::main(child_sock, init_cfg);
+    }
+    drop(child_sock);
+    made.init = Some(pid);
+    made.state.init_pid = pid;
+    made.save()?;
+
+    let userns = if cfg.userns {
+        let map = format!("0 {} {}\n", slot.base, RANGE);
+        sys::write_file(Path::new(&format!("/proc/{pid}/uid_map")), &map).map_err(ctx::<(), _>("uid_map"))?;
+        sys::write_file(Path::new(&format!("/proc/{pid}/gid_map")), &map).map_err(ctx::<(), _>("gid_map"))?;
+        Some(userns_of(pid)?)
+    } else {
+        None
+    };
+    cg.add_process(&env_group, pid).map_err(ctx::<(), _>("join environment cgroup"))?;
+    // The OOM killer must pick the candidate's processes, never init. Lowering a score needs CAP_SYS_RESOURCE, which
+    // some hosts withhold even from root; init then keeps 0 while every candidate process starts at +500.
+    let _ = sys::write_file(Path::new(&format!("/proc/{pid}/oom_score_adj")), "-1000");
+
+    let trees = BaseTrees::open(&spec.base, &cfg.base_etc, userns.as_ref().map(|f| f.as_raw_fd()))
+        .map_err(ctx::<(), _>("open the base"))?;
+    drop(userns);
+    let names: Vec<String> = trees.trees.iter().map(|(n, _)| n.clone()).collect();
+    let fds: Vec<RawFd> = trees.trees.iter().map(|(_, f)| f.as_raw_fd()).collect();
+    init::send(parent_sock.as_raw_fd(), &ToInit::Setup { trees: names, links: trees.links.clone() }, &fds)?;
+    drop(trees);
+    match call(&parent_sock)? {
+        (FromInit::Ready, _) => {}
+        (FromInit::SetupFailed { error }, _) => return Err(io::Error::other(format!("environment setup: {error}"))),
+        (other, _) => return Err(io::Error::other(format!("unexpected answer from init: {other:?}"))),
+    }
+
+    let sock_path = dir.join(state::SOCKET);
+    let _ = std::fs::remove_file(&sock_path);
+    let listener = UnixListener::bind(&sock_path).map_err(ctx::<(), _>("bind shim socket"))?;
+    listener.set_nonblocking(true)?;
+    let mut shim = Shim::new(cfg.clone(), made.state.clone(), cg, env_group, parent_sock, listener, hostname)?;
+    let term = open_terminal(&mut shim, spec.cols, spec.rows)?;
+    shim.terminals.push(term);
+    made.init = None; // from here on the shim owns init
+    made.save()?;
+    Ok(shim)
+}
+
+/// Receives one answer from init during create, bounded by [`INIT_TIMEOUT`].
+fn call(sock: &OwnedFd) -> io::Result<(FromInit, Vec<OwnedFd>)> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let deadline = Instant::now() + INIT_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "init did not answer within 20 s"));
+        }
+        let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
+        let ms = PollTimeout::try_from(left.as_millis().min(u16::MAX as u128) as u16).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, ms) {
+            Err(nix::errno::Errno::EINTR) | Ok(0) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        let mut buf = vec![0u8; init::MAX_MSG];
+        return match init::recv::<FromInit>(sock.as_raw_fd(), &mut buf)? {
+            Some(m) => Ok(m),
+            None => Err(io::Error::other("init exited during setup")),
+        };
+    }
+}
+
+/// Opens a PTY in the sandbox and starts a login shell on it.
+pub(crate) fn open_terminal(shim: &mut Shim, cols: u16, rows: u16) -> io::Result<Term> {
+    let (msg, mut fds) = shim.init_call(&ToInit::OpenPty, &[])?;
+    let master = match (msg, fds.pop()) {
+        (FromInit::PtyOpened, Some(fd)) => fd,
+        (other, _) => return Err(io::Error::other(format!("open a terminal: {other:?}"))),
+    };
+    sys::set_winsize(master.as_raw_fd(), cols, rows)?;
+    nix::fcntl::fcntl(master.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
+        .map_err(io::Error::from)?;
+    let name = if shim.terminals.is_empty() { "main".to_string() } else { format!("t{}", shim.terminals.len()) };
+    let mut term = Term::new(name, master, cols, rows, shim.cfg.scrollback_bytes);
+    shim.start_shell(&mut term)?;
+    Ok(term)
+}

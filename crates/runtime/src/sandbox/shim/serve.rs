@@ -1,0 +1,841 @@
+//! The shim's event loop: one thread, one `poll`, every descriptor non-blocking.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixListener;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::conn::{Conn, Mode, ATTACHED_QUEUE_LIMIT};
+use super::exec::Exec;
+use crate::protocol::{self, ExecSpec, Frame, Kind, Reply, Request, ShimStatus, TerminalStatus};
+use crate::sandbox::cgroup::{Cgroups, Group, RealOs};
+use crate::sandbox::init::{self, FromInit, ToInit};
+use crate::sandbox::ring::Ring;
+use crate::sandbox::state::{ShimConfig, ShimState};
+use crate::sandbox::sys;
+
+/// Input for a terminal that the PTY has not taken yet is capped here; beyond it, keystrokes are dropped.
+const INPUT_LIMIT: usize = 64 * 1024;
+/// A shell that exits again within this time of its start is restarted only after it.
+const RESPAWN_BACKOFF: Duration = Duration::from_secs(1);
+/// The notice sent when the candidate's shell exits.
+pub(crate) const SHELL_RESTARTED: &str = "shell exited; a new shell was started";
+
+/// One terminal: a PTY master in the sandbox's devpts, its shell and its scrollback.
+pub(crate) struct Term {
+    pub name: String,
+    pub master: OwnedFd,
+    pub ring: Ring,
+    pub shell: Option<u64>,
+    pub shell_started: Instant,
+    pub respawn_at: Option<Instant>,
+    pub attached: Option<u64>,
+    pub cols: u16,
+    pub rows: u16,
+    pub restarts: u32,
+    /// No slave is open (the shell exited): reads would spin on EIO.
+    pub hup: bool,
+    pub input: VecDeque<u8>,
+}
+
+impl Term {
+    pub fn new(name: String, master: OwnedFd, cols: u16, rows: u16, scrollback: usize) -> Term {
+        Term {
+            name,
+            master,
+            ring: Ring::new(scrollback),
+            shell: None,
+            shell_started: Instant::now(),
+            respawn_at: None,
+            attached: None,
+            cols,
+            rows,
+            restarts: 0,
+            hup: false,
+            input: VecDeque::new(),
+        }
+    }
+}
+
+pub(crate) struct Shim {
+    pub cfg: ShimConfig,
+    pub state: ShimState,
+    cg: Cgroups<RealOs>,
+    env_group: Group,
+    ctl: OwnedFd,
+    init_alive: bool,
+    lost: Option<String>,
+    listener: UnixListener,
+    pub terminals: Vec<Term>,
+    conns: HashMap<u64, Conn>,
+    next_conn: u64,
+    execs: HashMap<u64, Exec>,
+    next_proc: u64,
+    /// Messages from init that arrived while waiting for an answer.
+    backlog: VecDeque<FromInit>,
+    sigfd: SignalFd,
+    hostname: String,
+    /// Set once destroyed: the exit code.
+    destroyed: Option<i32>,
+}
+
+enum Src {
+    Listener,
+    Ctl,
+    Signal,
+    Master(usize),
+    Conn(u64),
+    Out(u64, usize),
+    Stdin(u64),
+}
+
+impl Shim {
+    pub fn new(
+        cfg: ShimConfig,
+        state: ShimState,
+        cg: Cgroups<RealOs>,
+        env_group: Group,
+        ctl: OwnedFd,
+        listener: UnixListener,
+        hostname: String,
+    ) -> io::Result<Shim> {
+        let mut mask = SigSet::empty();
+        mask.add(Signal::SIGCHLD);
+        mask.add(Signal::SIGTERM);
+        mask.add(Signal::SIGHUP);
+        mask.add(Signal::SIGINT);
+        mask.thread_block().map_err(io::Error::from)?;
+        let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(io::Error::from)?;
+        Ok(Shim {
+            cfg,
+            state,
+            cg,
+            env_group,
+            ctl,
+            init_alive: true,
+            lost: None,
+            listener,
+            terminals: Vec::new(),
+            conns: HashMap::new(),
+            next_conn: 1,
+            execs: HashMap::new(),
+            next_proc: 1,
+            backlog: VecDeque::new(),
+            sigfd,
+            hostname,
+            destroyed: None,
+        })
+    }
+
+    /// Sends a request to init and waits (bounded) for its answer, keeping exit reports that arrive meanwhile.
+    pub fn init_call(&mut self, msg: &ToInit, fds: &[RawFd]) -> io::Result<(FromInit, Vec<OwnedFd>)> {
+        if !self.init_alive {
+            return Err(io::Error::other("the environment's init is gone"));
+        }
+        init::send(self.ctl.as_raw_fd(), msg, fds)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = vec![0u8; init::MAX_MSG];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "init did not answer within 10 s"));
+            }
+            let mut p = [PollFd::new(self.ctl.as_fd(), PollFlags::POLLIN)];
+            let t = PollTimeout::try_from(left.as_millis().min(10_000) as u16).unwrap_or(PollTimeout::MAX);
+            match poll(&mut p, t) {
+                Err(nix::errno::Errno::EINTR) | Ok(0) => continue,
+                Err(e) => return Err(e.into()),
+                Ok(_) => {}
+            }
+            match init::recv::<FromInit>(self.ctl.as_raw_fd(), &mut buf)? {
+                None => {
+                    self.init_gone("init closed its control socket");
+                    return Err(io::Error::other("the environment's init is gone"));
+                }
+                Some((m @ FromInit::Exited { .. }, _)) => self.backlog.push_back(m),
+                Some(answer) => return Ok(answer),
+            }
+        }
+    }
+
+    /// The environment seen from a login shell.
+    fn shell_env(&self) -> Vec<(String, String)> {
+        let (user, home) = if self.cfg.userns { ("root", "/root") } else { ("candidate", "/root") };
+        [
+            ("TERM", "xterm-256color"),
+            ("HOME", home),
+            ("USER", user),
+            ("LOGNAME", user),
+            ("SHELL", "/bin/bash"),
+            ("LANG", "C.UTF-8"),
+            ("HOSTNAME", self.hostname.as_str()),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    /// Starts a login shell on a terminal (a fresh slave opened from its master).
+    pub fn start_shell(&mut self, term: &mut Term) -> io::Result<()> {
+        let slave = sys::pty_peer(&term.master)?;
+        let id = self.next_proc;
+        self.next_proc += 1;
+        let msg = ToInit::Spawn { id, argv: vec![], env: self.shell_env(), cwd: "/root".into(), tty: true };
+        match self.init_call(&msg, &[slave.as_raw_fd()])? {
+            (FromInit::Spawned { .. }, _) => {
+                term.shell = Some(id);
+                term.shell_started = Instant::now();
+                term.hup = false;
+                Ok(())
+            }
+            (FromInit::SpawnFailed { error, .. }, _) => Err(io::Error::other(format!("start the shell: {error}"))),
+            (other, _) => Err(io::Error::other(format!("unexpected answer from init: {other:?}"))),
+        }
+    }
+
+    fn init_gone(&mut self, why: &str) {
+        if !self.init_alive {
+            return;
+        }
+        self.init_alive = false;
+        self.lost = Some(why.to_string());
+        eprintln!("examroom shim: environment lost: {why}");
+        let _ = self.cg.kill_all(&self.env_group, Duration::from_secs(5));
+        let ids: Vec<u64> = self.conns.keys().copied().collect();
+        for id in ids {
+            if let Some(c) = self.conns.get_mut(&id) {
+                if matches!(c.mode, Mode::Attached(_)) {
+                    c.reply(&Reply::Notice { message: format!("the environment was lost: {why}") });
+                    c.reply(&Reply::Ended);
+                    c.closing = true;
+                }
+            }
+        }
+        for (_, e) in self.execs.iter_mut() {
+            if e.exit.is_none() {
+                e.exit = Some((None, Some(libc::SIGKILL)));
+                e.exited_at = Some(Instant::now());
+            }
+        }
+    }
+
+    fn status(&self) -> ShimStatus {
+        ShimStatus {
+            id: self.cfg.spec.id.to_string(),
+            state: if self.lost.is_some() { "lost".into() } else { "running".into() },
+            lost_reason: self.lost.clone(),
+            shim_pid: self.state.shim_pid,
+            init_pid: self.state.init_pid,
+            terminals: self
+                .terminals
+                .iter()
+                .map(|t| TerminalStatus {
+                    name: t.name.clone(),
+                    cols: t.cols,
+                    rows: t.rows,
+                    attached: t.attached.is_some(),
+                    shell_restarts: t.restarts,
+                    scrollback_bytes: t.ring.len() as u64,
+                })
+                .collect(),
+            processes: self.cg.procs(&self.env_group).map(|p| p.len() as u32).unwrap_or(0),
+            oom_kills: self.cg.oom_kills(&self.env_group).unwrap_or(0),
+            created_unix_ms: self.state.created_unix_ms,
+        }
+    }
+}
+
+/// Serves until destroyed. Returns the exit code.
+pub(crate) fn run(mut shim: Shim) -> i32 {
+    loop {
+        let now = Instant::now();
+        // Timers: exec timeouts and completions, shell respawns.
+        shim.tick(now);
+        if let Some(code) = shim.destroyed.take() {
+            return code;
+        }
+        let (mut fds, srcs) = shim.poll_set();
+        let timeout = shim.next_timer(now);
+        let t = match timeout {
+            None => PollTimeout::NONE,
+            Some(d) => PollTimeout::try_from(d.as_millis().clamp(1, 10_000) as u16).unwrap_or(PollTimeout::MAX),
+        };
+        match poll(&mut fds, t) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                eprintln!("examroom shim: poll: {e}");
+                return 2;
+            }
+            Ok(_) => {}
+        }
+        let ready: Vec<(usize, PollFlags)> =
+            fds.iter().enumerate().filter_map(|(i, f)| f.revents().filter(|r| !r.is_empty()).map(|r| (i, r))).collect();
+        drop(fds);
+        for (i, r) in ready {
+            shim.on_ready(&srcs[i], r);
+        }
+        shim.drain_backlog();
+        shim.flush_all();
+    }
+}
+
+impl Shim {
+    fn poll_set(&self) -> (Vec<PollFd<'_>>, Vec<Src>) {
+        let mut fds = Vec::new();
+        let mut srcs = Vec::new();
+        let mut add = |fd: BorrowedFd<'_>, ev: PollFlags, s: Src, fds: &mut Vec<PollFd<'_>>| {
+            // SAFETY: the descriptor outlives the poll call (it is owned by `self`, borrowed for this iteration).
+            let fd = unsafe { BorrowedFd::borrow_raw(fd.as_raw_fd()) };
+            fds.push(PollFd::new(fd, ev));
+            srcs.push(s);
+        };
+        add(self.listener.as_fd(), PollFlags::POLLIN, Src::Listener, &mut fds);
+        if self.init_alive {
+            add(self.ctl.as_fd(), PollFlags::POLLIN, Src::Ctl, &mut fds);
+        }
+        add(self.sigfd.as_fd(), PollFlags::POLLIN, Src::Signal, &mut fds);
+        for (i, t) in self.terminals.iter().enumerate() {
+            let mut ev = PollFlags::empty();
+            if !t.hup {
+                ev |= PollFlags::POLLIN;
+            }
+            if !t.input.is_empty() && !t.hup {
+                ev |= PollFlags::POLLOUT;
+            }
+            if !ev.is_empty() {
+                add(t.master.as_fd(), ev, Src::Master(i), &mut fds);
+            }
+        }
+        for (id, c) in &self.conns {
+            let mut ev = PollFlags::POLLIN;
+            if !c.wbuf.is_empty() {
+                ev |= PollFlags::POLLOUT;
+            }
+            add(c.stream.as_fd(), ev, Src::Conn(*id), &mut fds);
+        }
+        for (id, e) in &self.execs {
+            for (k, o) in e.out.iter().enumerate() {
+                if let Some(fd) = o {
+                    add(fd.as_fd(), PollFlags::POLLIN, Src::Out(*id, k), &mut fds);
+                }
+            }
+            if let Some(fd) = &e.stdin {
+                if !e.stdin_buf.is_empty() {
+                    add(fd.as_fd(), PollFlags::POLLOUT, Src::Stdin(*id), &mut fds);
+                }
+            }
+        }
+        (fds, srcs)
+    }
+
+    fn next_timer(&self, now: Instant) -> Option<Duration> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        for e in self.execs.values() {
+            if e.exit.is_none() && !e.timed_out {
+                consider(e.deadline);
+            }
+            if let Some(t) = e.exited_at {
+                consider(t + super::exec::DRAIN);
+            }
+        }
+        for t in &self.terminals {
+            if let Some(at) = t.respawn_at {
+                consider(at);
+            }
+        }
+        next.map(|t| t.saturating_duration_since(now))
+    }
+
+    fn on_ready(&mut self, src: &Src, r: PollFlags) {
+        match *src {
+            Src::Listener => self.accept(),
+            Src::Ctl => self.read_init(),
+            Src::Signal => self.on_signal(),
+            Src::Master(i) => {
+                if r.contains(PollFlags::POLLOUT) {
+                    self.write_input(i);
+                }
+                if r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+                    self.read_master(i);
+                }
+            }
+            Src::Conn(id) => {
+                if r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
+                    self.read_conn(id);
+                }
+            }
+            Src::Out(id, k) => self.read_exec_output(id, k),
+            Src::Stdin(id) => self.write_exec_stdin(id),
+        }
+    }
+
+    fn accept(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((s, _)) => {
+                    if s.set_nonblocking(true).is_ok() {
+                        let id = self.next_conn;
+                        self.next_conn += 1;
+                        self.conns.insert(id, Conn::new(s));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn on_signal(&mut self) {
+        while let Ok(Some(si)) = self.sigfd.read_signal() {
+            if si.ssi_signo as i32 == libc::SIGTERM {
+                eprintln!("examroom shim: SIGTERM ignored; environments end through the runtime's destroy");
+            }
+        }
+        // Reap init (our only child) if it died.
+        match waitpid(Pid::from_raw(self.state.init_pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => self.init_gone(&format!("init exited with status {code}")),
+            Ok(WaitStatus::Signaled(_, sig, _)) => self.init_gone(&format!("init was killed by {sig}")),
+            _ => {}
+        }
+    }
+
+    fn read_init(&mut self) {
+        let mut buf = vec![0u8; init::MAX_MSG];
+        match init::recv::<FromInit>(self.ctl.as_raw_fd(), &mut buf) {
+            Ok(Some((m, _))) => self.backlog.push_back(m),
+            Ok(None) => self.init_gone("init closed its control socket"),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => eprintln!("examroom shim: from init: {e}"),
+        }
+    }
+
+    fn drain_backlog(&mut self) {
+        while let Some(m) = self.backlog.pop_front() {
+            if let FromInit::Exited { id, code, signal } = m {
+                self.on_exit(id, code, signal);
+            }
+        }
+    }
+
+    fn on_exit(&mut self, id: u64, code: Option<i32>, signal: Option<i32>) {
+        if let Some(e) = self.execs.get_mut(&id) {
+            e.exit = Some((code, signal));
+            e.exited_at = Some(Instant::now());
+            return;
+        }
+        if let Some(i) = self.terminals.iter().position(|t| t.shell == Some(id)) {
+            let t = &mut self.terminals[i];
+            t.shell = None;
+            let soon = t.shell_started.elapsed() < RESPAWN_BACKOFF;
+            t.respawn_at = Some(if soon { t.shell_started + RESPAWN_BACKOFF } else { Instant::now() });
+        }
+    }
+
+    fn respawn(&mut self, i: usize) {
+        let mut term = self.terminals.remove(i);
+        term.respawn_at = None;
+        let result = self.start_shell(&mut term);
+        let notice = match result {
+            Ok(()) => {
+                term.restarts += 1;
+                SHELL_RESTARTED.to_string()
+            }
+            Err(e) => {
+                term.respawn_at = Some(Instant::now() + RESPAWN_BACKOFF);
+                format!("shell exited and could not be restarted yet: {e}")
+            }
+        };
+        if let Some(c) = term.attached.and_then(|c| self.conns.get_mut(&c)) {
+            c.reply(&Reply::Notice { message: notice });
+        }
+        self.terminals.insert(i, term);
+    }
+
+    fn read_master(&mut self, i: usize) {
+        let mut buf = [0u8; 64 * 1024];
+        let t = &mut self.terminals[i];
+        // Read a bounded amount per wake-up so one busy terminal cannot starve the others.
+        for _ in 0..4 {
+            match nix::unistd::read(t.master.as_raw_fd(), &mut buf) {
+                Ok(0) | Err(nix::errno::Errno::EIO) => {
+                    t.hup = true;
+                    break;
+                }
+                Ok(n) => {
+                    t.ring.push(&buf[..n]);
+                    if let Some(c) = t.attached.and_then(|c| self.conns.get_mut(&c)) {
+                        if c.wbuf.len() > ATTACHED_QUEUE_LIMIT {
+                            // A stalled client: drop it; the ring keeps the output for its replay.
+                            c.dead = true;
+                        } else {
+                            c.data(Kind::Data, &buf[..n]);
+                        }
+                    }
+                }
+                Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => break,
+                Err(_) => {
+                    t.hup = true;
+                    break;
+                }
+            }
+        }
+    }
+
+    fn write_input(&mut self, i: usize) {
+        let t = &mut self.terminals[i];
+        while !t.input.is_empty() {
+            let (a, _) = t.input.as_slices();
+            match nix::unistd::write(&t.master, a) {
+                Ok(n) => {
+                    t.input.drain(..n);
+                }
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn read_conn(&mut self, id: u64) {
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        let frames = match c.read_frames() {
+            Ok(f) => f,
+            Err(e) => {
+                c.reply(&Reply::Error { code: "bad_frame".into(), message: e.to_string() });
+                c.closing = true;
+                return;
+            }
+        };
+        for f in frames {
+            self.on_frame(id, f);
+        }
+    }
+
+    fn on_frame(&mut self, id: u64, f: Frame) {
+        let Some(mode) = self.conns.get(&id).map(|c| c.mode) else { return };
+        match (mode, f.kind) {
+            (Mode::Attached(i), Kind::Data) => {
+                let t = &mut self.terminals[i];
+                if t.input.len() + f.payload.len() <= INPUT_LIMIT {
+                    t.input.extend(f.payload);
+                    self.write_input(i);
+                }
+            }
+            (Mode::Exec(pid), Kind::Data) => {
+                if let Some(e) = self.execs.get_mut(&pid) {
+                    if f.payload.is_empty() {
+                        e.stdin_eof = true;
+                    } else {
+                        e.stdin_buf.extend_from_slice(&f.payload);
+                    }
+                    self.write_exec_stdin(pid);
+                }
+            }
+            (_, Kind::Control) => match serde_json::from_slice::<Request>(&f.payload) {
+                Ok(req) => self.on_request(id, mode, req),
+                Err(e) => self.fail(id, "bad_request", &format!("not a request: {e}")),
+            },
+            _ => self.fail(id, "bad_frame", "unexpected frame kind"),
+        }
+    }
+
+    fn fail(&mut self, id: u64, code: &str, message: &str) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.reply(&Reply::Error { code: code.into(), message: message.into() });
+            c.closing = true;
+        }
+    }
+
+    fn reply(&mut self, id: u64, r: Reply) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.reply(&r);
+        }
+    }
+
+    fn on_request(&mut self, id: u64, mode: Mode, req: Request) {
+        match (mode, req) {
+            (Mode::New, Request::Hello { min, max }) => match protocol::negotiate(min, max) {
+                Some(v) => {
+                    if let Some(c) = self.conns.get_mut(&id) {
+                        c.mode = Mode::Control;
+                    }
+                    self.reply(id, Reply::Hello { version: v, shim: env!("CARGO_PKG_VERSION").into() });
+                }
+                None => self.fail(
+                    id,
+                    "unsupported_version",
+                    &format!("this shim speaks versions {}..={}", protocol::VERSION_MIN, protocol::VERSION_MAX),
+                ),
+            },
+            (Mode::New, _) => self.fail(id, "hello_first", "every connection starts with hello"),
+            (_, Request::Hello { .. }) => self.fail(id, "bad_request", "hello was already said"),
+            (Mode::Attached(i), Request::Resize { cols, rows, .. }) => self.resize(i, cols, rows),
+            (Mode::Control, Request::Status) => {
+                let s = self.status();
+                self.reply(id, Reply::Status(s));
+            }
+            (Mode::Control, Request::Resize { terminal, cols, rows }) => match self.term_index(&terminal) {
+                Some(i) => {
+                    self.resize(i, cols, rows);
+                    self.reply(id, Reply::Ok);
+                }
+                None => self.reply(id, no_terminal(&terminal)),
+            },
+            (Mode::Control, Request::Attach { terminal, replay }) => self.attach(id, &terminal, replay),
+            (Mode::Control, Request::OpenTerminal { cols, rows }) => {
+                if let Some(why) = self.lost.clone() {
+                    return self.reply(id, lost(&why));
+                }
+                match super::create::open_terminal(self, cols, rows) {
+                    Ok(t) => {
+                        let name = t.name.clone();
+                        self.terminals.push(t);
+                        self.reply(id, Reply::Opened { terminal: name });
+                    }
+                    Err(e) => self.reply(id, Reply::Error { code: "open_failed".into(), message: e.to_string() }),
+                }
+            }
+            (Mode::Control, Request::Exec(spec)) => self.start_exec(id, spec),
+            (Mode::Control, Request::Destroy) => self.destroy(id),
+            _ => self.fail(id, "bad_request", "that request is not valid in this state of the connection"),
+        }
+    }
+
+    fn term_index(&self, name: &str) -> Option<usize> {
+        self.terminals.iter().position(|t| t.name == name)
+    }
+
+    fn resize(&mut self, i: usize, cols: u16, rows: u16) {
+        let (cols, rows) = (cols.clamp(2, 1000), rows.clamp(2, 1000));
+        let t = &mut self.terminals[i];
+        if sys::set_winsize(t.master.as_raw_fd(), cols, rows).is_ok() {
+            t.cols = cols;
+            t.rows = rows;
+        }
+    }
+
+    fn attach(&mut self, id: u64, terminal: &str, replay: bool) {
+        if let Some(why) = self.lost.clone() {
+            return self.reply(id, lost(&why));
+        }
+        let Some(i) = self.term_index(terminal) else { return self.reply(id, no_terminal(terminal)) };
+        if let Some(old) = self.terminals[i].attached.replace(id) {
+            if let Some(c) = self.conns.get_mut(&old) {
+                c.reply(&Reply::Replaced);
+                c.closing = true;
+                c.mode = Mode::Control;
+            }
+        }
+        let t = &self.terminals[i];
+        let (a, b) = if replay { t.ring.slices() } else { (&[][..], &[][..]) };
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        c.mode = Mode::Attached(i);
+        c.reply(&Reply::Attached { terminal: terminal.to_string(), replay_bytes: (a.len() + b.len()) as u64 });
+        c.data(Kind::Data, a);
+        c.data(Kind::Data, b);
+    }
+
+    fn start_exec(&mut self, id: u64, spec: ExecSpec) {
+        if let Some(why) = self.lost.clone() {
+            return self.reply(id, lost(&why));
+        }
+        if spec.argv.is_empty() {
+            return self.reply(id, Reply::Error { code: "bad_request".into(), message: "argv is empty".into() });
+        }
+        let pipes = (|| -> io::Result<_> {
+            let flags = nix::fcntl::OFlag::O_CLOEXEC;
+            let (in_r, in_w) = nix::unistd::pipe2(flags)?;
+            let (out_r, out_w) = nix::unistd::pipe2(flags)?;
+            let (err_r, err_w) = nix::unistd::pipe2(flags)?;
+            for fd in [&in_w, &out_r, &err_r] {
+                nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))?;
+            }
+            Ok(((in_r, in_w), (out_r, out_w), (err_r, err_w)))
+        })();
+        let ((in_r, in_w), (out_r, out_w), (err_r, err_w)) = match pipes {
+            Ok(p) => p,
+            Err(e) => return self.reply(id, Reply::Error { code: "exec_failed".into(), message: e.to_string() }),
+        };
+        let pid = self.next_proc;
+        self.next_proc += 1;
+        let now = Instant::now();
+        let timeout = Duration::from_millis(spec.timeout_ms.clamp(1, 24 * 3600 * 1000));
+        let msg = ToInit::Spawn { id: pid, argv: spec.argv, env: spec.env, cwd: spec.cwd, tty: false };
+        let answer = self.init_call(&msg, &[in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()]);
+        drop((in_r, out_w, err_w));
+        match answer {
+            Ok((FromInit::Spawned { .. }, _)) => {
+                self.execs.insert(
+                    pid,
+                    Exec {
+                        conn: id,
+                        stdin: Some(in_w),
+                        stdin_buf: Vec::new(),
+                        stdin_eof: false,
+                        out: [Some(out_r), Some(err_r)],
+                        sent: [0, 0],
+                        limit: spec.output_limit,
+                        truncated: false,
+                        started: now,
+                        deadline: now + timeout,
+                        timed_out: false,
+                        exit: None,
+                        exited_at: None,
+                    },
+                );
+                if let Some(c) = self.conns.get_mut(&id) {
+                    c.mode = Mode::Exec(pid);
+                }
+            }
+            Ok((FromInit::SpawnFailed { error, .. }, _)) => {
+                self.reply(id, Reply::Error { code: "exec_failed".into(), message: error })
+            }
+            Ok((other, _)) => self.reply(id, Reply::Error { code: "exec_failed".into(), message: format!("{other:?}") }),
+            Err(e) => self.reply(id, Reply::Error { code: "exec_failed".into(), message: e.to_string() }),
+        }
+    }
+
+    fn read_exec_output(&mut self, pid: u64, k: usize) {
+        let Some(e) = self.execs.get_mut(&pid) else { return };
+        let Some(fd) = &e.out[k] else { return };
+        let mut buf = [0u8; 64 * 1024];
+        match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+            Ok(0) => e.out[k] = None,
+            Ok(n) => {
+                let take = e.admit(k, n);
+                if take > 0 {
+                    if let Some(c) = self.conns.get_mut(&e.conn) {
+                        c.data(if k == 0 { Kind::Stdout } else { Kind::Stderr }, &buf[..take]);
+                    }
+                }
+            }
+            Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => e.out[k] = None,
+        }
+    }
+
+    fn write_exec_stdin(&mut self, pid: u64) {
+        let Some(e) = self.execs.get_mut(&pid) else { return };
+        if let Some(fd) = &e.stdin {
+            while !e.stdin_buf.is_empty() {
+                match nix::unistd::write(fd, &e.stdin_buf) {
+                    Ok(n) => {
+                        e.stdin_buf.drain(..n);
+                    }
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(nix::errno::Errno::EAGAIN) => break,
+                    Err(_) => {
+                        e.stdin_buf.clear();
+                        e.stdin = None;
+                        break;
+                    }
+                }
+            }
+        }
+        if e.stdin_eof && e.stdin_buf.is_empty() {
+            e.stdin = None;
+        }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        let mut kill = Vec::new();
+        let mut done = Vec::new();
+        for (pid, e) in self.execs.iter_mut() {
+            if e.exit.is_none() && !e.timed_out && now >= e.deadline {
+                e.timed_out = true;
+                kill.push(*pid);
+            }
+            // A client that went away takes its command with it.
+            let gone = self.conns.get(&e.conn).is_none_or(|c| c.dead);
+            if gone && e.exit.is_none() && !e.timed_out {
+                e.timed_out = true;
+                kill.push(*pid);
+            }
+            if e.complete(now) {
+                done.push(*pid);
+            }
+        }
+        for pid in kill {
+            let _ = init::send(self.ctl.as_raw_fd(), &ToInit::Kill { id: pid, signal: libc::SIGKILL }, &[]);
+        }
+        for pid in done {
+            if let Some(e) = self.execs.remove(&pid) {
+                if let Some(c) = self.conns.get_mut(&e.conn) {
+                    c.reply(&Reply::ExecDone(e.status()));
+                    c.mode = Mode::Control;
+                }
+            }
+        }
+        let due: Vec<usize> = self
+            .terminals
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.respawn_at.is_some_and(|at| at <= now))
+            .map(|(i, _)| i)
+            .collect();
+        for i in due {
+            if self.init_alive {
+                self.respawn(i);
+            } else {
+                self.terminals[i].respawn_at = None;
+            }
+        }
+    }
+
+    fn flush_all(&mut self) {
+        let mut gone = Vec::new();
+        for (id, c) in self.conns.iter_mut() {
+            c.flush();
+            if c.finished() {
+                gone.push(*id);
+            }
+        }
+        for id in gone {
+            self.conns.remove(&id);
+            for t in &mut self.terminals {
+                if t.attached == Some(id) {
+                    t.attached = None;
+                }
+            }
+        }
+    }
+
+    fn destroy(&mut self, id: u64) {
+        let killed = self.cg.procs(&self.env_group).map(|p| p.len() as u32).unwrap_or(0);
+        for (cid, c) in self.conns.iter_mut() {
+            if *cid != id && matches!(c.mode, Mode::Attached(_)) {
+                c.reply(&Reply::Ended);
+            }
+            c.flush();
+        }
+        let killed_ok = self.cg.kill_all(&self.env_group, Duration::from_secs(10));
+        // Init is our child: reap it (the cgroup kill took it and everything in its pid namespace).
+        let _ = waitpid(Pid::from_raw(self.state.init_pid), None);
+        self.init_alive = false;
+        let reply = match killed_ok {
+            Ok(()) => Reply::Destroyed { killed },
+            Err(e) => Reply::Error { code: "destroy_failed".into(), message: e.to_string() },
+        };
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.reply(&reply);
+            c.flush_blocking(Duration::from_secs(2));
+        }
+        // The runtime removes the state directory, the cgroups and the uid claim once this process has exited.
+        self.destroyed = Some(0);
+    }
+}
+
+fn no_terminal(name: &str) -> Reply {
+    Reply::Error { code: "no_such_terminal".into(), message: format!("no terminal named {name:?}") }
+}
+
+fn lost(why: &str) -> Reply {
+    Reply::Error { code: "environment_lost".into(), message: why.to_string() }
+}

@@ -1,0 +1,238 @@
+//! The values that cross the [`crate::ExecutionRuntime`] boundary.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use examroom_core::EnvironmentId;
+use serde::{Deserialize, Serialize};
+
+use crate::error::RuntimeError;
+
+/// What an environment's read-only base is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Base {
+    /// The host's `/usr` (and `/bin`, `/sbin`, `/lib*`) plus a curated `/etc`, read-only; everything else fresh.
+    Host,
+    /// A root filesystem directory, for example one built with debootstrap.
+    Rootfs(PathBuf),
+}
+
+impl Base {
+    /// Parses `host` or `rootfs:PATH` (PATH absolute). Existence is checked by the backend.
+    pub fn parse(s: &str) -> Result<Base, RuntimeError> {
+        match s {
+            "host" => Ok(Base::Host),
+            _ => match s.strip_prefix("rootfs:") {
+                Some(p) if p.starts_with('/') && !p.split('/').any(|c| c == "..") => Ok(Base::Rootfs(PathBuf::from(p))),
+                Some(_) => Err(RuntimeError::invalid("base", "rootfs:PATH needs an absolute path without `..`")),
+                None => Err(RuntimeError::invalid("base", format!("unknown base {s:?}; use \"host\" or \"rootfs:/PATH\""))),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Base {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Base::Host => f.write_str("host"),
+            Base::Rootfs(p) => write!(f, "rootfs:{}", p.display()),
+        }
+    }
+}
+
+/// Resource limits of one environment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Memory, swap included, in bytes.
+    pub memory_bytes: u64,
+    /// Processes and threads.
+    pub pids: u64,
+    /// CPU, in thousandths of a core.
+    pub cpu_millicores: u32,
+    /// The writable layer (a tmpfs), in bytes. Kept below `memory_bytes`, so that filling it gives ENOSPC, not an OOM
+    /// kill.
+    pub disk_bytes: u64,
+}
+
+impl Limits {
+    /// Memory bounds accepted.
+    pub const MEMORY: (u64, u64) = (32 << 20, 64 << 30);
+    /// Pids bounds accepted.
+    pub const PIDS: (u64, u64) = (16, 65_536);
+    /// CPU bounds accepted.
+    pub const CPU: (u32, u32) = (50, 64_000);
+    /// Smallest writable layer.
+    pub const DISK_MIN: u64 = 4 << 20;
+
+    /// Checks every limit, naming the one out of range.
+    pub fn validate(&self) -> Result<(), RuntimeError> {
+        fn range<T: PartialOrd + std::fmt::Display>(field: &str, v: T, lo: T, hi: T) -> Result<(), RuntimeError> {
+            if v < lo || v > hi {
+                return Err(RuntimeError::invalid(field, format!("{v} is out of range ({lo}..={hi})")));
+            }
+            Ok(())
+        }
+        range("memory", self.memory_bytes, Self::MEMORY.0, Self::MEMORY.1)?;
+        range("pids", self.pids, Self::PIDS.0, Self::PIDS.1)?;
+        range("cpu", self.cpu_millicores, Self::CPU.0, Self::CPU.1)?;
+        if self.disk_bytes < Self::DISK_MIN || self.disk_bytes >= self.memory_bytes {
+            return Err(RuntimeError::invalid(
+                "disk",
+                format!(
+                    "{} is out of range: at least {} and below the memory limit ({}), so that a full disk gives ENOSPC \
+                     rather than an out-of-memory kill",
+                    self.disk_bytes,
+                    Self::DISK_MIN,
+                    self.memory_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { memory_bytes: 512 << 20, pids: 512, cpu_millicores: 1000, disk_bytes: 256 << 20 }
+    }
+}
+
+/// What to create.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentSpec {
+    /// Its id, chosen by the caller (the session's `execution_environment_id`).
+    pub id: EnvironmentId,
+    /// The read-only base.
+    pub base: Base,
+    /// Its limits.
+    pub limits: Limits,
+    /// Initial terminal size.
+    pub cols: u16,
+    /// Initial terminal size.
+    pub rows: u16,
+}
+
+impl EnvironmentSpec {
+    /// A spec with the default limits on the host base.
+    pub fn new(id: EnvironmentId) -> Self {
+        EnvironmentSpec { id, base: Base::Host, limits: Limits::default(), cols: 80, rows: 24 }
+    }
+}
+
+/// A command to run in an environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecRequest {
+    /// Program and arguments.
+    pub argv: Vec<String>,
+    /// The environment (nothing is inherited); `PATH` defaults to the standard one when absent.
+    pub env: Vec<(String, String)>,
+    /// Working directory.
+    pub cwd: String,
+    /// Bytes fed to stdin, then EOF.
+    pub stdin: Vec<u8>,
+    /// Killed after this.
+    pub timeout: Duration,
+    /// Per-stream output cap.
+    pub output_limit: u64,
+}
+
+impl ExecRequest {
+    /// Runs `sh -c script` with a 30 s timeout and 1 MiB of output per stream.
+    pub fn shell(script: &str) -> Self {
+        ExecRequest {
+            argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+            env: Vec::new(),
+            cwd: "/root".into(),
+            stdin: Vec::new(),
+            timeout: Duration::from_secs(30),
+            output_limit: 1 << 20,
+        }
+    }
+
+    /// The same with another timeout.
+    pub fn with_timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+}
+
+/// What an exec produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// Signal, when a signal ended it.
+    pub signal: Option<i32>,
+    /// Killed at its timeout.
+    pub timed_out: bool,
+    /// Standard output (up to the limit).
+    pub stdout: Vec<u8>,
+    /// Standard error (up to the limit).
+    pub stderr: Vec<u8>,
+    /// Output was cut at the limit.
+    pub truncated: bool,
+    /// Wall time.
+    pub duration: Duration,
+}
+
+impl ExecOutput {
+    /// Stdout as text (lossy).
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+/// Whether an environment is usable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum EnvironmentState {
+    /// Its shim and init are alive.
+    Running,
+    /// It cannot be used any more (its init or shim died); destroy it.
+    Lost {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One environment's status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentStatus {
+    /// Its id.
+    pub id: EnvironmentId,
+    /// Running or lost.
+    pub state: EnvironmentState,
+    /// Processes inside.
+    pub processes: u32,
+    /// Shells restarted after an exit.
+    pub shell_restarts: u32,
+    /// OOM kills inside.
+    pub oom_kills: u64,
+    /// The shim's protocol version on this connection.
+    pub protocol_version: u32,
+}
+
+/// What destroy removed and verified.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestroyReport {
+    /// Processes killed.
+    pub killed: u32,
+    /// Everything is verified gone: processes, cgroups, files and the uid range.
+    pub verified: bool,
+    /// How long it took.
+    pub duration_ms: u64,
+}
+
+/// Something the terminal stream delivers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TerminalEvent {
+    /// Output bytes (the replay first, then live).
+    Output(Vec<u8>),
+    /// A notice for the person, e.g. that a new shell was started.
+    Notice(String),
+    /// A newer attach took over; the stream ends.
+    Replaced,
+    /// The environment is being destroyed; the stream ends.
+    Ended,
+}
