@@ -1,1 +1,6 @@
-fn main(){}
+//! Integration tests, in one binary (linking is slow on two cores). They use real namespaces, cgroups and processes,
+//! so they run as root; every leak check is scoped to the label of the runtime the test made.
+
+mod common;
+mod sandbox_isolation;
+mod sandbox_lifecycle;

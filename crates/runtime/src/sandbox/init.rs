@@ -146,6 +146,7 @@ pub fn recv<T: for<'de> Deserialize<'de>>(sock: RawFd, buf: &mut [u8]) -> io::Re
 pub fn main(ctl: OwnedFd, cfg: InitConfig) -> ! {
     // SAFETY: plain prctl; makes the kernel kill us (and so the whole pid namespace) if the shim dies.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    set_title();
     let ctl = isolate_fds(ctl);
     let code = match run(ctl, &cfg) {
         Ok(()) => 0,
@@ -153,6 +154,31 @@ pub fn main(ctl: OwnedFd, cfg: InitConfig) -> ! {
     };
     // SAFETY: leaving without running the shim's destructors or atexit handlers (we are a fork of it).
     unsafe { libc::_exit(code) }
+}
+
+/// Overwrites the command line inherited from the shim (which names host paths), so that `/proc/1/cmdline` inside
+/// says only `examroom-init`.
+fn set_title() {
+    const TITLE: &[u8] = b"examroom-init\0";
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return };
+    let Some((_, rest)) = stat.rsplit_once(')') else { return };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 48 and 49 (arg_start, arg_end); `rest` starts at field 3.
+    let (Some(start), Some(end)) = (f.get(45).and_then(|v| v.parse::<usize>().ok()), f.get(46).and_then(|v| v.parse::<usize>().ok()))
+    else {
+        return;
+    };
+    if end <= start || end - start < TITLE.len() {
+        return;
+    }
+    // SAFETY: [arg_start, arg_end) is our own argument area, mapped and writable (it is on our stack); nothing reads
+    // the arguments after this point.
+    unsafe {
+        let p = start as *mut u8;
+        std::ptr::write_bytes(p, 0, end - start);
+        std::ptr::copy_nonoverlapping(TITLE.as_ptr(), p, TITLE.len());
+        libc::prctl(libc::PR_SET_NAME, c"examroom-init".as_ptr(), 0, 0, 0);
+    }
 }
 
 /// Puts /dev/null on 0, 1, 2, moves the control socket to 3 and closes everything else inherited from the shim.

@@ -163,7 +163,11 @@ impl SandboxRuntime {
         let dir = self.env_dir(id);
         let sock = dir.join(state::SOCKET);
         match tokio::time::timeout(REQUEST_TIMEOUT, UnixStream::connect(&sock)).await {
-            Ok(Ok(s)) => ShimClient::handshake(s).await,
+            Ok(Ok(s)) => ShimClient::handshake(s).await.map_err(|e| match e {
+                // The shim died between accept and answer.
+                RuntimeError::Io { source, .. } => RuntimeError::Lost(format!("its shim went away ({source})")),
+                other => other,
+            }),
             Ok(Err(_)) if !dir.exists() => Err(RuntimeError::NotFound),
             Ok(Err(e)) => Err(RuntimeError::Lost(format!("its shim does not answer ({e})"))),
             Err(_) => Err(RuntimeError::Timeout { what: "connect to shim".into(), ms: REQUEST_TIMEOUT.as_millis() as u64 }),

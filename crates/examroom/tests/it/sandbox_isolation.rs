@@ -1,0 +1,1 @@
+//! Isolation and attack tests (being written by a helper).
