@@ -113,8 +113,18 @@ async fn sandbox(count: usize, concurrency: usize, idle: usize, base: &str, stat
     }
     let mut ready = Vec::new();
     let mut ids = Vec::new();
+    let mut steps: std::collections::BTreeMap<String, Vec<Duration>> = Default::default();
     for t in tasks {
         let (id, d) = t.await??;
+        // The shim logs how long each of its steps took.
+        let log = std::fs::read_to_string(rt.dir().join(id.to_string()).join("shim.log")).unwrap_or_default();
+        for (k, v) in log.lines().filter_map(|l| l.strip_prefix("examroom shim: created")).flat_map(|l| {
+            l.split_whitespace().filter_map(|kv| kv.split_once('=')).collect::<Vec<_>>()
+        }) {
+            if let Ok(ms) = v.trim_end_matches("ms").parse::<f64>() {
+                steps.entry(k.to_string()).or_default().push(Duration::from_secs_f64(ms / 1000.0));
+            }
+        }
         ids.push(id);
         ready.push(d);
     }
@@ -128,6 +138,13 @@ async fn sandbox(count: usize, concurrency: usize, idle: usize, base: &str, stat
         ms(*ready.last().unwrap_or(&Duration::ZERO)),
         ms(create_wall)
     );
+
+    let mut line = String::from("  shim steps p50:");
+    for (k, mut v) in steps {
+        v.sort();
+        line.push_str(&format!(" {k} {}", ms(percentile(&v, 50.0))));
+    }
+    println!("{line}");
 
     let wall = Instant::now();
     let mut tasks = Vec::new();

@@ -365,3 +365,36 @@ async fn the_shim_negotiates_versions_and_survives_hostile_clients() {
     assert_eq!(h.rt.status(&id).await.unwrap().state, EnvironmentState::Running);
     h.teardown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shims_live_outside_the_servers_session_and_cgroups() {
+    let h = Harness::new();
+    let id = h.create().await;
+    let pid = shim_pid(&h, &id);
+    // Its own session, so no signal to the server's process group or terminal reaches it.
+    // SAFETY: getsid has no preconditions.
+    let (shim_sid, our_sid) = unsafe { (libc::getsid(pid), libc::getsid(0)) };
+    assert_eq!(shim_sid, pid);
+    assert_ne!(shim_sid, our_sid);
+    // Its own cgroup in every hierarchy it could be tracked by, the service manager's included.
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let own = format!("/examroom/{}/shims/{}", h.label, id);
+    for line in cg.lines() {
+        let controllers = line.split(':').nth(1).unwrap_or("");
+        if ["memory", "pids", "cpu,cpuacct", "cpu", "name=systemd", ""].contains(&controllers) {
+            assert!(line.ends_with(&own), "shim not in its own cgroup: {line}");
+        }
+    }
+    // The environment is in its own cgroups, with a namespace rooted there.
+    let st: state::ShimState =
+        state::read_json(&h.state_dir.join(&h.label).join(id.to_string()).join(state::STATE)).unwrap();
+    let init_cg = std::fs::read_to_string(format!("/proc/{}/cgroup", st.init_pid)).unwrap();
+    let env_cg = format!("/examroom/{}/envs/{}", h.label, id);
+    assert!(init_cg.lines().any(|l| l.contains(":memory:") && l.ends_with(&env_cg)), "{init_cg}");
+    assert!(init_cg.lines().any(|l| l.contains(":freezer:") && l.ends_with(&env_cg)), "{init_cg}");
+    assert_eq!(h.sh_ok(&id, "cat /proc/self/cgroup | grep -c examroom || true").await.trim(), "0");
+    // The shipped service unit restarts only the server.
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dist/examroom.service")).unwrap();
+    assert!(unit.lines().any(|l| l.trim() == "KillMode=process"));
+    h.teardown().await;
+}

@@ -119,7 +119,25 @@ pub(crate) fn layout() -> io::Result<cgroup::Layout> {
     cgroup::detect_layout(&RealOs).map_err(ctx::<(), _>("cgroup layout"))
 }
 
+/// Records how long each create step took, for the shim's log (`shim.log`).
+struct Steps {
+    at: Instant,
+    line: String,
+}
+
+impl Steps {
+    fn new() -> Steps {
+        Steps { at: Instant::now(), line: String::new() }
+    }
+    fn mark(&mut self, step: &str) {
+        let now = Instant::now();
+        self.line.push_str(&format!(" {step}={:.1}ms", (now - self.at).as_secs_f64() * 1000.0));
+        self.at = now;
+    }
+}
+
 fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
+    let mut steps = Steps::new();
     let spec = &cfg.spec;
     let id = spec.id.to_string();
     made.state.shim_pid = std::process::id() as i32;
@@ -128,6 +146,7 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
     let seed = spec.id.short().chars().fold(0u64, |h, c| h.wrapping_mul(31).wrapping_add(c as u64));
     let slot = cfg.uid_pool.allocate(dir, seed).map_err(ctx::<(), _>("claim a uid range"))?;
     made.state.uid = Some(slot);
+    steps.mark("uid");
 
     let cg = Cgroups::new(RealOs, layout()?, &cfg.cgroup_root, &cfg.label);
     let shim_group = cg.create_shim(&id).map_err(ctx::<(), _>("shim cgroup"))?;
@@ -138,6 +157,7 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
     let env_group = cg.create_env(&id, &limits).map_err(ctx::<(), _>("environment cgroup"))?;
     made.state.env_group = Some(env_group.clone());
     made.save()?;
+    steps.mark("cgroups");
 
     let filter = seccomp::candidate_filter().map_err(ctx::<(), _>("seccomp filter"))?;
     let hostname = format!("exam-{}", spec.id.short());
@@ -163,6 +183,7 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
         init::main(child_sock, init_cfg);
     }
     drop(child_sock);
+    steps.mark("clone");
     made.init = Some(pid);
     made.state.init_pid = pid;
     made.save()?;
@@ -185,6 +206,7 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
     drop(userns);
     let names: Vec<String> = trees.trees.iter().map(|(n, _)| n.clone()).collect();
     let fds: Vec<RawFd> = trees.trees.iter().map(|(_, f)| f.as_raw_fd()).collect();
+    steps.mark("idmap");
     init::send(parent_sock.as_raw_fd(), &ToInit::Setup { trees: names, links: trees.links.clone() }, &fds)?;
     drop(trees);
     match call(&parent_sock)? {
@@ -193,6 +215,7 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
         (other, _) => return Err(io::Error::other(format!("unexpected answer from init: {other:?}"))),
     }
 
+    steps.mark("rootfs");
     let sock_path = dir.join(state::SOCKET);
     let _ = std::fs::remove_file(&sock_path);
     let listener = UnixListener::bind(&sock_path).map_err(ctx::<(), _>("bind shim socket"))?;
@@ -200,6 +223,8 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
     let mut shim = Shim::new(cfg.clone(), made.state.clone(), cg, env_group, parent_sock, listener, hostname)?;
     let term = open_terminal(&mut shim, spec.cols, spec.rows)?;
     shim.terminals.push(term);
+    steps.mark("shell");
+    eprintln!("examroom shim: created{}", steps.line);
     made.init = None; // from here on the shim owns init
     made.save()?;
     Ok(shim)

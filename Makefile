@@ -1,0 +1,34 @@
+# examroom: `make test` runs every test; `make run` starts what works today (see README).
+SHELL := /bin/bash
+CARGO ?= cargo
+BIN := target/debug/examroom
+
+.PHONY: deps build test run bench lint clean
+
+deps:
+	@./scripts/install-deps.sh
+
+build: deps
+	$(CARGO) build --workspace --all-features
+
+# Unit tests of every crate, then the integration tests (one binary, real namespaces and cgroups; needs root).
+test: deps
+	$(CARGO) test --workspace --all-features --lib --bins
+	$(CARGO) test --workspace --all-features --test it -- --test-threads=2
+
+# An interactive shell in a fresh sandbox environment; it is destroyed when you leave (Ctrl-]).
+run: build
+	$(BIN) sandbox shell
+
+# Figures for docs/PERFORMANCE.md (release build).
+bench: deps
+	$(CARGO) build --release
+	./target/release/examroom bench sandbox --count 200 --concurrency 1 --idle 100
+	./target/release/examroom bench sandbox --count 50 --concurrency 50 --idle 0
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-features --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean
