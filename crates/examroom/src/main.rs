@@ -30,7 +30,7 @@ enum Command {
 
 #[derive(Subcommand)]
 enum SandboxCommand {
-    /// Create an environment, attach this terminal to its shell, and destroy it when you detach (Ctrl-] or exit 3 times).
+    /// Create an environment, attach this terminal to its shell, and destroy it when you detach with Ctrl-].
     Shell {
         /// Where environments keep their state.
         #[arg(long, default_value = "/var/lib/examroom/sandbox")]

@@ -4,7 +4,7 @@
 //!
 //! # Layout
 //! - [`types`]: what crosses the boundary (specs, limits, exec requests and outputs, statuses, terminal events).
-//! - [`error`]: [`RuntimeError`].
+//! - [`error`]: the runtime's error type, `RuntimeError`.
 //! - [`protocol`]: the versioned, transport-independent protocol between a runtime and the shim that holds one
 //!   environment; [`protocol::client`] is its async client side.
 //! - [`sandbox`] (feature `sandbox`, default): the Linux isolation engine. `sandbox::runtime` is the client

@@ -81,6 +81,15 @@ impl UidPool {
         }
     }
 
+    /// The slot `owner` holds, if any (a scan of the claims; for cleanup after a crash).
+    pub fn claimed_by(&self, owner: &Path) -> Option<u32> {
+        let want = owner.as_os_str().as_encoded_bytes();
+        std::fs::read_dir(&self.dir).ok()?.flatten().find_map(|e| {
+            let slot = e.file_name().to_str()?.parse::<u32>().ok()?;
+            (std::fs::read(e.path()).ok()? == want).then_some(slot)
+        })
+    }
+
     /// Whether `owner` holds `slot`.
     pub fn held_by(&self, slot: u32, owner: &Path) -> bool {
         std::fs::read(self.dir.join(slot.to_string())).is_ok_and(|h| h == owner.as_os_str().as_encoded_bytes())
@@ -108,6 +117,8 @@ mod tests {
         pool.release(a.slot, Path::new("/a")).unwrap();
         assert!(!pool.held_by(a.slot, Path::new("/a")));
         assert_eq!(pool.allocate(Path::new("/e"), 0).unwrap().slot, a.slot);
+        assert_eq!(pool.claimed_by(Path::new("/b")), Some(b.slot));
+        assert_eq!(pool.claimed_by(Path::new("/nobody")), None);
     }
 
     #[test]

@@ -257,6 +257,10 @@ fn setup(cfg: &InitConfig, names: Vec<String>, links: Vec<(String, PathBuf)>, fd
         nix::unistd::setgroups(&[]).map_err(|e| io::Error::other(format!("setgroups: {e}")))?;
         let root = nix::unistd::Uid::from_raw(0);
         nix::unistd::setresuid(root, root, root).map_err(|e| io::Error::other(format!("setresuid: {e}")))?;
+        // A change of credentials clears the parent-death signal: set it again. Should the shim have died in
+        // between, the closed control socket ends us anyway.
+        // SAFETY: plain prctl.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     }
     let trees = BaseTrees { trees: names.into_iter().zip(fds).collect(), links };
     let plan = RootPlan {

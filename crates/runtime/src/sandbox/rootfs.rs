@@ -259,7 +259,7 @@ pub const ETC_ALLOWLIST: &[&str] = &[
     "ethertypes", "gai.conf", "host.conf", "inputrc", "issue", "issue.net", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",
     "locale.alias", "locale.gen", "localtime", "login.defs", "logrotate.conf", "lsb-release", "magic", "magic.mime",
     "mime.types", "mke2fs.conf", "networks", "nsswitch.conf", "os-release", "pam.conf", "pam.d", "profile", "profile.d",
-    "protocols", "python3", "python3.11", "rpc", "security", "services", "shells", "skel", "ssl", "subgid", "subuid",
+    "protocols", "python3", "python3.11", "rpc", "security", "services", "shells", "skel", "ssl",
     "terminfo", "timezone", "vim", "wgetrc", "xattr.conf", "zsh",
 ];
 
@@ -385,7 +385,7 @@ mod tests {
 
     #[test]
     fn no_secret_is_allowlisted() {
-        for bad in ["shadow", "gshadow", "hostname", "hosts", "machine-id", "resolv.conf", "ld.so.preload", "ssh", "sudoers"] {
+        for bad in ["shadow", "gshadow", "hostname", "hosts", "machine-id", "resolv.conf", "ld.so.preload", "ssh", "sudoers", "subuid", "subgid"] {
             assert!(!ETC_ALLOWLIST.contains(&bad), "{bad}");
         }
     }

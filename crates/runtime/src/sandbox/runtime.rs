@@ -198,6 +198,10 @@ impl SandboxRuntime {
         for g in [&st.env_group, &st.shim_group].into_iter().flatten() {
             cg.remove(g, wait).map_err(|e| RuntimeError::Backend(format!("remove cgroup: {e}")))?;
         }
+        if st.uid.is_none() {
+            // A shim that died before recording its claim: find it by owner.
+            st.uid = pool.claimed_by(dir).map(|slot| super::idmap::UidSlot { slot, base: pool.base(slot) });
+        }
         if let Some(slot) = st.uid {
             pool.release(slot.slot, dir).map_err(|e| RuntimeError::io("release the uid range", e))?;
         }
@@ -330,12 +334,13 @@ impl ExecutionRuntime for SandboxRuntime {
         };
         match started.await {
             Ok(()) => Ok(()),
-            Err(e) => {
-                if let Err(c) = self.cleanup_async(dir).await {
+            Err(e) => match self.cleanup_async(dir).await {
+                Ok(_) => Err(e),
+                Err(c) => {
                     tracing::error!(error = %c, "cleanup after a failed create");
+                    Err(RuntimeError::Backend(format!("{e}; cleaning up after it failed too: {c}")))
                 }
-                Err(e)
-            }
+            },
         }
     }
 

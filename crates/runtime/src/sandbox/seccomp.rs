@@ -992,6 +992,9 @@ fi
 if have make; then printf 'all:\n\t@true\n' > Makefile && make -s; fi
 if have perl; then perl -e 'exit 0'; fi
 if have su && id nobody >/dev/null 2>&1; then su -s /bin/sh nobody -c 'id -u' >/dev/null; fi
+if have vim; then vim -u NONE -es -c 'normal Ahi' -c 'wq' a.txt && grep -q hellohi a.txt; fi
+if have ip; then ip addr >/dev/null; fi
+if have ss; then ss -tln >/dev/null; fi
 echo done
 "#;
 

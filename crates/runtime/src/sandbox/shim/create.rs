@@ -61,7 +61,7 @@ pub(crate) fn report(r: &Ready) {
 /// Waits this long for init to answer during create.
 const INIT_TIMEOUT: Duration = Duration::from_secs(20);
 
-fn ctx<T, E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> io::Error + '_ {
+fn ctx<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> io::Error + '_ {
     move |e| io::Error::other(format!("{what}: {e}"))
 }
 
@@ -116,7 +116,7 @@ impl Made {
 
 /// The host's cgroup layout.
 pub(crate) fn layout() -> io::Result<cgroup::Layout> {
-    cgroup::detect_layout(&RealOs).map_err(ctx::<(), _>("cgroup layout"))
+    cgroup::detect_layout(&RealOs).map_err(ctx("cgroup layout"))
 }
 
 /// Records how long each create step took, for the shim's log (`shim.log`).
@@ -144,22 +144,23 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
     made.state.created_unix_ms = state::now_ms();
 
     let seed = spec.id.short().chars().fold(0u64, |h, c| h.wrapping_mul(31).wrapping_add(c as u64));
-    let slot = cfg.uid_pool.allocate(dir, seed).map_err(ctx::<(), _>("claim a uid range"))?;
+    let slot = cfg.uid_pool.allocate(dir, seed).map_err(ctx("claim a uid range"))?;
     made.state.uid = Some(slot);
+    made.save()?;
     steps.mark("uid");
 
     let cg = Cgroups::new(RealOs, layout()?, &cfg.cgroup_root, &cfg.label);
-    let shim_group = cg.create_shim(&id).map_err(ctx::<(), _>("shim cgroup"))?;
+    let shim_group = cg.create_shim(&id).map_err(ctx("shim cgroup"))?;
     made.state.shim_group = Some(shim_group.clone());
-    cg.add_process(&shim_group, made.state.shim_pid).map_err(ctx::<(), _>("join shim cgroup"))?;
+    cg.add_process(&shim_group, made.state.shim_pid).map_err(ctx("join shim cgroup"))?;
     let lim = &spec.limits;
     let limits = cgroup::Limits { memory_bytes: lim.memory_bytes, pids: lim.pids, cpu_millicores: lim.cpu_millicores };
-    let env_group = cg.create_env(&id, &limits).map_err(ctx::<(), _>("environment cgroup"))?;
+    let env_group = cg.create_env(&id, &limits).map_err(ctx("environment cgroup"))?;
     made.state.env_group = Some(env_group.clone());
     made.save()?;
     steps.mark("cgroups");
 
-    let filter = seccomp::candidate_filter().map_err(ctx::<(), _>("seccomp filter"))?;
+    let filter = seccomp::candidate_filter().map_err(ctx("seccomp filter"))?;
     let hostname = format!("exam-{}", spec.id.short());
     let init_cfg = InitConfig {
         disk_bytes: lim.disk_bytes,
@@ -177,7 +178,7 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
         flags |= libc::CLONE_NEWUSER;
     }
     // SAFETY: the shim is single-threaded; the child runs init::main and never returns.
-    let pid = unsafe { sys::clone_into_namespaces(flags) }.map_err(ctx::<(), _>("clone into namespaces"))?;
+    let pid = unsafe { sys::clone_into_namespaces(flags) }.map_err(ctx("clone into namespaces"))?;
     if pid == 0 {
         drop(parent_sock);
         init::main(child_sock, init_cfg);
@@ -190,19 +191,21 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
 
     let userns = if cfg.userns {
         let map = format!("0 {} {}\n", slot.base, RANGE);
-        sys::write_file(Path::new(&format!("/proc/{pid}/uid_map")), &map).map_err(ctx::<(), _>("uid_map"))?;
-        sys::write_file(Path::new(&format!("/proc/{pid}/gid_map")), &map).map_err(ctx::<(), _>("gid_map"))?;
+        sys::write_file(Path::new(&format!("/proc/{pid}/uid_map")), &map).map_err(ctx("uid_map"))?;
+        sys::write_file(Path::new(&format!("/proc/{pid}/gid_map")), &map).map_err(ctx("gid_map"))?;
         Some(userns_of(pid)?)
     } else {
         None
     };
-    cg.add_process(&env_group, pid).map_err(ctx::<(), _>("join environment cgroup"))?;
+    cg.add_process(&env_group, pid).map_err(ctx("join environment cgroup"))?;
     // The OOM killer must pick the candidate's processes, never init. Lowering a score needs CAP_SYS_RESOURCE, which
     // some hosts withhold even from root; init then keeps 0 while every candidate process starts at +500.
-    let _ = sys::write_file(Path::new(&format!("/proc/{pid}/oom_score_adj")), "-1000");
+    // The legacy `oom_adj` file is used on purpose: a privileged write to `oom_score_adj` would also set the floor
+    // that init's children inherit, letting a candidate lower their own score to -1000.
+    let _ = sys::write_file(Path::new(&format!("/proc/{pid}/oom_adj")), "-17");
 
     let trees = BaseTrees::open(&spec.base, &cfg.base_etc, userns.as_ref().map(|f| f.as_raw_fd()))
-        .map_err(ctx::<(), _>("open the base"))?;
+        .map_err(ctx("open the base"))?;
     drop(userns);
     let names: Vec<String> = trees.trees.iter().map(|(n, _)| n.clone()).collect();
     let fds: Vec<RawFd> = trees.trees.iter().map(|(_, f)| f.as_raw_fd()).collect();
@@ -218,7 +221,7 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
     steps.mark("rootfs");
     let sock_path = dir.join(state::SOCKET);
     let _ = std::fs::remove_file(&sock_path);
-    let listener = UnixListener::bind(&sock_path).map_err(ctx::<(), _>("bind shim socket"))?;
+    let listener = UnixListener::bind(&sock_path).map_err(ctx("bind shim socket"))?;
     listener.set_nonblocking(true)?;
     let mut shim = Shim::new(cfg.clone(), made.state.clone(), cg, env_group, parent_sock, listener, hostname)?;
     let term = open_terminal(&mut shim, spec.cols, spec.rows)?;
@@ -241,7 +244,7 @@ fn call(sock: &OwnedFd) -> io::Result<(FromInit, Vec<OwnedFd>)> {
             return Err(io::Error::new(io::ErrorKind::TimedOut, "init did not answer within 20 s"));
         }
         let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
-        let ms = PollTimeout::try_from(left.as_millis().min(u16::MAX as u128) as u16).unwrap_or(PollTimeout::MAX);
+        let ms = PollTimeout::from(left.as_millis().min(u16::MAX as u128) as u16);
         match poll(&mut fds, ms) {
             Err(nix::errno::Errno::EINTR) | Ok(0) => continue,
             Err(e) => return Err(e.into()),

@@ -148,7 +148,7 @@ impl Shim {
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "init did not answer within 10 s"));
             }
             let mut p = [PollFd::new(self.ctl.as_fd(), PollFlags::POLLIN)];
-            let t = PollTimeout::try_from(left.as_millis().min(10_000) as u16).unwrap_or(PollTimeout::MAX);
+            let t = PollTimeout::from(left.as_millis().min(10_000) as u16);
             match poll(&mut p, t) {
                 Err(nix::errno::Errno::EINTR) | Ok(0) => continue,
                 Err(e) => return Err(e.into()),
@@ -265,7 +265,7 @@ pub(crate) fn run(mut shim: Shim) -> i32 {
         let timeout = shim.next_timer(now);
         let t = match timeout {
             None => PollTimeout::NONE,
-            Some(d) => PollTimeout::try_from(d.as_millis().clamp(1, 10_000) as u16).unwrap_or(PollTimeout::MAX),
+            Some(d) => PollTimeout::from(d.as_millis().clamp(1, 10_000) as u16),
         };
         match poll(&mut fds, t) {
             Err(nix::errno::Errno::EINTR) => continue,
