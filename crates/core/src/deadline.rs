@@ -27,10 +27,7 @@ pub struct Deadline {
 impl Deadline {
     /// A clock that started at `started_at_unix_ms` and runs for `duration_ms`.
     pub const fn new(started_at_unix_ms: u64, duration_ms: u64) -> Self {
-        Self {
-            started_at_unix_ms,
-            duration_ms,
-        }
+        Self { started_at_unix_ms, duration_ms }
     }
 
     /// A clock that started at `started_at_unix_ms` and runs for `duration` (whole milliseconds; a duration
@@ -88,9 +85,7 @@ pub enum DurationError {
         input: String,
     },
     /// A number had no unit after it.
-    #[error(
-        "duration \"{input}\" has no unit after {number}; write {number}s, {number}m or {number}h"
-    )]
+    #[error("duration \"{input}\" has no unit after {number}; write {number}s, {number}m or {number}h")]
     MissingUnit {
         /// The input, shortened if long.
         input: String,
@@ -114,9 +109,7 @@ pub enum DurationError {
         unit: String,
     },
     /// A number had a fraction, such as `1.5h`.
-    #[error(
-        "duration \"{input}\" has a fraction; use whole numbers and smaller units, as in 1h30m"
-    )]
+    #[error("duration \"{input}\" has a fraction; use whole numbers and smaller units, as in 1h30m")]
     Fractional {
         /// The input, shortened if long.
         input: String,
@@ -191,27 +184,17 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     let mut last_rank: Option<u8> = None;
     let mut rest = s;
     while let Some(first) = rest.chars().next() {
-        let digits_end = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let digits_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         if digits_end == 0 {
             return Err(if first.is_whitespace() {
                 DurationError::Whitespace { input: quoted() }
             } else if first.is_ascii_alphabetic() {
-                let unit_end = rest
-                    .find(|c: char| !c.is_ascii_alphabetic())
-                    .unwrap_or(rest.len());
-                DurationError::MissingNumber {
-                    input: quoted(),
-                    unit: rest[..unit_end].to_owned(),
-                }
+                let unit_end = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
+                DurationError::MissingNumber { input: quoted(), unit: rest[..unit_end].to_owned() }
             } else if first == '.' || first == ',' {
                 DurationError::Fractional { input: quoted() }
             } else {
-                DurationError::InvalidCharacter {
-                    input: quoted(),
-                    ch: first,
-                }
+                DurationError::InvalidCharacter { input: quoted(), ch: first }
             });
         }
         let number = &rest[..digits_end];
@@ -220,22 +203,14 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         if rest.starts_with(['.', ',']) {
             return Err(DurationError::Fractional { input: quoted() });
         }
-        let unit_end = rest
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(rest.len());
+        let unit_end = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
         let unit = &rest[..unit_end];
         rest = &rest[unit_end..];
         if unit.is_empty() {
             return Err(match rest.chars().next() {
-                None => DurationError::MissingUnit {
-                    input: quoted(),
-                    number: number.to_owned(),
-                },
+                None => DurationError::MissingUnit { input: quoted(), number: number.to_owned() },
                 Some(c) if c.is_whitespace() => DurationError::Whitespace { input: quoted() },
-                Some(ch) => DurationError::InvalidCharacter {
-                    input: quoted(),
-                    ch,
-                },
+                Some(ch) => DurationError::InvalidCharacter { input: quoted(), ch },
             });
         }
         let (rank, ms_per_unit): (u8, u64) = match unit {
@@ -243,19 +218,11 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
             "m" => (2, 60_000),
             "s" => (1, 1_000),
             "ms" => (0, 1),
-            other => {
-                return Err(DurationError::UnknownUnit {
-                    input: quoted(),
-                    unit: shown(other),
-                })
-            }
+            other => return Err(DurationError::UnknownUnit { input: quoted(), unit: shown(other) }),
         };
         match last_rank {
             Some(last) if last == rank => {
-                return Err(DurationError::Repeated {
-                    input: quoted(),
-                    unit: unit.to_owned(),
-                })
+                return Err(DurationError::Repeated { input: quoted(), unit: unit.to_owned() })
             }
             Some(last) if last < rank => return Err(DurationError::OutOfOrder { input: quoted() }),
             _ => {}
@@ -365,50 +332,27 @@ mod tests {
         }
         // The largest total that fits is accepted; one more millisecond is not.
         assert_eq!(d("18446744073709551615ms"), Duration::from_millis(u64::MAX));
-        assert_eq!(
-            d("5124095576030h1551615ms"),
-            Duration::from_millis(u64::MAX)
-        );
-        assert!(matches!(
-            parse_duration("5124095576030h1551616ms"),
-            Err(DurationError::TooLarge { .. })
-        ));
+        assert_eq!(d("5124095576030h1551615ms"), Duration::from_millis(u64::MAX));
+        assert!(matches!(parse_duration("5124095576030h1551616ms"), Err(DurationError::TooLarge { .. })));
     }
 
     #[test]
     fn messages_are_for_people() {
         let msg = |s: &str| parse_duration(s).unwrap_err().to_string();
-        assert_eq!(
-            msg("90"),
-            "duration \"90\" has no unit after 90; write 90s, 90m or 90h"
-        );
+        assert_eq!(msg("90"), "duration \"90\" has no unit after 90; write 90s, 90m or 90h");
         assert_eq!(
             msg("5d"),
             "duration \"5d\" uses the unknown unit \"d\"; use h, m, s or ms (lowercase), as in 1h30m"
         );
-        assert_eq!(
-            msg("-5m"),
-            "duration \"-5m\" is negative; a duration must be greater than zero"
-        );
-        assert_eq!(
-            msg(""),
-            "the duration is empty; write it like 90m, 45s or 1h30m"
-        );
+        assert_eq!(msg("-5m"), "duration \"-5m\" is negative; a duration must be greater than zero");
+        assert_eq!(msg(""), "the duration is empty; write it like 90m, 45s or 1h30m");
         let long = format!("{}x", "1".repeat(100));
         assert!(msg(&long).len() < 200, "{}", msg(&long));
     }
 
     #[test]
     fn format_round_trips() {
-        for s in [
-            "1h30m",
-            "45s",
-            "2h",
-            "1h5s",
-            "2m500ms",
-            "500ms",
-            "1h1m1s1ms",
-        ] {
+        for s in ["1h30m", "45s", "2h", "1h5s", "2m500ms", "500ms", "1h1m1s1ms"] {
             assert_eq!(format_duration(d(s)), s);
         }
         assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
@@ -453,10 +397,7 @@ mod tests {
         assert!(dl.is_due(u64::MAX));
         let dl = Deadline::from_duration(0, Duration::MAX);
         assert_eq!(dl.duration_ms, u64::MAX);
-        assert_eq!(
-            Deadline::from_duration(7, Duration::from_secs(2)),
-            Deadline::new(7, 2_000)
-        );
+        assert_eq!(Deadline::from_duration(7, Duration::from_secs(2)), Deadline::new(7, 2_000));
     }
 
     #[test]

@@ -152,16 +152,12 @@ impl DomainError {
 
     /// An [`DomainError::InvalidRequest`] with this explanation.
     pub fn invalid_request(message: impl Into<String>) -> Self {
-        Self::InvalidRequest {
-            message: message.into(),
-        }
+        Self::InvalidRequest { message: message.into() }
     }
 
     /// An [`DomainError::Internal`] with a new random incident id. Log the incident id with the details.
     pub fn internal() -> Self {
-        Self::Internal {
-            incident: IncidentId::new_v4(),
-        }
+        Self::Internal { incident: IncidentId::new_v4() }
     }
 
     /// The snake_case code.
@@ -223,9 +219,7 @@ impl DomainError {
     /// What to do next, for a person.
     pub fn guidance(&self) -> String {
         match self {
-            Self::SessionNotFound => {
-                "Check the session id, or open your list of sessions to find yours.".to_owned()
-            }
+            Self::SessionNotFound => "Check the session id, or open your list of sessions to find yours.".to_owned(),
             Self::ExamNotFound => "Check the exam id against the exam catalog.".to_owned(),
             Self::ActiveSessionExists { .. } => {
                 "Continue the session you have (its id is in session_id), or finish it before starting another."
@@ -235,32 +229,22 @@ impl DomainError {
                 format!("Try again in {retry_after_secs} seconds.")
             }
             Self::Unauthenticated => "Sign in again with the link you were given.".to_owned(),
-            Self::Forbidden => {
-                "If you think you should be allowed, contact your proctor.".to_owned()
-            }
+            Self::Forbidden => "If you think you should be allowed, contact your proctor.".to_owned(),
             Self::InvalidRequest { .. } => "Correct the request and send it again.".to_owned(),
-            Self::IllegalTransition { .. } => {
-                "Reload the session to see its current state.".to_owned()
-            }
-            Self::SessionNotReady => {
-                "Wait until the session is ready, then try again.".to_owned()
-            }
-            Self::SessionNotEnded => {
-                "The result is available once the session has ended.".to_owned()
-            }
-            Self::SessionEnded => {
-                "Open the session to see how it ended and its result.".to_owned()
-            }
+            Self::IllegalTransition { .. } => "Reload the session to see its current state.".to_owned(),
+            Self::SessionNotReady => "Wait until the session is ready, then try again.".to_owned(),
+            Self::SessionNotEnded => "The result is available once the session has ended.".to_owned(),
+            Self::SessionEnded => "Open the session to see how it ended and its result.".to_owned(),
             Self::NotFound => "Check the address.".to_owned(),
-            Self::ServiceUnavailable { incident: Some(id) } => format!(
-                "Try again in a minute. If it keeps happening, contact your proctor and quote incident {id}."
-            ),
+            Self::ServiceUnavailable { incident: Some(id) } => {
+                format!("Try again in a minute. If it keeps happening, contact your proctor and quote incident {id}.")
+            }
             Self::ServiceUnavailable { incident: None } => {
                 "Try again in a minute. If it keeps happening, contact your proctor.".to_owned()
             }
-            Self::Internal { incident } => format!(
-                "Try again. If it happens again, contact your proctor and quote incident {incident}."
-            ),
+            Self::Internal { incident } => {
+                format!("Try again. If it happens again, contact your proctor and quote incident {incident}.")
+            }
         }
     }
 
@@ -309,10 +293,7 @@ impl DomainError {
 impl From<TransitionError> for DomainError {
     fn from(e: TransitionError) -> Self {
         match e {
-            TransitionError::Illegal { from, trigger } => Self::IllegalTransition {
-                state: from,
-                trigger,
-            },
+            TransitionError::Illegal { from, trigger } => Self::IllegalTransition { state: from, trigger },
         }
     }
 }
@@ -333,11 +314,7 @@ impl ParseEnumError {
         if value.chars().count() > MAX {
             shown.push('…');
         }
-        Self {
-            kind,
-            value: shown,
-            expected,
-        }
+        Self { kind, value: shown, expected }
     }
 
     /// Which enumeration, for example "session state".
@@ -348,11 +325,7 @@ impl ParseEnumError {
 
 impl fmt::Display for ParseEnumError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:?} is not a valid {}; use one of: {}",
-            self.value, self.kind, self.expected
-        )
+        write!(f, "{:?} is not a valid {}; use one of: {}", self.value, self.kind, self.expected)
     }
 }
 
@@ -367,19 +340,12 @@ mod tests {
         vec![
             DomainError::SessionNotFound,
             DomainError::ExamNotFound,
-            DomainError::ActiveSessionExists {
-                session_id: ExamSessionId::new_v4(),
-            },
-            DomainError::CapacityExhausted {
-                retry_after_secs: 30,
-            },
+            DomainError::ActiveSessionExists { session_id: ExamSessionId::new_v4() },
+            DomainError::CapacityExhausted { retry_after_secs: 30 },
             DomainError::Unauthenticated,
             DomainError::Forbidden,
             DomainError::invalid_request("exam_id is missing"),
-            DomainError::IllegalTransition {
-                state: S::Terminated,
-                trigger: T::Submitted,
-            },
+            DomainError::IllegalTransition { state: S::Terminated, trigger: T::Submitted },
             DomainError::SessionNotReady,
             DomainError::SessionNotEnded,
             DomainError::SessionEnded,
@@ -414,18 +380,14 @@ mod tests {
     #[test]
     fn envelope_carries_optional_fields_when_set() {
         let id = ExamSessionId::parse("123e4567-e89b-12d3-a456-426614174000").unwrap();
-        let json = serde_json::to_string(&ErrorEnvelope::from(DomainError::ActiveSessionExists {
-            session_id: id,
-        }))
-        .unwrap();
+        let json =
+            serde_json::to_string(&ErrorEnvelope::from(DomainError::ActiveSessionExists { session_id: id })).unwrap();
         assert_eq!(
             json,
             r#"{"error":{"code":"active_session_exists","message":"You already have an exam session in progress.","guidance":"Continue the session you have (its id is in session_id), or finish it before starting another.","session_id":"123e4567-e89b-12d3-a456-426614174000"}}"#
         );
 
-        let e = DomainError::Internal {
-            incident: IncidentId::from_u64(0x2a),
-        };
+        let e = DomainError::Internal { incident: IncidentId::from_u64(0x2a) };
         let json = serde_json::to_string(&e.envelope()).unwrap();
         assert_eq!(
             json,
@@ -443,19 +405,10 @@ mod tests {
             assert_eq!(obj.keys().collect::<Vec<_>>(), ["error"]);
             let inner = obj["error"].as_object().unwrap();
             for key in inner.keys() {
-                assert!(
-                    ["code", "message", "guidance", "incident", "session_id"]
-                        .contains(&key.as_str()),
-                    "{key}"
-                );
+                assert!(["code", "message", "guidance", "incident", "session_id"].contains(&key.as_str()), "{key}");
             }
             assert_eq!(inner["code"], e.code());
-            assert_eq!(
-                inner.contains_key("incident"),
-                e.incident().is_some(),
-                "{}",
-                e.code()
-            );
+            assert_eq!(inner.contains_key("incident"), e.incident().is_some(), "{}", e.code());
             assert_eq!(inner.contains_key("session_id"), e.session_id().is_some());
         }
     }
@@ -465,24 +418,14 @@ mod tests {
         let e: DomainError = transition(S::Terminated, &T::Submitted).unwrap_err().into();
         assert_eq!(e.code(), "illegal_transition");
         assert_eq!(e.http_status(), 409);
-        assert_eq!(
-            e.message(),
-            "The session is terminated, so it cannot be submitted now."
-        );
-        let e: DomainError = transition(S::Provisioning, &T::StartRequested)
-            .unwrap_err()
-            .into();
-        assert_eq!(
-            e.message(),
-            "The session is provisioning, so it cannot be started now."
-        );
+        assert_eq!(e.message(), "The session is terminated, so it cannot be submitted now.");
+        let e: DomainError = transition(S::Provisioning, &T::StartRequested).unwrap_err().into();
+        assert_eq!(e.message(), "The session is provisioning, so it cannot be started now.");
     }
 
     #[test]
     fn retry_after_and_close_codes() {
-        let e = DomainError::CapacityExhausted {
-            retry_after_secs: 45,
-        };
+        let e = DomainError::CapacityExhausted { retry_after_secs: 45 };
         assert_eq!(e.retry_after_secs(), Some(45));
         assert_eq!(e.guidance(), "Try again in 45 seconds.");
         assert_eq!(DomainError::Forbidden.retry_after_secs(), None);
@@ -498,9 +441,7 @@ mod tests {
     fn messages_carry_no_paths_or_traces() {
         for e in samples() {
             for text in [e.message(), e.guidance()] {
-                assert!(
-                    !text.contains("/home") && !text.contains("/var") && !text.contains("/tmp")
-                );
+                assert!(!text.contains("/home") && !text.contains("/var") && !text.contains("/tmp"));
                 assert!(!text.contains("panicked") && !text.contains(".rs:"));
             }
         }

@@ -95,11 +95,7 @@ fn check_chars(
         return Err(IdError::TooLong { kind, len, max });
     }
     if let Some(ch) = s.chars().find(|&c| !allowed(c)) {
-        return Err(IdError::InvalidChar {
-            kind,
-            ch,
-            allowed: allowed_desc,
-        });
+        return Err(IdError::InvalidChar { kind, ch, allowed: allowed_desc });
     }
     Ok(())
 }
@@ -240,13 +236,9 @@ impl UserId {
     /// Validates `s` as a user id.
     pub fn parse(s: &str) -> Result<Self, IdError> {
         const KIND: &str = "user id";
-        check_chars(
-            KIND,
-            s,
-            Self::MAX_LEN,
-            "letters A-Z and a-z, digits, '.', '_', '@' and '-'",
-            |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-'),
-        )?;
+        check_chars(KIND, s, Self::MAX_LEN, "letters A-Z and a-z, digits, '.', '_', '@' and '-'", |c| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '@' | '-')
+        })?;
         if s == "." || s == ".." {
             return Err(IdError::Reserved { kind: KIND });
         }
@@ -269,13 +261,9 @@ impl ExamId {
     /// Validates `s` as an exam id.
     pub fn parse(s: &str) -> Result<Self, IdError> {
         const KIND: &str = "exam id";
-        check_chars(
-            KIND,
-            s,
-            Self::MAX_LEN,
-            "lowercase letters a-z, digits and '-'",
-            |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-',
-        )?;
+        check_chars(KIND, s, Self::MAX_LEN, "lowercase letters a-z, digits and '-'", |c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+        })?;
         if s.starts_with('-') {
             return Err(IdError::LeadingHyphen { kind: KIND });
         }
@@ -336,14 +324,9 @@ impl IncidentId {
         }
         let ok = s.len() == Self::PREFIX.len() + Self::HEX_LEN
             && s.starts_with(Self::PREFIX)
-            && s[Self::PREFIX.len()..]
-                .chars()
-                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+            && s[Self::PREFIX.len()..].chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
         if !ok {
-            return Err(IdError::Malformed {
-                kind: KIND,
-                expected: "inc- followed by 16 lowercase hex digits",
-            });
+            return Err(IdError::Malformed { kind: KIND, expected: "inc- followed by 16 lowercase hex digits" });
         }
         Ok(Self(s.to_owned()))
     }
@@ -377,16 +360,7 @@ mod tests {
 
     #[test]
     fn user_id_accepts_good_ids() {
-        for s in [
-            "alice",
-            "Alice.Smith",
-            "alice@example.org",
-            "a_b-c.d",
-            "0",
-            "...",
-            ".hidden",
-            "-dash",
-        ] {
+        for s in ["alice", "Alice.Smith", "alice@example.org", "a_b-c.d", "0", "...", ".hidden", "-dash"] {
             let id = UserId::parse(s).unwrap();
             assert_eq!(id.as_str(), s);
             assert_eq!(id.to_string(), s);
@@ -402,27 +376,11 @@ mod tests {
             assert!(UserId::parse(s).is_err(), "{s:?} was accepted");
         }
         let long = "a".repeat(UserId::MAX_LEN + 1);
-        assert_eq!(
-            UserId::parse(&long),
-            Err(IdError::TooLong {
-                kind: "user id",
-                len: 129,
-                max: 128
-            })
-        );
-        assert_eq!(
-            UserId::parse(".."),
-            Err(IdError::Reserved { kind: "user id" })
-        );
-        assert_eq!(
-            UserId::parse("."),
-            Err(IdError::Reserved { kind: "user id" })
-        );
+        assert_eq!(UserId::parse(&long), Err(IdError::TooLong { kind: "user id", len: 129, max: 128 }));
+        assert_eq!(UserId::parse(".."), Err(IdError::Reserved { kind: "user id" }));
+        assert_eq!(UserId::parse("."), Err(IdError::Reserved { kind: "user id" }));
         assert_eq!(UserId::parse(""), Err(IdError::Empty { kind: "user id" }));
-        assert!(matches!(
-            UserId::parse("../x"),
-            Err(IdError::InvalidChar { ch: '/', .. })
-        ));
+        assert!(matches!(UserId::parse("../x"), Err(IdError::InvalidChar { ch: '/', .. })));
     }
 
     #[test]
@@ -441,14 +399,8 @@ mod tests {
         for s in ["Linux", "a_b", "a.b", "..", ".", "a@b"] {
             assert!(ExamId::parse(s).is_err(), "{s:?} was accepted");
         }
-        assert_eq!(
-            ExamId::parse("-x"),
-            Err(IdError::LeadingHyphen { kind: "exam id" })
-        );
-        assert!(matches!(
-            ExamId::parse(&"a".repeat(ExamId::MAX_LEN + 1)),
-            Err(IdError::TooLong { .. })
-        ));
+        assert_eq!(ExamId::parse("-x"), Err(IdError::LeadingHyphen { kind: "exam id" }));
+        assert!(matches!(ExamId::parse(&"a".repeat(ExamId::MAX_LEN + 1)), Err(IdError::TooLong { .. })));
     }
 
     #[test]
@@ -462,10 +414,7 @@ mod tests {
         let upper = s.to_string().to_uppercase();
         assert_eq!(ExamSessionId::parse(&upper).unwrap(), s);
         // Display is always lowercase.
-        assert_eq!(
-            ExamSessionId::parse(&upper).unwrap().to_string(),
-            s.to_string()
-        );
+        assert_eq!(ExamSessionId::parse(&upper).unwrap().to_string(), s.to_string());
     }
 
     #[test]
@@ -495,9 +444,7 @@ mod tests {
         assert_eq!(e.short(), "123e4567e89b");
         let r = EnvironmentId::new_v4().short();
         assert_eq!(r.len(), 12);
-        assert!(r
-            .chars()
-            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(r.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
     }
 
     #[test]
@@ -524,10 +471,7 @@ mod tests {
     fn serde_is_transparent_and_validating() {
         let u = UserId::parse("alice@example.org").unwrap();
         assert_eq!(serde_json::to_string(&u).unwrap(), "\"alice@example.org\"");
-        assert_eq!(
-            serde_json::from_str::<UserId>("\"alice@example.org\"").unwrap(),
-            u
-        );
+        assert_eq!(serde_json::from_str::<UserId>("\"alice@example.org\"").unwrap(), u);
         assert!(serde_json::from_str::<UserId>("\"../x\"").is_err());
         assert!(serde_json::from_str::<ExamId>("\"Bad\"").is_err());
 
@@ -538,10 +482,7 @@ mod tests {
         assert!(serde_json::from_str::<ExamSessionId>("\"nope\"").is_err());
 
         let i = IncidentId::from_u64(1);
-        assert_eq!(
-            serde_json::to_string(&i).unwrap(),
-            "\"inc-0000000000000001\""
-        );
+        assert_eq!(serde_json::to_string(&i).unwrap(), "\"inc-0000000000000001\"");
         assert!(serde_json::from_str::<IncidentId>("\"inc-1\"").is_err());
     }
 

@@ -26,10 +26,7 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod deadline;
 pub mod error;
@@ -38,13 +35,12 @@ pub mod lifecycle;
 pub mod role;
 
 pub use deadline::{
-    format_duration, parse_duration, Deadline, DurationError, DEFAULT_PROVISIONING_TIMEOUT,
-    DEFAULT_START_GRACE,
+    format_duration, parse_duration, Deadline, DurationError, DEFAULT_PROVISIONING_TIMEOUT, DEFAULT_START_GRACE,
 };
 pub use error::{DomainError, ErrorBody, ErrorEnvelope, ParseEnumError};
 pub use ids::{EnvironmentId, ExamId, ExamSessionId, IdError, IncidentId, UserId};
 pub use lifecycle::{
-    allowed_targets, grading_applies, transition, EndReason, Failure, FailureCode, SessionState,
-    Transition, TransitionError, Trigger,
+    allowed_targets, grading_applies, transition, EndReason, Failure, FailureCode, SessionState, Transition,
+    TransitionError, Trigger,
 };
 pub use role::Role;

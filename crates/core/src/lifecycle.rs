@@ -110,16 +110,13 @@ impl FromStr for SessionState {
     type Err = ParseEnumError;
     /// Parses the snake_case name, as in `?state=active`.
     fn from_str(s: &str) -> Result<Self, ParseEnumError> {
-        Self::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| {
-                ParseEnumError::new(
-                    "session state",
-                    s,
-                    "created, provisioning, ready, active, terminating, terminated, failed",
-                )
-            })
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| {
+            ParseEnumError::new(
+                "session state",
+                s,
+                "created, provisioning, ready, active, terminating, terminated, failed",
+            )
+        })
     }
 }
 
@@ -139,12 +136,8 @@ pub enum EndReason {
 
 impl EndReason {
     /// Every end reason.
-    pub const ALL: [EndReason; 4] = [
-        EndReason::Submitted,
-        EndReason::Expired,
-        EndReason::TerminatedByProctor,
-        EndReason::NotStarted,
-    ];
+    pub const ALL: [EndReason; 4] =
+        [EndReason::Submitted, EndReason::Expired, EndReason::TerminatedByProctor, EndReason::NotStarted];
 
     /// The snake_case name used on the wire, for example `"terminated_by_proctor"`.
     pub const fn as_str(self) -> &'static str {
@@ -166,16 +159,9 @@ impl fmt::Display for EndReason {
 impl FromStr for EndReason {
     type Err = ParseEnumError;
     fn from_str(s: &str) -> Result<Self, ParseEnumError> {
-        Self::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| {
-                ParseEnumError::new(
-                    "end reason",
-                    s,
-                    "submitted, expired, terminated_by_proctor, not_started",
-                )
-            })
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| {
+            ParseEnumError::new("end reason", s, "submitted, expired, terminated_by_proctor, not_started")
+        })
     }
 }
 
@@ -221,9 +207,7 @@ impl FailureCode {
         match self {
             FailureCode::ProvisioningFailed => "Your exam environment could not be prepared.",
             FailureCode::ProvisioningTimeout => "Preparing your exam environment took too long.",
-            FailureCode::BackendUnavailable => {
-                "The system that runs exam environments is unavailable."
-            }
+            FailureCode::BackendUnavailable => "The system that runs exam environments is unavailable.",
             FailureCode::EnvironmentLost => "Your exam environment stopped unexpectedly.",
             FailureCode::Internal => "Something went wrong on our side.",
         }
@@ -238,9 +222,7 @@ impl FailureCode {
             FailureCode::BackendUnavailable => {
                 "Wait a few minutes and start the exam again. If it keeps failing, contact your proctor."
             }
-            FailureCode::EnvironmentLost => {
-                "Contact your proctor; what happened in your session has been recorded."
-            }
+            FailureCode::EnvironmentLost => "Contact your proctor; what happened in your session has been recorded.",
             FailureCode::Internal => "Contact your proctor.",
         }
     }
@@ -275,16 +257,13 @@ impl fmt::Display for FailureCode {
 impl FromStr for FailureCode {
     type Err = ParseEnumError;
     fn from_str(s: &str) -> Result<Self, ParseEnumError> {
-        Self::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| {
-                ParseEnumError::new(
-                    "failure code",
-                    s,
-                    "provisioning_failed, provisioning_timeout, backend_unavailable, environment_lost, internal",
-                )
-            })
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| {
+            ParseEnumError::new(
+                "failure code",
+                s,
+                "provisioning_failed, provisioning_timeout, backend_unavailable, environment_lost, internal",
+            )
+        })
     }
 }
 
@@ -305,12 +284,7 @@ pub struct Failure {
 impl Failure {
     /// A failure with the code's standard message and guidance, and no detail.
     pub fn new(code: FailureCode) -> Self {
-        Self {
-            code,
-            message: code.message().to_owned(),
-            guidance: code.guidance().to_owned(),
-            detail: None,
-        }
+        Self { code, message: code.message().to_owned(), guidance: code.guidance().to_owned(), detail: None }
     }
 
     /// The same failure with proctor-only detail attached.
@@ -321,10 +295,7 @@ impl Failure {
 
     /// The view a candidate may see: the same failure without `detail`.
     pub fn for_candidate(&self) -> Self {
-        Self {
-            detail: None,
-            ..self.clone()
-        }
+        Self { detail: None, ..self.clone() }
     }
 }
 
@@ -445,8 +416,7 @@ impl Transition {
             Trigger::ProctorTerminated { grade } => grade,
             _ => true,
         };
-        self.end_reason
-            .map(|reason| grading_applies(reason, proctor_grade))
+        self.end_reason.map(|reason| grading_applies(reason, proctor_grade))
     }
 
     /// The failure code, when this transition is to `failed`.
@@ -479,35 +449,18 @@ pub fn transition(from: SessionState, trigger: &Trigger) -> Result<Transition, T
     use SessionState as S;
     use Trigger as T;
 
-    let (to, end_reason, reason): (SessionState, Option<EndReason>, String) = match (from, *trigger)
-    {
-        (S::Created, T::ProvisioningStarted) => {
-            (S::Provisioning, None, "provisioning started".to_owned())
+    let (to, end_reason, reason): (SessionState, Option<EndReason>, String) = match (from, *trigger) {
+        (S::Created, T::ProvisioningStarted) => (S::Provisioning, None, "provisioning started".to_owned()),
+        (S::Provisioning, T::ProvisioningSucceeded) => {
+            (S::Ready, None, "the environment is ready; the candidate may attach".to_owned())
         }
-        (S::Provisioning, T::ProvisioningSucceeded) => (
-            S::Ready,
-            None,
-            "the environment is ready; the candidate may attach".to_owned(),
-        ),
-        (S::Created | S::Provisioning | S::Ready | S::Active, T::Failed(code))
-            if code.applies_in(from) =>
-        {
-            (
-                S::Failed,
-                None,
-                format!("failed ({code}): {}", code.message()),
-            )
+        (S::Created | S::Provisioning | S::Ready | S::Active, T::Failed(code)) if code.applies_in(from) => {
+            (S::Failed, None, format!("failed ({code}): {}", code.message()))
         }
-        (S::Ready, T::FirstAttach) => (
-            S::Active,
-            None,
-            "the candidate's first attach started the exam clock".to_owned(),
-        ),
-        (S::Ready, T::StartRequested) => (
-            S::Active,
-            None,
-            "the candidate started the exam clock".to_owned(),
-        ),
+        (S::Ready, T::FirstAttach) => {
+            (S::Active, None, "the candidate's first attach started the exam clock".to_owned())
+        }
+        (S::Ready, T::StartRequested) => (S::Active, None, "the candidate started the exam clock".to_owned()),
         (S::Ready, T::StartGraceExpired) => (
             S::Terminating,
             Some(EndReason::NotStarted),
@@ -522,35 +475,16 @@ pub fn transition(from: SessionState, trigger: &Trigger) -> Result<Transition, T
                 "terminated by a proctor without grading".to_owned()
             },
         ),
-        (S::Active, T::Submitted) => (
-            S::Terminating,
-            Some(EndReason::Submitted),
-            "submitted by the candidate".to_owned(),
-        ),
-        (S::Active, T::DeadlinePassed) => (
-            S::Terminating,
-            Some(EndReason::Expired),
-            "the deadline passed".to_owned(),
-        ),
-        (S::Terminating, T::TeardownVerified) => (
-            S::Terminated,
-            None,
-            "the environment was destroyed and its removal verified".to_owned(),
-        ),
-        _ => {
-            return Err(TransitionError::Illegal {
-                from,
-                trigger: *trigger,
-            })
+        (S::Active, T::Submitted) => {
+            (S::Terminating, Some(EndReason::Submitted), "submitted by the candidate".to_owned())
         }
+        (S::Active, T::DeadlinePassed) => (S::Terminating, Some(EndReason::Expired), "the deadline passed".to_owned()),
+        (S::Terminating, T::TeardownVerified) => {
+            (S::Terminated, None, "the environment was destroyed and its removal verified".to_owned())
+        }
+        _ => return Err(TransitionError::Illegal { from, trigger: *trigger }),
     };
-    Ok(Transition {
-        from,
-        to,
-        trigger: *trigger,
-        end_reason,
-        reason,
-    })
+    Ok(Transition { from, to, trigger: *trigger, end_reason, reason })
 }
 
 /// The states that `from` may move to, in lifecycle order. Empty for final states.
@@ -592,60 +526,17 @@ mod tests {
             (S::Provisioning, T::ProvisioningSucceeded, S::Ready, None),
             (S::Ready, T::FirstAttach, S::Active, None),
             (S::Ready, T::StartRequested, S::Active, None),
-            (
-                S::Ready,
-                T::StartGraceExpired,
-                S::Terminating,
-                Some(EndReason::NotStarted),
-            ),
-            (
-                S::Ready,
-                T::ProctorTerminated { grade: true },
-                S::Terminating,
-                Some(EndReason::TerminatedByProctor),
-            ),
-            (
-                S::Ready,
-                T::ProctorTerminated { grade: false },
-                S::Terminating,
-                Some(EndReason::TerminatedByProctor),
-            ),
-            (
-                S::Active,
-                T::Submitted,
-                S::Terminating,
-                Some(EndReason::Submitted),
-            ),
-            (
-                S::Active,
-                T::DeadlinePassed,
-                S::Terminating,
-                Some(EndReason::Expired),
-            ),
-            (
-                S::Active,
-                T::ProctorTerminated { grade: true },
-                S::Terminating,
-                Some(EndReason::TerminatedByProctor),
-            ),
-            (
-                S::Active,
-                T::ProctorTerminated { grade: false },
-                S::Terminating,
-                Some(EndReason::TerminatedByProctor),
-            ),
+            (S::Ready, T::StartGraceExpired, S::Terminating, Some(EndReason::NotStarted)),
+            (S::Ready, T::ProctorTerminated { grade: true }, S::Terminating, Some(EndReason::TerminatedByProctor)),
+            (S::Ready, T::ProctorTerminated { grade: false }, S::Terminating, Some(EndReason::TerminatedByProctor)),
+            (S::Active, T::Submitted, S::Terminating, Some(EndReason::Submitted)),
+            (S::Active, T::DeadlinePassed, S::Terminating, Some(EndReason::Expired)),
+            (S::Active, T::ProctorTerminated { grade: true }, S::Terminating, Some(EndReason::TerminatedByProctor)),
+            (S::Active, T::ProctorTerminated { grade: false }, S::Terminating, Some(EndReason::TerminatedByProctor)),
             (S::Terminating, T::TeardownVerified, S::Terminated, None),
         ];
         let failures: [(S, &[F]); 4] = [
-            (
-                S::Created,
-                &[
-                    F::ProvisioningFailed,
-                    F::ProvisioningTimeout,
-                    F::BackendUnavailable,
-                    F::Internal,
-                ],
-            ),
+            (S::Created, &[F::ProvisioningFailed, F::ProvisioningTimeout, F::BackendUnavailable, F::Internal]),
             (
                 S::Provisioning,
                 &[
@@ -656,14 +547,8 @@ mod tests {
                     F::Internal,
                 ],
             ),
-            (
-                S::Ready,
-                &[F::BackendUnavailable, F::EnvironmentLost, F::Internal],
-            ),
-            (
-                S::Active,
-                &[F::BackendUnavailable, F::EnvironmentLost, F::Internal],
-            ),
+            (S::Ready, &[F::BackendUnavailable, F::EnvironmentLost, F::Internal]),
+            (S::Active, &[F::BackendUnavailable, F::EnvironmentLost, F::Internal]),
         ];
         for (from, codes) in failures {
             for &code in codes {
@@ -677,13 +562,7 @@ mod tests {
     fn trigger_all_is_complete_and_distinct() {
         // Every failure code and both grade choices are represented once.
         for code in FailureCode::ALL {
-            assert_eq!(
-                Trigger::ALL
-                    .iter()
-                    .filter(|t| **t == Trigger::Failed(code))
-                    .count(),
-                1
-            );
+            assert_eq!(Trigger::ALL.iter().filter(|t| **t == Trigger::Failed(code)).count(), 1);
         }
         for (i, a) in Trigger::ALL.iter().enumerate() {
             for b in &Trigger::ALL[i + 1..] {
@@ -698,10 +577,8 @@ mod tests {
         let mut legal_seen = 0;
         for from in S::ALL {
             for trigger in Trigger::ALL {
-                let expected = table
-                    .iter()
-                    .find(|(f, t, _, _)| *f == from && *t == trigger)
-                    .map(|(_, _, to, end)| (*to, *end));
+                let expected =
+                    table.iter().find(|(f, t, _, _)| *f == from && *t == trigger).map(|(_, _, to, end)| (*to, *end));
                 match (transition(from, &trigger), expected) {
                     (Ok(tr), Some((to, end))) => {
                         legal_seen += 1;
@@ -726,21 +603,15 @@ mod tests {
     fn allowed_targets_match_the_contract_and_the_guard() {
         assert_eq!(allowed_targets(S::Created), [S::Provisioning, S::Failed]);
         assert_eq!(allowed_targets(S::Provisioning), [S::Ready, S::Failed]);
-        assert_eq!(
-            allowed_targets(S::Ready),
-            [S::Active, S::Terminating, S::Failed]
-        );
+        assert_eq!(allowed_targets(S::Ready), [S::Active, S::Terminating, S::Failed]);
         assert_eq!(allowed_targets(S::Active), [S::Terminating, S::Failed]);
         assert_eq!(allowed_targets(S::Terminating), [S::Terminated]);
         assert!(allowed_targets(S::Terminated).is_empty());
         assert!(allowed_targets(S::Failed).is_empty());
         // Every allowed target is reachable by some trigger, and nothing else is.
         for from in S::ALL {
-            let mut reached: Vec<S> = Trigger::ALL
-                .iter()
-                .filter_map(|t| transition(from, t).ok())
-                .map(|t| t.to)
-                .collect();
+            let mut reached: Vec<S> =
+                Trigger::ALL.iter().filter_map(|t| transition(from, t).ok()).map(|t| t.to).collect();
             reached.sort();
             reached.dedup();
             let mut allowed = allowed_targets(from).to_vec();
@@ -786,54 +657,33 @@ mod tests {
         let graded = |from, t| transition(from, &t).unwrap().graded();
         assert_eq!(graded(S::Active, T::Submitted), Some(true));
         assert_eq!(graded(S::Active, T::DeadlinePassed), Some(true));
-        assert_eq!(
-            graded(S::Active, T::ProctorTerminated { grade: false }),
-            Some(false)
-        );
-        assert_eq!(
-            graded(S::Ready, T::ProctorTerminated { grade: true }),
-            Some(true)
-        );
+        assert_eq!(graded(S::Active, T::ProctorTerminated { grade: false }), Some(false));
+        assert_eq!(graded(S::Ready, T::ProctorTerminated { grade: true }), Some(true));
         assert_eq!(graded(S::Ready, T::StartGraceExpired), Some(false));
         assert_eq!(graded(S::Ready, T::StartRequested), None);
-        assert_eq!(
-            graded(S::Active, T::Failed(FailureCode::EnvironmentLost)),
-            None
-        );
+        assert_eq!(graded(S::Active, T::Failed(FailureCode::EnvironmentLost)), None);
     }
 
     #[test]
     fn failure_code_of_a_transition() {
         let t = transition(S::Active, &T::Failed(FailureCode::EnvironmentLost)).unwrap();
         assert_eq!(t.failure_code(), Some(FailureCode::EnvironmentLost));
-        assert_eq!(
-            transition(S::Active, &T::Submitted).unwrap().failure_code(),
-            None
-        );
+        assert_eq!(transition(S::Active, &T::Submitted).unwrap().failure_code(), None);
     }
 
     #[test]
     fn names_round_trip_and_match_serde() {
         for s in S::ALL {
             assert_eq!(s.as_str().parse::<S>().unwrap(), s);
-            assert_eq!(
-                serde_json::to_string(&s).unwrap(),
-                format!("\"{}\"", s.as_str())
-            );
+            assert_eq!(serde_json::to_string(&s).unwrap(), format!("\"{}\"", s.as_str()));
         }
         for r in EndReason::ALL {
             assert_eq!(r.as_str().parse::<EndReason>().unwrap(), r);
-            assert_eq!(
-                serde_json::to_string(&r).unwrap(),
-                format!("\"{}\"", r.as_str())
-            );
+            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{}\"", r.as_str()));
         }
         for c in FailureCode::ALL {
             assert_eq!(c.as_str().parse::<FailureCode>().unwrap(), c);
-            assert_eq!(
-                serde_json::to_string(&c).unwrap(),
-                format!("\"{}\"", c.as_str())
-            );
+            assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{}\"", c.as_str()));
             assert!(!c.message().is_empty() && !c.guidance().is_empty());
         }
         assert!("Active".parse::<S>().is_err());
@@ -852,14 +702,8 @@ mod tests {
             serde_json::to_string(&T::ProctorTerminated { grade: false }).unwrap(),
             r#"{"proctor_terminated":{"grade":false}}"#
         );
-        assert_eq!(
-            serde_json::to_string(&T::Failed(FailureCode::Internal)).unwrap(),
-            r#"{"failed":"internal"}"#
-        );
-        assert_eq!(
-            T::Failed(FailureCode::EnvironmentLost).to_string(),
-            "failed(environment_lost)"
-        );
+        assert_eq!(serde_json::to_string(&T::Failed(FailureCode::Internal)).unwrap(), r#"{"failed":"internal"}"#);
+        assert_eq!(T::Failed(FailureCode::EnvironmentLost).to_string(), "failed(environment_lost)");
     }
 
     #[test]
@@ -878,19 +722,13 @@ mod tests {
     #[test]
     fn illegal_transition_message() {
         let e = transition(S::Terminated, &T::Submitted).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "a session that is terminated cannot take the trigger submitted"
-        );
+        assert_eq!(e.to_string(), "a session that is terminated cannot take the trigger submitted");
     }
 
     #[test]
     fn failure_detail_is_for_proctors() {
         let f = Failure::new(FailureCode::ProvisioningFailed).with_detail("setup step 2 exited 1");
-        assert_eq!(
-            serde_json::to_value(&f).unwrap()["detail"],
-            "setup step 2 exited 1"
-        );
+        assert_eq!(serde_json::to_value(&f).unwrap()["detail"], "setup step 2 exited 1");
         let c = f.for_candidate();
         assert_eq!(c.detail, None);
         assert_eq!(

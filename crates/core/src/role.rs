@@ -9,9 +9,7 @@ use crate::error::ParseEnumError;
 
 /// A person's role. A token without a `role` claim is a candidate: put `#[serde(default)]` on the claim's
 /// field so that a missing claim becomes [`Role::Candidate`].
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Takes exams; sees only their own sessions.
@@ -77,10 +75,7 @@ mod tests {
 
     #[test]
     fn serde_is_lowercase_and_strict() {
-        assert_eq!(
-            serde_json::to_string(&Role::Proctor).unwrap(),
-            "\"proctor\""
-        );
+        assert_eq!(serde_json::to_string(&Role::Proctor).unwrap(), "\"proctor\"");
         assert!(serde_json::from_str::<Role>("\"Proctor\"").is_err());
         assert!(serde_json::from_str::<Role>("\"admin\"").is_err());
     }

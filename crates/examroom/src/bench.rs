@@ -35,7 +35,9 @@ pub enum Bench {
 
 pub async fn run(b: Bench) -> Result<()> {
     match b {
-        Bench::Sandbox { count, concurrency, idle, base, state_dir } => sandbox(count, concurrency, idle, &base, state_dir).await,
+        Bench::Sandbox { count, concurrency, idle, base, state_dir } => {
+            sandbox(count, concurrency, idle, &base, state_dir).await
+        }
     }
 }
 
@@ -118,9 +120,11 @@ async fn sandbox(count: usize, concurrency: usize, idle: usize, base: &str, stat
         let (id, d) = t.await??;
         // The shim logs how long each of its steps took.
         let log = std::fs::read_to_string(rt.dir().join(id.to_string()).join("shim.log")).unwrap_or_default();
-        for (k, v) in log.lines().filter_map(|l| l.strip_prefix("examroom shim: created")).flat_map(|l| {
-            l.split_whitespace().filter_map(|kv| kv.split_once('=')).collect::<Vec<_>>()
-        }) {
+        for (k, v) in log
+            .lines()
+            .filter_map(|l| l.strip_prefix("examroom shim: created"))
+            .flat_map(|l| l.split_whitespace().filter_map(|kv| kv.split_once('=')).collect::<Vec<_>>())
+        {
             if let Ok(ms) = v.trim_end_matches("ms").parse::<f64>() {
                 steps.entry(k.to_string()).or_default().push(Duration::from_secs_f64(ms / 1000.0));
             }
@@ -189,7 +193,11 @@ async fn sandbox(count: usize, concurrency: usize, idle: usize, base: &str, stat
         tokio::time::sleep(Duration::from_secs(2)).await;
         let after = mem_available_kib()?;
         let per = (before.saturating_sub(after)) as f64 / idle as f64;
-        println!("memory per idle environment (MemAvailable drop over {idle}): {:.0} KiB ({:.2} MiB)", per, per / 1024.0);
+        println!(
+            "memory per idle environment (MemAvailable drop over {idle}): {:.0} KiB ({:.2} MiB)",
+            per,
+            per / 1024.0
+        );
         let mut tasks = Vec::new();
         for id in ids {
             let (rt, sem) = (rt.clone(), sem.clone());

@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "examroom", version, about = "Isolated Linux exam environments in the browser, for many candidates at once")]
+#[command(
+    name = "examroom",
+    version,
+    about = "Isolated Linux exam environments in the browser, for many candidates at once"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -26,7 +26,9 @@ impl Base {
             _ => match s.strip_prefix("rootfs:") {
                 Some(p) if p.starts_with('/') && !p.split('/').any(|c| c == "..") => Ok(Base::Rootfs(PathBuf::from(p))),
                 Some(_) => Err(RuntimeError::invalid("base", "rootfs:PATH needs an absolute path without `..`")),
-                None => Err(RuntimeError::invalid("base", format!("unknown base {s:?}; use \"host\" or \"rootfs:/PATH\""))),
+                None => {
+                    Err(RuntimeError::invalid("base", format!("unknown base {s:?}; use \"host\" or \"rootfs:/PATH\"")))
+                }
             },
         }
     }

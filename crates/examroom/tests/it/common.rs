@@ -34,6 +34,7 @@ pub struct Harness {
     pub rt: SandboxRuntime,
     pub label: String,
     pub state_dir: PathBuf,
+    torn_down: bool,
     _tmp: tempfile::TempDir,
 }
 
@@ -51,7 +52,7 @@ impl Harness {
         cfg.shim_program = shim_program();
         f(&mut cfg);
         let rt = SandboxRuntime::new(cfg).expect("runtime");
-        Harness { rt, label, state_dir: tmp.path().to_path_buf(), _tmp: tmp }
+        Harness { rt, label, state_dir: tmp.path().to_path_buf(), torn_down: false, _tmp: tmp }
     }
 
     /// Another runtime on the same state directory and label (a restarted server).
@@ -94,12 +95,24 @@ impl Harness {
     }
 
     /// Destroys every environment of this harness and checks that nothing of this label is left.
-    pub async fn teardown(self) {
+    pub async fn teardown(mut self) {
         for st in self.rt.list().await.expect("list") {
             let r = self.rt.destroy(&st.id).await.expect("destroy");
             assert!(r.verified);
         }
         assert_no_leaks(&self.label, &self.state_dir).await;
+        self.torn_down = true;
+    }
+}
+
+impl Drop for Harness {
+    /// A test that failed before `teardown` must not leave environments running on the machine.
+    fn drop(&mut self) {
+        if !self.torn_down {
+            if let Err(e) = self.rt.destroy_all_blocking() {
+                eprintln!("harness cleanup of {}: {e}", self.label);
+            }
+        }
     }
 }
 
@@ -115,7 +128,9 @@ pub async fn expect_output(term: &mut Terminal, needle: &str, within: Duration) 
         match tokio::time::timeout(left, term.output.next()).await {
             Ok(Ok(Some(TerminalEvent::Output(b)))) => seen.extend_from_slice(&b),
             Ok(Ok(Some(TerminalEvent::Notice(m)))) => seen.extend_from_slice(format!("\n[notice] {m}\n").as_bytes()),
-            Ok(Ok(other)) => panic!("terminal ended ({other:?}) before {needle:?}; saw {:?}", String::from_utf8_lossy(&seen)),
+            Ok(Ok(other)) => {
+                panic!("terminal ended ({other:?}) before {needle:?}; saw {:?}", String::from_utf8_lossy(&seen))
+            }
             Ok(Err(e)) => panic!("terminal error {e} before {needle:?}"),
             Err(_) => panic!("no {needle:?} within {within:?}; saw {:?}", String::from_utf8_lossy(&seen)),
         }

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use examroom_core::EnvironmentId;
 use examroom_runtime::protocol::{self, client, Kind, Reply, Request};
 use examroom_runtime::sandbox::state;
-use examroom_runtime::{Base, EnvironmentSpec, EnvironmentState, ExecRequest, ExecutionRuntime, RuntimeError, TerminalEvent};
+use examroom_runtime::{
+    Base, EnvironmentSpec, EnvironmentState, ExecRequest, ExecutionRuntime, RuntimeError, TerminalEvent,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
@@ -120,7 +122,11 @@ async fn exec_honours_exit_code_output_stdin_timeout_and_limit() {
 async fn destroy_removes_everything_and_is_verified() {
     let h = Harness::new();
     let id = h.create().await;
-    h.sh_ok(&id, "setsid sleep 600 >/dev/null 2>&1 < /dev/null & setsid sleep 601 >/dev/null 2>&1 < /dev/null & echo started").await;
+    h.sh_ok(
+        &id,
+        "setsid sleep 600 >/dev/null 2>&1 < /dev/null & setsid sleep 601 >/dev/null 2>&1 < /dev/null & echo started",
+    )
+    .await;
     let mut term = h.rt.attach(&id, "main").await.unwrap();
     let st = h.rt.status(&id).await.unwrap();
     assert!(st.processes >= 4, "init, shell and two sleeps: {}", st.processes);
@@ -143,7 +149,8 @@ async fn destroy_removes_everything_and_is_verified() {
 }
 
 fn shim_pid(h: &Harness, id: &EnvironmentId) -> i32 {
-    let st: state::ShimState = state::read_json(&h.state_dir.join(&h.label).join(id.to_string()).join(state::STATE)).unwrap();
+    let st: state::ShimState =
+        state::read_json(&h.state_dir.join(&h.label).join(id.to_string()).join(state::STATE)).unwrap();
     assert!(st.shim_pid > 0 && st.init_pid > 0);
     st.shim_pid
 }
@@ -244,10 +251,17 @@ async fn bad_input_is_refused_before_anything_is_created() {
     refused(h.rt.create(spec(&|s| s.limits.cpu_millicores = 0)).await, "cpu");
     refused(h.rt.create(spec(&|s| s.limits.disk_bytes = s.limits.memory_bytes)).await, "disk");
     refused(h.rt.create(spec(&|s| s.cols = 0)).await, "size");
-    assert!(Base::parse("rootfs:relative").is_err() && Base::parse("rootfs:/a/../b").is_err() && Base::parse("image:x").is_err());
+    assert!(
+        Base::parse("rootfs:relative").is_err()
+            && Base::parse("rootfs:/a/../b").is_err()
+            && Base::parse("image:x").is_err()
+    );
     assert_eq!(std::fs::read_dir(&envs).unwrap().count(), 0, "a refused create left something");
     for label in ["", "UPPER", "a/b", "../x", "-lead", "sp ace", "x\u{301}"] {
-        let r = examroom_runtime::sandbox::SandboxRuntime::new(examroom_runtime::sandbox::SandboxConfig::new(&h.state_dir, label));
+        let r = examroom_runtime::sandbox::SandboxRuntime::new(examroom_runtime::sandbox::SandboxConfig::new(
+            &h.state_dir,
+            label,
+        ));
         assert!(matches!(r, Err(RuntimeError::InvalidSpec { .. })), "label {label:?} accepted");
     }
     let id = h.create().await;

@@ -69,9 +69,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ShimClient<S> {
                 _ => Err(proto("the shim closed the connection during hello")),
             }
         };
-        let version = tokio::time::timeout(REQUEST_TIMEOUT, go)
-            .await
-            .map_err(|_| RuntimeError::Timeout { what: "shim hello".into(), ms: REQUEST_TIMEOUT.as_millis() as u64 })??;
+        let version = tokio::time::timeout(REQUEST_TIMEOUT, go).await.map_err(|_| RuntimeError::Timeout {
+            what: "shim hello".into(),
+            ms: REQUEST_TIMEOUT.as_millis() as u64,
+        })??;
         Ok(ShimClient { stream, version })
     }
 
@@ -92,9 +93,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ShimClient<S> {
                 }
             }
         };
-        tokio::time::timeout(timeout, go)
-            .await
-            .map_err(|_| RuntimeError::Timeout { what: format!("shim answer to {req:?}"), ms: timeout.as_millis() as u64 })?
+        tokio::time::timeout(timeout, go).await.map_err(|_| RuntimeError::Timeout {
+            what: format!("shim answer to {req:?}"),
+            ms: timeout.as_millis() as u64,
+        })?
     }
 
     /// Runs a command: sends the request and stdin, collects output until `ExecDone`.

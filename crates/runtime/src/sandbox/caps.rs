@@ -139,15 +139,20 @@ pub fn drop_all() -> Result<(), CapsError> {
     drop_to(0)
 }
 
+/// Keeps only CAP_SETUID and CAP_SETGID, in every set including the bounding set. For the no-user-namespace fallback:
+/// called as root just before switching to the unprivileged uid (which then clears the rest), so that even the bounding
+/// set that survives the switch holds nothing else.
+pub fn drop_for_setuid() -> Result<(), CapsError> {
+    drop_to(Capability::CAP_SETUID.bitmask() | Capability::CAP_SETGID.bitmask())
+}
+
 /// Zero as `unsigned long`: `prctl` is variadic and glibc reads every
 /// argument as `unsigned long`; some options reject non-zero unused arguments.
 const Z: libc::c_ulong = 0;
 
 /// Bitmask (bit = kernel capability index) of [`CANDIDATE_CAPS`].
 fn candidate_mask() -> u64 {
-    CANDIDATE_CAPS
-        .iter()
-        .fold(0, |mask, cap| mask | cap.bitmask())
+    CANDIDATE_CAPS.iter().fold(0, |mask, cap| mask | cap.bitmask())
 }
 
 fn drop_to(keep: u64) -> Result<(), CapsError> {
@@ -157,10 +162,7 @@ fn drop_to(keep: u64) -> Result<(), CapsError> {
     // Shrinking the bounding set needs CAP_SETPCAP in the effective set.
     let can_shrink_bounding = current.permitted & setpcap != 0;
     if can_shrink_bounding && current.effective & setpcap == 0 {
-        capset(CapSets {
-            effective: current.effective | setpcap,
-            ..current
-        })?;
+        capset(CapSets { effective: current.effective | setpcap, ..current })?;
     }
 
     let extra_bounding = read_bounding()? & !keep;
@@ -168,20 +170,13 @@ fn drop_to(keep: u64) -> Result<(), CapsError> {
         if can_shrink_bounding {
             for cap in bits(extra_bounding) {
                 // SAFETY: prctl with integer arguments.
-                let rc = unsafe {
-                    libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), Z, Z, Z)
-                };
+                let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), Z, Z, Z) };
                 if rc != 0 {
-                    return Err(CapsError::BoundingDrop {
-                        cap,
-                        source: io::Error::last_os_error(),
-                    });
+                    return Err(CapsError::BoundingDrop { cap, source: io::Error::last_os_error() });
                 }
             }
         } else if is_root() {
-            return Err(CapsError::BoundingSetLocked {
-                extra: extra_bounding,
-            });
+            return Err(CapsError::BoundingSetLocked { extra: extra_bounding });
         } else {
             // Non-root and unable to touch the bounding set: make it unreachable.
             set_no_new_privs()?;
@@ -191,38 +186,22 @@ fn drop_to(keep: u64) -> Result<(), CapsError> {
     clear_ambient()?;
 
     let target = keep & current.permitted;
-    capset(CapSets {
-        effective: target,
-        permitted: target,
-        inheritable: 0,
-    })?;
+    capset(CapSets { effective: target, permitted: target, inheritable: 0 })?;
 
     // Verify: cheap, and a silent failure here would be a sandbox escape.
     let after = capget()?;
-    for (set, value) in [
-        ("permitted", after.permitted),
-        ("effective", after.effective),
-    ] {
+    for (set, value) in [("permitted", after.permitted), ("effective", after.effective)] {
         if value & !keep != 0 {
-            return Err(CapsError::StillPresent {
-                set,
-                extra: value & !keep,
-            });
+            return Err(CapsError::StillPresent { set, extra: value & !keep });
         }
     }
     if after.inheritable != 0 {
-        return Err(CapsError::StillPresent {
-            set: "inheritable",
-            extra: after.inheritable,
-        });
+        return Err(CapsError::StillPresent { set: "inheritable", extra: after.inheritable });
     }
     if can_shrink_bounding {
         let left = read_bounding()? & !keep;
         if left != 0 {
-            return Err(CapsError::StillPresent {
-                set: "bounding",
-                extra: left,
-            });
+            return Err(CapsError::StillPresent { set: "bounding", extra: left });
         }
     }
     Ok(())
@@ -249,15 +228,7 @@ fn set_no_new_privs() -> Result<(), CapsError> {
 
 fn clear_ambient() -> Result<(), CapsError> {
     // SAFETY: prctl with integer arguments.
-    let rc = unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-            Z,
-            Z,
-            Z,
-        )
-    };
+    let rc = unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, Z, Z, Z) };
     if rc != 0 {
         let err = io::Error::last_os_error();
         // EINVAL: kernel older than 4.3 has no ambient set, nothing to clear.
@@ -324,19 +295,10 @@ fn split(mask: u64) -> (u32, u32) {
 }
 
 fn capget() -> Result<CapSets, CapsError> {
-    let mut header = CapUserHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
+    let mut header = CapUserHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
     let mut data = [CapUserData::default(); 2];
     // SAFETY: header and a 2-element data array, as capget(2) v3 expects.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_capget,
-            &mut header as *mut CapUserHeader,
-            data.as_mut_ptr(),
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header as *mut CapUserHeader, data.as_mut_ptr()) };
     if rc != 0 {
         return Err(CapsError::Capget(io::Error::last_os_error()));
     }
@@ -348,33 +310,16 @@ fn capget() -> Result<CapSets, CapsError> {
 }
 
 fn capset(sets: CapSets) -> Result<(), CapsError> {
-    let mut header = CapUserHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
+    let mut header = CapUserHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
     let (e0, e1) = split(sets.effective);
     let (p0, p1) = split(sets.permitted);
     let (i0, i1) = split(sets.inheritable);
     let data = [
-        CapUserData {
-            effective: e0,
-            permitted: p0,
-            inheritable: i0,
-        },
-        CapUserData {
-            effective: e1,
-            permitted: p1,
-            inheritable: i1,
-        },
+        CapUserData { effective: e0, permitted: p0, inheritable: i0 },
+        CapUserData { effective: e1, permitted: p1, inheritable: i1 },
     ];
     // SAFETY: header and a 2-element data array, as capset(2) v3 expects.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_capset,
-            &mut header as *mut CapUserHeader,
-            data.as_ptr(),
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut CapUserHeader, data.as_ptr()) };
     if rc != 0 {
         return Err(CapsError::Capset(io::Error::last_os_error()));
     }
@@ -442,10 +387,7 @@ mod tests {
         let mut buf = [0u8; 8192];
         // SAFETY: open/read/close on a stack buffer.
         let len = unsafe {
-            let fd = libc::open(
-                c"/proc/self/status".as_ptr(),
-                libc::O_RDONLY | libc::O_CLOEXEC,
-            );
+            let fd = libc::open(c"/proc/self/status".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
             if fd < 0 {
                 return None;
             }

@@ -164,7 +164,8 @@ fn set_title() {
     let Some((_, rest)) = stat.rsplit_once(')') else { return };
     let f: Vec<&str> = rest.split_whitespace().collect();
     // Fields 48 and 49 (arg_start, arg_end); `rest` starts at field 3.
-    let (Some(start), Some(end)) = (f.get(45).and_then(|v| v.parse::<usize>().ok()), f.get(46).and_then(|v| v.parse::<usize>().ok()))
+    let (Some(start), Some(end)) =
+        (f.get(45).and_then(|v| v.parse::<usize>().ok()), f.get(46).and_then(|v| v.parse::<usize>().ok()))
     else {
         return;
     };
@@ -276,7 +277,8 @@ fn setup(cfg: &InitConfig, names: Vec<String>, links: Vec<(String, PathBuf)>, fd
     nix::unistd::sethostname(&cfg.hostname).map_err(|e| io::Error::other(format!("sethostname: {e}")))?;
     sys::loopback_up().map_err(|e| io::Error::other(format!("loopback up: {e}")))?;
     // A cgroup namespace rooted at the environment's own cgroup (the shim moved us there before setup).
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP).map_err(|e| io::Error::other(format!("cgroup namespace: {e}")))?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+        .map_err(|e| io::Error::other(format!("cgroup namespace: {e}")))?;
     // SAFETY: plain prctl.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     Ok(())
@@ -370,7 +372,14 @@ fn login_shell() -> Vec<String> {
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-fn spawn(cfg: &InitConfig, argv: &[String], env: &[(String, String)], cwd: &str, tty: bool, fds: &[OwnedFd]) -> io::Result<i32> {
+fn spawn(
+    cfg: &InitConfig,
+    argv: &[String],
+    env: &[(String, String)],
+    cwd: &str,
+    tty: bool,
+    fds: &[OwnedFd],
+) -> io::Result<i32> {
     let argv = if argv.is_empty() { login_shell() } else { argv.to_vec() };
     let mut env: Vec<(String, String)> = env.to_vec();
     if !env.iter().any(|(k, _)| k == "PATH") {
@@ -449,7 +458,11 @@ unsafe fn child_exec(
         return errno();
     }
     // Move the sources above 2 first so that dup2 cannot clobber one with another.
-    let (i, o, e) = (libc::fcntl(i, libc::F_DUPFD_CLOEXEC, 10), libc::fcntl(o, libc::F_DUPFD_CLOEXEC, 10), libc::fcntl(e, libc::F_DUPFD_CLOEXEC, 10));
+    let (i, o, e) = (
+        libc::fcntl(i, libc::F_DUPFD_CLOEXEC, 10),
+        libc::fcntl(o, libc::F_DUPFD_CLOEXEC, 10),
+        libc::fcntl(e, libc::F_DUPFD_CLOEXEC, 10),
+    );
     if i < 0 || o < 0 || e < 0 || libc::dup2(i, 0) < 0 || libc::dup2(o, 1) < 0 || libc::dup2(e, 2) < 0 {
         return errno();
     }
@@ -464,6 +477,9 @@ unsafe fn child_exec(
         libc::close(adj);
     }
     if let Some(uid) = cfg.unprivileged_uid {
+        if caps::drop_for_setuid().is_err() {
+            return libc::EPERM;
+        }
         if libc::setgroups(0, std::ptr::null()) < 0 || libc::setgid(uid) < 0 || libc::setuid(uid) < 0 {
             return errno();
         }

@@ -84,8 +84,9 @@ fn m<P: AsRef<Path>>(
     data: Option<&str>,
 ) -> io::Result<()> {
     let t = target.as_ref();
-    mount(src, t, fstype, flags, data)
-        .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("mount {:?} on {}: {e}", fstype.or(src), t.display())))
+    mount(src, t, fstype, flags, data).map_err(|e| {
+        io::Error::new(io::Error::from(e).kind(), format!("mount {:?} on {}: {e}", fstype.or(src), t.display()))
+    })
 }
 
 fn mkdir(p: impl AsRef<Path>, mode: u32) -> io::Result<()> {
@@ -126,8 +127,10 @@ pub fn build_root(plan: &RootPlan<'_>, trees: &BaseTrees) -> io::Result<()> {
             mkdir(&t, 0o755)?;
             t
         };
-        let opts = format!("lowerdir={},upperdir={},workdir={},userxattr,volatile", l.display(), u.display(), w.display());
-        m(Some("overlay"), &target, Some("overlay"), MsFlags::empty(), Some(&opts))?;
+        let opts =
+            format!("lowerdir={},upperdir={},workdir={},userxattr,volatile", l.display(), u.display(), w.display());
+        // Overlayfs does not inherit the lower mount's nosuid/nodev: set them on the overlay itself.
+        m(Some("overlay"), &target, Some("overlay"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(&opts))?;
     }
     if !root_is_overlay {
         // pivot_root needs the new root to be a mount point.
@@ -173,7 +176,8 @@ pub fn build_root(plan: &RootPlan<'_>, trees: &BaseTrees) -> io::Result<()> {
     hide(&root, plan)?;
     std::env::set_current_dir(&root)?;
     sys::pivot_root_here().map_err(|e| io::Error::new(e.kind(), format!("pivot_root: {e}")))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("detach old root: {e}")))?;
+    umount2(".", MntFlags::MNT_DETACH)
+        .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("detach old root: {e}")))?;
     std::env::set_current_dir("/")?;
     Ok(())
 }
@@ -190,7 +194,13 @@ fn write_identity(root: &Path, hostname: &str) -> io::Result<()> {
 
 fn make_dev(root: &Path, shm_bytes: u64) -> io::Result<()> {
     let dev = root.join("dev");
-    m(Some("tmpfs"), &dev, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("size=64k,nr_inodes=64,mode=0755"))?;
+    m(
+        Some("tmpfs"),
+        &dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("size=64k,nr_inodes=64,mode=0755"),
+    )?;
     for name in ["null", "zero", "full", "random", "urandom", "tty"] {
         let t = dev.join(name);
         std::fs::File::create(&t)?;
@@ -214,7 +224,12 @@ fn make_dev(root: &Path, shm_bytes: u64) -> io::Result<()> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some(&format!("size={shm_bytes},mode=1777")),
     )?;
-    for (l, t) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+    for (l, t) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
         symlink(t, dev.join(l))?;
     }
     Ok(())
@@ -254,13 +269,60 @@ fn hide(root: &Path, plan: &RootPlan<'_>) -> io::Result<()> {
 /// credentials) and host identity (`hostname`, `hosts`, `machine-id`, `resolv.conf`) are never among them;
 /// `passwd`, `group`, `shadow` and `gshadow` are generated from the host's system accounts only.
 pub const ETC_ALLOWLIST: &[&str] = &[
-    "adduser.conf", "alternatives", "bash.bashrc", "bash_completion", "bash_completion.d", "bindresvport.blacklist",
-    "ca-certificates", "ca-certificates.conf", "debian_version", "default", "deluser.conf", "dpkg", "environment",
-    "ethertypes", "gai.conf", "host.conf", "inputrc", "issue", "issue.net", "ld.so.cache", "ld.so.conf", "ld.so.conf.d",
-    "locale.alias", "locale.gen", "localtime", "login.defs", "logrotate.conf", "lsb-release", "magic", "magic.mime",
-    "mime.types", "mke2fs.conf", "networks", "nsswitch.conf", "os-release", "pam.conf", "pam.d", "profile", "profile.d",
-    "protocols", "python3", "python3.11", "rpc", "security", "services", "shells", "skel", "ssl",
-    "terminfo", "timezone", "vim", "wgetrc", "xattr.conf", "zsh",
+    "adduser.conf",
+    "alternatives",
+    "bash.bashrc",
+    "bash_completion",
+    "bash_completion.d",
+    "bindresvport.blacklist",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "debian_version",
+    "default",
+    "deluser.conf",
+    "dpkg",
+    "environment",
+    "ethertypes",
+    "gai.conf",
+    "host.conf",
+    "inputrc",
+    "issue",
+    "issue.net",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "locale.alias",
+    "locale.gen",
+    "localtime",
+    "login.defs",
+    "logrotate.conf",
+    "lsb-release",
+    "magic",
+    "magic.mime",
+    "mime.types",
+    "mke2fs.conf",
+    "networks",
+    "nsswitch.conf",
+    "os-release",
+    "pam.conf",
+    "pam.d",
+    "profile",
+    "profile.d",
+    "protocols",
+    "python3",
+    "python3.11",
+    "rpc",
+    "security",
+    "services",
+    "shells",
+    "skel",
+    "ssl",
+    "terminfo",
+    "timezone",
+    "vim",
+    "wgetrc",
+    "xattr.conf",
+    "zsh",
 ];
 
 /// Builds the curated `/etc` of the host base into `dir` (replaced atomically). Host side, once per runtime.
@@ -376,7 +438,10 @@ mod tests {
 
     #[test]
     fn hidden_paths_map_into_the_base() {
-        assert_eq!(inside_path(&Base::Host, Path::new("/usr/share/examroom/exams")), Some("/usr/share/examroom/exams".into()));
+        assert_eq!(
+            inside_path(&Base::Host, Path::new("/usr/share/examroom/exams")),
+            Some("/usr/share/examroom/exams".into())
+        );
         assert_eq!(inside_path(&Base::Host, Path::new("/var/lib/examroom")), None);
         let r = Base::Rootfs("/srv/rootfs".into());
         assert_eq!(inside_path(&r, Path::new("/srv/rootfs/opt/exams")), Some("/opt/exams".into()));
@@ -385,7 +450,19 @@ mod tests {
 
     #[test]
     fn no_secret_is_allowlisted() {
-        for bad in ["shadow", "gshadow", "hostname", "hosts", "machine-id", "resolv.conf", "ld.so.preload", "ssh", "sudoers", "subuid", "subgid"] {
+        for bad in [
+            "shadow",
+            "gshadow",
+            "hostname",
+            "hosts",
+            "machine-id",
+            "resolv.conf",
+            "ld.so.preload",
+            "ssh",
+            "sudoers",
+            "subuid",
+            "subgid",
+        ] {
             assert!(!ETC_ALLOWLIST.contains(&bad), "{bad}");
         }
     }

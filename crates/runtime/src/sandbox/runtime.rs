@@ -69,7 +69,10 @@ pub fn validate_label(label: &str) -> Result<(), RuntimeError> {
     if ok {
         Ok(())
     } else {
-        Err(RuntimeError::invalid("label", format!("{label:?} must be 1 to 32 of a-z, 0-9 and '-', not starting with '-'")))
+        Err(RuntimeError::invalid(
+            "label",
+            format!("{label:?} must be 1 to 32 of a-z, 0-9 and '-', not starting with '-'"),
+        ))
     }
 }
 
@@ -170,7 +173,9 @@ impl SandboxRuntime {
             }),
             Ok(Err(_)) if !dir.exists() => Err(RuntimeError::NotFound),
             Ok(Err(e)) => Err(RuntimeError::Lost(format!("its shim does not answer ({e})"))),
-            Err(_) => Err(RuntimeError::Timeout { what: "connect to shim".into(), ms: REQUEST_TIMEOUT.as_millis() as u64 }),
+            Err(_) => {
+                Err(RuntimeError::Timeout { what: "connect to shim".into(), ms: REQUEST_TIMEOUT.as_millis() as u64 })
+            }
         }
     }
 
@@ -249,6 +254,21 @@ impl SandboxRuntime {
         tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
     }
 
+    /// Destroys every environment of this label without asking their shims: kills each cgroup (shim included),
+    /// then removes and verifies. Blocking; for emergencies and for test harnesses that must not leak when a test
+    /// fails. Returns how many were removed.
+    pub fn destroy_all_blocking(&self) -> Result<usize, RuntimeError> {
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| RuntimeError::io("list environments", e))?;
+        let mut n = 0;
+        for e in entries.flatten() {
+            if e.file_name().to_str().is_some_and(|n| n.parse::<EnvironmentId>().is_ok()) {
+                Self::cleanup(&self.cg, &self.cfg.uid_pool, &e.path())?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// Removes environments whose shim is gone (lost after a crash, or a SIGKILL of the shim). Returns how many.
     pub async fn reap_lost(&self) -> Result<usize, RuntimeError> {
         let mut n = 0;
@@ -264,7 +284,8 @@ impl SandboxRuntime {
 
 fn set_mode(p: &Path, mode: u32) -> Result<(), RuntimeError> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(|e| RuntimeError::io(format!("chmod {}", p.display()), e))
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| RuntimeError::io(format!("chmod {}", p.display()), e))
 }
 
 impl ExecutionRuntime for SandboxRuntime {
@@ -292,7 +313,8 @@ impl ExecutionRuntime for SandboxRuntime {
         };
         let started = async {
             state::write_json(&dir.join(state::CONFIG), &cfg).map_err(|e| RuntimeError::io("write config", e))?;
-            let log = std::fs::File::create(dir.join(state::LOG)).map_err(|e| RuntimeError::io("create shim log", e))?;
+            let log =
+                std::fs::File::create(dir.join(state::LOG)).map_err(|e| RuntimeError::io("create shim log", e))?;
             let mut child = tokio::process::Command::new(&self.cfg.shim_program)
                 .arg("__shim")
                 .arg(&dir)
@@ -313,7 +335,10 @@ impl ExecutionRuntime for SandboxRuntime {
             match read {
                 Err(_) => {
                     tokio::spawn(reap);
-                    Err(RuntimeError::Timeout { what: "environment create".into(), ms: self.cfg.create_timeout.as_millis() as u64 })
+                    Err(RuntimeError::Timeout {
+                        what: "environment create".into(),
+                        ms: self.cfg.create_timeout.as_millis() as u64,
+                    })
                 }
                 Ok(Err(e)) => {
                     tokio::spawn(reap);
@@ -358,7 +383,12 @@ impl ExecutionRuntime for SandboxRuntime {
     }
 
     async fn resize(&self, id: &EnvironmentId, terminal: &str, cols: u16, rows: u16) -> Result<(), RuntimeError> {
-        match self.connect(id).await?.call(&Request::Resize { terminal: terminal.into(), cols, rows }, REQUEST_TIMEOUT).await? {
+        match self
+            .connect(id)
+            .await?
+            .call(&Request::Resize { terminal: terminal.into(), cols, rows }, REQUEST_TIMEOUT)
+            .await?
+        {
             Reply::Ok => Ok(()),
             other => Err(reply_error(other)),
         }
@@ -454,7 +484,11 @@ impl ExecutionRuntime for SandboxRuntime {
             // Wait (bounded) for the shim to exit, so that its cgroup can go; cleanup kills it otherwise.
             let st: ShimState = state::read_json(&dir.join(state::STATE)).unwrap_or_default();
             let deadline = Instant::now() + Duration::from_secs(5);
-            while st.shim_pid > 0 && super::sys::process_alive(st.shim_pid) && !is_zombie(st.shim_pid) && Instant::now() < deadline {
+            while st.shim_pid > 0
+                && super::sys::process_alive(st.shim_pid)
+                && !is_zombie(st.shim_pid)
+                && Instant::now() < deadline
+            {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }

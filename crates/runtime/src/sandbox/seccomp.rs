@@ -80,8 +80,8 @@ use std::collections::BTreeMap;
 use std::io;
 
 use seccompiler::{
-    sock_filter, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
-    SeccompRule, TargetArch,
+    sock_filter, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
+    TargetArch,
 };
 
 pub use seccompiler::BpfProgram;
@@ -134,12 +134,7 @@ const CLONE_NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWUSER
     | libc::CLONE_NEWTIME) as u64;
 
 /// Socket families candidates may create (arg 0 of `socket`).
-const ALLOWED_SOCKET_FAMILIES: &[libc::c_int] = &[
-    libc::AF_UNIX,
-    libc::AF_INET,
-    libc::AF_INET6,
-    libc::AF_NETLINK,
-];
+const ALLOWED_SOCKET_FAMILIES: &[libc::c_int] = &[libc::AF_UNIX, libc::AF_INET, libc::AF_INET6, libc::AF_NETLINK];
 
 /// `personality(2)` arguments that are allowed (same set as Docker's default profile).
 const ALLOWED_PERSONALITIES: &[u64] = &[0x0, 0x0008, 0x2_0000, 0x2_0008, 0xffff_ffff];
@@ -310,10 +305,7 @@ const ALLOWED_COUNT: usize = UNCONDITIONAL_NAMES.len() + CONDITIONAL_NAMES.len()
 /// All allowed names, built at compile time (no allocation at run time).
 static ALLOWED_NAMES: [&str; ALLOWED_COUNT] = concat_names(UNCONDITIONAL_NAMES, CONDITIONAL_NAMES);
 
-const fn concat_names<const N: usize>(
-    first: &[&'static str],
-    second: &[&'static str],
-) -> [&'static str; N] {
+const fn concat_names<const N: usize>(first: &[&'static str], second: &[&'static str]) -> [&'static str; N] {
     let mut out = [""; N];
     let mut i = 0;
     while i < first.len() {
@@ -337,12 +329,7 @@ pub fn allowed_syscall_names() -> &'static [&'static str] {
 }
 
 /// One condition on a syscall argument.
-fn cond(
-    arg: u8,
-    len: SeccompCmpArgLen,
-    op: SeccompCmpOp,
-    value: u64,
-) -> Result<SeccompCondition, SeccompError> {
+fn cond(arg: u8, len: SeccompCmpArgLen, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, SeccompError> {
     Ok(SeccompCondition::new(arg, len, op, value)?)
 }
 
@@ -351,14 +338,7 @@ fn cond(
 fn dword_one_of(arg: u8, values: &[u64]) -> Result<Vec<SeccompRule>, SeccompError> {
     values
         .iter()
-        .map(|&v| {
-            Ok(SeccompRule::new(vec![cond(
-                arg,
-                SeccompCmpArgLen::Dword,
-                SeccompCmpOp::Eq,
-                v,
-            )?])?)
-        })
+        .map(|&v| Ok(SeccompRule::new(vec![cond(arg, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, v)?])?))
         .collect()
 }
 
@@ -377,18 +357,12 @@ fn conditional_rules() -> Result<Vec<(libc::c_long, Vec<SeccompRule>)>, SeccompE
         cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, TIOCSTI)?,
         cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, TIOCLINUX)?,
     ])?];
-    let families: Vec<u64> = ALLOWED_SOCKET_FAMILIES
-        .iter()
-        .filter_map(|&f| u64::try_from(f).ok())
-        .collect();
+    let families: Vec<u64> = ALLOWED_SOCKET_FAMILIES.iter().filter_map(|&f| u64::try_from(f).ok()).collect();
     let unix = u64::try_from(libc::AF_UNIX).map_or_else(|_| Vec::new(), |f| vec![f]);
     Ok(vec![
         (libc::SYS_clone, clone),
         (libc::SYS_ioctl, ioctl),
-        (
-            libc::SYS_personality,
-            dword_one_of(0, ALLOWED_PERSONALITIES)?,
-        ),
+        (libc::SYS_personality, dword_one_of(0, ALLOWED_PERSONALITIES)?),
         (libc::SYS_socket, dword_one_of(0, &families)?),
         (libc::SYS_socketpair, dword_one_of(0, &unix)?),
     ])
@@ -461,20 +435,12 @@ fn enosys_prologue(audit_arch: u32) -> [sock_filter; 6] {
 pub fn candidate_filter() -> Result<BpfProgram, SeccompError> {
     let (arch, audit_arch) = target()?;
 
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = UNCONDITIONAL_NUMBERS
-        .iter()
-        .map(|&nr| (nr, Vec::new()))
-        .collect();
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = UNCONDITIONAL_NUMBERS.iter().map(|&nr| (nr, Vec::new())).collect();
     for (nr, chain) in conditional_rules()? {
         rules.insert(nr, chain);
     }
 
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Errno(libc::EPERM as u32),
-        SeccompAction::Allow,
-        arch,
-    )?;
+    let filter = SeccompFilter::new(rules, SeccompAction::Errno(libc::EPERM as u32), SeccompAction::Allow, arch)?;
     let body = BpfProgram::try_from(filter)?;
 
     let prologue = enosys_prologue(audit_arch);
@@ -631,22 +597,13 @@ mod tests {
     #[test]
     fn refused_syscalls_are_not_in_the_allowlist() {
         let names = allowed_syscall_names();
-        let conditional: Vec<libc::c_long> = conditional_rules()
-            .expect("rules")
-            .into_iter()
-            .map(|(nr, _)| nr)
-            .collect();
+        let conditional: Vec<libc::c_long> =
+            conditional_rules().expect("rules").into_iter().map(|(nr, _)| nr).collect();
         for (name, number) in REFUSED {
             assert!(!names.contains(name), "{name} must not be allowed");
             if let Some(number) = number {
-                assert!(
-                    !UNCONDITIONAL_NUMBERS.contains(number),
-                    "{name} ({number}) allowed"
-                );
-                assert!(
-                    !conditional.contains(number),
-                    "{name} ({number}) conditional"
-                );
+                assert!(!UNCONDITIONAL_NUMBERS.contains(number), "{name} ({number}) allowed");
+                assert!(!conditional.contains(number), "{name} ({number}) conditional");
             }
         }
         for number in [SYS_STATMOUNT, SYS_LISTMOUNT] {
@@ -657,10 +614,7 @@ mod tests {
     #[test]
     fn allowlist_is_consistent() {
         let names = allowed_syscall_names();
-        assert_eq!(
-            names.len(),
-            UNCONDITIONAL_NUMBERS.len() + CONDITIONAL_NAMES.len()
-        );
+        assert_eq!(names.len(), UNCONDITIONAL_NUMBERS.len() + CONDITIONAL_NAMES.len());
         assert_eq!(UNCONDITIONAL_NAMES.len(), UNCONDITIONAL_NUMBERS.len());
         let mut sorted = names.to_vec();
         sorted.sort_unstable();
@@ -672,9 +626,7 @@ mod tests {
         numbers.sort_unstable();
         numbers.dedup();
         assert_eq!(numbers.len(), names.len(), "duplicate numbers");
-        assert!(numbers
-            .iter()
-            .all(|&n| n <= libc::c_long::from(LAST_REVIEWED_SYSCALL)));
+        assert!(numbers.iter().all(|&n| n <= libc::c_long::from(LAST_REVIEWED_SYSCALL)));
         for expected in [
             "read",
             "execve",
@@ -776,10 +728,7 @@ mod tests {
             record(check(fails_with(rc, libc::ENOSYS), 4));
 
             let mut fds = [0; 2];
-            record(check(
-                libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) == 0,
-                5,
-            ));
+            record(check(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) == 0, 5));
             let c: u8 = b'x';
             let rc = libc::syscall(libc::SYS_ioctl, L::from(fds[0]), TIOCSTI, &c as *const u8);
             record(check(fails_with(rc, libc::EPERM), 6));
@@ -788,19 +737,13 @@ mod tests {
             record(check(fails_with(rc, libc::EPERM), 7));
             let rc = libc::syscall(libc::SYS_ioctl, Z, TIOCLINUX, &c as *const u8);
             record(check(fails_with(rc, libc::EPERM), 8));
-            record(check(
-                libc::write(fds[1], b"abc".as_ptr().cast(), 3) == 3,
-                9,
-            ));
+            record(check(libc::write(fds[1], b"abc".as_ptr().cast(), 3) == 3, 9));
             let mut avail: libc::c_int = -1;
             let rc = libc::ioctl(fds[0], libc::FIONREAD, &mut avail as *mut libc::c_int);
             record(check(rc == 0 && avail == 3, 10));
 
             let rc = libc::syscall(libc::SYS_getpid | 0x4000_0000);
-            record(check(
-                fails_with(rc, libc::EPERM) || fails_with(rc, libc::ENOSYS),
-                11,
-            ));
+            record(check(fails_with(rc, libc::EPERM) || fails_with(rc, libc::ENOSYS), 11));
             let rc = libc::syscall(libc::SYS_io_uring_setup, 1 as L, ptr::null_mut::<u8>());
             record(check(fails_with(rc, libc::EPERM), 12));
             let rc = libc::syscall(libc::SYS_bpf, 9999 as L, ptr::null_mut::<u8>(), Z);
@@ -840,14 +783,7 @@ mod tests {
             record(check(rc == -1 && errno() == libc::EPERM, 21));
             let rc = libc::syscall(libc::SYS_userfaultfd, Z);
             record(check(fails_with(rc, libc::EPERM), 22));
-            let rc = libc::syscall(
-                libc::SYS_perf_event_open,
-                ptr::null::<u8>(),
-                Z,
-                -1 as L,
-                -1 as L,
-                Z,
-            );
+            let rc = libc::syscall(libc::SYS_perf_event_open, ptr::null::<u8>(), Z, -1 as L, -1 as L, Z);
             record(check(fails_with(rc, libc::EPERM), 23));
 
             let s = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
@@ -875,13 +811,7 @@ mod tests {
             let rc = libc::syscall(1000);
             record(check(fails_with(rc, libc::ENOSYS), 34));
             // A known but refused newer syscall: EPERM.
-            let rc = libc::syscall(
-                SYS_LISTMOUNT,
-                ptr::null::<u8>(),
-                ptr::null_mut::<u8>(),
-                Z,
-                Z,
-            );
+            let rc = libc::syscall(SYS_LISTMOUNT, ptr::null::<u8>(), ptr::null_mut::<u8>(), Z, Z);
             record(check(fails_with(rc, libc::EPERM), 35));
             let rc = libc::syscall(libc::SYS_reboot, Z, Z, Z, ptr::null::<u8>());
             record(check(fails_with(rc, libc::EPERM), 36));
@@ -926,11 +856,7 @@ mod tests {
             eprintln!("kernel without IA-32 emulation: int 0x80 faults, nothing to check");
             return;
         }
-        assert_eq!(
-            code,
-            1000 + libc::SIGSYS,
-            "int 0x80 must be killed by the arch check"
-        );
+        assert_eq!(code, 1000 + libc::SIGSYS, "int 0x80 must be killed by the arch check");
     }
 
     /// Shell script exercising ordinary tools under the filter. Tools that are

@@ -46,7 +46,12 @@ pub fn detached_idmapped_tree(path: &Path, userns: Option<RawFd>, extra: u64) ->
     let c = cstr(path)?;
     // SAFETY: plain syscall with a valid C string; the result is checked.
     let fd = check(unsafe {
-        libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE,
+        )
     })? as RawFd;
     // SAFETY: the kernel just returned this descriptor to us.
     let tree = unsafe { OwnedFd::from_raw_fd(fd) };

@@ -73,9 +73,7 @@ pub const V2_MOUNTINFO: &str = "\
 ";
 
 fn files(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter()
-        .map(|(n, c)| ((*n).to_string(), (*c).to_string()))
-        .collect()
+    list.iter().map(|(n, c)| ((*n).to_string(), (*c).to_string())).collect()
 }
 
 fn errno(e: i32) -> io::Error {
@@ -84,9 +82,7 @@ fn errno(e: i32) -> io::Error {
 
 impl FakeOs {
     fn empty() -> Self {
-        FakeOs {
-            st: RefCell::new(State::default()),
-        }
+        FakeOs { st: RefCell::new(State::default()) }
     }
 
     /// Adds a mount: its root directory, its root files, and what a new
@@ -120,48 +116,24 @@ impl FakeOs {
                 procs,
                 ("memory.limit_in_bytes", "9223372036854771712\n"),
                 ("memory.memsw.limit_in_bytes", "9223372036854771712\n"),
-                (
-                    "memory.oom_control",
-                    "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n",
-                ),
+                ("memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n"),
                 ("memory.max_usage_in_bytes", "0\n"),
             ],
         );
-        os.mount(
-            "/sys/fs/cgroup/pids",
-            &[procs],
-            &[procs, ("pids.max", "max\n")],
-        );
+        os.mount("/sys/fs/cgroup/pids", &[procs], &[procs, ("pids.max", "max\n")]);
         os.mount(
             "/sys/fs/cgroup/cpu",
             &[procs, ("cpu.shares", "1024\n")],
-            &[
-                procs,
-                ("cpu.shares", "1024\n"),
-                ("cpu.cfs_period_us", "100000\n"),
-                ("cpu.cfs_quota_us", "-1\n"),
-            ],
+            &[procs, ("cpu.shares", "1024\n"), ("cpu.cfs_period_us", "100000\n"), ("cpu.cfs_quota_us", "-1\n")],
         );
-        os.mount(
-            "/sys/fs/cgroup/cpuacct",
-            &[procs],
-            &[procs, ("cpuacct.usage", "0\n")],
-        );
-        os.mount(
-            "/sys/fs/cgroup/freezer",
-            &[procs],
-            &[procs, ("freezer.state", "THAWED\n")],
-        );
+        os.mount("/sys/fs/cgroup/cpuacct", &[procs], &[procs, ("cpuacct.usage", "0\n")]);
+        os.mount("/sys/fs/cgroup/freezer", &[procs], &[procs, ("freezer.state", "THAWED\n")]);
         for m in ["cpuset", "devices", "blkio", "systemd"] {
             os.mount(&format!("/sys/fs/cgroup/{m}"), &[procs], &[procs]);
         }
         os.mount(
             "/sys/fs/cgroup/unified",
-            &[
-                procs,
-                ("cgroup.controllers", ""),
-                ("cgroup.subtree_control", ""),
-            ],
+            &[procs, ("cgroup.controllers", ""), ("cgroup.subtree_control", "")],
             &[
                 procs,
                 ("cgroup.kill", ""),
@@ -182,10 +154,7 @@ impl FakeOs {
             "/sys/fs/cgroup",
             &[
                 ("cgroup.procs", ""),
-                (
-                    "cgroup.controllers",
-                    "cpuset cpu io memory hugetlb pids rdma misc\n",
-                ),
+                ("cgroup.controllers", "cpuset cpu io memory hugetlb pids rdma misc\n"),
                 ("cgroup.subtree_control", "memory pids\n"),
             ],
             &[
@@ -208,10 +177,7 @@ impl FakeOs {
     }
 
     pub fn set_file(&self, path: impl AsRef<Path>, content: &str) {
-        self.st
-            .borrow_mut()
-            .files
-            .insert(path.as_ref().to_path_buf(), content.to_string());
+        self.st.borrow_mut().files.insert(path.as_ref().to_path_buf(), content.to_string());
     }
 
     pub fn file(&self, path: impl AsRef<Path>) -> Option<String> {
@@ -234,18 +200,12 @@ impl FakeOs {
 
     /// Writes to `path` fail with `EINVAL`.
     pub fn fail_write(&self, path: impl AsRef<Path>) {
-        self.st
-            .borrow_mut()
-            .fail_writes
-            .insert(path.as_ref().to_path_buf());
+        self.st.borrow_mut().fail_writes.insert(path.as_ref().to_path_buf());
     }
 
     /// The next rmdir of `path` fails with `EBUSY`.
     pub fn busy_once(&self, path: impl AsRef<Path>) {
-        self.st
-            .borrow_mut()
-            .busy_once
-            .insert(path.as_ref().to_path_buf());
+        self.st.borrow_mut().busy_once.insert(path.as_ref().to_path_buf());
     }
 
     /// A `FROZEN` freezer reads `FREEZING` this many times first.
@@ -286,24 +246,12 @@ impl FakeOs {
 
     /// Every directory at or below `prefix`.
     pub fn dirs_under(&self, prefix: impl AsRef<Path>) -> Vec<PathBuf> {
-        self.st
-            .borrow()
-            .dirs
-            .iter()
-            .filter(|d| d.starts_with(prefix.as_ref()))
-            .cloned()
-            .collect()
+        self.st.borrow().dirs.iter().filter(|d| d.starts_with(prefix.as_ref())).cloned().collect()
     }
 
     /// Every directory whose path contains the component `name`.
     pub fn dirs_named(&self, name: &str) -> Vec<PathBuf> {
-        self.st
-            .borrow()
-            .dirs
-            .iter()
-            .filter(|d| d.components().any(|c| c.as_os_str() == name))
-            .cloned()
-            .collect()
+        self.st.borrow().dirs.iter().filter(|d| d.components().any(|c| c.as_os_str() == name)).cloned().collect()
     }
 
     /// Puts `pid` in `dir/cgroup.procs` without logging (a process that
@@ -321,8 +269,7 @@ impl State {
         self.files
             .iter()
             .filter(|(p, c)| {
-                p.file_name().is_some_and(|n| n == "cgroup.procs")
-                    && c.split_whitespace().any(|s| s == pid.to_string())
+                p.file_name().is_some_and(|n| n == "cgroup.procs") && c.split_whitespace().any(|s| s == pid.to_string())
             })
             .map(|(p, _)| p.clone())
             .collect()
@@ -331,11 +278,7 @@ impl State {
     fn die(&mut self, pid: i32) {
         for f in self.procs_files_with(pid) {
             if let Some(c) = self.files.get_mut(&f) {
-                *c = c
-                    .split_whitespace()
-                    .filter(|s| *s != pid.to_string())
-                    .map(|s| format!("{s}\n"))
-                    .collect();
+                *c = c.split_whitespace().filter(|s| *s != pid.to_string()).map(|s| format!("{s}\n")).collect();
             }
         }
     }
@@ -352,11 +295,7 @@ impl State {
     fn pids_in(&self, dir: &Path) -> Vec<i32> {
         self.files
             .get(&dir.join("cgroup.procs"))
-            .map(|c| {
-                c.split_whitespace()
-                    .filter_map(|s| s.parse().ok())
-                    .collect()
-            })
+            .map(|c| c.split_whitespace().filter_map(|s| s.parse().ok()).collect())
             .unwrap_or_default()
     }
 }
@@ -368,14 +307,8 @@ impl CgroupOs for FakeOs {
         if st.dirs.contains(path) {
             return Err(errno(libc::EISDIR));
         }
-        let content = st
-            .files
-            .get(path)
-            .cloned()
-            .ok_or_else(|| errno(libc::ENOENT))?;
-        if path.file_name().is_some_and(|n| n == "freezer.state")
-            && content.trim() == "FROZEN"
-            && st.freezing_reads > 0
+        let content = st.files.get(path).cloned().ok_or_else(|| errno(libc::ENOENT))?;
+        if path.file_name().is_some_and(|n| n == "freezer.state") && content.trim() == "FROZEN" && st.freezing_reads > 0
         {
             st.freezing_reads -= 1;
             return Ok("FREEZING\n".into());
@@ -410,11 +343,7 @@ impl CgroupOs for FakeOs {
                     .collect();
                 for f in old {
                     if let Some(c) = st.files.get_mut(&f) {
-                        *c = c
-                            .split_whitespace()
-                            .filter(|s| *s != pid.to_string())
-                            .map(|s| format!("{s}\n"))
-                            .collect();
+                        *c = c.split_whitespace().filter(|s| *s != pid.to_string()).map(|s| format!("{s}\n")).collect();
                     }
                 }
                 if let Some(c) = st.files.get_mut(path) {
@@ -431,10 +360,7 @@ impl CgroupOs for FakeOs {
                 }
             }
             Some("cgroup.subtree_control") => {
-                let mut on: Vec<String> = st.files[path]
-                    .split_whitespace()
-                    .map(String::from)
-                    .collect();
+                let mut on: Vec<String> = st.files[path].split_whitespace().map(String::from).collect();
                 for tok in data.split_whitespace() {
                     let (add, name) = tok.split_at(1);
                     on.retain(|c| c != name);
@@ -444,28 +370,18 @@ impl CgroupOs for FakeOs {
                         _ => return Err(errno(libc::EINVAL)),
                     }
                 }
-                st.files
-                    .insert(path.to_path_buf(), format!("{}\n", on.join(" ")));
+                st.files.insert(path.to_path_buf(), format!("{}\n", on.join(" ")));
             }
             Some("cgroup.freeze") => {
                 let frozen = u8::from(data.trim() == "1");
                 st.files.insert(path.to_path_buf(), format!("{frozen}\n"));
-                st.files.insert(
-                    dir.join("cgroup.events"),
-                    format!("populated 1\nfrozen {frozen}\n"),
-                );
+                st.files.insert(dir.join("cgroup.events"), format!("populated 1\nfrozen {frozen}\n"));
             }
             Some("freezer.state") => {
-                st.files
-                    .insert(path.to_path_buf(), format!("{}\n", data.trim()));
+                st.files.insert(path.to_path_buf(), format!("{}\n", data.trim()));
                 if data.trim() == "THAWED" {
                     let in_group = st.pids_in(&dir);
-                    let pending: Vec<i32> = st
-                        .pending_death
-                        .iter()
-                        .copied()
-                        .filter(|p| in_group.contains(p))
-                        .collect();
+                    let pending: Vec<i32> = st.pending_death.iter().copied().filter(|p| in_group.contains(p)).collect();
                     for pid in pending {
                         st.pending_death.remove(&pid);
                         st.die(pid);

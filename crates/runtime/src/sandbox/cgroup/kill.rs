@@ -55,11 +55,7 @@ pub(super) fn read_procs(os: &impl CgroupOs, paths: &[PathBuf]) -> Result<Vec<i3
     for dir in paths {
         let file = dir.join("cgroup.procs");
         match os.read(&file) {
-            Ok(text) => pids.extend(
-                text.split_whitespace()
-                    .filter_map(|s| s.parse::<i32>().ok())
-                    .filter(|p| *p > 0),
-            ),
+            Ok(text) => pids.extend(text.split_whitespace().filter_map(|s| s.parse::<i32>().ok()).filter(|p| *p > 0)),
             Err(e) if is_not_found(&e) => {}
             Err(source) => return Err(CgroupError::Read { path: file, source }),
         }
@@ -85,22 +81,12 @@ pub(super) fn kill_all(
     }
     let me = os.self_pid();
     if pids.contains(&me) {
-        return Err(CgroupError::ContainsSelf {
-            path: first.clone(),
-            pid: me,
-        });
+        return Err(CgroupError::ContainsSelf { path: first.clone(), pid: me });
     }
-    let mut clock = Clock {
-        waited: Duration::ZERO,
-        timeout,
-    };
+    let mut clock = Clock { waited: Duration::ZERO, timeout };
 
-    let kill_file = group
-        .paths
-        .iter()
-        .filter(|p| layout.is_v2_path(p))
-        .map(|p| p.join("cgroup.kill"))
-        .find(|f| os.exists(f));
+    let kill_file =
+        group.paths.iter().filter(|p| layout.is_v2_path(p)).map(|p| p.join("cgroup.kill")).find(|f| os.exists(f));
     if let Some(kill_file) = kill_file {
         return cgroup_kill(os, group, &kill_file, &mut clock);
     }
@@ -111,21 +97,13 @@ pub(super) fn kill_all(
 
 fn find_freezer(os: &impl CgroupOs, layout: &Layout, group: &Group) -> Freezer {
     if let Some(mount) = layout.v1_controller("freezer") {
-        if let Some(state) = group
-            .paths
-            .iter()
-            .filter(|p| p.starts_with(mount))
-            .map(|p| p.join("freezer.state"))
-            .find(|f| os.exists(f))
+        if let Some(state) =
+            group.paths.iter().filter(|p| p.starts_with(mount)).map(|p| p.join("freezer.state")).find(|f| os.exists(f))
         {
             return Freezer::V1(state);
         }
     }
-    if let Some(dir) = group
-        .paths
-        .iter()
-        .find(|p| layout.is_v2_path(p) && os.exists(&p.join("cgroup.freeze")))
-    {
+    if let Some(dir) = group.paths.iter().find(|p| layout.is_v2_path(p) && os.exists(&p.join("cgroup.freeze"))) {
         return Freezer::V2(dir.clone());
     }
     Freezer::None
@@ -142,11 +120,7 @@ fn still_alive(group: &Group, pids: Vec<i32>, clock: &Clock) -> CgroupError {
 
 /// Polls for up to `ROUND` (or until the clock runs out) for the group to
 /// empty; returns the pids still there.
-fn wait_round(
-    os: &impl CgroupOs,
-    group: &Group,
-    clock: &mut Clock,
-) -> Result<Vec<i32>, CgroupError> {
+fn wait_round(os: &impl CgroupOs, group: &Group, clock: &mut Clock) -> Result<Vec<i32>, CgroupError> {
     let start = clock.waited;
     loop {
         let pids = read_procs(os, &group.paths)?;
@@ -157,24 +131,13 @@ fn wait_round(
     }
 }
 
-fn cgroup_kill(
-    os: &impl CgroupOs,
-    group: &Group,
-    kill_file: &Path,
-    clock: &mut Clock,
-) -> Result<(), CgroupError> {
+fn cgroup_kill(os: &impl CgroupOs, group: &Group, kill_file: &Path, clock: &mut Clock) -> Result<(), CgroupError> {
     loop {
         match os.write(kill_file, "1") {
             Ok(()) => {}
             // The group went away (with its processes).
             Err(e) if is_not_found(&e) => {}
-            Err(source) => {
-                return Err(CgroupError::Write {
-                    path: kill_file.to_path_buf(),
-                    data: "1".into(),
-                    source,
-                })
-            }
+            Err(source) => return Err(CgroupError::Write { path: kill_file.to_path_buf(), data: "1".into(), source }),
         }
         let left = wait_round(os, group, clock)?;
         if left.is_empty() {
@@ -262,9 +225,9 @@ fn freeze(os: &impl CgroupOs, freezer: &Freezer, clock: &mut Clock) {
 fn is_frozen(os: &impl CgroupOs, freezer: &Freezer) -> bool {
     match freezer {
         Freezer::V1(state) => os.read(state).is_ok_and(|s| s.trim() == "FROZEN"),
-        Freezer::V2(dir) => os
-            .read(&dir.join("cgroup.events"))
-            .is_ok_and(|s| s.lines().any(|l| l.trim() == "frozen 1")),
+        Freezer::V2(dir) => {
+            os.read(&dir.join("cgroup.events")).is_ok_and(|s| s.lines().any(|l| l.trim() == "frozen 1"))
+        }
         Freezer::None => true,
     }
 }
@@ -278,10 +241,6 @@ fn thaw(os: &impl CgroupOs, freezer: &Freezer) -> Result<(), CgroupError> {
     match os.write(&file, data) {
         Ok(()) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
-        Err(source) => Err(CgroupError::Write {
-            path: file,
-            data: data.into(),
-            source,
-        }),
+        Err(source) => Err(CgroupError::Write { path: file, data: data.into(), source }),
     }
 }

@@ -78,10 +78,7 @@ impl Layout {
     pub fn mounts(&self) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = Vec::new();
         match self {
-            Layout::V1 {
-                controllers,
-                unified,
-            } => {
+            Layout::V1 { controllers, unified } => {
                 for p in controllers.values().chain(unified.iter()) {
                     if !out.contains(p) {
                         out.push(p.clone());
@@ -106,10 +103,7 @@ impl Layout {
 /// hierarchy; otherwise as pure v2 when a `cgroup2` filesystem is mounted.
 pub fn detect_layout(os: &impl CgroupOs) -> Result<Layout, CgroupError> {
     let path = Path::new(MOUNTINFO);
-    let text = os.read(path).map_err(|source| CgroupError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = os.read(path).map_err(|source| CgroupError::Read { path: path.to_path_buf(), source })?;
     parse_mountinfo(&text)
 }
 
@@ -129,9 +123,7 @@ pub fn parse_mountinfo(text: &str) -> Result<Layout, CgroupError> {
             "cgroup2" => prefer(&mut unified, m.mount_point),
             "cgroup" => {
                 for opt in m.super_opts.split(',') {
-                    if V1_CONTROLLERS.contains(&opt)
-                        || (opt.starts_with("name=") && opt.len() > "name=".len())
-                    {
+                    if V1_CONTROLLERS.contains(&opt) || (opt.starts_with("name=") && opt.len() > "name=".len()) {
                         let slot = controllers.entry(opt.to_string());
                         match slot {
                             std::collections::btree_map::Entry::Vacant(v) => {
@@ -151,10 +143,7 @@ pub fn parse_mountinfo(text: &str) -> Result<Layout, CgroupError> {
     }
 
     if controllers.contains_key("memory") {
-        return Ok(Layout::V1 {
-            controllers,
-            unified,
-        });
+        return Ok(Layout::V1 { controllers, unified });
     }
     if let Some(root) = unified {
         return Ok(Layout::V2 { root });
@@ -202,9 +191,7 @@ fn unescape(s: &str) -> String {
         if bytes[i] == b'\\' && i + 3 < bytes.len() {
             let oct = &bytes[i + 1..i + 4];
             if oct.iter().all(|b| (b'0'..=b'7').contains(b)) {
-                let v = (u32::from(oct[0] - b'0') << 6)
-                    | (u32::from(oct[1] - b'0') << 3)
-                    | u32::from(oct[2] - b'0');
+                let v = (u32::from(oct[0] - b'0') << 6) | (u32::from(oct[1] - b'0') << 3) | u32::from(oct[2] - b'0');
                 if let Ok(b) = u8::try_from(v) {
                     out.push(b);
                     i += 4;
@@ -250,21 +237,13 @@ mod tests {
     #[test]
     fn skips_garbage_lines() {
         let text = "garbage\n1 2 3\n\n28 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
-        assert_eq!(
-            parse_mountinfo(text).ok(),
-            Some(Layout::V2 {
-                root: PathBuf::from("/sys/fs/cgroup")
-            })
-        );
+        assert_eq!(parse_mountinfo(text).ok(), Some(Layout::V2 { root: PathBuf::from("/sys/fs/cgroup") }));
     }
 
     #[test]
     fn nothing_mounted_is_an_error() {
         let text = "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw\n";
-        assert!(matches!(
-            parse_mountinfo(text),
-            Err(CgroupError::NoCgroupMount)
-        ));
+        assert!(matches!(parse_mountinfo(text), Err(CgroupError::NoCgroupMount)));
     }
 
     #[test]
@@ -277,14 +256,8 @@ mod tests {
         let Ok(Layout::V1 { controllers, .. }) = parse_mountinfo(text) else {
             panic!("expected v1");
         };
-        assert_eq!(
-            controllers["memory"],
-            PathBuf::from("/sys/fs/cgroup/memory")
-        );
-        assert_eq!(
-            controllers["cpu"],
-            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")
-        );
+        assert_eq!(controllers["memory"], PathBuf::from("/sys/fs/cgroup/memory"));
+        assert_eq!(controllers["cpu"], PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"));
         assert_eq!(controllers["cpuacct"], controllers["cpu"]);
     }
 }

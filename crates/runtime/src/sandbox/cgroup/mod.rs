@@ -207,9 +207,7 @@ pub enum CgroupError {
         pid: i32,
     },
     /// `kill_all` timed out.
-    #[error(
-        "cgroup: killing {path}: {alive} processes still alive after {waited_ms}ms (pids {pids:?})"
-    )]
+    #[error("cgroup: killing {path}: {alive} processes still alive after {waited_ms}ms (pids {pids:?})")]
     StillAlive {
         /// The group (its first directory).
         path: PathBuf,
@@ -325,16 +323,8 @@ impl Tree {
         if self.label.is_empty() || self.label.len() > 64 {
             return Err(invalid("label", &self.label, "must be 1 to 64 characters"));
         }
-        if !self
-            .label
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
-            return Err(invalid(
-                "label",
-                &self.label,
-                "allowed characters are [a-z0-9-]",
-            ));
+        if !self.label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(invalid("label", &self.label, "allowed characters are [a-z0-9-]"));
         }
         Ok(())
     }
@@ -348,8 +338,7 @@ impl Tree {
             let parts: Vec<Component<'_>> = rest.components().collect();
             match parts.as_slice() {
                 [Component::Normal(kind), Component::Normal(name)] => {
-                    (*kind == "envs" || *kind == "shims")
-                        && name.to_str().is_some_and(|n| check_env_name(n).is_ok())
+                    (*kind == "envs" || *kind == "shims") && name.to_str().is_some_and(|n| check_env_name(n).is_ok())
                 }
                 _ => false,
             }
@@ -358,33 +347,18 @@ impl Tree {
 }
 
 fn invalid(what: &'static str, value: &str, reason: &'static str) -> CgroupError {
-    CgroupError::InvalidName {
-        what,
-        value: value.to_string(),
-        reason,
-    }
+    CgroupError::InvalidName { what, value: value.to_string(), reason }
 }
 
 fn check_component(what: &'static str, whole: &str, seg: &str) -> Result<(), CgroupError> {
     if seg.is_empty() || seg.len() > 128 {
-        return Err(invalid(
-            what,
-            whole,
-            "components must be 1 to 128 characters",
-        ));
+        return Err(invalid(what, whole, "components must be 1 to 128 characters"));
     }
     if seg.starts_with('.') {
         return Err(invalid(what, whole, "must not start with '.'"));
     }
-    if !seg
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    {
-        return Err(invalid(
-            what,
-            whole,
-            "allowed characters are [A-Za-z0-9._-]",
-        ));
+    if !seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+        return Err(invalid(what, whole, "allowed characters are [A-Za-z0-9._-]"));
     }
     Ok(())
 }
@@ -410,14 +384,7 @@ impl<O: CgroupOs> Cgroups<O> {
     /// `/`-separated components of `[A-Za-z0-9._-]`, `label` is
     /// `[a-z0-9-]{1,64}`.
     pub fn new(os: O, layout: Layout, root: &str, label: &str) -> Self {
-        Cgroups {
-            os,
-            layout,
-            tree: Tree {
-                root: root.trim_matches('/').to_string(),
-                label: label.to_string(),
-            },
-        }
+        Cgroups { os, layout, tree: Tree { root: root.trim_matches('/').to_string(), label: label.to_string() } }
     }
 
     /// [`detect_layout`] then [`Cgroups::new`].
@@ -439,11 +406,7 @@ impl<O: CgroupOs> Cgroups<O> {
     /// `<mount>/<root>/<label>` in every hierarchy of the layout (whether
     /// it exists or not), e.g. for leak checks.
     pub fn label_dirs(&self) -> Vec<PathBuf> {
-        self.layout
-            .mounts()
-            .iter()
-            .map(|m| self.tree.label_dir(m))
-            .collect()
+        self.layout.mounts().iter().map(|m| self.tree.label_dir(m)).collect()
     }
 
     /// The group `create_env(env, ..)` makes, computed without touching
@@ -455,12 +418,7 @@ impl<O: CgroupOs> Cgroups<O> {
             Layout::V1 { controllers, .. } => v1::env_mounts(controllers)?,
             Layout::V2 { root } => vec![root.clone()],
         };
-        Ok(Group {
-            paths: mounts
-                .iter()
-                .map(|m| self.tree.leaf(m, Kind::Env, env))
-                .collect(),
-        })
+        Ok(Group { paths: mounts.iter().map(|m| self.tree.leaf(m, Kind::Env, env)).collect() })
     }
 
     /// The group `create_shim(env)` makes, computed without touching the
@@ -469,18 +427,10 @@ impl<O: CgroupOs> Cgroups<O> {
         self.tree.validate()?;
         check_env_name(env)?;
         let mounts = match &self.layout {
-            Layout::V1 {
-                controllers,
-                unified,
-            } => v1::shim_mounts(controllers, unified.as_ref()),
+            Layout::V1 { controllers, unified } => v1::shim_mounts(controllers, unified.as_ref()),
             Layout::V2 { root } => vec![root.clone()],
         };
-        Ok(Group {
-            paths: mounts
-                .iter()
-                .map(|m| self.tree.leaf(m, Kind::Shim, env))
-                .collect(),
-        })
+        Ok(Group { paths: mounts.iter().map(|m| self.tree.leaf(m, Kind::Shim, env)).collect() })
     }
 
     /// Creates the group of environment `env` with `limits`.
@@ -515,10 +465,7 @@ impl<O: CgroupOs> Cgroups<O> {
         self.tree.validate()?;
         check_env_name(env)?;
         let plan = match &self.layout {
-            Layout::V1 {
-                controllers,
-                unified,
-            } => v1::shim_plan(&self.tree, controllers, unified.as_ref(), env),
+            Layout::V1 { controllers, unified } => v1::shim_plan(&self.tree, controllers, unified.as_ref(), env),
             Layout::V2 { root } => v2::shim_plan(&self.tree, root, env),
         };
         plan::run(&self.os, &plan)
@@ -548,13 +495,7 @@ impl<O: CgroupOs> Cgroups<O> {
                 return Err(CgroupError::InvalidPid { pid, path: file });
             }
             let data = pid.to_string();
-            self.os
-                .write(&file, &data)
-                .map_err(|source| CgroupError::Write {
-                    path: file,
-                    data,
-                    source,
-                })?;
+            self.os.write(&file, &data).map_err(|source| CgroupError::Write { path: file, data, source })?;
         }
         Ok(())
     }
@@ -685,11 +626,7 @@ impl<O: CgroupOs> Cgroups<O> {
         }
         for m in self.layout.mounts() {
             let label = self.tree.label_dir(&m);
-            for dir in [
-                self.tree.kind_dir(&m, Kind::Env),
-                self.tree.kind_dir(&m, Kind::Shim),
-                label,
-            ] {
+            for dir in [self.tree.kind_dir(&m, Kind::Env), self.tree.kind_dir(&m, Kind::Shim), label] {
                 match self.os.rmdir(&dir) {
                     Ok(()) => {}
                     Err(e) if is_not_found(&e) || is_busy(&e) => {}
@@ -708,12 +645,7 @@ fn remove_tree(os: &impl CgroupOs, dir: &Path) -> Result<bool, CgroupError> {
     let children = match os.list_dirs(dir) {
         Ok(c) => c,
         Err(e) if is_not_found(&e) => return Ok(true),
-        Err(source) => {
-            return Err(CgroupError::ListDir {
-                path: dir.to_path_buf(),
-                source,
-            })
-        }
+        Err(source) => return Err(CgroupError::ListDir { path: dir.to_path_buf(), source }),
     };
     let mut all_gone = true;
     for child in children {
@@ -726,9 +658,6 @@ fn remove_tree(os: &impl CgroupOs, dir: &Path) -> Result<bool, CgroupError> {
         Ok(()) => Ok(true),
         Err(e) if is_not_found(&e) => Ok(true),
         Err(e) if is_busy(&e) => Ok(false),
-        Err(source) => Err(CgroupError::Rmdir {
-            path: dir.to_path_buf(),
-            source,
-        }),
+        Err(source) => Err(CgroupError::Rmdir { path: dir.to_path_buf(), source }),
     }
 }

@@ -85,10 +85,7 @@ impl CgroupOs for RealOs {
         let mut f = fs::OpenOptions::new().write(true).open(path)?;
         let n = f.write(data.as_bytes())?;
         if n != data.len() {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                format!("short write ({n} of {} bytes)", data.len()),
-            ));
+            return Err(io::Error::new(io::ErrorKind::WriteZero, format!("short write ({n} of {} bytes)", data.len())));
         }
         Ok(())
     }
@@ -123,10 +120,7 @@ impl CgroupOs for RealOs {
         // kill(0, ..) and kill(-1, ..) address process groups / everything:
         // never let a bogus pid read from a file turn into that.
         if pid <= 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("refusing to signal pid {pid}"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("refusing to signal pid {pid}")));
         }
         let sig = nix::sys::signal::Signal::try_from(sig).map_err(io::Error::from)?;
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).map_err(io::Error::from)
@@ -139,8 +133,7 @@ impl CgroupOs for RealOs {
 
 /// `ENOENT` (or `ENODEV`, which cgroupfs returns for a removed group).
 pub(crate) fn is_not_found(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::NotFound
-        || matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENODEV))
+    e.kind() == io::ErrorKind::NotFound || matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENODEV))
 }
 
 /// `EEXIST`.

@@ -23,40 +23,22 @@ pub(super) enum Step {
     Leaf(PathBuf),
     /// Write `data` to the control file `file`. With `optional`, a missing
     /// file is skipped instead of being an error.
-    Write {
-        file: PathBuf,
-        data: String,
-        optional: bool,
-    },
+    Write { file: PathBuf, data: String, optional: bool },
     /// Fail unless `dir/cgroup.controllers` lists every controller (v2).
-    Require {
-        dir: PathBuf,
-        controllers: &'static [&'static str],
-    },
+    Require { dir: PathBuf, controllers: &'static [&'static str] },
     /// Make sure `dir/cgroup.subtree_control` enables the controllers (v2);
     /// writes only the ones missing, so an already-delegated parent that
     /// holds processes (no-internal-process rule) is left alone.
-    Enable {
-        dir: PathBuf,
-        controllers: &'static [&'static str],
-    },
+    Enable { dir: PathBuf, controllers: &'static [&'static str] },
 }
 
 impl Step {
     pub(super) fn write(file: PathBuf, data: impl Into<String>) -> Self {
-        Step::Write {
-            file,
-            data: data.into(),
-            optional: false,
-        }
+        Step::Write { file, data: data.into(), optional: false }
     }
 
     pub(super) fn write_if_exists(file: PathBuf, data: impl Into<String>) -> Self {
-        Step::Write {
-            file,
-            data: data.into(),
-            optional: true,
-        }
+        Step::Write { file, data: data.into(), optional: true }
     }
 }
 
@@ -72,10 +54,7 @@ pub(super) fn run(os: &impl CgroupOs, plan: &Plan) -> Result<Group, CgroupError>
     let mut attempt = 1;
     loop {
         let mut made: Vec<PathBuf> = Vec::new();
-        let res = plan
-            .steps
-            .iter()
-            .try_for_each(|step| exec(os, step, &mut made));
+        let res = plan.steps.iter().try_for_each(|step| exec(os, step, &mut made));
         match res {
             Ok(()) => return Ok(plan.group.clone()),
             Err(err) => {
@@ -99,10 +78,7 @@ fn exec(os: &impl CgroupOs, step: &Step, made: &mut Vec<PathBuf>) -> Result<(), 
                 Ok(())
             }
             Err(e) if is_exists(&e) => Ok(()),
-            Err(source) => Err(CgroupError::Mkdir {
-                path: path.clone(),
-                source,
-            }),
+            Err(source) => Err(CgroupError::Mkdir { path: path.clone(), source }),
         },
         Step::Leaf(path) => match os.mkdir(path) {
             Ok(()) => {
@@ -110,32 +86,18 @@ fn exec(os: &impl CgroupOs, step: &Step, made: &mut Vec<PathBuf>) -> Result<(), 
                 Ok(())
             }
             Err(e) if is_exists(&e) => Err(CgroupError::AlreadyExists { path: path.clone() }),
-            Err(source) => Err(CgroupError::Mkdir {
-                path: path.clone(),
-                source,
-            }),
+            Err(source) => Err(CgroupError::Mkdir { path: path.clone(), source }),
         },
-        Step::Write {
-            file,
-            data,
-            optional,
-        } => {
+        Step::Write { file, data, optional } => {
             if *optional && !os.exists(file) {
                 tracing::debug!(file = %file.display(), "optional cgroup file missing; skipped");
                 return Ok(());
             }
-            os.write(file, data).map_err(|source| CgroupError::Write {
-                path: file.clone(),
-                data: data.clone(),
-                source,
-            })
+            os.write(file, data).map_err(|source| CgroupError::Write { path: file.clone(), data: data.clone(), source })
         }
         Step::Require { dir, controllers } => {
             let file = dir.join("cgroup.controllers");
-            let text = os.read(&file).map_err(|source| CgroupError::Read {
-                path: file.clone(),
-                source,
-            })?;
+            let text = os.read(&file).map_err(|source| CgroupError::Read { path: file.clone(), source })?;
             let have: Vec<&str> = text.split_whitespace().collect();
             match controllers.iter().find(|c| !have.contains(c)) {
                 None => Ok(()),
@@ -147,26 +109,15 @@ fn exec(os: &impl CgroupOs, step: &Step, made: &mut Vec<PathBuf>) -> Result<(), 
         }
         Step::Enable { dir, controllers } => {
             let file = dir.join("cgroup.subtree_control");
-            let text = os.read(&file).map_err(|source| CgroupError::Read {
-                path: file.clone(),
-                source,
-            })?;
+            let text = os.read(&file).map_err(|source| CgroupError::Read { path: file.clone(), source })?;
             let have: Vec<&str> = text.split_whitespace().collect();
-            let missing: Vec<String> = controllers
-                .iter()
-                .filter(|c| !have.contains(c))
-                .map(|c| format!("+{c}"))
-                .collect();
+            let missing: Vec<String> =
+                controllers.iter().filter(|c| !have.contains(c)).map(|c| format!("+{c}")).collect();
             if missing.is_empty() {
                 return Ok(());
             }
             let data = missing.join(" ");
-            os.write(&file, &data)
-                .map_err(|source| CgroupError::EnableControllers {
-                    path: file.clone(),
-                    data,
-                    source,
-                })
+            os.write(&file, &data).map_err(|source| CgroupError::EnableControllers { path: file.clone(), data, source })
         }
     }
 }

@@ -9,11 +9,7 @@ use super::fake::{FakeOs, Op, HYBRID_MOUNTINFO};
 use super::*;
 
 const MIB: u64 = 1024 * 1024;
-const LIMITS: Limits = Limits {
-    memory_bytes: 64 * MIB,
-    pids: 32,
-    cpu_millicores: 500,
-};
+const LIMITS: Limits = Limits { memory_bytes: 64 * MIB, pids: 32, cpu_millicores: 500 };
 const T: Duration = Duration::from_millis(100);
 
 fn p(s: &str) -> PathBuf {
@@ -30,9 +26,7 @@ fn w(path: &str, data: &str) -> (PathBuf, String) {
 }
 
 fn pos(log: &[Op], op: &Op) -> usize {
-    log.iter()
-        .position(|o| o == op)
-        .unwrap_or_else(|| panic!("{op:?} not in log {log:#?}"))
+    log.iter().position(|o| o == op).unwrap_or_else(|| panic!("{op:?} not in log {log:#?}"))
 }
 
 // ---------------------------------------------------------------- layout
@@ -40,26 +34,17 @@ fn pos(log: &[Op], op: &Op) -> usize {
 #[test]
 fn detects_hybrid_layout() {
     let layout = detect_layout(&FakeOs::hybrid()).expect("layout");
-    let Layout::V1 {
-        controllers,
-        unified,
-    } = &layout
-    else {
+    let Layout::V1 { controllers, unified } = &layout else {
         panic!("expected v1, got {layout:?}");
     };
-    for c in [
-        "memory", "pids", "cpu", "cpuacct", "cpuset", "freezer", "devices", "blkio",
-    ] {
+    for c in ["memory", "pids", "cpu", "cpuacct", "cpuset", "freezer", "devices", "blkio"] {
         assert_eq!(controllers[c], p(&format!("/sys/fs/cgroup/{c}")), "{c}");
     }
     assert_eq!(controllers["name=systemd"], p("/sys/fs/cgroup/systemd"));
     assert!(!controllers.contains_key("rw"));
     assert!(!controllers.contains_key("xattr"));
     assert_eq!(controllers.len(), 9);
-    assert_eq!(
-        unified.as_deref(),
-        Some(Path::new("/sys/fs/cgroup/unified"))
-    );
+    assert_eq!(unified.as_deref(), Some(Path::new("/sys/fs/cgroup/unified")));
 }
 
 #[test]
@@ -75,37 +60,24 @@ fn detects_this_hosts_mountinfo_without_optional_fields() {
 41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 ";
     let layout = parse_mountinfo(text).expect("layout");
-    assert_eq!(
-        layout.v1_controller("freezer"),
-        Some(Path::new("/sys/fs/cgroup/freezer"))
-    );
-    assert_eq!(
-        layout.v1_controller("name=systemd"),
-        Some(Path::new("/sys/fs/cgroup/systemd"))
-    );
+    assert_eq!(layout.v1_controller("freezer"), Some(Path::new("/sys/fs/cgroup/freezer")));
+    assert_eq!(layout.v1_controller("name=systemd"), Some(Path::new("/sys/fs/cgroup/systemd")));
     assert_eq!(layout.v2_mount(), Some(Path::new("/sys/fs/cgroup/unified")));
 }
 
 #[test]
 fn detects_pure_v2_layout() {
     let layout = detect_layout(&FakeOs::v2()).expect("layout");
-    assert_eq!(
-        layout,
-        Layout::V2 {
-            root: p("/sys/fs/cgroup")
-        }
-    );
+    assert_eq!(layout, Layout::V2 { root: p("/sys/fs/cgroup") });
 }
 
 #[test]
 fn layout_and_group_round_trip_through_json() {
     let c = cg(FakeOs::hybrid(), "t");
-    let layout: Layout =
-        serde_json::from_str(&serde_json::to_string(c.layout()).expect("ser")).expect("de");
+    let layout: Layout = serde_json::from_str(&serde_json::to_string(c.layout()).expect("ser")).expect("de");
     assert_eq!(&layout, c.layout());
     let group = c.create_env("e", &LIMITS).expect("create");
-    let back: Group =
-        serde_json::from_str(&serde_json::to_string(&group).expect("ser")).expect("de");
+    let back: Group = serde_json::from_str(&serde_json::to_string(&group).expect("ser")).expect("de");
     assert_eq!(back, group);
 }
 
@@ -121,11 +93,7 @@ fn unreadable_mountinfo_names_the_file() {
 
 #[test]
 fn cpu_quota_from_millicores() {
-    let l = |m| Limits {
-        memory_bytes: 0,
-        pids: 0,
-        cpu_millicores: m,
-    };
+    let l = |m| Limits { memory_bytes: 0, pids: 0, cpu_millicores: m };
     assert_eq!(l(0).cfs_quota_us(), None);
     assert_eq!(l(5).cfs_quota_us(), Some(MIN_CFS_QUOTA_US));
     assert_eq!(l(500).cfs_quota_us(), Some(50_000));
@@ -139,16 +107,7 @@ fn v1_create_env_writes_limits() {
     let c = cg(FakeOs::hybrid(), "t1");
     let g = c.create_env("e1", &LIMITS).expect("create");
     let leaf = |h: &str| p(&format!("/sys/fs/cgroup/{h}/examroom/t1/envs/e1"));
-    assert_eq!(
-        g.paths,
-        vec![
-            leaf("memory"),
-            leaf("pids"),
-            leaf("cpu"),
-            leaf("freezer"),
-            leaf("cpuacct")
-        ]
-    );
+    assert_eq!(g.paths, vec![leaf("memory"), leaf("pids"), leaf("cpu"), leaf("freezer"), leaf("cpuacct")]);
     assert_eq!(g, c.env_group("e1").expect("env_group"));
     for d in &g.paths {
         assert!(c.os().is_dir(d), "{d:?}");
@@ -157,31 +116,17 @@ fn v1_create_env_writes_limits() {
         c.os().writes(),
         vec![
             w("/sys/fs/cgroup/cpu/examroom/t1/envs/cpu.shares", "128"),
-            w(
-                "/sys/fs/cgroup/memory/examroom/t1/envs/e1/memory.limit_in_bytes",
-                "67108864"
-            ),
-            w(
-                "/sys/fs/cgroup/memory/examroom/t1/envs/e1/memory.memsw.limit_in_bytes",
-                "67108864"
-            ),
+            w("/sys/fs/cgroup/memory/examroom/t1/envs/e1/memory.limit_in_bytes", "67108864"),
+            w("/sys/fs/cgroup/memory/examroom/t1/envs/e1/memory.memsw.limit_in_bytes", "67108864"),
             w("/sys/fs/cgroup/pids/examroom/t1/envs/e1/pids.max", "32"),
-            w(
-                "/sys/fs/cgroup/cpu/examroom/t1/envs/e1/cpu.cfs_period_us",
-                "100000"
-            ),
-            w(
-                "/sys/fs/cgroup/cpu/examroom/t1/envs/e1/cpu.cfs_quota_us",
-                "50000"
-            ),
+            w("/sys/fs/cgroup/cpu/examroom/t1/envs/e1/cpu.cfs_period_us", "100000"),
+            w("/sys/fs/cgroup/cpu/examroom/t1/envs/e1/cpu.cfs_quota_us", "50000"),
         ]
     );
     // No shim tree for an env, and the OOM killer is left alone.
     assert!(!c.os().is_dir("/sys/fs/cgroup/cpu/examroom/t1/shims"));
     assert_eq!(
-        c.os()
-            .file("/sys/fs/cgroup/memory/examroom/t1/envs/e1/memory.oom_control")
-            .as_deref(),
+        c.os().file("/sys/fs/cgroup/memory/examroom/t1/envs/e1/memory.oom_control").as_deref(),
         Some("oom_kill_disable 0\nunder_oom 0\noom_kill 0\n")
     );
 }
@@ -192,44 +137,26 @@ fn v1_create_env_without_memsw_skips_it() {
     os.drop_template_file("/sys/fs/cgroup/memory", "memory.memsw.limit_in_bytes");
     let c = cg(os, "t");
     c.create_env("e", &LIMITS).expect("create");
-    assert!(c
-        .os()
-        .writes()
-        .iter()
-        .all(|(path, _)| !path.ends_with("memory.memsw.limit_in_bytes")));
-    assert!(c.os().writes().contains(&w(
-        "/sys/fs/cgroup/memory/examroom/t/envs/e/memory.limit_in_bytes",
-        "67108864"
-    )));
+    assert!(c.os().writes().iter().all(|(path, _)| !path.ends_with("memory.memsw.limit_in_bytes")));
+    assert!(c.os().writes().contains(&w("/sys/fs/cgroup/memory/examroom/t/envs/e/memory.limit_in_bytes", "67108864")));
 }
 
 #[test]
 fn v1_zero_limits_mean_unlimited() {
     let c = cg(FakeOs::hybrid(), "t");
-    let zero = Limits {
-        memory_bytes: 0,
-        pids: 0,
-        cpu_millicores: 0,
-    };
+    let zero = Limits { memory_bytes: 0, pids: 0, cpu_millicores: 0 };
     c.create_env("e", &zero).expect("create");
     let writes = c.os().writes();
-    assert!(writes.contains(&w(
-        "/sys/fs/cgroup/memory/examroom/t/envs/e/memory.limit_in_bytes",
-        "-1"
-    )));
+    assert!(writes.contains(&w("/sys/fs/cgroup/memory/examroom/t/envs/e/memory.limit_in_bytes", "-1")));
     assert!(writes.contains(&w("/sys/fs/cgroup/pids/examroom/t/envs/e/pids.max", "max")));
-    assert!(writes.contains(&w(
-        "/sys/fs/cgroup/cpu/examroom/t/envs/e/cpu.cfs_quota_us",
-        "-1"
-    )));
+    assert!(writes.contains(&w("/sys/fs/cgroup/cpu/examroom/t/envs/e/cpu.cfs_quota_us", "-1")));
 }
 
 #[test]
 fn v1_parents_are_shared_and_leaves_are_not() {
     let c = cg(FakeOs::hybrid(), "t");
     let a = c.create_env("a", &LIMITS).expect("a");
-    c.create_env("b", &LIMITS)
-        .expect("b (parents already exist)");
+    c.create_env("b", &LIMITS).expect("b (parents already exist)");
     let err = c.create_env("a", &LIMITS).expect_err("a again");
     assert!(matches!(err, CgroupError::AlreadyExists { .. }), "{err}");
     // The failed attempt did not remove the existing group or the parents.
@@ -244,21 +171,9 @@ fn v1_create_shim_joins_systemd_and_unified() {
     let c = cg(FakeOs::hybrid(), "t");
     let g = c.create_shim("e").expect("create");
     let leaf = |h: &str| p(&format!("/sys/fs/cgroup/{h}/examroom/t/shims/e"));
-    assert_eq!(
-        g.paths,
-        vec![
-            leaf("memory"),
-            leaf("pids"),
-            leaf("cpu"),
-            leaf("systemd"),
-            leaf("unified")
-        ]
-    );
+    assert_eq!(g.paths, vec![leaf("memory"), leaf("pids"), leaf("cpu"), leaf("systemd"), leaf("unified")]);
     assert_eq!(g, c.shim_group("e").expect("shim_group"));
-    assert_eq!(
-        c.os().writes(),
-        vec![w("/sys/fs/cgroup/cpu/examroom/t/shims/cpu.shares", "1024")]
-    );
+    assert_eq!(c.os().writes(), vec![w("/sys/fs/cgroup/cpu/examroom/t/shims/cpu.shares", "1024")]);
 }
 
 #[test]
@@ -267,11 +182,7 @@ fn v1_failing_write_rolls_back_everything_made() {
     os.fail_write("/sys/fs/cgroup/pids/examroom/t/envs/e/pids.max");
     let c = cg(os, "t");
     let err = c.create_env("e", &LIMITS).expect_err("must fail");
-    assert!(
-        err.to_string()
-            .contains("/sys/fs/cgroup/pids/examroom/t/envs/e/pids.max"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("/sys/fs/cgroup/pids/examroom/t/envs/e/pids.max"), "{err}");
     assert!(matches!(err, CgroupError::Write { .. }), "{err}");
     // Everything including the parents it made is gone.
     assert_eq!(c.os().dirs_named("examroom"), Vec::<PathBuf>::new());
@@ -282,8 +193,7 @@ fn v1_failing_write_rolls_back_everything_made() {
 fn v1_rollback_keeps_parents_it_did_not_make() {
     let c = cg(FakeOs::hybrid(), "t");
     c.create_env("old", &LIMITS).expect("old");
-    c.os()
-        .fail_write("/sys/fs/cgroup/cpu/examroom/t/envs/new/cpu.cfs_quota_us");
+    c.os().fail_write("/sys/fs/cgroup/cpu/examroom/t/envs/new/cpu.cfs_quota_us");
     c.create_env("new", &LIMITS).expect_err("must fail");
     assert_eq!(c.label_groups().expect("groups"), vec!["old".to_string()]);
     assert!(c.os().is_dir("/sys/fs/cgroup/freezer/examroom/t/envs/old"));
@@ -292,19 +202,12 @@ fn v1_rollback_keeps_parents_it_did_not_make() {
 
 #[test]
 fn v1_missing_controller_is_an_error_and_creates_nothing() {
-    let text: String = HYBRID_MOUNTINFO
-        .lines()
-        .filter(|l| !l.contains("freezer"))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    let text: String = HYBRID_MOUNTINFO.lines().filter(|l| !l.contains("freezer")).map(|l| format!("{l}\n")).collect();
     let os = FakeOs::hybrid();
     let layout = parse_mountinfo(&text).expect("layout");
     let c = Cgroups::new(os, layout, DEFAULT_ROOT, "t");
     let err = c.create_env("e", &LIMITS).expect_err("must fail");
-    assert!(
-        matches!(&err, CgroupError::MissingController { controller, .. } if controller == "freezer"),
-        "{err}"
-    );
+    assert!(matches!(&err, CgroupError::MissingController { controller, .. } if controller == "freezer"), "{err}");
     assert!(c.os().dirs_named("examroom").is_empty());
 }
 
@@ -313,21 +216,12 @@ fn invalid_names_are_refused_before_touching_anything() {
     let c = cg(FakeOs::hybrid(), "t");
     for env in ["", "..", ".hidden", "a/b", "a b", "x\0"] {
         let err = c.create_env(env, &LIMITS).expect_err(env);
-        assert!(
-            matches!(err, CgroupError::InvalidName { .. }),
-            "{env:?}: {err}"
-        );
+        assert!(matches!(err, CgroupError::InvalidName { .. }), "{env:?}: {err}");
     }
     let bad = cg(FakeOs::hybrid(), "Bad_Label");
-    assert!(matches!(
-        bad.create_shim("e"),
-        Err(CgroupError::InvalidName { what: "label", .. })
-    ));
+    assert!(matches!(bad.create_shim("e"), Err(CgroupError::InvalidName { what: "label", .. })));
     let bad_root = Cgroups::new(FakeOs::hybrid(), c.layout().clone(), "../etc", "t");
-    assert!(matches!(
-        bad_root.create_shim("e"),
-        Err(CgroupError::InvalidName { what: "root", .. })
-    ));
+    assert!(matches!(bad_root.create_shim("e"), Err(CgroupError::InvalidName { what: "root", .. })));
     assert!(c.os().log().iter().all(|op| !matches!(op, Op::Mkdir(_))));
 }
 
@@ -375,11 +269,8 @@ impl CgroupOs for VanishingParent<'_> {
 fn create_retries_when_a_parent_vanishes_concurrently() {
     let fake = FakeOs::hybrid();
     let layout = detect_layout(&fake).expect("layout");
-    let os = VanishingParent {
-        inner: &fake,
-        victim: p("/sys/fs/cgroup/pids/examroom/t/envs/e"),
-        done: Cell::new(false),
-    };
+    let os =
+        VanishingParent { inner: &fake, victim: p("/sys/fs/cgroup/pids/examroom/t/envs/e"), done: Cell::new(false) };
     let c = Cgroups::new(os, layout, DEFAULT_ROOT, "t");
     let g = c.create_env("e", &LIMITS).expect("second attempt succeeds");
     for d in &g.paths {
@@ -405,10 +296,7 @@ fn v2_create_env_delegates_controllers_and_writes_limits() {
             w("/sys/fs/cgroup/examroom/cgroup.subtree_control", all),
             w("/sys/fs/cgroup/examroom/t2/cgroup.subtree_control", all),
             w("/sys/fs/cgroup/examroom/t2/envs/cpu.weight", "10"),
-            w(
-                "/sys/fs/cgroup/examroom/t2/envs/cgroup.subtree_control",
-                all
-            ),
+            w("/sys/fs/cgroup/examroom/t2/envs/cgroup.subtree_control", all),
             w("/sys/fs/cgroup/examroom/t2/envs/e1/memory.max", "67108864"),
             w("/sys/fs/cgroup/examroom/t2/envs/e1/memory.swap.max", "0"),
             w("/sys/fs/cgroup/examroom/t2/envs/e1/pids.max", "32"),
@@ -416,20 +304,13 @@ fn v2_create_env_delegates_controllers_and_writes_limits() {
         ]
     );
     // The leaf delegates nothing (processes live there).
-    assert_eq!(
-        c.os()
-            .file("/sys/fs/cgroup/examroom/t2/envs/e1/cgroup.subtree_control")
-            .as_deref(),
-        Some("")
-    );
+    assert_eq!(c.os().file("/sys/fs/cgroup/examroom/t2/envs/e1/cgroup.subtree_control").as_deref(), Some(""));
 
     // A second env finds everything delegated and writes only its own limits.
     c.os().clear_log();
     c.create_env("e2", &LIMITS).expect("create");
     let writes = c.os().writes();
-    assert!(writes
-        .iter()
-        .all(|(path, _)| !path.ends_with("cgroup.subtree_control")));
+    assert!(writes.iter().all(|(path, _)| !path.ends_with("cgroup.subtree_control")));
     assert_eq!(writes.len(), 5, "{writes:#?}"); // cpu.weight + 4 limits
 }
 
@@ -439,11 +320,7 @@ fn v2_create_env_without_swap_file_skips_it() {
     os.drop_template_file("/sys/fs/cgroup", "memory.swap.max");
     let c = cg(os, "t");
     c.create_env("e", &LIMITS).expect("create");
-    assert!(c
-        .os()
-        .writes()
-        .iter()
-        .all(|(path, _)| !path.ends_with("memory.swap.max")));
+    assert!(c.os().writes().iter().all(|(path, _)| !path.ends_with("memory.swap.max")));
 }
 
 #[test]
@@ -453,10 +330,7 @@ fn v2_create_shim() {
     assert_eq!(g.paths, vec![p("/sys/fs/cgroup/examroom/t/shims/e")]);
     let writes = c.os().writes();
     assert!(writes.contains(&w("/sys/fs/cgroup/examroom/t/shims/cpu.weight", "100")));
-    assert!(!writes.contains(&w(
-        "/sys/fs/cgroup/examroom/t/shims/cgroup.subtree_control",
-        "+memory +pids +cpu"
-    )));
+    assert!(!writes.contains(&w("/sys/fs/cgroup/examroom/t/shims/cgroup.subtree_control", "+memory +pids +cpu")));
 }
 
 #[test]
@@ -465,10 +339,7 @@ fn v2_missing_controller_creates_nothing() {
     os.set_file("/sys/fs/cgroup/cgroup.controllers", "cpu memory io\n");
     let c = cg(os, "t");
     let err = c.create_env("e", &LIMITS).expect_err("must fail");
-    assert!(
-        matches!(&err, CgroupError::MissingController { controller, .. } if controller == "pids"),
-        "{err}"
-    );
+    assert!(matches!(&err, CgroupError::MissingController { controller, .. } if controller == "pids"), "{err}");
     assert!(c.os().dirs_named("examroom").is_empty());
 }
 
@@ -488,10 +359,7 @@ fn v2_enable_failure_explains_the_no_internal_process_rule() {
     os.fail_write("/sys/fs/cgroup/cgroup.subtree_control");
     let c = cg(os, "t");
     let err = c.create_env("e", &LIMITS).expect_err("must fail");
-    assert!(
-        matches!(err, CgroupError::EnableControllers { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, CgroupError::EnableControllers { .. }), "{err}");
     assert!(err.to_string().contains("cannot delegate"), "{err}");
 }
 
@@ -503,22 +371,13 @@ fn add_process_and_procs_union() {
     let g = c.create_env("e", &LIMITS).expect("create");
     c.add_process(&g, 100).expect("add");
     for d in &g.paths {
-        assert_eq!(
-            c.os().file(d.join("cgroup.procs")).as_deref(),
-            Some("100\n")
-        );
+        assert_eq!(c.os().file(d.join("cgroup.procs")).as_deref(), Some("100\n"));
     }
     // A process seen in one hierarchy only still counts.
     c.os().add_pid("/sys/fs/cgroup/pids/examroom/t/envs/e", 7);
     assert_eq!(c.procs(&g).expect("procs"), vec![7, 100]);
-    assert!(matches!(
-        c.add_process(&g, 0),
-        Err(CgroupError::InvalidPid { pid: 0, .. })
-    ));
-    assert!(matches!(
-        c.add_process(&g, -1),
-        Err(CgroupError::InvalidPid { .. })
-    ));
+    assert!(matches!(c.add_process(&g, 0), Err(CgroupError::InvalidPid { pid: 0, .. })));
+    assert!(matches!(c.add_process(&g, -1), Err(CgroupError::InvalidPid { .. })));
 }
 
 #[test]
@@ -541,27 +400,12 @@ fn foreign_paths_are_refused() {
         "/sys/fs/cgroup/memory/examroom/t/other/e",
         "/tmp/examroom/t/envs/e",
     ] {
-        let g = Group {
-            paths: vec![p(bad)],
-        };
-        assert!(
-            matches!(c.kill_all(&g, T), Err(CgroupError::ForeignPath { .. })),
-            "{bad}"
-        );
-        assert!(
-            matches!(c.remove(&g, T), Err(CgroupError::ForeignPath { .. })),
-            "{bad}"
-        );
-        assert!(matches!(
-            c.add_process(&g, 5),
-            Err(CgroupError::ForeignPath { .. })
-        ));
+        let g = Group { paths: vec![p(bad)] };
+        assert!(matches!(c.kill_all(&g, T), Err(CgroupError::ForeignPath { .. })), "{bad}");
+        assert!(matches!(c.remove(&g, T), Err(CgroupError::ForeignPath { .. })), "{bad}");
+        assert!(matches!(c.add_process(&g, 5), Err(CgroupError::ForeignPath { .. })));
     }
-    assert!(c
-        .os()
-        .log()
-        .iter()
-        .all(|op| !matches!(op, Op::Kill(..) | Op::Rmdir(_) | Op::Write(..))));
+    assert!(c.os().log().iter().all(|op| !matches!(op, Op::Kill(..) | Op::Rmdir(_) | Op::Write(..))));
 }
 
 // ---------------------------------------------------------------- kill_all
@@ -585,17 +429,11 @@ fn v1_kill_all_freezes_kills_thaws_in_order() {
     let thawed = pos(&log, &Op::Write(state.clone(), "THAWED".into()));
     assert!(frozen < k100 && k100 < thawed && k101 < thawed, "{log:#?}");
     // It waited for FREEZING to become FROZEN before killing.
-    let state_reads: Vec<usize> = log
-        .iter()
-        .enumerate()
-        .filter(|(_, op)| **op == Op::Read(state.clone()))
-        .map(|(i, _)| i)
-        .collect();
+    let state_reads: Vec<usize> =
+        log.iter().enumerate().filter(|(_, op)| **op == Op::Read(state.clone())).map(|(i, _)| i).collect();
     assert!(state_reads.len() >= 2, "{log:#?}");
     assert!(state_reads[1] < k100, "{log:#?}");
-    assert!(log[frozen..k100]
-        .iter()
-        .any(|op| matches!(op, Op::Sleep(_))));
+    assert!(log[frozen..k100].iter().any(|op| matches!(op, Op::Sleep(_))));
     assert!(c.procs(&g).expect("procs").is_empty());
     assert_eq!(c.os().file(&state).as_deref(), Some("THAWED\n"));
     c.remove(&g, T).expect("remove");
@@ -609,19 +447,10 @@ fn v1_kill_all_times_out_on_unkillable_process_and_thaws() {
     c.add_process(&g, 101).expect("add");
     c.os().immortal(101);
     let err = c.kill_all(&g, T).expect_err("must time out");
-    assert!(
-        err.to_string()
-            .contains("1 processes still alive after 100ms"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("1 processes still alive after 100ms"), "{err}");
     assert!(matches!(&err, CgroupError::StillAlive { pids, .. } if pids == &vec![101]));
     assert_eq!(c.os().slept(), T);
-    assert_eq!(
-        c.os()
-            .file("/sys/fs/cgroup/freezer/examroom/t/envs/e/freezer.state")
-            .as_deref(),
-        Some("THAWED\n")
-    );
+    assert_eq!(c.os().file("/sys/fs/cgroup/freezer/examroom/t/envs/e/freezer.state").as_deref(), Some("THAWED\n"));
     assert_eq!(c.procs(&g).expect("procs"), vec![101]);
 }
 
@@ -642,10 +471,7 @@ fn kill_all_refuses_group_containing_caller() {
     let c = cg(FakeOs::hybrid(), "t");
     let g = c.create_env("e", &LIMITS).expect("create");
     c.add_process(&g, c.os().self_pid()).expect("add");
-    assert!(matches!(
-        c.kill_all(&g, T),
-        Err(CgroupError::ContainsSelf { .. })
-    ));
+    assert!(matches!(c.kill_all(&g, T), Err(CgroupError::ContainsSelf { .. })));
     assert!(c.os().log().iter().all(|op| !matches!(op, Op::Kill(..))));
 }
 
@@ -656,13 +482,7 @@ fn v1_shim_kill_all_uses_unified_cgroup_kill() {
     c.add_process(&g, 200).expect("add");
     c.os().clear_log();
     c.kill_all(&g, T).expect("kill_all");
-    assert_eq!(
-        c.os().writes(),
-        vec![w(
-            "/sys/fs/cgroup/unified/examroom/t/shims/e/cgroup.kill",
-            "1"
-        )]
-    );
+    assert_eq!(c.os().writes(), vec![w("/sys/fs/cgroup/unified/examroom/t/shims/e/cgroup.kill", "1")]);
     assert!(c.procs(&g).expect("procs").is_empty());
 }
 
@@ -670,10 +490,8 @@ fn v1_shim_kill_all_uses_unified_cgroup_kill() {
 fn v1_shim_kill_all_without_freezer_kills_directly() {
     let c = cg(FakeOs::hybrid(), "t");
     let g = c.create_shim("e").expect("create");
-    c.os()
-        .remove_file("/sys/fs/cgroup/unified/examroom/t/shims/e/cgroup.kill");
-    c.os()
-        .remove_file("/sys/fs/cgroup/unified/examroom/t/shims/e/cgroup.freeze");
+    c.os().remove_file("/sys/fs/cgroup/unified/examroom/t/shims/e/cgroup.kill");
+    c.os().remove_file("/sys/fs/cgroup/unified/examroom/t/shims/e/cgroup.freeze");
     c.add_process(&g, 200).expect("add");
     c.os().clear_log();
     c.kill_all(&g, T).expect("kill_all");
@@ -689,10 +507,7 @@ fn v2_kill_all_writes_cgroup_kill() {
     c.add_process(&g, 301).expect("add");
     c.os().clear_log();
     c.kill_all(&g, T).expect("kill_all");
-    assert_eq!(
-        c.os().writes(),
-        vec![w("/sys/fs/cgroup/examroom/t/envs/e/cgroup.kill", "1")]
-    );
+    assert_eq!(c.os().writes(), vec![w("/sys/fs/cgroup/examroom/t/envs/e/cgroup.kill", "1")]);
     assert!(c.os().log().iter().all(|op| !matches!(op, Op::Kill(..))));
     assert!(c.procs(&g).expect("procs").is_empty());
 }
@@ -721,11 +536,7 @@ fn v2_kill_all_times_out() {
     c.add_process(&g, 300).expect("add");
     c.os().immortal(300);
     let err = c.kill_all(&g, T).expect_err("must time out");
-    assert!(
-        err.to_string()
-            .contains("1 processes still alive after 100ms"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("1 processes still alive after 100ms"), "{err}");
 }
 
 // ---------------------------------------------------------------- remove
@@ -738,12 +549,7 @@ fn remove_retries_ebusy() {
     c.os().busy_once(&busy);
     c.os().clear_log();
     c.remove(&g, Duration::from_secs(1)).expect("remove");
-    let rmdirs = c
-        .os()
-        .log()
-        .iter()
-        .filter(|op| **op == Op::Rmdir(busy.clone()))
-        .count();
+    let rmdirs = c.os().log().iter().filter(|op| **op == Op::Rmdir(busy.clone())).count();
     assert_eq!(rmdirs, 2);
     assert_eq!(c.os().slept(), POLL_STEP);
     for d in &g.paths {
@@ -819,20 +625,14 @@ fn oom_kills_and_memory_peak() {
         "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n",
     );
     assert_eq!(c.oom_kills(&g), Some(3));
-    c.os().set_file(
-        "/sys/fs/cgroup/memory/examroom/t/envs/e/memory.max_usage_in_bytes",
-        "4096\n",
-    );
+    c.os().set_file("/sys/fs/cgroup/memory/examroom/t/envs/e/memory.max_usage_in_bytes", "4096\n");
     assert_eq!(c.memory_peak(&g), Some(4096));
     c.remove(&g, T).expect("remove");
     assert_eq!(c.oom_kills(&g), None);
 
     let c = cg(FakeOs::v2(), "t");
     let g = c.create_env("e", &LIMITS).expect("create");
-    c.os().set_file(
-        "/sys/fs/cgroup/examroom/t/envs/e/memory.events",
-        "low 0\nhigh 0\nmax 9\noom 2\noom_kill 2\n",
-    );
+    c.os().set_file("/sys/fs/cgroup/examroom/t/envs/e/memory.events", "low 0\nhigh 0\nmax 9\noom 2\noom_kill 2\n");
     assert_eq!(c.oom_kills(&g), Some(2));
 }
 
@@ -874,47 +674,31 @@ fn real_cgroups(what: &str) -> Option<Cgroups<RealOs>> {
     };
     for m in layout.mounts() {
         if let Err(e) = nix::unistd::access(&m, nix::unistd::AccessFlags::W_OK) {
-            eprintln!(
-                "skipping real cgroup test ({what}): {} not writable: {e}",
-                m.display()
-            );
+            eprintln!("skipping real cgroup test ({what}): {} not writable: {e}", m.display());
             return None;
         }
     }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let label = format!("cgtest-{what}-{}-{nanos}", std::process::id());
     Some(Cgroups::new(RealOs, layout, DEFAULT_ROOT, &label))
 }
 
 fn read_trim(path: &Path) -> String {
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-        .trim()
-        .to_string()
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())).trim().to_string()
 }
 
 fn real_lifecycle(c: &Cgroups<RealOs>, group: Group) {
     use std::os::unix::process::ExitStatusExt;
 
-    let mut guard = RealGuard {
-        cg: c,
-        groups: vec![group.clone()],
-        child: None,
-    };
-    let child = std::process::Command::new("sleep")
-        .arg("30")
-        .spawn()
-        .expect("spawn sleep");
+    let mut guard = RealGuard { cg: c, groups: vec![group.clone()], child: None };
+    let child = std::process::Command::new("sleep").arg("30").spawn().expect("spawn sleep");
     let pid = i32::try_from(child.id()).expect("pid");
     guard.child = Some(child);
 
     c.add_process(&group, pid).expect("add_process");
     assert!(c.procs(&group).expect("procs").contains(&pid));
-    c.kill_all(&group, Duration::from_secs(5))
-        .expect("kill_all");
+    c.kill_all(&group, Duration::from_secs(5)).expect("kill_all");
     assert!(c.procs(&group).expect("procs").is_empty());
     let status = guard.child.take().expect("child").wait().expect("wait");
     assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
@@ -923,10 +707,7 @@ fn real_lifecycle(c: &Cgroups<RealOs>, group: Group) {
     for d in &group.paths {
         assert!(!d.exists(), "{} still exists", d.display());
     }
-    assert_eq!(
-        c.label_groups().expect("label_groups"),
-        Vec::<String>::new()
-    );
+    assert_eq!(c.label_groups().expect("label_groups"), Vec::<String>::new());
     c.remove_label_if_empty();
     for d in c.label_dirs() {
         assert!(!d.exists(), "{} still exists", d.display());
@@ -939,11 +720,7 @@ fn real_env_lifecycle() {
     let Some(c) = real_cgroups("env") else {
         return;
     };
-    let limits = Limits {
-        memory_bytes: 64 * MIB,
-        pids: 32,
-        cpu_millicores: 500,
-    };
+    let limits = Limits { memory_bytes: 64 * MIB, pids: 32, cpu_millicores: 500 };
     let group = match c.create_env("env-1", &limits) {
         Ok(g) => g,
         Err(e) => {
@@ -953,18 +730,9 @@ fn real_env_lifecycle() {
     };
     match c.layout() {
         Layout::V1 { controllers, .. } => {
-            let leaf = |ctl: &str| {
-                group
-                    .paths
-                    .iter()
-                    .find(|p| p.starts_with(&controllers[ctl]))
-                    .cloned()
-                    .expect("leaf")
-            };
-            assert_eq!(
-                read_trim(&leaf("memory").join("memory.limit_in_bytes")),
-                (64 * MIB).to_string()
-            );
+            let leaf =
+                |ctl: &str| group.paths.iter().find(|p| p.starts_with(&controllers[ctl])).cloned().expect("leaf");
+            assert_eq!(read_trim(&leaf("memory").join("memory.limit_in_bytes")), (64 * MIB).to_string());
             let memsw = leaf("memory").join("memory.memsw.limit_in_bytes");
             if memsw.exists() {
                 assert_eq!(read_trim(&memsw), (64 * MIB).to_string());
@@ -1016,11 +784,7 @@ fn real_kill_all_gets_forking_orphans() {
             panic!("create_env: {e}");
         }
     };
-    let mut guard = RealGuard {
-        cg: &c,
-        groups: vec![group.clone()],
-        child: None,
-    };
+    let mut guard = RealGuard { cg: &c, groups: vec![group.clone()], child: None };
     // Waits for a line on stdin (so it is in the group before it forks),
     // then leaves 10 orphaned sleeps behind and keeps forking more.
     let script = "read go; for i in 1 2 3 4 5 6 7 8 9 10; do (sleep 100 &); done; \
@@ -1034,11 +798,7 @@ fn real_kill_all_gets_forking_orphans() {
     let pid = i32::try_from(child.id()).expect("pid");
     guard.child = Some(child);
     c.add_process(&group, pid).expect("add_process");
-    let stdin = guard
-        .child
-        .as_mut()
-        .and_then(|ch| ch.stdin.as_mut())
-        .expect("stdin");
+    let stdin = guard.child.as_mut().and_then(|ch| ch.stdin.as_mut()).expect("stdin");
     stdin.write_all(b"go\n").expect("write stdin");
 
     let mut n = 0;
@@ -1050,8 +810,7 @@ fn real_kill_all_gets_forking_orphans() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(n >= 12, "only {n} processes in the group");
-    c.kill_all(&group, Duration::from_secs(10))
-        .expect("kill_all");
+    c.kill_all(&group, Duration::from_secs(10)).expect("kill_all");
     assert!(c.procs(&group).expect("procs").is_empty());
     let _ = guard.child.take().map(|mut ch| ch.wait());
     c.remove(&group, Duration::from_secs(5)).expect("remove");

@@ -19,16 +19,11 @@ pub const SHIMS_CPU_SHARES: u64 = 1024;
 /// The named hierarchy systemd uses for process tracking on v1/hybrid hosts.
 pub const SYSTEMD_HIERARCHY: &str = "name=systemd";
 
-fn need<'a>(
-    controllers: &'a BTreeMap<String, PathBuf>,
-    name: &str,
-) -> Result<&'a PathBuf, CgroupError> {
-    controllers
-        .get(name)
-        .ok_or_else(|| CgroupError::MissingController {
-            controller: name.to_string(),
-            detail: "no cgroup v1 hierarchy has it mounted".into(),
-        })
+fn need<'a>(controllers: &'a BTreeMap<String, PathBuf>, name: &str) -> Result<&'a PathBuf, CgroupError> {
+    controllers.get(name).ok_or_else(|| CgroupError::MissingController {
+        controller: name.to_string(),
+        detail: "no cgroup v1 hierarchy has it mounted".into(),
+    })
 }
 
 fn push_unique(out: &mut Vec<PathBuf>, p: &PathBuf) {
@@ -39,9 +34,7 @@ fn push_unique(out: &mut Vec<PathBuf>, p: &PathBuf) {
 
 /// The hierarchies an environment's group lives in: memory, pids, cpu,
 /// freezer (all required) and cpuacct when it is a separate mount.
-pub(super) fn env_mounts(
-    controllers: &BTreeMap<String, PathBuf>,
-) -> Result<Vec<PathBuf>, CgroupError> {
+pub(super) fn env_mounts(controllers: &BTreeMap<String, PathBuf>) -> Result<Vec<PathBuf>, CgroupError> {
     let mut out = Vec::new();
     for c in ["memory", "pids", "cpu", "freezer"] {
         push_unique(&mut out, need(controllers, c)?);
@@ -55,10 +48,7 @@ pub(super) fn env_mounts(
 /// The hierarchies a shim's group lives in: memory, pids, cpu (those
 /// mounted), `name=systemd` and the unified hierarchy, the latter two so a
 /// service manager no longer counts the shim as part of the server's service.
-pub(super) fn shim_mounts(
-    controllers: &BTreeMap<String, PathBuf>,
-    unified: Option<&PathBuf>,
-) -> Vec<PathBuf> {
+pub(super) fn shim_mounts(controllers: &BTreeMap<String, PathBuf>, unified: Option<&PathBuf>) -> Vec<PathBuf> {
     let mut out = Vec::new();
     for c in ["memory", "pids", "cpu", SYSTEMD_HIERARCHY] {
         if let Some(p) = controllers.get(c) {
@@ -87,14 +77,8 @@ pub(super) fn env_plan(
     for m in &mounts {
         steps.extend(tree.parents(m, Kind::Env).into_iter().map(Step::Parent));
     }
-    steps.push(Step::write(
-        tree.kind_dir(cpu, Kind::Env).join("cpu.shares"),
-        ENVS_CPU_SHARES.to_string(),
-    ));
-    let leaves: Vec<PathBuf> = mounts
-        .iter()
-        .map(|m| tree.leaf(m, Kind::Env, env))
-        .collect();
+    steps.push(Step::write(tree.kind_dir(cpu, Kind::Env).join("cpu.shares"), ENVS_CPU_SHARES.to_string()));
+    let leaves: Vec<PathBuf> = mounts.iter().map(|m| tree.leaf(m, Kind::Env, env)).collect();
     steps.extend(leaves.iter().cloned().map(Step::Leaf));
 
     // Memory first, then memory+swap at the same value: swap adds nothing.
@@ -104,14 +88,8 @@ pub(super) fn env_plan(
         0 => "-1".to_string(),
         n => n.to_string(),
     };
-    steps.push(Step::write(
-        mem.join("memory.limit_in_bytes"),
-        mem_value.clone(),
-    ));
-    steps.push(Step::write_if_exists(
-        mem.join("memory.memsw.limit_in_bytes"),
-        mem_value,
-    ));
+    steps.push(Step::write(mem.join("memory.limit_in_bytes"), mem_value.clone()));
+    steps.push(Step::write_if_exists(mem.join("memory.memsw.limit_in_bytes"), mem_value));
     // memory.oom_control is left at its default: the OOM killer stays on.
 
     steps.push(Step::write(
@@ -123,21 +101,13 @@ pub(super) fn env_plan(
     ));
 
     let cpu_leaf = tree.leaf(cpu, Kind::Env, env);
-    steps.push(Step::write(
-        cpu_leaf.join("cpu.cfs_period_us"),
-        CFS_PERIOD_US.to_string(),
-    ));
+    steps.push(Step::write(cpu_leaf.join("cpu.cfs_period_us"), CFS_PERIOD_US.to_string()));
     steps.push(Step::write(
         cpu_leaf.join("cpu.cfs_quota_us"),
-        limits
-            .cfs_quota_us()
-            .map_or_else(|| "-1".to_string(), |q| q.to_string()),
+        limits.cfs_quota_us().map_or_else(|| "-1".to_string(), |q| q.to_string()),
     ));
 
-    Ok(Plan {
-        steps,
-        group: Group { paths: leaves },
-    })
+    Ok(Plan { steps, group: Group { paths: leaves } })
 }
 
 /// Creates `<root>/<label>/shims/<env>` (no limits).
@@ -153,18 +123,9 @@ pub(super) fn shim_plan(
         steps.extend(tree.parents(m, Kind::Shim).into_iter().map(Step::Parent));
     }
     if let Some(cpu) = controllers.get("cpu") {
-        steps.push(Step::write(
-            tree.kind_dir(cpu, Kind::Shim).join("cpu.shares"),
-            SHIMS_CPU_SHARES.to_string(),
-        ));
+        steps.push(Step::write(tree.kind_dir(cpu, Kind::Shim).join("cpu.shares"), SHIMS_CPU_SHARES.to_string()));
     }
-    let leaves: Vec<PathBuf> = mounts
-        .iter()
-        .map(|m| tree.leaf(m, Kind::Shim, env))
-        .collect();
+    let leaves: Vec<PathBuf> = mounts.iter().map(|m| tree.leaf(m, Kind::Shim, env)).collect();
     steps.extend(leaves.iter().cloned().map(Step::Leaf));
-    Plan {
-        steps,
-        group: Group { paths: leaves },
-    }
+    Plan { steps, group: Group { paths: leaves } }
 }

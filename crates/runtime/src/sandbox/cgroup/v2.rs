@@ -25,14 +25,8 @@ pub const SHIMS_CPU_WEIGHT: u64 = 100;
 /// Makes `<root>/<label>` (delegating [`CONTROLLERS`] all the way down),
 /// then `<kind>/` with its CPU weight.
 fn parents(tree: &Tree, mount: &Path, kind: Kind, steps: &mut Vec<Step>) {
-    steps.push(Step::Require {
-        dir: mount.to_path_buf(),
-        controllers: CONTROLLERS,
-    });
-    steps.push(Step::Enable {
-        dir: mount.to_path_buf(),
-        controllers: CONTROLLERS,
-    });
+    steps.push(Step::Require { dir: mount.to_path_buf(), controllers: CONTROLLERS });
+    steps.push(Step::Enable { dir: mount.to_path_buf(), controllers: CONTROLLERS });
     let chain = tree.parents(mount, kind);
     let (kind_dir, above) = match chain.split_last() {
         Some((last, above)) => (last.clone(), above),
@@ -40,10 +34,7 @@ fn parents(tree: &Tree, mount: &Path, kind: Kind, steps: &mut Vec<Step>) {
     };
     for dir in above {
         steps.push(Step::Parent(dir.clone()));
-        steps.push(Step::Enable {
-            dir: dir.clone(),
-            controllers: CONTROLLERS,
-        });
+        steps.push(Step::Enable { dir: dir.clone(), controllers: CONTROLLERS });
     }
     steps.push(Step::Parent(kind_dir.clone()));
     let weight = match kind {
@@ -53,10 +44,7 @@ fn parents(tree: &Tree, mount: &Path, kind: Kind, steps: &mut Vec<Step>) {
     steps.push(Step::write(kind_dir.join("cpu.weight"), weight.to_string()));
     if kind == Kind::Env {
         // The env leaves get limits, so envs/ delegates to them.
-        steps.push(Step::Enable {
-            dir: kind_dir,
-            controllers: CONTROLLERS,
-        });
+        steps.push(Step::Enable { dir: kind_dir, controllers: CONTROLLERS });
     }
 }
 
@@ -82,17 +70,9 @@ pub(super) fn env_plan(tree: &Tree, mount: &Path, env: &str, limits: &Limits) ->
             n => n.to_string(),
         },
     ));
-    let quota = limits
-        .cfs_quota_us()
-        .map_or_else(|| "max".to_string(), |q| q.to_string());
-    steps.push(Step::write(
-        leaf.join("cpu.max"),
-        format!("{quota} {CFS_PERIOD_US}"),
-    ));
-    Plan {
-        steps,
-        group: Group { paths: vec![leaf] },
-    }
+    let quota = limits.cfs_quota_us().map_or_else(|| "max".to_string(), |q| q.to_string());
+    steps.push(Step::write(leaf.join("cpu.max"), format!("{quota} {CFS_PERIOD_US}")));
+    Plan { steps, group: Group { paths: vec![leaf] } }
 }
 
 /// Creates `<root>/<label>/shims/<env>` (no limits).
@@ -101,8 +81,5 @@ pub(super) fn shim_plan(tree: &Tree, mount: &Path, env: &str) -> Plan {
     parents(tree, mount, Kind::Shim, &mut steps);
     let leaf = tree.leaf(mount, Kind::Shim, env);
     steps.push(Step::Leaf(leaf.clone()));
-    Plan {
-        steps,
-        group: Group { paths: vec![leaf] },
-    }
+    Plan { steps, group: Group { paths: vec![leaf] } }
 }

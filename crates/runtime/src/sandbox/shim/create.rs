@@ -173,7 +173,8 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
     };
     let (parent_sock, child_sock) =
         socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(io::Error::from)?;
-    let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    let mut flags =
+        libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if cfg.userns {
         flags |= libc::CLONE_NEWUSER;
     }

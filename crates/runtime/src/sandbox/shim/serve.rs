@@ -112,7 +112,8 @@ impl Shim {
         mask.add(Signal::SIGHUP);
         mask.add(Signal::SIGINT);
         mask.thread_block().map_err(io::Error::from)?;
-        let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(io::Error::from)?;
+        let sigfd =
+            SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(io::Error::from)?;
         Ok(Shim {
             cfg,
             state,
@@ -697,7 +698,9 @@ impl Shim {
             Ok((FromInit::SpawnFailed { error, .. }, _)) => {
                 self.reply(id, Reply::Error { code: "exec_failed".into(), message: error })
             }
-            Ok((other, _)) => self.reply(id, Reply::Error { code: "exec_failed".into(), message: format!("{other:?}") }),
+            Ok((other, _)) => {
+                self.reply(id, Reply::Error { code: "exec_failed".into(), message: format!("{other:?}") })
+            }
             Err(e) => self.reply(id, Reply::Error { code: "exec_failed".into(), message: e.to_string() }),
         }
     }
