@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use examroom_core::EnvironmentId;
 use examroom_runtime::{
     Base, EnvironmentSpec, EnvironmentState, ExecOutput, ExecRequest, ExecutionRuntime, RuntimeError, Terminal,
-    TerminalEvent,
 };
 
 use crate::common::*;
@@ -88,27 +87,6 @@ fn describe(o: &ExecOutput) -> String {
         o.stdout_text(),
         stderr(o)
     )
-}
-
-/// Like `expect_output`, but returns `None` instead of panicking when the needle does not come in time.
-async fn try_expect(term: &mut Terminal, needle: &str, within: Duration) -> Option<String> {
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + within;
-    loop {
-        if String::from_utf8_lossy(&seen).contains(needle) {
-            return Some(String::from_utf8_lossy(&seen).into_owned());
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, term.output.next()).await {
-            Ok(Ok(Some(TerminalEvent::Output(b)))) => seen.extend_from_slice(&b),
-            Ok(Ok(Some(TerminalEvent::Notice(m)))) => seen.extend_from_slice(format!("\n[notice] {m}\n").as_bytes()),
-            Ok(Ok(other)) => {
-                panic!("terminal ended ({other:?}) before {needle:?}; saw {:?}", String::from_utf8_lossy(&seen))
-            }
-            Ok(Err(e)) => panic!("terminal error {e} before {needle:?}"),
-            Err(_) => return None,
-        }
-    }
 }
 
 /// Types `echo ok-$((1000+n))` and waits for `ok-<1000+n>` (the typed line itself does not contain it). Returns how

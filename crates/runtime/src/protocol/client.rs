@@ -152,45 +152,54 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ShimClient<S> {
     }
 }
 
-/// The output side of an attached terminal.
+/// The output side of an attached terminal. [`TerminalReader::next`] is cancel-safe: it may be raced in `select!`
+/// or under a timeout without losing or splitting a frame.
 pub struct TerminalReader<R> {
     r: R,
+    buf: Vec<u8>,
     done: bool,
 }
 
 impl<R: AsyncRead + Unpin> TerminalReader<R> {
     /// Wraps a stream that is already attached.
     pub fn new(r: R) -> Self {
-        TerminalReader { r, done: false }
+        TerminalReader { r, buf: Vec::new(), done: false }
     }
 
     /// The next event; `Ok(None)` once the stream has ended. Waits as long as the terminal is quiet: callers bound it
     /// with their own timeouts where they need to.
     pub async fn next(&mut self) -> Result<Option<TerminalEvent>, RuntimeError> {
-        if self.done {
-            return Ok(None);
-        }
         loop {
-            let Some(f) = read_frame(&mut self.r).await? else {
+            if self.done {
+                return Ok(None);
+            }
+            // Whole frames already buffered come first; only then is the stream read (a cancel-safe read).
+            while let Some((f, n)) = frame::decode(&self.buf).map_err(proto)? {
+                self.buf.drain(..n);
+                match f.kind {
+                    Kind::Data => return Ok(Some(TerminalEvent::Output(f.payload))),
+                    Kind::Control => match parse_reply(&f)? {
+                        Reply::Notice { message } => return Ok(Some(TerminalEvent::Notice(message))),
+                        Reply::Replaced => {
+                            self.done = true;
+                            return Ok(Some(TerminalEvent::Replaced));
+                        }
+                        Reply::Ended => {
+                            self.done = true;
+                            return Ok(Some(TerminalEvent::Ended));
+                        }
+                        _ => continue,
+                    },
+                    _ => continue,
+                }
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            let n = self.r.read(&mut chunk).await.map_err(|e| RuntimeError::io("read from shim", e))?;
+            if n == 0 {
                 self.done = true;
                 return Ok(None);
-            };
-            match f.kind {
-                Kind::Data => return Ok(Some(TerminalEvent::Output(f.payload))),
-                Kind::Control => match parse_reply(&f)? {
-                    Reply::Notice { message } => return Ok(Some(TerminalEvent::Notice(message))),
-                    Reply::Replaced => {
-                        self.done = true;
-                        return Ok(Some(TerminalEvent::Replaced));
-                    }
-                    Reply::Ended => {
-                        self.done = true;
-                        return Ok(Some(TerminalEvent::Ended));
-                    }
-                    _ => continue,
-                },
-                _ => continue,
             }
+            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 }
