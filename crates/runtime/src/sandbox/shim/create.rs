@@ -1,5 +1,6 @@
-//! Making the environment. Every step that allocates something records it, so that a failure halfway removes what
-//! was made ([`Made::undo`]).
+//! Making the environment. Every step that allocates something records it in memory, so that a failure halfway
+//! removes what was made ([`Made::undo`]). `state.json` is written once, when the environment is ready: a janitor that
+//! finds a shim dead before that still finds everything, by name (the cgroups) and by owner (the uid claim).
 
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -146,7 +147,6 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
     let seed = spec.id.short().chars().fold(0u64, |h, c| h.wrapping_mul(31).wrapping_add(c as u64));
     let slot = cfg.uid_pool.allocate(dir, seed).map_err(ctx("claim a uid range"))?;
     made.state.uid = Some(slot);
-    made.save()?;
     steps.mark("uid");
 
     let cg = Cgroups::new(RealOs, layout()?, &cfg.cgroup_root, &cfg.label);
@@ -157,7 +157,6 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
     let limits = cgroup::Limits { memory_bytes: lim.memory_bytes, pids: lim.pids, cpu_millicores: lim.cpu_millicores };
     let env_group = cg.create_env(&id, &limits).map_err(ctx("environment cgroup"))?;
     made.state.env_group = Some(env_group.clone());
-    made.save()?;
     steps.mark("cgroups");
 
     let filter = seccomp::candidate_filter().map_err(ctx("seccomp filter"))?;
@@ -188,7 +187,6 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
     steps.mark("clone");
     made.init = Some(pid);
     made.state.init_pid = pid;
-    made.save()?;
 
     let userns = if cfg.userns {
         let map = format!("0 {} {}\n", slot.base, RANGE);
