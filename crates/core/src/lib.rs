@@ -32,6 +32,7 @@ pub mod deadline;
 pub mod error;
 pub mod ids;
 pub mod lifecycle;
+pub mod progress;
 pub mod role;
 
 pub use deadline::{
@@ -43,4 +44,5 @@ pub use lifecycle::{
     allowed_targets, grading_applies, transition, EndReason, Failure, FailureCode, SessionState, Transition,
     TransitionError, Trigger,
 };
+pub use progress::Progress;
 pub use role::Role;

@@ -1,8 +1,11 @@
 //! The `examroom` command: one binary for the server, its tools, and the per-environment shim.
 
 mod bench;
+mod serve;
 mod shell;
+mod token;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +23,47 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the API (REST, SSE) for candidates and proctors.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "EXAMROOM_LISTEN")]
+        listen: Option<SocketAddr>,
+        /// Data directory (the store, the token secret, environment state).
+        #[arg(long, env = "EXAMROOM_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// The exam catalog: one directory per exam.
+        #[arg(long, env = "EXAMROOM_EXAMS")]
+        exams: Option<PathBuf>,
+        /// A TOML file with the same settings (flags and EXAMROOM_* variables override it).
+        #[arg(long, env = "EXAMROOM_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Mint a token (or a sign-in URL) signed with the server's secret.
+    Token {
+        /// The server's data directory (holds the secret).
+        #[arg(long, env = "EXAMROOM_DATA_DIR", default_value = "/var/lib/examroom")]
+        data_dir: PathBuf,
+        /// The user id.
+        #[arg(long)]
+        user: String,
+        /// candidate or proctor.
+        #[arg(long, default_value = "candidate")]
+        role: String,
+        /// Lifetime, e.g. 2h.
+        #[arg(long, default_value = "2h")]
+        ttl: String,
+        /// Print a sign-in URL instead of the bare token.
+        #[arg(long)]
+        url: bool,
+        /// The server's address for --url.
+        #[arg(long, env = "EXAMROOM_PUBLIC_ORIGIN", default_value = "http://127.0.0.1:8080")]
+        base_url: String,
+    },
+    /// Exam definitions.
+    Exam {
+        #[command(subcommand)]
+        what: ExamCommand,
+    },
     /// Benchmarks that print figures (not pass/fail).
     Bench {
         #[command(subcommand)]
@@ -29,6 +73,15 @@ enum Command {
     Sandbox {
         #[command(subcommand)]
         what: SandboxCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExamCommand {
+    /// Check an exam directory (or a catalog of them); every problem names its file, line and field.
+    Validate {
+        /// An exam directory, or a catalog directory.
+        dir: PathBuf,
     },
 }
 
@@ -77,6 +130,24 @@ fn main() {
     };
     let result = rt.block_on(async {
         match cli.command {
+            Command::Serve { listen, data_dir, exams, config } => {
+                serve::run(serve::Settings::resolve(listen, data_dir, exams, config.as_deref())?).await
+            }
+            Command::Token { data_dir, user, role, ttl, url, base_url } => {
+                token::run(data_dir, &user, &role, &ttl, url, &base_url)
+            }
+            Command::Exam { what: ExamCommand::Validate { dir } } => {
+                let problems = examroom_exams::validate(&dir);
+                for p in &problems {
+                    println!("{p}");
+                }
+                if problems.is_empty() {
+                    println!("{}: no problems", dir.display());
+                    Ok(())
+                } else {
+                    anyhow::bail!("{} problem(s)", problems.len())
+                }
+            }
             Command::Bench { what } => bench::run(what).await,
             Command::Sandbox { what: SandboxCommand::Shell { state_dir, label, base } } => {
                 shell::run(state_dir, &label, &base).await

@@ -1,0 +1,78 @@
+//! The verified caller of a request.
+//!
+//! A request is authenticated by `Authorization: Bearer <JWT>` or, for browsers, by the `examroom_session` cookie.
+//! A cookie-authenticated request that changes state must also carry a matching `Origin` and `X-Examroom: 1`, which
+//! a cross-site form cannot send. Nothing else identifies anyone.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, Method};
+use examroom_core::DomainError;
+use examroom_sessions::Caller;
+
+use crate::auth::{self, bearer_token, check_origin, cookie_token};
+use crate::error::ApiError;
+use crate::AppState;
+
+/// A verified caller.
+#[derive(Clone, Debug)]
+pub struct Authed {
+    /// Who.
+    pub caller: Caller,
+    /// Authenticated by the browser cookie (so the CSRF rules apply).
+    pub via_cookie: bool,
+}
+
+/// Seconds since the epoch.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn header<'a>(parts: &'a Parts, name: &header::HeaderName) -> Option<&'a str> {
+    parts.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Whether a cookie-authenticated request may go ahead: state-changing methods need the `Origin` and `X-Examroom`
+/// checks; a WebSocket upgrade needs the `Origin` check.
+pub fn csrf_ok(parts: &Parts, state: &AppState) -> bool {
+    let origin_ok = check_origin(
+        header(parts, &header::ORIGIN),
+        header(parts, &header::HOST),
+        state.config.public_origin.as_deref(),
+    );
+    let upgrade = header(parts, &header::UPGRADE).is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    if upgrade {
+        return origin_ok;
+    }
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return true;
+    }
+    origin_ok && parts.headers.get("x-examroom").is_some_and(|v| v.as_bytes() == b"1")
+}
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (token, via_cookie) = if let Some(h) = header(parts, &header::AUTHORIZATION) {
+            (bearer_token(h).ok_or(ApiError(DomainError::Unauthenticated))?, false)
+        } else if let Some(t) = header(parts, &header::COOKIE).and_then(cookie_token) {
+            (t, true)
+        } else {
+            return Err(ApiError(DomainError::Unauthenticated));
+        };
+        let identity = state.keys.verify(token, now_unix()).map_err(|e| {
+            tracing::info!(reason = %e, "refused credentials");
+            ApiError(DomainError::Unauthenticated)
+        })?;
+        if via_cookie && !csrf_ok(parts, state) {
+            return Err(ApiError(DomainError::Forbidden));
+        }
+        Ok(Authed { caller: Caller { user: identity.user, role: identity.role }, via_cookie })
+    }
+}
+
+/// The raw token of a Bearer request (for `POST /api/v1/auth/session`, which turns it into a cookie).
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    header(parts, &header::AUTHORIZATION).and_then(auth::bearer_token)
+}

@@ -1,0 +1,62 @@
+//! # examroom-api
+//!
+//! The HTTP edge: it translates requests into calls on the session service, and answers in the contract's shapes.
+//! Identity comes only from a verified token (a Bearer header or the browser's cookie), never from the request's
+//! content.
+//!
+//! # Layout
+//! - [`auth`]: tokens, cookies, the `Origin` rule.
+//! - [`identity`]: the extractor that turns a request into a verified caller (401/403 otherwise).
+//! - [`error`]: every error as the contract's envelope.
+//! - [`views`]: sessions and events as the API shows them (server-clock `remaining_seconds`, RFC 3339 times).
+//! - [`routes`]: one file per resource.
+//! - [`openapi`]: the OpenAPI document served at `/api/v1/openapi.json`.
+
+pub mod auth;
+pub mod error;
+pub mod identity;
+pub mod openapi;
+pub mod routes;
+pub mod views;
+
+use std::sync::Arc;
+
+use axum::Router;
+use examroom_sessions::SessionService;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+/// How the edge behaves.
+#[derive(Clone, Debug, Default)]
+pub struct ApiConfig {
+    /// The origin browsers see (`https://exams.example.org`); when unset, the request's `Host` is used.
+    pub public_origin: Option<String>,
+    /// Mark the cookie `Secure` (behind TLS).
+    pub secure_cookies: bool,
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The lifecycle driver.
+    pub svc: SessionService,
+    /// Token verification.
+    pub keys: Arc<auth::TokenKeys>,
+    /// Edge settings.
+    pub config: Arc<ApiConfig>,
+    /// The Prometheus recorder, when installed.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    routes::router().with_state(state)
+}
+
+/// Serves until `shutdown` resolves (graceful: in-flight requests finish; environments are never touched).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}

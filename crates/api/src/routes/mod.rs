@@ -1,0 +1,68 @@
+//! The routes, one file per resource.
+
+mod auth;
+mod exams;
+mod health;
+mod sessions;
+mod signin;
+mod status;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use examroom_core::DomainError;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+/// Request bodies are small JSON objects.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Every route.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/api/v1/openapi.json", get(crate::openapi::serve))
+        .route("/signin", get(signin::page))
+        .route("/api/v1/auth/session", post(auth::sign_in).delete(auth::sign_out))
+        .route("/api/v1/exams", get(exams::list))
+        .route("/api/v1/exams/{exam_id}", get(exams::get))
+        .route("/api/v1/sessions", post(sessions::create).get(sessions::list))
+        .route("/api/v1/sessions/{id}", get(sessions::get))
+        .route("/api/v1/sessions/{id}/status", get(status::stream))
+        .route("/api/v1/sessions/{id}/events", get(sessions::events))
+        .route("/api/v1/sessions/{id}/tasks", get(sessions::tasks))
+        .route("/api/v1/sessions/{id}/start", post(sessions::start))
+        .route("/api/v1/sessions/{id}/submit", post(sessions::submit))
+        .route("/api/v1/sessions/{id}/terminate", post(sessions::terminate))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+}
+
+async fn not_found() -> ApiError {
+    ApiError(DomainError::NotFound)
+}
+
+/// Parses a JSON body into `T`, answering `invalid_request` with the reason when it does not fit.
+pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError(DomainError::invalid_request(format!("the JSON body does not fit: {e}"))))
+}
+
+/// A JSON answer with `Cache-Control: no-store`.
+pub fn json<T: serde::Serialize>(status: axum::http::StatusCode, value: &T) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    use axum::response::IntoResponse;
+    let mut r = (status, serde_json::to_vec(value).unwrap_or_default()).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// A JSON value answer (for documents).
+pub fn json_value(status: axum::http::StatusCode, v: &serde_json::Value) -> axum::response::Response {
+    json(status, v)
+}

@@ -1,0 +1,674 @@
+//! From the text of an `exam.toml` to an [`Exam`], or to every [`Problem`] in it.
+//!
+//! The text is parsed with `toml_edit`, which keeps the byte span of every key, value and table header, so
+//! each problem names its line. Fields are then checked one by one and all problems are collected: a wrong
+//! type in one field never hides a problem in another. Only invalid TOML stops early, with the parser's own
+//! line and message.
+//!
+//! Unknown fields are errors (a typo such as `memroy` must not silently fall back to the default), except the
+//! reserved top-level sections `tasks` and `result`, which a later format version defines and which are
+//! ignored for now.
+//!
+//! The value syntaxes are public for reuse: [`parse_size`] (`"512M"`, `"1G"`, `"256MiB"`) and
+//! [`parse_cpu`] (`"1500m"`, `"1.5"`).
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use examroom_core::{format_duration, parse_duration, ExamId, DEFAULT_PROVISIONING_TIMEOUT, DEFAULT_START_GRACE};
+use toml_edit::{ImDocument, Item, Key, TableLike, Value};
+
+use crate::definition::{
+    format_bytes, format_cpu, shorten, BaseKind, EnvironmentConfig, Exam, DEFAULT_CPU_MILLICORES, DEFAULT_MEMORY_BYTES,
+    DEFAULT_PIDS, MAX_CPU_MILLICORES, MAX_MEMORY_BYTES, MAX_PIDS, MAX_PROVISIONING_TIMEOUT, MAX_START_GRACE,
+    MIN_CPU_MILLICORES, MIN_DISK_BYTES, MIN_MEMORY_BYTES, MIN_PIDS, MIN_PROVISIONING_TIMEOUT, NETWORK_NONE,
+};
+use crate::problem::Problem;
+
+/// The top-level fields of `exam.toml`.
+const TOP_FIELDS: &[&str] =
+    &["id", "title", "description", "duration", "environment", "provisioning_timeout", "start_grace"];
+
+/// Top-level sections that a later format version defines (`[[tasks]]`, `[result]`): accepted and ignored.
+const RESERVED_TOP_FIELDS: &[&str] = &["tasks", "result"];
+
+/// The fields of `[environment]`.
+const ENVIRONMENT_FIELDS: &[&str] = &["base", "memory", "pids", "cpu", "disk", "network", "desktop"];
+
+/// Parses and validates the text of an `exam.toml`.
+///
+/// `file` is only used to name the file in problems; `dir` becomes [`Exam::dir`]. Nothing is read from
+/// disk. On failure the result holds every problem found, in the order of the fields checked.
+pub fn parse_exam(text: &str, file: &Path, dir: &Path) -> Result<Exam, Vec<Problem>> {
+    parse_exam_located(text, file, dir).map(|(exam, _)| exam)
+}
+
+/// Where, in its file, a parsed exam defined things that later checks (across a catalog) may complain
+/// about.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Locations {
+    /// The line of the `id` value.
+    pub(crate) id_line: Option<usize>,
+}
+
+/// [`parse_exam`], also returning where things are, for the catalog's own checks.
+pub(crate) fn parse_exam_located(text: &str, file: &Path, dir: &Path) -> Result<(Exam, Locations), Vec<Problem>> {
+    let mut cx = Checker::new(file, text);
+    let doc = match ImDocument::parse(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let line = e.span().map(|s| cx.line_of(s.start));
+            let message = e.message().trim().replace('\n', "; ");
+            return Err(vec![cx.problem(line, None, format!("invalid TOML: {message}"))]);
+        }
+    };
+    let root = Section { table: doc.as_table(), prefix: "", line: None };
+    cx.unknown_fields(&root, TOP_FIELDS, RESERVED_TOP_FIELDS);
+
+    let mut locations = Locations::default();
+    let id = cx.required(&root, "id").and_then(|f| {
+        locations.id_line = f.line;
+        let s = cx.string(&f)?;
+        ExamId::parse(s).map_err(|e| cx.report(&f, e.to_string())).ok()
+    });
+    let title = cx.required(&root, "title").and_then(|f| {
+        let s = cx.string(&f)?;
+        if s.trim().is_empty() {
+            cx.report(&f, "the title is blank; give the exam a title");
+            return None;
+        }
+        Some(s.to_owned())
+    });
+    let description = cx.required(&root, "description").and_then(|f| cx.string(&f).map(str::to_owned));
+    let duration = cx.required(&root, "duration").and_then(|f| cx.duration(&f, None, None));
+    let provisioning_timeout = match cx.optional(&root, "provisioning_timeout") {
+        None => Some(DEFAULT_PROVISIONING_TIMEOUT),
+        Some(f) => cx.duration(&f, Some(MIN_PROVISIONING_TIMEOUT), Some(MAX_PROVISIONING_TIMEOUT)),
+    };
+    let start_grace = match cx.optional(&root, "start_grace") {
+        None => Some(DEFAULT_START_GRACE),
+        // parse_duration refuses zero, so the least is anything above it.
+        Some(f) => cx.duration(&f, None, Some(MAX_START_GRACE)),
+    };
+    let environment = cx.required(&root, "environment").and_then(|f| {
+        let section = cx.section(&f, "environment.")?;
+        cx.environment(&section)
+    });
+
+    match (id, title, description, duration, environment, provisioning_timeout, start_grace) {
+        (
+            Some(id),
+            Some(title),
+            Some(description),
+            Some(duration),
+            Some(environment),
+            Some(provisioning_timeout),
+            Some(start_grace),
+        ) if cx.problems.is_empty() => Ok((
+            Exam {
+                id,
+                title,
+                description,
+                duration,
+                environment,
+                provisioning_timeout,
+                start_grace,
+                dir: dir.to_path_buf(),
+            },
+            locations,
+        )),
+        _ => {
+            if cx.problems.is_empty() {
+                // Every `None` above comes with a problem; this is a safety net, not an expected path.
+                cx.problems.push(cx.problem(None, None, "the exam is incomplete".to_owned()));
+            }
+            // In the order of the file; problems without a line (missing fields) first. The sort is stable,
+            // so problems on one line keep the order of the checks.
+            let mut problems = cx.problems;
+            problems.sort_by_key(|p| p.line);
+            Err(problems)
+        }
+    }
+}
+
+/// A table (`[environment]`, an inline table, or the document root) and where it is.
+struct Section<'a> {
+    table: &'a dyn TableLike,
+    /// `""` for the root, `"environment."` for `[environment]`: what field names are prefixed with.
+    prefix: &'static str,
+    /// The line of its header (or of its key), for problems about a missing field.
+    line: Option<usize>,
+}
+
+/// A field that is present: its value and where it is.
+struct Field<'a> {
+    /// The dotted field name, such as `environment.memory`.
+    name: String,
+    item: &'a Item,
+    /// The line of the value (or of the key, when the value has no span).
+    line: Option<usize>,
+}
+
+/// Collects problems while checking one file.
+struct Checker {
+    file: PathBuf,
+    /// Byte offsets of every `\n` in the text, to turn a byte offset into a line.
+    newlines: Vec<usize>,
+    problems: Vec<Problem>,
+}
+
+impl Checker {
+    fn new(file: &Path, text: &str) -> Self {
+        let newlines = text.bytes().enumerate().filter(|&(_, b)| b == b'\n').map(|(i, _)| i).collect();
+        Self { file: file.to_path_buf(), newlines, problems: Vec::new() }
+    }
+
+    /// The 1-based line that byte `offset` is on.
+    fn line_of(&self, offset: usize) -> usize {
+        self.newlines.partition_point(|&nl| nl < offset) + 1
+    }
+
+    fn line_of_span(&self, span: Option<Range<usize>>) -> Option<usize> {
+        span.map(|s| self.line_of(s.start))
+    }
+
+    fn problem(&self, line: Option<usize>, field: Option<&str>, message: String) -> Problem {
+        let p = Problem::new(&self.file, message).at_line(line);
+        match field {
+            Some(field) => p.with_field(field),
+            None => p,
+        }
+    }
+
+    /// Records a problem with `field`'s value.
+    fn report(&mut self, field: &Field<'_>, message: impl Into<String>) {
+        let p = self.problem(field.line, Some(&field.name), message.into());
+        self.problems.push(p);
+    }
+
+    /// The line of a key, or failing that of its value.
+    fn key_line(&self, key: &Key, item: &Item) -> Option<usize> {
+        self.line_of_span(key.span()).or_else(|| self.line_of_span(item_span(item)))
+    }
+
+    /// Reports every key of `section` that is neither in `known` nor in `reserved`.
+    fn unknown_fields(&mut self, section: &Section<'_>, known: &[&str], reserved: &[&str]) {
+        for (name, item) in section.table.iter() {
+            let line = section.table.key(name).and_then(|key| self.key_line(key, item));
+            if known.contains(&name) {
+                continue;
+            }
+            if reserved.contains(&name) {
+                tracing::debug!(file = %self.file.display(), field = name, "reserved section ignored for now");
+                continue;
+            }
+            let mut message = format!("unknown field {:?}", shorten(name));
+            if let Some(near) = closest(name, known) {
+                message.push_str(&format!(" (did you mean {near:?}?)"));
+            }
+            message.push_str(&format!("; the fields here are {}", known.join(", ")));
+            let field = format!("{}{name}", section.prefix);
+            let p = self.problem(line, Some(&field), message);
+            self.problems.push(p);
+        }
+    }
+
+    /// The field `name` of `section`, if present.
+    fn optional<'a>(&self, section: &Section<'a>, name: &str) -> Option<Field<'a>> {
+        let (key, item) = section.table.get_key_value(name)?;
+        if item.is_none() {
+            return None;
+        }
+        let line = self.line_of_span(item_span(item)).or_else(|| self.line_of_span(key.span()));
+        Some(Field { name: format!("{}{name}", section.prefix), item, line })
+    }
+
+    /// The field `name` of `section`, reporting it when missing.
+    fn required<'a>(&mut self, section: &Section<'a>, name: &str) -> Option<Field<'a>> {
+        let field = self.optional(section, name);
+        if field.is_none() {
+            let full = format!("{}{name}", section.prefix);
+            let p = self.problem(section.line, Some(&full), "missing required field".to_owned());
+            self.problems.push(p);
+        }
+        field
+    }
+
+    fn wrong_type(&mut self, field: &Field<'_>, expected: &str) {
+        let found = describe(field.item);
+        self.report(field, format!("expected {expected}, found {found}"));
+    }
+
+    fn string<'a>(&mut self, field: &Field<'a>) -> Option<&'a str> {
+        let s = field.item.as_str();
+        if s.is_none() {
+            self.wrong_type(field, "a string");
+        }
+        s
+    }
+
+    fn boolean(&mut self, field: &Field<'_>) -> Option<bool> {
+        let b = field.item.as_bool();
+        if b.is_none() {
+            self.wrong_type(field, "true or false");
+        }
+        b
+    }
+
+    /// A table (a `[section]`, an inline table or dotted keys) as a [`Section`].
+    fn section<'a>(&mut self, field: &Field<'a>, prefix: &'static str) -> Option<Section<'a>> {
+        let Some(table) = field.item.as_table_like() else {
+            self.wrong_type(field, &format!("a table such as [{}]", field.name));
+            return None;
+        };
+        Some(Section { table, prefix, line: field.line })
+    }
+
+    /// A duration string, checked with core's `parse_duration` (which refuses zero), and no shorter than
+    /// `min` and no longer than `max` when given.
+    fn duration(&mut self, field: &Field<'_>, min: Option<Duration>, max: Option<Duration>) -> Option<Duration> {
+        let Some(s) = field.item.as_str() else {
+            self.wrong_type(field, "a duration string such as \"90m\", \"45s\" or \"1h30m\"");
+            return None;
+        };
+        let d = match parse_duration(s) {
+            Ok(d) => d,
+            Err(e) => {
+                self.report(field, e.to_string());
+                return None;
+            }
+        };
+        let bounds = match (min, max) {
+            (Some(min), Some(max)) if d < min || d > max => {
+                format!("from {} to {}", format_duration(min), format_duration(max))
+            }
+            (Some(min), None) if d < min => format!("at least {}", format_duration(min)),
+            (None, Some(max)) if d > max => format!("at most {}", format_duration(max)),
+            _ => return Some(d),
+        };
+        self.report(field, format!("{} is out of range; it must be {bounds}", format_duration(d)));
+        None
+    }
+
+    /// A size: a string such as `"512M"` or an integer number of bytes.
+    fn size(&mut self, field: &Field<'_>) -> Option<u64> {
+        const EXPECTED: &str = "a size such as \"512M\", \"1G\" or a number of bytes";
+        let Some(value) = field.item.as_value() else {
+            self.wrong_type(field, EXPECTED);
+            return None;
+        };
+        let parsed = match value {
+            Value::String(s) => parse_size(s.value()),
+            Value::Integer(i) => u64::try_from(*i.value())
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("size {} must be greater than zero", i.value())),
+            _ => {
+                self.wrong_type(field, EXPECTED);
+                return None;
+            }
+        };
+        parsed.map_err(|message| self.report(field, message)).ok()
+    }
+
+    /// An integer in `min..=max`.
+    fn integer_in(&mut self, field: &Field<'_>, min: u64, max: u64) -> Option<u64> {
+        let Some(i) = field.item.as_integer() else {
+            self.wrong_type(field, "a whole number");
+            return None;
+        };
+        match u64::try_from(i) {
+            Ok(n) if (min..=max).contains(&n) => Some(n),
+            _ => {
+                self.report(field, format!("{i} is out of range; it must be from {min} to {max}"));
+                None
+            }
+        }
+    }
+
+    /// `cpu`: cores as a number (`1`, `1.5`) or a string (`"1.5"`, `"1500m"`), as millicores in range.
+    fn cpu(&mut self, field: &Field<'_>) -> Option<u32> {
+        const EXPECTED: &str = "a number of cores such as 1 or 1.5, or millicores such as \"1500m\"";
+        let millis = match field.item.as_value() {
+            Some(Value::Integer(i)) => cores_to_millicores(*i.value() as f64),
+            Some(Value::Float(f)) => cores_to_millicores(*f.value()),
+            Some(Value::String(s)) => parse_cpu_millis(s.value()),
+            _ => {
+                self.wrong_type(field, EXPECTED);
+                return None;
+            }
+        };
+        let millis = match millis {
+            Ok(m) => m,
+            Err(message) => {
+                self.report(field, message);
+                return None;
+            }
+        };
+        match u32::try_from(millis) {
+            Ok(m) if (MIN_CPU_MILLICORES..=MAX_CPU_MILLICORES).contains(&m) => Some(m),
+            _ => {
+                self.report(
+                    field,
+                    format!(
+                        "cpu {} is out of range; it must be from {} to {}",
+                        format_cpu(millis),
+                        format_cpu(i64::from(MIN_CPU_MILLICORES)),
+                        format_cpu(i64::from(MAX_CPU_MILLICORES))
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Checks `[environment]`.
+    fn environment(&mut self, section: &Section<'_>) -> Option<EnvironmentConfig> {
+        self.unknown_fields(section, ENVIRONMENT_FIELDS, &[]);
+
+        let base = self.required(section, "base").and_then(|f| {
+            let s = self.string(&f)?;
+            BaseKind::parse(s).map_err(|message| self.report(&f, message)).ok()?;
+            Some(s.to_owned())
+        });
+
+        let memory_bytes = match self.optional(section, "memory") {
+            None => Some(DEFAULT_MEMORY_BYTES),
+            Some(f) => self.size(&f).and_then(|n| {
+                if (MIN_MEMORY_BYTES..=MAX_MEMORY_BYTES).contains(&n) {
+                    Some(n)
+                } else {
+                    self.report(
+                        &f,
+                        format!(
+                            "memory {} is out of range; it must be from {} to {}",
+                            format_bytes(n),
+                            format_bytes(MIN_MEMORY_BYTES),
+                            format_bytes(MAX_MEMORY_BYTES)
+                        ),
+                    );
+                    None
+                }
+            }),
+        };
+
+        let pids = match self.optional(section, "pids") {
+            None => Some(DEFAULT_PIDS),
+            Some(f) => self.integer_in(&f, MIN_PIDS, MAX_PIDS),
+        };
+
+        let cpu_millicores = match self.optional(section, "cpu") {
+            None => Some(DEFAULT_CPU_MILLICORES),
+            Some(f) => self.cpu(&f),
+        };
+
+        let disk_bytes = match self.optional(section, "disk") {
+            None => Some(None),
+            Some(f) => self.size(&f).and_then(|n| {
+                if n < MIN_DISK_BYTES {
+                    self.report(
+                        &f,
+                        format!(
+                            "disk {} is too small; it must be at least {}",
+                            format_bytes(n),
+                            format_bytes(MIN_DISK_BYTES)
+                        ),
+                    );
+                    return None;
+                }
+                // Compared only with a valid memory: a bad memory is reported on its own.
+                if let Some(memory) = memory_bytes {
+                    if n >= memory {
+                        self.report(
+                            &f,
+                            format!("disk {} must be smaller than memory ({})", format_bytes(n), format_bytes(memory)),
+                        );
+                        return None;
+                    }
+                }
+                Some(Some(n))
+            }),
+        };
+
+        let network = match self.optional(section, "network") {
+            None => Some(NETWORK_NONE.to_owned()),
+            Some(f) => self.string(&f).and_then(|s| {
+                if s == NETWORK_NONE {
+                    Some(s.to_owned())
+                } else {
+                    self.report(&f, format!("network {:?} is not supported; only \"none\" is, for now", shorten(s)));
+                    None
+                }
+            }),
+        };
+
+        let desktop = match self.optional(section, "desktop") {
+            None => Some(false),
+            Some(f) => self.boolean(&f),
+        };
+
+        Some(EnvironmentConfig {
+            base: base?,
+            memory_bytes: memory_bytes?,
+            pids: pids?,
+            cpu_millicores: cpu_millicores?,
+            disk_bytes: disk_bytes?,
+            network: network?,
+            desktop: desktop?,
+        })
+    }
+}
+
+/// The span of an item's value or table.
+fn item_span(item: &Item) -> Option<Range<usize>> {
+    match item {
+        Item::None => None,
+        Item::Value(v) => v.span(),
+        Item::Table(t) => t.span(),
+        Item::ArrayOfTables(a) => a.span(),
+    }
+}
+
+/// What an item is, for "expected …, found …".
+fn describe(item: &Item) -> String {
+    match item {
+        Item::None => "nothing".to_owned(),
+        Item::Value(Value::String(s)) => format!("the string {:?}", shorten(s.value())),
+        Item::Value(Value::Integer(i)) => format!("the integer {}", i.value()),
+        Item::Value(Value::Float(f)) => format!("the float {}", f.value()),
+        Item::Value(Value::Boolean(b)) => format!("the boolean {}", b.value()),
+        Item::Value(Value::Datetime(_)) => "a date-time".to_owned(),
+        Item::Value(Value::Array(_)) => "an array".to_owned(),
+        Item::Value(Value::InlineTable(_)) => "an inline table".to_owned(),
+        Item::Table(_) => "a table".to_owned(),
+        Item::ArrayOfTables(_) => "an array of tables".to_owned(),
+    }
+}
+
+/// The known name closest to `name`, if it is close enough to be a typo.
+fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .filter(|&(d, k)| d <= 2 && d < k.len())
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = Vec::with_capacity(b.len() + 1);
+        cur.push(i + 1);
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = prev[j] + usize::from(ca != *cb);
+            cur.push(substitute.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Parses a size as people write it: a whole number, optionally followed by a unit. Units are binary and
+/// case-insensitive: `K`, `M`, `G`, `T`, each optionally followed by `i` and/or `B` (`512M`, `512MB`,
+/// `512Mi` and `512MiB` are all 512 × 1024 × 1024 bytes); `B` or no unit means bytes.
+///
+/// Refused, with a message that says how to write it: empty input, a negative number, a fraction, a
+/// space, an unknown unit, zero and a size beyond `u64::MAX` bytes.
+pub fn parse_size(input: &str) -> Result<u64, String> {
+    const HOW: &str = "write it like 512M, 1G, 256MiB or a number of bytes";
+    let quoted = shorten(input);
+    let s = input.trim();
+    if s.is_empty() {
+        return Err(format!("the size is empty; {HOW}"));
+    }
+    if s.starts_with('-') {
+        return Err(format!("size {quoted:?} is negative; a size must be greater than zero"));
+    }
+    let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(digits_end);
+    if number.is_empty() {
+        return Err(format!("size {quoted:?} does not start with a number; {HOW}"));
+    }
+    if unit.starts_with(['.', ',']) {
+        return Err(format!("size {quoted:?} has a fraction; use whole numbers and a smaller unit, as in 1536M"));
+    }
+    if unit.starts_with(char::is_whitespace) {
+        return Err(format!("size {quoted:?} contains a space; write it without, as in 512M"));
+    }
+    let shift = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "ki" | "kib" => 10,
+        "m" | "mb" | "mi" | "mib" => 20,
+        "g" | "gb" | "gi" | "gib" => 30,
+        "t" | "tb" | "ti" | "tib" => 40,
+        _ => {
+            return Err(format!("size {quoted:?} has the unknown unit {:?}; use K, M, G or T (binary)", shorten(unit)))
+        }
+    };
+    let bytes = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .ok_or_else(|| format!("size {quoted:?} is too large"))?;
+    if bytes == 0 {
+        return Err(format!("size {quoted:?} is zero; a size must be greater than zero"));
+    }
+    Ok(bytes)
+}
+
+/// Parses CPU as written in a string: millicores with an `m` suffix (`"1500m"`), or cores (`"1.5"`, `"2"`).
+/// Returns millicores, rounded to the nearest one; the range is not checked here.
+pub fn parse_cpu(input: &str) -> Result<u32, String> {
+    let millis = parse_cpu_millis(input)?;
+    u32::try_from(millis).map_err(|_| format!("cpu {:?} is too large", shorten(input)))
+}
+
+fn parse_cpu_millis(input: &str) -> Result<i64, String> {
+    let quoted = shorten(input);
+    let s = input.trim();
+    if s.is_empty() {
+        return Err("cpu is empty; write cores such as 1.5 or millicores such as \"1500m\"".to_owned());
+    }
+    if s.starts_with('-') {
+        return Err(format!("cpu {quoted:?} is negative; it must be greater than zero"));
+    }
+    if let Some(number) = s.strip_suffix('m') {
+        if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("cpu {quoted:?} is not a whole number of millicores; write it like \"1500m\""));
+        }
+        return number.parse::<i64>().map_err(|_| format!("cpu {quoted:?} is too large"));
+    }
+    if !s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return Err(format!(
+            "cpu {quoted:?} is neither cores nor millicores; write cores such as 1.5 or millicores such as \"1500m\""
+        ));
+    }
+    let cores: f64 =
+        s.parse().map_err(|_| format!("cpu {quoted:?} is not a number; write it like 1.5 or \"1500m\""))?;
+    cores_to_millicores(cores)
+}
+
+/// Cores to millicores, rounded to the nearest one; refuses what is not a positive finite number.
+fn cores_to_millicores(cores: f64) -> Result<i64, String> {
+    if !cores.is_finite() {
+        return Err(format!("cpu {cores} is not a number of cores"));
+    }
+    if cores <= 0.0 {
+        return Err(format!("cpu {cores} must be greater than zero"));
+    }
+    let millis = (cores * 1000.0).round();
+    if millis > i64::MAX as f64 {
+        return Err(format!("cpu {cores} is too large"));
+    }
+    // In range and already rounded: the cast is exact.
+    Ok(millis as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1024 * 1024;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512M"), Ok(512 * MIB));
+        assert_eq!(parse_size("512m"), Ok(512 * MIB));
+        assert_eq!(parse_size("512MB"), Ok(512 * MIB));
+        assert_eq!(parse_size("512Mi"), Ok(512 * MIB));
+        assert_eq!(parse_size("256MiB"), Ok(256 * MIB));
+        assert_eq!(parse_size("1G"), Ok(1024 * MIB));
+        assert_eq!(parse_size("2GiB"), Ok(2048 * MIB));
+        assert_eq!(parse_size("4K"), Ok(4096));
+        assert_eq!(parse_size("1T"), Ok(1024 * 1024 * MIB));
+        assert_eq!(parse_size("1048576"), Ok(MIB));
+        assert_eq!(parse_size("1048576B"), Ok(MIB));
+        assert_eq!(parse_size(" 5 "), Ok(5));
+        for bad in ["", " ", "M", "-1M", "1.5G", "1,5G", "512 M", "5X", "0", "0M", "99999999999T", "1e9"] {
+            assert!(parse_size(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(parse_size("1.5G").unwrap_err().contains("fraction"));
+        assert!(parse_size("5X").unwrap_err().contains("unknown unit"));
+    }
+
+    #[test]
+    fn cpus() {
+        assert_eq!(parse_cpu("1500m"), Ok(1500));
+        assert_eq!(parse_cpu("1.5"), Ok(1500));
+        assert_eq!(parse_cpu("2"), Ok(2000));
+        assert_eq!(parse_cpu("0.05"), Ok(50));
+        assert_eq!(parse_cpu("0.0505"), Ok(51));
+        for bad in ["", "m", "1.5m", "-1", "-100m", "inf", "NaN", "1e3", "1 core", "0", "0.0", "1.2.3"] {
+            assert!(parse_cpu(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert_eq!(cores_to_millicores(1.5), Ok(1500));
+        assert_eq!(cores_to_millicores(0.1 + 0.2), Ok(300));
+        assert!(cores_to_millicores(f64::NAN).is_err());
+        assert!(cores_to_millicores(-1.0).is_err());
+    }
+
+    #[test]
+    fn typos_are_recognized() {
+        assert_eq!(closest("memroy", ENVIRONMENT_FIELDS), Some("memory"));
+        assert_eq!(closest("titel", TOP_FIELDS), Some("title"));
+        assert_eq!(closest("cpus", ENVIRONMENT_FIELDS), Some("cpu"));
+        assert_eq!(closest("zzzzzz", ENVIRONMENT_FIELDS), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn lines_from_offsets() {
+        let cx = Checker::new(Path::new("f"), "a\nbb\n\nc");
+        assert_eq!(cx.line_of(0), 1);
+        assert_eq!(cx.line_of(1), 1);
+        assert_eq!(cx.line_of(2), 2);
+        assert_eq!(cx.line_of(5), 3);
+        assert_eq!(cx.line_of(6), 4);
+        assert_eq!(cx.line_of(7), 4);
+    }
+}

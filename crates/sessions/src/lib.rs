@@ -1,0 +1,28 @@
+//! # examroom-sessions
+//!
+//! The lifecycle driver: exam sessions from the candidate's start to the verified release of their environment.
+//!
+//! # Layout
+//! - [`service`]: [`SessionService`], the one place that changes sessions. Every change is a guarded transition
+//!   (the core's `transition`) stored with its event in one transaction, then published to subscribers (the status
+//!   stream).
+//! - [`provision`]: the background provisioning of a new session, bounded by the exam's `provisioning_timeout`.
+//! - [`ending`]: `terminating` (access stops, teardown retried until verified) and `failed`.
+//! - [`timers`]: the deadline and the start grace, enforced by the server's own clock.
+//! - [`reconcile`]: at start-up and periodically, environments and sessions are made to agree.
+//! - [`clock`]: the service's clock (wall time for storage, tokio time for waiting, so tests can pause it).
+//! - [`metrics`]: the names of the metrics the service records.
+//!
+//! The service owns no HTTP: the `api` crate translates requests into calls here.
+
+pub mod clock;
+pub mod ending;
+pub mod metrics;
+pub mod provision;
+pub mod reconcile;
+pub mod service;
+pub mod timers;
+
+pub use clock::Clock;
+pub use reconcile::ReconcileReport;
+pub use service::{Caller, ServiceConfig, SessionService};

@@ -1,0 +1,16 @@
+//! The metrics the service records (Prometheus names; exported by the api's `/metrics`).
+
+/// Gauge: sessions by `state`.
+pub const SESSIONS: &str = "examroom_sessions";
+/// Histogram (seconds): from the start request to `ready`.
+pub const START_LATENCY: &str = "examroom_session_start_seconds";
+/// Counter: failures by `code`.
+pub const FAILURES: &str = "examroom_session_failures_total";
+/// Gauge: orphan environments found by the last reconcile.
+pub const ORPHANS: &str = "examroom_orphan_environments";
+/// Counter: orphan environments destroyed.
+pub const ORPHANS_DESTROYED: &str = "examroom_orphans_destroyed_total";
+/// Histogram (seconds): one reconcile pass.
+pub const RECONCILE_DURATION: &str = "examroom_reconcile_seconds";
+/// Histogram (seconds): from the end request to the verified release.
+pub const RELEASE_LATENCY: &str = "examroom_session_release_seconds";

@@ -1,0 +1,103 @@
+//! The reconciler: at start-up and periodically, the runtime's environments and the stored sessions are made to
+//! agree. Every live environment belongs to a live session (orphans are destroyed); every live session past
+//! `provisioning` has its environment (else it fails as `environment_lost`); work that nobody drives (after a
+//! restart) is picked up again.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use examroom_core::{FailureCode, SessionState};
+use examroom_runtime::{EnvironmentState, ExecutionRuntime};
+use examroom_store::{ListFilter, SessionStore};
+
+use crate::metrics;
+use crate::service::SessionService;
+
+/// What one pass found and did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Environments the runtime holds.
+    pub environments: usize,
+    /// Live sessions in the store.
+    pub live_sessions: usize,
+    /// Environments that belonged to no live session, destroyed.
+    pub orphans: usize,
+    /// Sessions whose environment was gone, failed as `environment_lost`.
+    pub lost: usize,
+    /// Sessions whose provisioning or ending was picked up again.
+    pub resumed: usize,
+    /// What went wrong (the pass goes on).
+    pub errors: Vec<String>,
+}
+
+impl SessionService {
+    /// One reconcile pass.
+    pub async fn reconcile_once(&self) -> ReconcileReport {
+        let t0 = Instant::now();
+        let mut report = ReconcileReport::default();
+        let envs = match self.inner.runtime.list().await {
+            Ok(e) => e,
+            Err(e) => {
+                report.errors.push(format!("runtime list: {e}"));
+                return report;
+            }
+        };
+        let live = match self.inner.store.list(&ListFilter { live_only: true, ..ListFilter::default() }).await {
+            Ok(l) => l,
+            Err(e) => {
+                report.errors.push(format!("store list: {e}"));
+                return report;
+            }
+        };
+        report.environments = envs.len();
+        report.live_sessions = live.len();
+        let owners: HashMap<_, _> = live.iter().map(|s| (s.environment_id, s)).collect();
+        let by_env: HashMap<_, _> = envs.iter().map(|e| (e.id, e)).collect();
+
+        for env in &envs {
+            if owners.contains_key(&env.id) {
+                continue;
+            }
+            report.orphans += 1;
+            tracing::warn!(environment_id = %env.id, "orphan environment: destroying");
+            match self.inner.runtime.destroy(&env.id).await {
+                Ok(_) => ::metrics::counter!(metrics::ORPHANS_DESTROYED).increment(1),
+                Err(e) => report.errors.push(format!("destroy orphan {}: {e}", env.id)),
+            }
+        }
+        ::metrics::gauge!(metrics::ORPHANS).set(report.orphans as f64);
+
+        for s in &live {
+            if self.is_busy(&s.id) {
+                continue;
+            }
+            match s.state {
+                SessionState::Ready | SessionState::Active => {
+                    let why = match by_env.get(&s.environment_id).map(|e| &e.state) {
+                        None => Some("the environment no longer exists".to_string()),
+                        Some(EnvironmentState::Lost { reason }) => Some(format!("the environment was lost: {reason}")),
+                        Some(EnvironmentState::Running) => None,
+                    };
+                    if let Some(detail) = why {
+                        report.lost += 1;
+                        tracing::warn!(session_id = %s.id, %detail, "session lost its environment");
+                        if let Err(e) = self.fail(s, FailureCode::EnvironmentLost, detail).await {
+                            report.errors.push(format!("fail {}: {e}", s.id));
+                        }
+                    }
+                }
+                SessionState::Created | SessionState::Provisioning => {
+                    report.resumed += 1;
+                    crate::provision::spawn(self.clone(), (*s).clone());
+                }
+                SessionState::Terminating => {
+                    report.resumed += 1;
+                    crate::ending::spawn(self.clone(), (*s).clone());
+                }
+                _ => {}
+            }
+        }
+        ::metrics::histogram!(metrics::RECONCILE_DURATION).record(t0.elapsed().as_secs_f64());
+        report
+    }
+}

@@ -1,0 +1,480 @@
+//! [`SessionService`]: the one place that changes sessions.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use examroom_core::{
+    transition, DomainError, EndReason, ExamId, ExamSessionId, Failure, FailureCode, IncidentId, Role, SessionState,
+    Trigger, UserId,
+};
+use examroom_exams::Catalog;
+use examroom_runtime::Runtime;
+use examroom_store::{
+    EventKind, EventRecord, ListFilter, NewEvent, SessionChanges, SessionRecord, SessionStore, Store, StoreError,
+};
+use tokio::sync::broadcast;
+
+use crate::clock::Clock;
+use crate::metrics;
+
+/// Who is asking: identity comes from a verified token, never from the request's content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The user.
+    pub user: UserId,
+    /// Their role.
+    pub role: Role,
+}
+
+impl Caller {
+    /// A candidate.
+    pub fn candidate(user: UserId) -> Self {
+        Caller { user, role: Role::Candidate }
+    }
+
+    /// A proctor.
+    pub fn proctor(user: UserId) -> Self {
+        Caller { user, role: Role::Proctor }
+    }
+
+    /// How the audit trail names this caller.
+    pub fn actor(&self) -> String {
+        format!("{}:{}", self.role.as_str(), self.user)
+    }
+}
+
+/// How the service behaves.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// Live sessions beyond this are refused with `capacity_exhausted`.
+    pub max_live_sessions: usize,
+    /// What `Retry-After` says when at capacity.
+    pub retry_after_secs: u32,
+    /// How often the reconciler runs (it also runs at start-up).
+    pub reconcile_interval: Duration,
+    /// How long a failing session's teardown is retried before it is marked failed anyway (the reconciler keeps
+    /// retrying the release afterwards).
+    pub fail_teardown_budget: Duration,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            max_live_sessions: 200,
+            retry_after_secs: 30,
+            reconcile_interval: Duration::from_secs(30),
+            fail_teardown_budget: Duration::from_secs(8),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) runtime: Runtime,
+    pub(crate) catalog: Catalog,
+    pub(crate) clock: Clock,
+    pub(crate) config: ServiceConfig,
+    updates: broadcast::Sender<Arc<SessionRecord>>,
+    /// Sessions whose provisioning or ending is being driven by a task right now.
+    pub(crate) busy: Mutex<HashSet<ExamSessionId>>,
+    /// Sessions by state, for the gauge and the capacity check.
+    counts: Mutex<HashMap<SessionState, i64>>,
+}
+
+/// The lifecycle driver. Cheap to clone.
+#[derive(Clone)]
+pub struct SessionService {
+    pub(crate) inner: Arc<Inner>,
+}
+
+/// Parses a session id from a request. A malformed id is answered exactly like an unknown one.
+fn parse_id(id: &str) -> Result<ExamSessionId, DomainError> {
+    id.parse().map_err(|_| DomainError::SessionNotFound)
+}
+
+/// Logs an unexpected error under a fresh incident id and returns the error to answer with.
+pub(crate) fn incident(context: &str, err: &dyn std::fmt::Display) -> DomainError {
+    let incident = IncidentId::new_v4();
+    tracing::error!(%incident, error = %err, "{context}");
+    DomainError::Internal { incident }
+}
+
+fn store_error(context: &str, e: StoreError) -> DomainError {
+    match e {
+        StoreError::NotFound => DomainError::SessionNotFound,
+        StoreError::LiveSessionExists { session_id } => DomainError::ActiveSessionExists { session_id },
+        other => incident(context, &other),
+    }
+}
+
+impl SessionService {
+    /// Starts the service: counts the stored sessions, resumes the work a previous server left (provisioning,
+    /// teardown, timers), runs a first reconcile, and keeps reconciling in the background.
+    pub async fn start(
+        store: Store,
+        runtime: Runtime,
+        catalog: Catalog,
+        config: ServiceConfig,
+        clock: Clock,
+    ) -> Result<SessionService, DomainError> {
+        let (updates, _) = broadcast::channel(4096);
+        let svc = SessionService {
+            inner: Arc::new(Inner {
+                store,
+                runtime,
+                catalog,
+                clock,
+                config,
+                updates,
+                busy: Mutex::new(HashSet::new()),
+                counts: Mutex::new(HashMap::new()),
+            }),
+        };
+        let all = svc.inner.store.list(&ListFilter::default()).await.map_err(|e| store_error("list sessions", e))?;
+        {
+            let mut counts = svc.counts();
+            for r in &all {
+                *counts.entry(r.state).or_default() += 1;
+            }
+        }
+        svc.publish_counts();
+        // Work that a previous server left half done.
+        for rec in all.into_iter().filter(|r| r.state.is_live()) {
+            svc.resume(rec);
+        }
+        let report = svc.reconcile_once().await;
+        tracing::info!(?report, "start-up reconcile");
+        let bg = svc.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(bg.inner.config.reconcile_interval);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let report = bg.reconcile_once().await;
+                tracing::debug!(?report, "reconcile");
+            }
+        });
+        Ok(svc)
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<SessionState, i64>> {
+        self.inner.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn publish_counts(&self) {
+        let counts = self.counts();
+        for s in SessionState::ALL {
+            ::metrics::gauge!(metrics::SESSIONS, "state" => s.as_str()).set(*counts.get(&s).unwrap_or(&0) as f64);
+        }
+    }
+
+    /// Live sessions right now.
+    pub fn live_sessions(&self) -> i64 {
+        self.counts().iter().filter(|(s, _)| s.is_live()).map(|(_, n)| *n).sum()
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> Clock {
+        self.inner.clock
+    }
+
+    /// Unix milliseconds now, by the service's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// The exam catalog.
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    /// Every stored change, as it happens (the status stream filters by session).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<SessionRecord>> {
+        self.inner.updates.subscribe()
+    }
+
+    pub(crate) fn publish(&self, rec: &SessionRecord) {
+        let _ = self.inner.updates.send(Arc::new(rec.clone()));
+    }
+
+    /// Whether the store and the runtime answer (for `/readyz`).
+    pub async fn ready_check(&self) -> Result<(), String> {
+        self.inner.store.ping().await.map_err(|e| format!("store: {e}"))?;
+        use examroom_runtime::ExecutionRuntime;
+        self.inner.runtime.list().await.map_err(|e| format!("runtime: {e}"))?;
+        Ok(())
+    }
+
+    /// Starts an exam for a candidate: stores the session as `created` and provisions it in the background.
+    pub async fn create(&self, caller: &Caller, exam_id: &str) -> Result<SessionRecord, DomainError> {
+        if caller.role != Role::Candidate {
+            return Err(DomainError::Forbidden);
+        }
+        let exam_id = ExamId::parse(exam_id).map_err(|_| DomainError::ExamNotFound)?;
+        let exam = self.inner.catalog.get(&exam_id).ok_or(DomainError::ExamNotFound)?;
+        if let Some(live) = self.inner.store.live_for_user(&caller.user).await.map_err(|e| store_error("live", e))? {
+            return Err(DomainError::ActiveSessionExists { session_id: live.id });
+        }
+        if self.live_sessions() >= self.inner.config.max_live_sessions as i64 {
+            return Err(DomainError::CapacityExhausted { retry_after_secs: self.inner.config.retry_after_secs });
+        }
+        let now = self.now_ms();
+        let rec = SessionRecord {
+            id: ExamSessionId::new_v4(),
+            user_id: caller.user.clone(),
+            exam_id,
+            environment_id: examroom_core::EnvironmentId::new_v4(),
+            state: SessionState::Created,
+            progress: None,
+            created_at: now,
+            ready_at: None,
+            started_at: None,
+            deadline: None,
+            duration_ms: exam.duration.as_millis() as i64,
+            start_grace_ms: exam.start_grace.as_millis() as i64,
+            provisioning_timeout_ms: exam.provisioning_timeout.as_millis() as i64,
+            ended_at: None,
+            end_reason: None,
+            failure: None,
+            resources_released_at: None,
+            graded: None,
+            updated_at: now,
+        };
+        let event = NewEvent {
+            at: now,
+            kind: EventKind::Transition,
+            from: None,
+            to: Some(SessionState::Created),
+            reason: format!("{} started exam {}", caller.user, rec.exam_id),
+            actor: caller.actor(),
+            data: None,
+        };
+        self.inner.store.insert(&rec, &event).await.map_err(|e| store_error("insert session", e))?;
+        *self.counts().entry(SessionState::Created).or_default() += 1;
+        self.publish_counts();
+        tracing::info!(session_id = %rec.id, user_id = %rec.user_id, environment_id = %rec.environment_id,
+            exam_id = %rec.exam_id, "session created");
+        self.publish(&rec);
+        crate::provision::spawn(self.clone(), rec.clone());
+        Ok(rec)
+    }
+
+    /// One session: the owner's (one query keyed by id and user), or any for a proctor.
+    pub async fn get(&self, caller: &Caller, id: &str) -> Result<SessionRecord, DomainError> {
+        let id = parse_id(id)?;
+        let found = match caller.role {
+            Role::Proctor => self.inner.store.get(&id).await,
+            Role::Candidate => self.inner.store.get_owned(&id, &caller.user).await,
+        };
+        found.map_err(|e| store_error("get session", e))?.ok_or(DomainError::SessionNotFound)
+    }
+
+    /// The caller's sessions (a candidate's own; a proctor's: all, optionally in one state).
+    pub async fn list(&self, caller: &Caller, state: Option<SessionState>) -> Result<Vec<SessionRecord>, DomainError> {
+        let filter = match caller.role {
+            Role::Proctor => ListFilter { state, ..ListFilter::default() },
+            Role::Candidate => ListFilter { user: Some(caller.user.clone()), state, live_only: false },
+        };
+        self.inner.store.list(&filter).await.map_err(|e| store_error("list sessions", e))
+    }
+
+    /// A session's audit trail.
+    pub async fn events(&self, caller: &Caller, id: &str) -> Result<Vec<EventRecord>, DomainError> {
+        let rec = self.get(caller, id).await?;
+        self.inner.store.events(&rec.id).await.map_err(|e| store_error("events", e))
+    }
+
+    /// `ready → active`: the clock starts now.
+    pub async fn start_exam(&self, caller: &Caller, id: &str) -> Result<SessionRecord, DomainError> {
+        let rec = self.owned(caller, id).await?;
+        self.activate(&rec, Trigger::StartRequested, &caller.actor()).await
+    }
+
+    /// The first terminal or desktop attach of a `ready` session starts its clock (as `POST …/start` does). For an
+    /// `active` session it changes nothing.
+    pub async fn first_attach(&self, rec: &SessionRecord, actor: &str) -> Result<SessionRecord, DomainError> {
+        match rec.state {
+            SessionState::Ready => self.activate(rec, Trigger::FirstAttach, actor).await,
+            _ => Ok(rec.clone()),
+        }
+    }
+
+    async fn activate(&self, rec: &SessionRecord, trigger: Trigger, actor: &str) -> Result<SessionRecord, DomainError> {
+        let now = self.now_ms();
+        let changes = SessionChanges {
+            started_at: Some(now),
+            deadline: Some(now + rec.duration_ms),
+            ..SessionChanges::default()
+        };
+        self.apply(rec, trigger, changes, actor).await
+    }
+
+    /// `active → terminating` (submitted): access stops, then the environment is released.
+    pub async fn submit(&self, caller: &Caller, id: &str) -> Result<SessionRecord, DomainError> {
+        let rec = self.owned(caller, id).await?;
+        self.apply(&rec, Trigger::Submitted, SessionChanges::default(), &caller.actor()).await
+    }
+
+    /// A proctor ends a `ready` or `active` session.
+    pub async fn terminate(
+        &self,
+        caller: &Caller,
+        id: &str,
+        reason: &str,
+        grade: bool,
+    ) -> Result<SessionRecord, DomainError> {
+        if caller.role != Role::Proctor {
+            return Err(DomainError::Forbidden);
+        }
+        let rec = self.get(caller, id).await?;
+        let reason = reason.trim();
+        if reason.is_empty() || reason.len() > 500 {
+            return Err(DomainError::invalid_request("a reason of 1 to 500 characters is required"));
+        }
+        let new =
+            self.apply(&rec, Trigger::ProctorTerminated { grade }, SessionChanges::default(), &caller.actor()).await?;
+        let event = NewEvent {
+            at: self.now_ms(),
+            kind: EventKind::ProctorAction,
+            from: None,
+            to: None,
+            reason: reason.to_string(),
+            actor: caller.actor(),
+            data: Some(serde_json::json!({ "action": "terminate", "grade": grade })),
+        };
+        if let Err(e) = self.inner.store.append_event(&rec.id, &event).await {
+            tracing::error!(session_id = %rec.id, error = %e, "store the proctor's reason");
+        }
+        Ok(new)
+    }
+
+    /// Records an attach or a takeover in the session's trail.
+    pub async fn record_event(&self, rec: &SessionRecord, kind: EventKind, reason: &str, actor: &str) {
+        let event = NewEvent {
+            at: self.now_ms(),
+            kind,
+            from: None,
+            to: None,
+            reason: reason.to_string(),
+            actor: actor.into(),
+            data: None,
+        };
+        if let Err(e) = self.inner.store.append_event(&rec.id, &event).await {
+            tracing::error!(session_id = %rec.id, error = %e, "store an event");
+        }
+    }
+
+    /// A candidate's own session (candidates only).
+    async fn owned(&self, caller: &Caller, id: &str) -> Result<SessionRecord, DomainError> {
+        if caller.role != Role::Candidate {
+            // Proctors act through `terminate`; starting or submitting is the candidate's.
+            return Err(DomainError::Forbidden);
+        }
+        self.get(caller, id).await
+    }
+
+    /// Applies a guarded transition and everything that follows from it (publishing, metrics, timers, the end
+    /// flow).
+    pub(crate) async fn apply(
+        &self,
+        rec: &SessionRecord,
+        trigger: Trigger,
+        mut changes: SessionChanges,
+        actor: &str,
+    ) -> Result<SessionRecord, DomainError> {
+        let t = transition(rec.state, &trigger)
+            .map_err(|_| DomainError::IllegalTransition { state: rec.state, trigger })?;
+        let now = self.now_ms();
+        if let Some(reason) = t.end_reason {
+            changes.end_reason = Some(reason);
+            changes.ended_at.get_or_insert(now);
+            changes.graded = Some(match (reason, trigger) {
+                (EndReason::TerminatedByProctor, Trigger::ProctorTerminated { grade }) => grade,
+                (EndReason::NotStarted, _) => false,
+                _ => true,
+            });
+        }
+        if t.to == SessionState::Failed {
+            changes.ended_at.get_or_insert(now);
+        }
+        let event = NewEvent::transition(&t, now, actor);
+        let new = match self.inner.store.apply(&rec.id, &t, &changes, &event).await {
+            Ok(new) => new,
+            Err(StoreError::StateConflict { actual, .. }) => {
+                return Err(DomainError::IllegalTransition { state: actual, trigger })
+            }
+            Err(e) => return Err(store_error("apply a transition", e)),
+        };
+        {
+            let mut counts = self.counts();
+            *counts.entry(t.from).or_default() -= 1;
+            *counts.entry(t.to).or_default() += 1;
+        }
+        self.publish_counts();
+        tracing::info!(session_id = %new.id, user_id = %new.user_id, environment_id = %new.environment_id,
+            from = t.from.as_str(), to = t.to.as_str(), reason = %t.reason, "transition");
+        self.publish(&new);
+        match new.state {
+            SessionState::Ready => {
+                ::metrics::histogram!(metrics::START_LATENCY).record((now - new.created_at).max(0) as f64 / 1000.0);
+                crate::timers::arm(self.clone(), &new);
+            }
+            SessionState::Active => crate::timers::arm(self.clone(), &new),
+            SessionState::Terminating => crate::ending::spawn(self.clone(), new.clone()),
+            SessionState::Failed => {
+                if let Some(f) = &new.failure {
+                    ::metrics::counter!(metrics::FAILURES, "code" => f.code.as_str()).increment(1);
+                }
+            }
+            SessionState::Terminated => {
+                if let Some(end) = new.ended_at {
+                    ::metrics::histogram!(metrics::RELEASE_LATENCY).record((now - end).max(0) as f64 / 1000.0);
+                }
+            }
+            _ => {}
+        }
+        Ok(new)
+    }
+
+    /// Marks a session busy with a background task; false if another task already drives it.
+    pub(crate) fn claim(&self, id: &ExamSessionId) -> bool {
+        self.inner.busy.lock().unwrap_or_else(|p| p.into_inner()).insert(*id)
+    }
+
+    pub(crate) fn release_claim(&self, id: &ExamSessionId) {
+        self.inner.busy.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
+    pub(crate) fn is_busy(&self, id: &ExamSessionId) -> bool {
+        self.inner.busy.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
+    }
+
+    /// Picks up a live session's work after a restart.
+    fn resume(&self, rec: SessionRecord) {
+        match rec.state {
+            SessionState::Created | SessionState::Provisioning => crate::provision::spawn(self.clone(), rec),
+            SessionState::Ready | SessionState::Active => crate::timers::arm(self.clone(), &rec),
+            SessionState::Terminating => crate::ending::spawn(self.clone(), rec),
+            _ => {}
+        }
+    }
+
+    /// Fails a live session: its environment is destroyed (retried within a budget), then the session becomes
+    /// `failed` with `code`. `detail` is for proctors only.
+    pub(crate) async fn fail(
+        &self,
+        rec: &SessionRecord,
+        code: FailureCode,
+        detail: String,
+    ) -> Result<SessionRecord, DomainError> {
+        let released = crate::ending::release(self, rec, self.inner.config.fail_teardown_budget).await;
+        let changes = SessionChanges {
+            failure: Some(Failure::new(code).with_detail(detail)),
+            progress: Some(None),
+            resources_released_at: released,
+            ..SessionChanges::default()
+        };
+        self.apply(rec, Trigger::Failed(code), changes, "system").await
+    }
+}

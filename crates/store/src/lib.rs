@@ -1,0 +1,311 @@
+//! # examroom-store
+//!
+//! Sessions and their audit trail, behind the [`SessionStore`] boundary. SQLite ([`sqlite::SqliteStore`]) is the
+//! default backend; PostgreSQL can follow as another variant of [`Store`].
+//!
+//! # Layout
+//! - this file: the records, the trait, the dispatch enum;
+//! - [`sqlite`]: the SQLite backend, with its migrations in `migrations/`.
+//!
+//! Rules every backend keeps:
+//! - **a transition is a compare-and-swap on the state, stored in the same transaction as its event;**
+//! - **a user has at most one live (not final) session**, enforced by the database itself;
+//! - **a candidate's lookup is one query keyed by (session id, user id).**
+
+pub mod sqlite;
+
+use examroom_core::{
+    EndReason, EnvironmentId, ExamId, ExamSessionId, Failure, Progress, SessionState, Transition, UserId,
+};
+use serde::{Deserialize, Serialize};
+
+/// One exam session as stored. Times are unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// `exam_session_id`.
+    pub id: ExamSessionId,
+    /// The candidate.
+    pub user_id: UserId,
+    /// The exam.
+    pub exam_id: ExamId,
+    /// `execution_environment_id`.
+    pub environment_id: EnvironmentId,
+    /// Lifecycle state.
+    pub state: SessionState,
+    /// Provisioning or teardown progress.
+    pub progress: Option<Progress>,
+    /// Accepted.
+    pub created_at: i64,
+    /// Became ready.
+    pub ready_at: Option<i64>,
+    /// The clock started (became active).
+    pub started_at: Option<i64>,
+    /// When the clock runs out.
+    pub deadline: Option<i64>,
+    /// The exam's duration, as it was when the session was created.
+    pub duration_ms: i64,
+    /// Start grace: a ready session that is not started by `ready_at + start_grace_ms` ends as `not_started`.
+    pub start_grace_ms: i64,
+    /// Provisioning must finish within this.
+    pub provisioning_timeout_ms: i64,
+    /// Entered `terminating` (or `failed`).
+    pub ended_at: Option<i64>,
+    /// Why it ended.
+    pub end_reason: Option<EndReason>,
+    /// Why it failed.
+    pub failure: Option<Failure>,
+    /// The environment was destroyed and verified.
+    pub resources_released_at: Option<i64>,
+    /// This end is graded (see the contract's Grading).
+    pub graded: Option<bool>,
+    /// Last change.
+    pub updated_at: i64,
+}
+
+/// Fields that change together with a transition. `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionChanges {
+    /// `Some(None)` clears the progress.
+    pub progress: Option<Option<Progress>>,
+    /// Set `ready_at`.
+    pub ready_at: Option<i64>,
+    /// Set `started_at`.
+    pub started_at: Option<i64>,
+    /// Set `deadline`.
+    pub deadline: Option<i64>,
+    /// Set `ended_at`.
+    pub ended_at: Option<i64>,
+    /// Set `end_reason`.
+    pub end_reason: Option<EndReason>,
+    /// Set `failure`.
+    pub failure: Option<Failure>,
+    /// Set `resources_released_at`.
+    pub resources_released_at: Option<i64>,
+    /// Set `graded`.
+    pub graded: Option<bool>,
+}
+
+/// What kind of event the trail records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A lifecycle transition.
+    Transition,
+    /// A provisioning or teardown step.
+    Progress,
+    /// A terminal or desktop attach.
+    Attach,
+    /// A newer attach replaced an older one.
+    Takeover,
+    /// A proctor acted on the session.
+    ProctorAction,
+    /// The reconciler found and fixed something.
+    Reconcile,
+}
+
+impl EventKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Transition => "transition",
+            EventKind::Progress => "progress",
+            EventKind::Attach => "attach",
+            EventKind::Takeover => "takeover",
+            EventKind::ProctorAction => "proctor_action",
+            EventKind::Reconcile => "reconcile",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<EventKind> {
+        Some(match s {
+            "transition" => EventKind::Transition,
+            "progress" => EventKind::Progress,
+            "attach" => EventKind::Attach,
+            "takeover" => EventKind::Takeover,
+            "proctor_action" => EventKind::ProctorAction,
+            "reconcile" => EventKind::Reconcile,
+            _ => return None,
+        })
+    }
+}
+
+/// An event to append.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewEvent {
+    /// When (unix ms).
+    pub at: i64,
+    /// What kind.
+    pub kind: EventKind,
+    /// For transitions: from.
+    pub from: Option<SessionState>,
+    /// For transitions: to.
+    pub to: Option<SessionState>,
+    /// Why, for a person.
+    pub reason: String,
+    /// Who caused it: `system`, `candidate:<id>`, `proctor:<id>`.
+    pub actor: String,
+    /// Anything else (JSON object).
+    pub data: Option<serde_json::Value>,
+}
+
+impl NewEvent {
+    /// The event that records a transition.
+    pub fn transition(t: &Transition, at: i64, actor: &str) -> Self {
+        NewEvent {
+            at,
+            kind: EventKind::Transition,
+            from: Some(t.from),
+            to: Some(t.to),
+            reason: t.reason.clone(),
+            actor: actor.to_string(),
+            data: serde_json::to_value(&t.trigger).ok().map(|t| serde_json::json!({ "trigger": t })),
+        }
+    }
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Order within the whole store (increasing).
+    pub seq: i64,
+    /// The session.
+    pub session_id: ExamSessionId,
+    /// The event.
+    #[serde(flatten)]
+    pub event: NewEvent,
+}
+
+/// Which sessions to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only this user's.
+    pub user: Option<UserId>,
+    /// Only in this state.
+    pub state: Option<SessionState>,
+    /// Only live ones.
+    pub live_only: bool,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such session.
+    #[error("session not found")]
+    NotFound,
+    /// The user already has a live session.
+    #[error("the user already has a live session {session_id}")]
+    LiveSessionExists {
+        /// The live session.
+        session_id: ExamSessionId,
+    },
+    /// The session was not in the state the transition starts from (another change won the race).
+    #[error("session is {actual}, not {expected}")]
+    StateConflict {
+        /// The state the transition expected.
+        expected: SessionState,
+        /// The state it is in.
+        actual: SessionState,
+    },
+    /// The database failed.
+    #[error("store: {0}")]
+    Backend(String),
+}
+
+/// The boundary between the session service and its storage.
+#[allow(async_fn_in_trait)]
+pub trait SessionStore {
+    /// Stores a new session and its first event. Fails with `LiveSessionExists` if the user has a live session
+    /// (enforced by the database, so it holds under racing requests).
+    async fn insert(&self, rec: &SessionRecord, event: &NewEvent) -> Result<(), StoreError>;
+    /// One session by id (proctors, the service itself).
+    async fn get(&self, id: &ExamSessionId) -> Result<Option<SessionRecord>, StoreError>;
+    /// One session by (id, user), in one query: a session of another user is exactly as absent as a random id.
+    async fn get_owned(&self, id: &ExamSessionId, user: &UserId) -> Result<Option<SessionRecord>, StoreError>;
+    /// The user's live session, if any.
+    async fn live_for_user(&self, user: &UserId) -> Result<Option<SessionRecord>, StoreError>;
+    /// Sessions matching a filter, newest first.
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Applies a transition: in one transaction, sets `state = t.to` and the `changes` where the state is still
+    /// `t.from` (else `StateConflict`), and appends `event`. Returns the updated record.
+    async fn apply(
+        &self,
+        id: &ExamSessionId,
+        t: &Transition,
+        changes: &SessionChanges,
+        event: &NewEvent,
+    ) -> Result<SessionRecord, StoreError>;
+    /// Sets the progress while the session is in `expected` (else `StateConflict`), with a `Progress` event.
+    async fn set_progress(
+        &self,
+        id: &ExamSessionId,
+        expected: SessionState,
+        progress: &Progress,
+        at: i64,
+    ) -> Result<SessionRecord, StoreError>;
+    /// Appends an event (attach, takeover, proctor action...).
+    async fn append_event(&self, id: &ExamSessionId, event: &NewEvent) -> Result<(), StoreError>;
+    /// A session's events, oldest first.
+    async fn events(&self, id: &ExamSessionId) -> Result<Vec<EventRecord>, StoreError>;
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// The backends, for dispatch without trait objects.
+pub enum Store {
+    /// SQLite in the data directory.
+    Sqlite(sqlite::SqliteStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self {
+            Store::Sqlite($s) => $e,
+        }
+    };
+}
+
+impl SessionStore for Store {
+    async fn insert(&self, rec: &SessionRecord, event: &NewEvent) -> Result<(), StoreError> {
+        dispatch!(self, s => s.insert(rec, event).await)
+    }
+    async fn get(&self, id: &ExamSessionId) -> Result<Option<SessionRecord>, StoreError> {
+        dispatch!(self, s => s.get(id).await)
+    }
+    async fn get_owned(&self, id: &ExamSessionId, user: &UserId) -> Result<Option<SessionRecord>, StoreError> {
+        dispatch!(self, s => s.get_owned(id, user).await)
+    }
+    async fn live_for_user(&self, user: &UserId) -> Result<Option<SessionRecord>, StoreError> {
+        dispatch!(self, s => s.live_for_user(user).await)
+    }
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<SessionRecord>, StoreError> {
+        dispatch!(self, s => s.list(filter).await)
+    }
+    async fn apply(
+        &self,
+        id: &ExamSessionId,
+        t: &Transition,
+        changes: &SessionChanges,
+        event: &NewEvent,
+    ) -> Result<SessionRecord, StoreError> {
+        dispatch!(self, s => s.apply(id, t, changes, event).await)
+    }
+    async fn set_progress(
+        &self,
+        id: &ExamSessionId,
+        expected: SessionState,
+        progress: &Progress,
+        at: i64,
+    ) -> Result<SessionRecord, StoreError> {
+        dispatch!(self, s => s.set_progress(id, expected, progress, at).await)
+    }
+    async fn append_event(&self, id: &ExamSessionId, event: &NewEvent) -> Result<(), StoreError> {
+        dispatch!(self, s => s.append_event(id, event).await)
+    }
+    async fn events(&self, id: &ExamSessionId) -> Result<Vec<EventRecord>, StoreError> {
+        dispatch!(self, s => s.events(id).await)
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.ping().await)
+    }
+}

@@ -1,0 +1,595 @@
+//! The SQLite backend: [`SqliteStore`].
+//!
+//! One database file in the data directory, opened in WAL mode with `synchronous=NORMAL`, foreign keys on and a
+//! busy timeout of 5 s, behind a small connection pool. The schema lives in `migrations/` and is applied on
+//! [`SqliteStore::open`].
+//!
+//! # How the rules of the crate are kept
+//!
+//! - **One live session per candidate**: the partial unique index `one_live_session_per_user` on
+//!   `sessions(user_id) WHERE state NOT IN ('terminated', 'failed')`. A racing second insert fails inside SQLite
+//!   and becomes [`StoreError::LiveSessionExists`].
+//! - **A transition is a compare-and-swap**: `UPDATE … WHERE id = ? AND state = <from>`, in the same
+//!   transaction as the event it appends. Zero rows updated means another change won
+//!   ([`StoreError::StateConflict`]) or the session does not exist ([`StoreError::NotFound`]).
+//! - **Not yours is not found**: [`SessionStore::get_owned`] is one query keyed by `(id, user_id)`.
+//! - **The audit trail is append-only**: triggers abort any `UPDATE` or `DELETE` on `events`.
+//!
+//! Every write transaction starts with `BEGIN IMMEDIATE`: it takes SQLite's write lock up front (waiting up to
+//! the busy timeout), so two writers never both hold a read snapshot and then fail to upgrade it with
+//! `SQLITE_BUSY`.
+//!
+//! # Stored forms
+//!
+//! Ids and enum values are TEXT in their serde (snake_case) forms; `progress`, `failure` and event `data` are
+//! JSON TEXT; times are INTEGER unix milliseconds; `graded` is INTEGER 0/1 or NULL.
+//!
+//! # Migrations
+//!
+//! The migration files are embedded with `include_str!` and run by sqlx's [`Migrator`], with the same version,
+//! description and checksum that `sqlx::migrate!("./migrations")` would produce (a test checks this). The macro
+//! itself is not used because it needs sqlx's `macros` feature, which the workspace does not enable.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::time::Duration;
+
+use examroom_core::{
+    EndReason, EnvironmentId, ExamId, ExamSessionId, Failure, Progress, SessionState, Transition, UserId,
+};
+use sqlx::error::{BoxDynError, ErrorKind};
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+
+use crate::{EventKind, EventRecord, ListFilter, NewEvent, SessionChanges, SessionRecord, SessionStore, StoreError};
+
+/// How long a connection waits for another one's lock before it gives up with `database is locked`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections in the pool of a file-backed store.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// The migrations, in order: (version, description, SQL). Keep in step with the files in `migrations/`.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "sessions", include_str!("../migrations/0001_sessions.sql"))];
+
+/// The columns of `sessions`, in the order [`session_from_row`] reads them.
+const SESSION_COLUMNS: &str = "id, user_id, exam_id, environment_id, state, progress, created_at, ready_at, \
+     started_at, deadline, duration_ms, start_grace_ms, provisioning_timeout_ms, ended_at, end_reason, failure, \
+     resources_released_at, graded, updated_at";
+
+/// The columns of `events`, in the order [`event_from_row`] reads them.
+const EVENT_COLUMNS: &str = "seq, session_id, at, kind, from_state, to_state, reason, actor, data";
+
+/// The "live" condition. It must stay identical to the WHERE clause of the index `one_live_session_per_user`
+/// so that SQLite can use that index.
+const LIVE: &str = "state NOT IN ('terminated', 'failed')";
+
+/// The actor recorded on events the store writes on its own behalf (progress).
+const SYSTEM_ACTOR: &str = "system";
+
+/// Sessions and events in one SQLite database.
+///
+/// Cheap to clone: clones share the connection pool.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens the database at `path`, creating the file (mode 0600) if it is missing, and brings its schema up to
+    /// date.
+    ///
+    /// The connections use WAL, `synchronous=NORMAL`, `foreign_keys=ON` and a busy timeout of 5 s; the pool holds
+    /// at most 8 of them. The parent directory must exist.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        create_private_file(path).await?;
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Backend(format!("opening {}: {e}", path.display())))?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A fresh, empty database in memory, for tests.
+    ///
+    /// The pool holds exactly one connection that is never closed, so every query sees the same database; it
+    /// vanishes when the store is dropped or closed.
+    pub async fn open_memory() -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::new().in_memory(true).foreign_keys(true).busy_timeout(BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Backend(format!("opening an in-memory database: {e}")))?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Closes every connection, waiting for those in use to be returned. With WAL, the last connection to close
+    /// checkpoints the log into the database file. Later calls on this store (or its clones) fail.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Applies the migrations that have not run yet.
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator =
+            Migrator::new(EmbeddedMigrations).await.map_err(|e| StoreError::Backend(format!("migrations: {e}")))?;
+        migrator.run(&self.pool).await.map_err(|e| StoreError::Backend(format!("migrations: {e}")))
+    }
+
+    /// Starts a write transaction that holds SQLite's write lock from the start.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)
+    }
+
+    /// The row of `id` after a compare-and-swap updated nothing: `NotFound`, or the state it is really in.
+    async fn conflict(
+        conn: &mut SqliteConnection,
+        id: &ExamSessionId,
+        expected: SessionState,
+    ) -> Result<StoreError, StoreError> {
+        let actual: Option<String> = sqlx::query_scalar("SELECT state FROM sessions WHERE id = ?1")
+            .bind(id.to_string())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(backend)?;
+        Ok(match actual {
+            None => StoreError::NotFound,
+            Some(actual) => StoreError::StateConflict { expected, actual: parse_state(&actual)? },
+        })
+    }
+}
+
+impl SessionStore for SqliteStore {
+    async fn insert(&self, rec: &SessionRecord, event: &NewEvent) -> Result<(), StoreError> {
+        let progress = rec.progress.as_ref().map(to_json).transpose()?;
+        let failure = rec.failure.as_ref().map(to_json).transpose()?;
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO sessions (id, user_id, exam_id, environment_id, state, progress, created_at, ready_at, \
+             started_at, deadline, duration_ms, start_grace_ms, provisioning_timeout_ms, ended_at, end_reason, \
+             failure, resources_released_at, graded, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+        )
+        .bind(rec.id.to_string())
+        .bind(rec.user_id.as_str())
+        .bind(rec.exam_id.as_str())
+        .bind(rec.environment_id.to_string())
+        .bind(rec.state.as_str())
+        .bind(progress)
+        .bind(rec.created_at)
+        .bind(rec.ready_at)
+        .bind(rec.started_at)
+        .bind(rec.deadline)
+        .bind(rec.duration_ms)
+        .bind(rec.start_grace_ms)
+        .bind(rec.provisioning_timeout_ms)
+        .bind(rec.ended_at)
+        .bind(rec.end_reason.map(EndReason::as_str))
+        .bind(failure)
+        .bind(rec.resources_released_at)
+        .bind(rec.graded)
+        .bind(rec.updated_at)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_live_session_violation(&e) => {
+                // Still inside the write transaction: the live session that blocked the insert cannot end
+                // between the failure and this lookup.
+                let live = live_for_user_on(&mut tx, &rec.user_id).await;
+                rollback(tx).await;
+                return match live? {
+                    Some(live) => Err(StoreError::LiveSessionExists { session_id: live.id }),
+                    None => Err(backend(e)),
+                };
+            }
+            Err(e) => {
+                rollback(tx).await;
+                return Err(backend(e));
+            }
+        }
+        insert_event(&mut tx, &rec.id, event).await?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn get(&self, id: &ExamSessionId) -> Result<Option<SessionRecord>, StoreError> {
+        sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|row| session_from_row(&row))
+            .transpose()
+    }
+
+    async fn get_owned(&self, id: &ExamSessionId, user: &UserId) -> Result<Option<SessionRecord>, StoreError> {
+        sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1 AND user_id = ?2"))
+            .bind(id.to_string())
+            .bind(user.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?
+            .map(|row| session_from_row(&row))
+            .transpose()
+    }
+
+    async fn live_for_user(&self, user: &UserId) -> Result<Option<SessionRecord>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        live_for_user_on(&mut conn, user).await
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<SessionRecord>, StoreError> {
+        let mut query = QueryBuilder::<Sqlite>::new(format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE 1 = 1"));
+        if let Some(user) = &filter.user {
+            query.push(" AND user_id = ").push_bind(user.as_str().to_owned());
+        }
+        if let Some(state) = filter.state {
+            query.push(" AND state = ").push_bind(state.as_str());
+        }
+        if filter.live_only {
+            query.push(" AND ").push(LIVE);
+        }
+        query.push(" ORDER BY created_at DESC, id");
+        let rows = query.build().fetch_all(&self.pool).await.map_err(backend)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn apply(
+        &self,
+        id: &ExamSessionId,
+        t: &Transition,
+        changes: &SessionChanges,
+        event: &NewEvent,
+    ) -> Result<SessionRecord, StoreError> {
+        let set_progress = changes.progress.is_some();
+        let progress = match &changes.progress {
+            Some(Some(p)) => Some(to_json(p)?),
+            _ => None,
+        };
+        let failure = changes.failure.as_ref().map(to_json).transpose()?;
+        let mut tx = self.begin_write().await?;
+        // `COALESCE(?, col)` keeps the column when the change is `None`; the progress has an explicit flag
+        // because `Some(None)` clears it.
+        let updated = sqlx::query(&format!(
+            "UPDATE sessions SET \
+                 state = ?1, \
+                 progress = CASE WHEN ?2 THEN ?3 ELSE progress END, \
+                 ready_at = COALESCE(?4, ready_at), \
+                 started_at = COALESCE(?5, started_at), \
+                 deadline = COALESCE(?6, deadline), \
+                 ended_at = COALESCE(?7, ended_at), \
+                 end_reason = COALESCE(?8, end_reason), \
+                 failure = COALESCE(?9, failure), \
+                 resources_released_at = COALESCE(?10, resources_released_at), \
+                 graded = COALESCE(?11, graded), \
+                 updated_at = ?12 \
+             WHERE id = ?13 AND state = ?14 \
+             RETURNING {SESSION_COLUMNS}"
+        ))
+        .bind(t.to.as_str())
+        .bind(set_progress)
+        .bind(progress)
+        .bind(changes.ready_at)
+        .bind(changes.started_at)
+        .bind(changes.deadline)
+        .bind(changes.ended_at)
+        .bind(changes.end_reason.map(EndReason::as_str))
+        .bind(failure)
+        .bind(changes.resources_released_at)
+        .bind(changes.graded)
+        .bind(event.at)
+        .bind(id.to_string())
+        .bind(t.from.as_str())
+        .fetch_optional(&mut *tx)
+        .await;
+        finish_cas(tx, id, t.from, updated, event).await
+    }
+
+    async fn set_progress(
+        &self,
+        id: &ExamSessionId,
+        expected: SessionState,
+        progress: &Progress,
+        at: i64,
+    ) -> Result<SessionRecord, StoreError> {
+        let data = serde_json::to_value(progress).map_err(|e| StoreError::Backend(format!("encoding JSON: {e}")))?;
+        let event = NewEvent {
+            at,
+            kind: EventKind::Progress,
+            from: None,
+            to: None,
+            reason: progress.message.clone(),
+            actor: SYSTEM_ACTOR.to_owned(),
+            data: Some(data.clone()),
+        };
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(&format!(
+            "UPDATE sessions SET progress = ?1, updated_at = ?2 WHERE id = ?3 AND state = ?4 \
+             RETURNING {SESSION_COLUMNS}"
+        ))
+        .bind(data.to_string())
+        .bind(at)
+        .bind(id.to_string())
+        .bind(expected.as_str())
+        .fetch_optional(&mut *tx)
+        .await;
+        finish_cas(tx, id, expected, updated, &event).await
+    }
+
+    async fn append_event(&self, id: &ExamSessionId, event: &NewEvent) -> Result<(), StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        insert_event(&mut conn, id, event).await
+    }
+
+    async fn events(&self, id: &ExamSessionId) -> Result<Vec<EventRecord>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE session_id = ?1 ORDER BY seq"))
+            .bind(id.to_string())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(backend)?;
+        Ok(())
+    }
+}
+
+/// The migrations compiled into the binary, for sqlx's [`Migrator`].
+#[derive(Debug)]
+struct EmbeddedMigrations;
+
+impl MigrationSource<'static> for EmbeddedMigrations {
+    fn resolve(self) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 'static>> {
+        Box::pin(async { Ok(embedded_migrations()) })
+    }
+}
+
+/// [`MIGRATIONS`] as sqlx migrations.
+fn embedded_migrations() -> Vec<Migration> {
+    MIGRATIONS
+        .iter()
+        .map(|&(version, description, sql)| {
+            Migration::new(version, Cow::Borrowed(description), MigrationType::Simple, Cow::Borrowed(sql), false)
+        })
+        .collect()
+}
+
+/// Creates `path` with mode 0600 if it does not exist, so that the database never exists with wider permissions.
+/// (SQLite gives its `-wal` and `-shm` files the permissions of the database file.) An existing file is left as
+/// it is.
+async fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options.open(path).await.map_err(|e| StoreError::Backend(format!("creating {}: {e}", path.display())))?;
+    Ok(())
+}
+
+/// The end of `apply` and `set_progress`: the compare-and-swap `UPDATE … RETURNING` has run in `tx`. If it
+/// updated the row, appends `event` and commits; otherwise rolls back and says why.
+async fn finish_cas(
+    mut tx: Transaction<'static, Sqlite>,
+    id: &ExamSessionId,
+    expected: SessionState,
+    updated: Result<Option<SqliteRow>, sqlx::Error>,
+    event: &NewEvent,
+) -> Result<SessionRecord, StoreError> {
+    let row = match updated {
+        Ok(Some(row)) => row,
+        Ok(None) => {
+            let why = SqliteStore::conflict(&mut tx, id, expected).await;
+            rollback(tx).await;
+            return Err(why?);
+        }
+        Err(e) => {
+            rollback(tx).await;
+            return Err(backend(e));
+        }
+    };
+    let rec = match session_from_row(&row) {
+        Ok(rec) => rec,
+        Err(e) => {
+            rollback(tx).await;
+            return Err(e);
+        }
+    };
+    if let Err(e) = insert_event(&mut tx, id, event).await {
+        rollback(tx).await;
+        return Err(e);
+    }
+    tx.commit().await.map_err(backend)?;
+    Ok(rec)
+}
+
+/// The user's live session, on a given connection (inside a transaction, or not).
+async fn live_for_user_on(conn: &mut SqliteConnection, user: &UserId) -> Result<Option<SessionRecord>, StoreError> {
+    sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ?1 AND {LIVE}"))
+        .bind(user.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(backend)?
+        .map(|row| session_from_row(&row))
+        .transpose()
+}
+
+/// Appends an event to session `id`'s trail. A session that does not exist is `NotFound` (the foreign key).
+async fn insert_event(conn: &mut SqliteConnection, id: &ExamSessionId, event: &NewEvent) -> Result<(), StoreError> {
+    let data = event.data.as_ref().map(to_json).transpose()?;
+    sqlx::query(
+        "INSERT INTO events (session_id, at, kind, from_state, to_state, reason, actor, data) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .bind(id.to_string())
+    .bind(event.at)
+    .bind(event.kind.as_str())
+    .bind(event.from.map(SessionState::as_str))
+    .bind(event.to.map(SessionState::as_str))
+    .bind(event.reason.as_str())
+    .bind(event.actor.as_str())
+    .bind(data)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| match e.as_database_error().map(|d| d.kind()) {
+        Some(ErrorKind::ForeignKeyViolation) => StoreError::NotFound,
+        _ => backend(e),
+    })?;
+    Ok(())
+}
+
+/// Rolls back, logging (not returning) a failure: the caller already has the error to report, and a
+/// transaction that fails to roll back is rolled back when its connection is reused or closed.
+async fn rollback(tx: Transaction<'static, Sqlite>) {
+    if let Err(e) = tx.rollback().await {
+        tracing::warn!(error = %e, "sqlite rollback failed");
+    }
+}
+
+/// Whether `e` is a violation of `one_live_session_per_user` (and not, say, of the primary key).
+fn is_live_session_violation(e: &sqlx::Error) -> bool {
+    // SQLite names the columns of the violated index, not the index: "UNIQUE constraint failed: sessions.user_id".
+    e.as_database_error()
+        .is_some_and(|d| d.kind() == ErrorKind::UniqueViolation && d.message().ends_with("sessions.user_id"))
+}
+
+/// A database error as a [`StoreError::Backend`].
+fn backend(e: sqlx::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// A value as JSON text.
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("encoding JSON: {e}")))
+}
+
+/// A stored value that does not parse: the database was changed behind the store's back.
+fn corrupt(column: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(format!("unreadable value in column {column}: {e}"))
+}
+
+/// A stored session state.
+fn parse_state(s: &str) -> Result<SessionState, StoreError> {
+    s.parse().map_err(|e| corrupt("state", e))
+}
+
+/// Reads column `column` of `row`.
+fn column<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
+where
+    T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
+{
+    row.try_get(column).map_err(|e| corrupt(column, e))
+}
+
+/// Reads a JSON TEXT column.
+fn json_column<T: serde::de::DeserializeOwned>(row: &SqliteRow, name: &str) -> Result<Option<T>, StoreError> {
+    column::<Option<String>>(row, name)?.map(|s| serde_json::from_str(&s).map_err(|e| corrupt(name, e))).transpose()
+}
+
+/// A row of `sessions` (selected as [`SESSION_COLUMNS`]).
+fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
+    let id: String = column(row, "id")?;
+    let user_id: String = column(row, "user_id")?;
+    let exam_id: String = column(row, "exam_id")?;
+    let environment_id: String = column(row, "environment_id")?;
+    let state: String = column(row, "state")?;
+    let end_reason: Option<String> = column(row, "end_reason")?;
+    Ok(SessionRecord {
+        id: ExamSessionId::parse(&id).map_err(|e| corrupt("id", e))?,
+        user_id: UserId::parse(&user_id).map_err(|e| corrupt("user_id", e))?,
+        exam_id: ExamId::parse(&exam_id).map_err(|e| corrupt("exam_id", e))?,
+        environment_id: EnvironmentId::parse(&environment_id).map_err(|e| corrupt("environment_id", e))?,
+        state: parse_state(&state)?,
+        progress: json_column::<Progress>(row, "progress")?,
+        created_at: column(row, "created_at")?,
+        ready_at: column(row, "ready_at")?,
+        started_at: column(row, "started_at")?,
+        deadline: column(row, "deadline")?,
+        duration_ms: column(row, "duration_ms")?,
+        start_grace_ms: column(row, "start_grace_ms")?,
+        provisioning_timeout_ms: column(row, "provisioning_timeout_ms")?,
+        ended_at: column(row, "ended_at")?,
+        end_reason: end_reason.map(|s| s.parse::<EndReason>().map_err(|e| corrupt("end_reason", e))).transpose()?,
+        failure: json_column::<Failure>(row, "failure")?,
+        resources_released_at: column(row, "resources_released_at")?,
+        graded: column(row, "graded")?,
+        updated_at: column(row, "updated_at")?,
+    })
+}
+
+/// A row of `events` (selected as [`EVENT_COLUMNS`]).
+fn event_from_row(row: &SqliteRow) -> Result<EventRecord, StoreError> {
+    let session_id: String = column(row, "session_id")?;
+    let kind: String = column(row, "kind")?;
+    let from: Option<String> = column(row, "from_state")?;
+    let to: Option<String> = column(row, "to_state")?;
+    Ok(EventRecord {
+        seq: column(row, "seq")?,
+        session_id: ExamSessionId::parse(&session_id).map_err(|e| corrupt("session_id", e))?,
+        event: NewEvent {
+            at: column(row, "at")?,
+            kind: EventKind::parse(&kind).ok_or_else(|| corrupt("kind", format!("unknown event kind {kind:?}")))?,
+            from: from.as_deref().map(parse_state).transpose()?,
+            to: to.as_deref().map(parse_state).transpose()?,
+            reason: column(row, "reason")?,
+            actor: column(row, "actor")?,
+            data: json_column(row, "data")?,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The embedded migrations are exactly the files in `migrations/`, with the version, description and
+    /// checksum that sqlx gives them when it reads the directory (as `sqlx::migrate!` would).
+    #[tokio::test]
+    async fn embedded_migrations_match_the_directory() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let from_dir = Migrator::new(dir).await.unwrap();
+        let embedded = Migrator::new(EmbeddedMigrations).await.unwrap();
+        let key = |m: &Migration| (m.version, m.description.to_string(), m.checksum.to_vec(), m.no_tx);
+        let a: Vec<_> = from_dir.iter().map(key).collect();
+        let b: Vec<_> = embedded.iter().map(key).collect();
+        assert!(!a.is_empty());
+        assert_eq!(a, b, "MIGRATIONS in sqlite.rs is out of step with crates/store/migrations/");
+        assert!(embedded.iter().all(|m| matches!(m.migration_type, MigrationType::Simple)));
+    }
+
+    #[tokio::test]
+    async fn memory_store_keeps_one_database() {
+        let store = SqliteStore::open_memory().await.unwrap();
+        store.ping().await.unwrap();
+        // Several sequential uses of the pool all see the migrated schema.
+        for _ in 0..3 {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(&store.pool).await.unwrap();
+            assert_eq!(n, 0);
+        }
+    }
+}
