@@ -31,6 +31,12 @@ pub enum Bench {
         #[arg(long)]
         state_dir: Option<PathBuf>,
     },
+    /// The session service through its real HTTP API: POST→ready, status push latency, end→released.
+    Sessions {
+        /// Candidates starting at once.
+        #[arg(long, default_value_t = 50)]
+        users: usize,
+    },
 }
 
 pub async fn run(b: Bench) -> Result<()> {
@@ -38,6 +44,7 @@ pub async fn run(b: Bench) -> Result<()> {
         Bench::Sandbox { count, concurrency, idle, base, state_dir } => {
             sandbox(count, concurrency, idle, &base, state_dir).await
         }
+        Bench::Sessions { users } => crate::bench_sessions::run(users).await,
     }
 }
 

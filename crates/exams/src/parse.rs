@@ -39,7 +39,8 @@ const ENVIRONMENT_FIELDS: &[&str] = &["base", "memory", "pids", "cpu", "disk", "
 /// Parses and validates the text of an `exam.toml`.
 ///
 /// `file` is only used to name the file in problems; `dir` becomes [`Exam::dir`]. Nothing is read from
-/// disk. On failure the result holds every problem found, in the order of the fields checked.
+/// disk. On failure the result holds every problem found, in the order of the file (problems without a
+/// line, such as a missing field, first).
 pub fn parse_exam(text: &str, file: &Path, dir: &Path) -> Result<Exam, Vec<Problem>> {
     parse_exam_located(text, file, dir).map(|(exam, _)| exam)
 }

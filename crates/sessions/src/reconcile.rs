@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use examroom_core::{FailureCode, SessionState};
 use examroom_runtime::{EnvironmentState, ExecutionRuntime};
-use examroom_store::{ListFilter, SessionStore};
+use examroom_store::{EventKind, ListFilter, NewEvent, SessionStore};
 
 use crate::metrics;
 use crate::service::SessionService;
@@ -26,6 +26,8 @@ pub struct ReconcileReport {
     pub lost: usize,
     /// Sessions whose provisioning or ending was picked up again.
     pub resumed: usize,
+    /// Failed sessions whose environment was released late.
+    pub released: usize,
     /// What went wrong (the pass goes on).
     pub errors: Vec<String>,
 }
@@ -95,6 +97,30 @@ impl SessionService {
                     crate::ending::spawn(self.clone(), (*s).clone());
                 }
                 _ => {}
+            }
+        }
+        // Failed sessions whose teardown ran out of budget: finish their release.
+        let failed = ListFilter { state: Some(SessionState::Failed), ..ListFilter::default() };
+        if let Ok(list) = self.inner.store.list(&failed).await {
+            for s in list.iter().filter(|s| s.resources_released_at.is_none() && !self.is_busy(&s.id)) {
+                if let Some(at) = crate::ending::release(self, s, std::time::Duration::from_secs(5)).await {
+                    let event = NewEvent {
+                        at,
+                        kind: EventKind::Reconcile,
+                        from: None,
+                        to: None,
+                        reason: "the failed session's environment was released".into(),
+                        actor: "system".into(),
+                        data: None,
+                    };
+                    match self.inner.store.mark_released(&s.id, at, &event).await {
+                        Ok(new) => {
+                            report.released += 1;
+                            self.publish(&new);
+                        }
+                        Err(e) => report.errors.push(format!("mark {} released: {e}", s.id)),
+                    }
+                }
             }
         }
         ::metrics::histogram!(metrics::RECONCILE_DURATION).record(t0.elapsed().as_secs_f64());

@@ -243,6 +243,10 @@ pub trait SessionStore {
         progress: &Progress,
         at: i64,
     ) -> Result<SessionRecord, StoreError>;
+    /// Records that a `failed` session's environment was released after the failure (its teardown ran out of budget
+    /// then and the reconciler finished it), with a `Reconcile` event. `StateConflict` if it is not a failed session
+    /// still waiting for its release.
+    async fn mark_released(&self, id: &ExamSessionId, at: i64, event: &NewEvent) -> Result<SessionRecord, StoreError>;
     /// Appends an event (attach, takeover, proctor action...).
     async fn append_event(&self, id: &ExamSessionId, event: &NewEvent) -> Result<(), StoreError>;
     /// A session's events, oldest first.
@@ -298,6 +302,9 @@ impl SessionStore for Store {
         at: i64,
     ) -> Result<SessionRecord, StoreError> {
         dispatch!(self, s => s.set_progress(id, expected, progress, at).await)
+    }
+    async fn mark_released(&self, id: &ExamSessionId, at: i64, event: &NewEvent) -> Result<SessionRecord, StoreError> {
+        dispatch!(self, s => s.mark_released(id, at, event).await)
     }
     async fn append_event(&self, id: &ExamSessionId, event: &NewEvent) -> Result<(), StoreError> {
         dispatch!(self, s => s.append_event(id, event).await)

@@ -340,6 +340,21 @@ impl SessionStore for SqliteStore {
         finish_cas(tx, id, expected, updated, &event).await
     }
 
+    async fn mark_released(&self, id: &ExamSessionId, at: i64, event: &NewEvent) -> Result<SessionRecord, StoreError> {
+        let state = SessionState::Failed;
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(&format!(
+            "UPDATE sessions SET resources_released_at = ?1, updated_at = ?1 \
+             WHERE id = ?2 AND state = ?3 AND resources_released_at IS NULL RETURNING {SESSION_COLUMNS}"
+        ))
+        .bind(at)
+        .bind(id.to_string())
+        .bind(state.as_str())
+        .fetch_optional(&mut *tx)
+        .await;
+        finish_cas(tx, id, state, updated, event).await
+    }
+
     async fn append_event(&self, id: &ExamSessionId, event: &NewEvent) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         insert_event(&mut conn, id, event).await

@@ -1,0 +1,193 @@
+//! `examroom bench sessions --users N`: N candidates at once through the real HTTP API, on an exam without setup.
+//! Figures: POST→ready (seen on the status stream), status-push latency (from the stored transition time to the event
+//! reaching the client), and end→released (from the submit request to the `terminated` event).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use examroom_core::{Role, UserId};
+use futures::StreamExt;
+
+use crate::bench::percentile;
+use crate::serve::{build, Settings};
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn parse_ms(v: &serde_json::Value) -> Option<i64> {
+    let s = v.as_str()?;
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+/// Reads a status stream, yielding each `status` event's session view.
+struct StatusStream {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: String,
+}
+
+impl StatusStream {
+    async fn next_status(&mut self) -> Result<serde_json::Value> {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut event = "";
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(e) = line.strip_prefix("event:") {
+                        event = e.trim();
+                    } else if let Some(d) = line.strip_prefix("data:") {
+                        data.push_str(d.trim_start());
+                    }
+                }
+                if event == "status" {
+                    return Ok(serde_json::from_str(&data)?);
+                }
+                continue;
+            }
+            match tokio::time::timeout(Duration::from_secs(60), self.body.next()).await {
+                Ok(Some(chunk)) => self.buf.push_str(&String::from_utf8_lossy(&chunk?)),
+                Ok(None) => bail!("status stream ended"),
+                Err(_) => bail!("no status event within 60 s"),
+            }
+        }
+    }
+
+    async fn until(&mut self, state: &str) -> Result<(serde_json::Value, i64)> {
+        loop {
+            let v = self.next_status().await?;
+            if v["state"] == state {
+                return Ok((v, now_ms()));
+            }
+            if v["state"] == "failed" {
+                bail!("session failed: {}", v["failure"]);
+            }
+        }
+    }
+}
+
+struct Sample {
+    post_to_ready: Duration,
+    push: Vec<i64>,
+    end_to_released: Duration,
+}
+
+async fn one(http: reqwest::Client, base: String, token: String) -> Result<Sample> {
+    let t0 = Instant::now();
+    let r = http
+        .post(format!("{base}/api/v1/sessions"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"exam_id": "bench"}))
+        .send()
+        .await?;
+    if r.status() != 201 {
+        bail!("create answered {}: {}", r.status(), r.text().await.unwrap_or_default());
+    }
+    let v: serde_json::Value = r.json().await?;
+    let id = v["id"].as_str().context("no id")?.to_string();
+    let sse = http.get(format!("{base}/api/v1/sessions/{id}/status")).bearer_auth(&token).send().await?;
+    let mut st = StatusStream { body: Box::pin(sse.bytes_stream()), buf: String::new() };
+    let (ready, at) = st.until("ready").await?;
+    let post_to_ready = t0.elapsed();
+    let mut push = Vec::new();
+    if let Some(t) = parse_ms(&ready["ready_at"]) {
+        push.push(at - t);
+    }
+    let r = http.post(format!("{base}/api/v1/sessions/{id}/start")).bearer_auth(&token).send().await?;
+    if !r.status().is_success() {
+        bail!("start answered {}", r.status());
+    }
+    let (active, at) = st.until("active").await?;
+    if let Some(t) = parse_ms(&active["started_at"]) {
+        push.push(at - t);
+    }
+    let t_end = Instant::now();
+    let r = http.post(format!("{base}/api/v1/sessions/{id}/submit")).bearer_auth(&token).send().await?;
+    if !r.status().is_success() {
+        bail!("submit answered {}", r.status());
+    }
+    let (done, at) = st.until("terminated").await?;
+    let end_to_released = t_end.elapsed();
+    if let Some(t) = parse_ms(&done["resources_released_at"]) {
+        push.push(at - t);
+    }
+    Ok(Sample { post_to_ready, push, end_to_released })
+}
+
+pub async fn run(users: usize) -> Result<()> {
+    let tmp = tempfile::Builder::new().prefix("examroom-bench-sessions-").tempdir_in("/tmp")?;
+    let exams = tmp.path().join("exams");
+    std::fs::create_dir_all(exams.join("bench"))?;
+    std::fs::write(
+        exams.join("bench/exam.toml"),
+        "id = \"bench\"\ntitle = \"Bench\"\ndescription = \"no setup\"\nduration = \"30m\"\n[environment]\nbase = \"host\"\nmemory = \"256M\"\npids = 256\ncpu = \"500m\"\n",
+    )?;
+    let settings = Settings {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: tmp.path().join("data"),
+        exams,
+        public_origin: None,
+        secure_cookies: false,
+        max_live_sessions: users.max(1) * 2,
+        rs256_public_key: None,
+        label: format!("bench-{}", std::process::id()),
+        token_secret: None,
+    };
+    let state = build(&settings).await?;
+    let keys = state.keys.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(examroom_api::serve(listener, state.clone(), async {
+        let _ = stop_rx.await;
+    }));
+    println!("examroom bench sessions --users {users}");
+    let http = reqwest::Client::builder().pool_max_idle_per_host(users).build()?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let barrier = Arc::new(tokio::sync::Barrier::new(users));
+    let mut tasks = Vec::new();
+    for i in 0..users {
+        let token =
+            keys.mint(&UserId::parse(&format!("bench-user-{i}"))?, Role::Candidate, Duration::from_secs(3600), now);
+        let (http, base, barrier) = (http.clone(), base.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            one(http, base, token).await
+        }));
+    }
+    let wall = Instant::now();
+    let mut ready = Vec::new();
+    let mut push = Vec::new();
+    let mut released = Vec::new();
+    for t in tasks {
+        let s = t.await??;
+        ready.push(s.post_to_ready);
+        push.extend(s.push.into_iter().map(|ms| Duration::from_millis(ms.max(0) as u64)));
+        released.push(s.end_to_released);
+    }
+    let total = wall.elapsed();
+    ready.sort();
+    push.sort();
+    released.sort();
+    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
+    println!(
+        "POST→ready ({users} at once): p50 {}  p99 {}  max {}  | all done in {}",
+        ms(percentile(&ready, 50.0)),
+        ms(percentile(&ready, 99.0)),
+        ms(*ready.last().unwrap_or(&Duration::ZERO)),
+        ms(total)
+    );
+    println!(
+        "status push latency (n={}): p50 {}  p99 {}  max {}",
+        push.len(),
+        ms(percentile(&push, 50.0)),
+        ms(percentile(&push, 99.0)),
+        ms(*push.last().unwrap_or(&Duration::ZERO))
+    );
+    println!("end→released: p50 {}  p99 {}", ms(percentile(&released, 50.0)), ms(percentile(&released, 99.0)));
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    Ok(())
+}

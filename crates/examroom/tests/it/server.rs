@@ -1,0 +1,262 @@
+//! A real examroom server for tests: the HTTP API on an ephemeral port, over a real session service, a real SQLite
+//! store in a temporary data directory, and the real sandbox runtime under a unique label. Plus a tiny HTTP client.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use examroom_api::auth::TokenKeys;
+use examroom_api::{ApiConfig, AppState};
+use examroom_core::{Role, UserId};
+use examroom_exams::Catalog;
+use examroom_runtime::sandbox::{SandboxConfig, SandboxRuntime};
+use examroom_runtime::Runtime;
+use examroom_sessions::{Clock, ServiceConfig, SessionService};
+use examroom_store::sqlite::SqliteStore;
+use examroom_store::Store;
+
+use crate::common::{require_root, shim_program, unique_label};
+
+/// The HS256 secret every test server uses.
+pub const SECRET: &[u8] = b"test-secret-test-secret-test-secret-0123";
+
+/// Writes an exam directory `<catalog>/<id>/exam.toml` with the given TOML body (the `id` line is added).
+pub fn write_exam(catalog: &Path, id: &str, body: &str) {
+    let dir = catalog.join(id);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("exam.toml"), format!("id = \"{id}\"\n{body}")).unwrap();
+}
+
+/// The exams most tests use: `quick` (5 minutes), `short` (5 s), `broken-base` (a rootfs that does not exist).
+pub fn standard_exams(catalog: &Path) {
+    let env = "[environment]\nbase = \"host\"\nmemory = \"256M\"\ncpu = \"500m\"\n";
+    write_exam(catalog, "quick", &format!("title = \"Quick\"\ndescription = \"q\"\nduration = \"5m\"\n{env}"));
+    write_exam(catalog, "short", &format!("title = \"Short\"\ndescription = \"s\"\nduration = \"5s\"\n{env}"));
+    write_exam(
+        catalog,
+        "broken-base",
+        "title = \"Broken\"\ndescription = \"b\"\nduration = \"5m\"\n[environment]\nbase = \"rootfs:/nonexistent/rootfs\"\n",
+    );
+}
+
+/// Knobs for a test server.
+#[derive(Clone)]
+pub struct Options {
+    /// Writes exams into the catalog directory.
+    pub exams: fn(&Path),
+    /// The service config.
+    pub service: ServiceConfig,
+    /// Replaces the shim program (fault injection: a shim that never answers).
+    pub shim_program: Option<PathBuf>,
+    /// The sandbox's create timeout.
+    pub create_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            exams: standard_exams,
+            service: ServiceConfig::default(),
+            shim_program: None,
+            create_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A running test server.
+pub struct TestServer {
+    pub base: String,
+    pub state: AppState,
+    pub data_dir: PathBuf,
+    pub catalog_dir: PathBuf,
+    pub label: String,
+    pub keys: TokenKeys,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    _tmp: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> TestServer {
+        require_root();
+        let tmp = tempfile::Builder::new().prefix("er-api-").tempdir_in("/tmp").unwrap();
+        let data_dir = tmp.path().join("data");
+        let catalog_dir = tmp.path().join("exams");
+        std::fs::create_dir_all(&data_dir).unwrap();
+        std::fs::create_dir_all(&catalog_dir).unwrap();
+        (opts.exams)(&catalog_dir);
+        let label = unique_label("api");
+        let state = build_state(&data_dir, &catalog_dir, &label, &opts).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let st = state.clone();
+        let server = tokio::spawn(async move {
+            let _ = examroom_api::serve(listener, st, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        TestServer {
+            base,
+            state,
+            data_dir,
+            catalog_dir,
+            label,
+            keys: TokenKeys::from_secret(SECRET),
+            shutdown: Some(tx),
+            server: Some(server),
+            _tmp: tmp,
+        }
+    }
+
+    /// A candidate's token.
+    pub fn candidate(&self, user: &str) -> String {
+        self.token(user, Role::Candidate, Duration::from_secs(3600))
+    }
+
+    /// A proctor's token.
+    pub fn proctor(&self, user: &str) -> String {
+        self.token(user, Role::Proctor, Duration::from_secs(3600))
+    }
+
+    pub fn token(&self, user: &str, role: Role, ttl: Duration) -> String {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        self.keys.mint(&UserId::parse(user).unwrap(), role, ttl, now)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// The sandbox state directory of this server (for leak checks).
+    pub fn sandbox_dir(&self) -> PathBuf {
+        self.data_dir.join("sandbox")
+    }
+
+    /// Stops the HTTP server (environments keep running, as in production).
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            let _ = h.await;
+        }
+    }
+
+    /// Stops the server and destroys every environment of its label, then checks nothing is left.
+    pub async fn teardown(mut self) {
+        self.stop().await;
+        let rt =
+            SandboxRuntime::new(sandbox_config(&self.data_dir, &self.catalog_dir, &self.label, &Options::default()))
+                .unwrap();
+        rt.destroy_all_blocking().unwrap();
+        crate::common::assert_no_leaks(&self.label, &self.sandbox_dir()).await;
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        // A failed test must not leave environments behind.
+        if let Ok(rt) =
+            SandboxRuntime::new(sandbox_config(&self.data_dir, &self.catalog_dir, &self.label, &Options::default()))
+        {
+            let _ = rt.destroy_all_blocking();
+        }
+    }
+}
+
+fn sandbox_config(data_dir: &Path, catalog_dir: &Path, label: &str, opts: &Options) -> SandboxConfig {
+    let mut c = SandboxConfig::new(data_dir.join("sandbox"), label);
+    c.shim_program = opts.shim_program.clone().unwrap_or_else(shim_program);
+    c.hidden = vec![data_dir.to_path_buf(), catalog_dir.to_path_buf()];
+    c.create_timeout = opts.create_timeout;
+    c
+}
+
+/// The same wiring as `examroom serve`, on the given directories.
+pub async fn build_state(data_dir: &Path, catalog_dir: &Path, label: &str, opts: &Options) -> AppState {
+    let catalog = Catalog::load(catalog_dir);
+    assert!(catalog.problems().is_empty(), "test exams have problems: {:?}", catalog.problems());
+    let store = Store::Sqlite(SqliteStore::open(&data_dir.join("examroom.db")).await.unwrap());
+    let runtime = Runtime::Sandbox(SandboxRuntime::new(sandbox_config(data_dir, catalog_dir, label, opts)).unwrap());
+    let svc = SessionService::start(store, runtime, catalog, opts.service.clone(), Clock::system()).await.unwrap();
+    AppState {
+        svc,
+        keys: Arc::new(TokenKeys::from_secret(SECRET)),
+        config: Arc::new(ApiConfig::default()),
+        metrics: None,
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: serde_json::Value,
+    pub text: String,
+}
+
+/// A small client over reqwest.
+pub struct Client {
+    pub http: reqwest::Client,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client { http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap() }
+    }
+}
+
+impl Client {
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Answer {
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+        Answer { status, headers, body, text }
+    }
+
+    pub async fn get(&self, url: &str, token: &str) -> Answer {
+        self.send(self.http.get(url).bearer_auth(token)).await
+    }
+
+    pub async fn post(&self, url: &str, token: &str, body: serde_json::Value) -> Answer {
+        self.send(self.http.post(url).bearer_auth(token).json(&body)).await
+    }
+}
+
+/// Polls a session until `pred` holds (bounded), returning the last view.
+pub async fn wait_for(
+    c: &Client,
+    s: &TestServer,
+    token: &str,
+    id: &str,
+    within: Duration,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let a = c.get(&s.url(&format!("/api/v1/sessions/{id}")), token).await;
+        if a.status == 200 && pred(&a.body) {
+            return a.body;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("session {id} did not reach the expected state within {within:?}; last: {}", a.text);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The state field of a view.
+pub fn state(v: &serde_json::Value) -> &str {
+    v["state"].as_str().unwrap_or("")
+}
