@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/examroom
 
-.PHONY: deps build test run bench lint clean
+.PHONY: deps build test run shell bench lint clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -16,8 +16,12 @@ test: deps
 	$(CARGO) test --workspace --all-features --lib --bins
 	$(CARGO) test --workspace --all-features --test it -- --test-threads=2
 
-# An interactive shell in a fresh sandbox environment; it is destroyed when you leave (Ctrl-]).
+# Serves the sample exams on http://127.0.0.1:8080 and prints sign-in URLs and curl examples.
 run: build
+	BIN=$(BIN) ./scripts/run-demo.sh
+
+# An interactive shell in a fresh sandbox environment; it is destroyed when you leave (Ctrl-]).
+shell: build
 	$(BIN) sandbox shell
 
 # Figures for docs/PERFORMANCE.md (release build).
@@ -25,6 +29,7 @@ bench: deps
 	$(CARGO) build --release
 	./target/release/examroom bench sandbox --count 200 --concurrency 1 --idle 100
 	./target/release/examroom bench sandbox --count 50 --concurrency 50 --idle 0
+	./target/release/examroom bench sessions --users 50
 
 lint:
 	$(CARGO) fmt --all -- --check

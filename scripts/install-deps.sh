@@ -13,6 +13,7 @@ have ipcmk || need+=(util-linux)
 have python3 || [ -x /usr/bin/python3 ] || need+=(python3)
 [ -x /usr/bin/python3 ] || need+=(python3)
 have tmux || need+=(tmux)
+have curl || need+=(curl)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
