@@ -117,6 +117,9 @@ async fn one(http: reqwest::Client, base: String, token: String) -> Result<Sampl
 }
 
 pub async fn run(users: usize) -> Result<()> {
+    if std::env::var_os("EXAMROOM_LOG").is_some() {
+        crate::serve::init_logs();
+    }
     let tmp = tempfile::Builder::new().prefix("examroom-bench-sessions-").tempdir_in("/tmp")?;
     let exams = tmp.path().join("exams");
     std::fs::create_dir_all(exams.join("bench"))?;
