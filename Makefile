@@ -11,10 +11,10 @@ deps:
 build: deps
 	$(CARGO) build --workspace --all-features
 
-# Unit tests of every crate, then the integration tests (one binary, real namespaces and cgroups; needs root).
+# Every test of every crate: unit tests, each crate's tests/ (SQLite, exam files), doc tests, and the integration
+# tests of the binary (one binary, real namespaces, cgroups and servers; needs root). Two at a time, for two cores.
 test: deps
-	$(CARGO) test --workspace --all-features --lib --bins
-	$(CARGO) test --workspace --all-features --test it -- --test-threads=2
+	$(CARGO) test --workspace --all-features -- --test-threads=2
 
 # Serves the sample exams on http://127.0.0.1:8080 and prints sign-in URLs and curl examples.
 run: build

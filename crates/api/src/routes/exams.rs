@@ -1,13 +1,13 @@
 //! The catalog: title, description and duration of each exam (never its tasks or checks).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use examroom_core::{DomainError, ExamId};
 use examroom_exams::Exam;
 use serde::Serialize;
 
-use super::json;
+use super::{json, ExamIdPath};
 use crate::error::{ApiError, ApiResult};
 use crate::identity::Authed;
 use crate::AppState;
@@ -35,7 +35,7 @@ pub async fn list(State(st): State<AppState>, _who: Authed) -> Response {
     json(StatusCode::OK, &serde_json::json!({ "exams": exams }))
 }
 
-pub async fn get(State(st): State<AppState>, _who: Authed, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn get(State(st): State<AppState>, _who: Authed, ExamIdPath(id): ExamIdPath) -> ApiResult<Response> {
     let id = ExamId::parse(&id).map_err(|_| ApiError(DomainError::ExamNotFound))?;
     let exam = st.svc.catalog().get(&id).ok_or(ApiError(DomainError::ExamNotFound))?;
     Ok(json(StatusCode::OK, &view(exam)))

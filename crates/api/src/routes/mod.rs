@@ -7,7 +7,10 @@ mod sessions;
 mod signin;
 mod status;
 
-use axum::extract::DefaultBodyLimit;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::routing::{get, post};
 use axum::Router;
 use examroom_core::DomainError;
@@ -39,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/sessions/{id}/submit", post(sessions::submit))
         .route("/api/v1/sessions/{id}/terminate", post(sessions::terminate))
         .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
@@ -46,10 +50,47 @@ async fn not_found() -> ApiError {
     ApiError(DomainError::NotFound)
 }
 
-/// Parses a JSON body into `T`, answering `invalid_request` with the reason when it does not fit.
-pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    serde_json::from_slice(body)
+/// Parses a JSON body (an object) into `T`, answering `invalid_request` with the reason when it does not fit. A body
+/// that could not be read (too large) is refused the same way.
+pub fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> ApiResult<T> {
+    let body = body.map_err(|e| {
+        ApiError(DomainError::invalid_request(format!("the body could not be read: {}", e.body_text())))
+    })?;
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError(DomainError::invalid_request(format!("the body is not JSON: {e}"))))?;
+    if !value.is_object() {
+        return Err(ApiError(DomainError::invalid_request("the body must be a JSON object")));
+    }
+    serde_json::from_value(value)
         .map_err(|e| ApiError(DomainError::invalid_request(format!("the JSON body does not fit: {e}"))))
+}
+
+/// A session id from the path. An id that cannot even be decoded is answered exactly like an unknown one.
+pub struct SessionIdPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(SessionIdPath(id)),
+            Err(_) => Err(ApiError(DomainError::SessionNotFound)),
+        }
+    }
+}
+
+/// An exam id from the path; one that cannot be decoded is unknown.
+pub struct ExamIdPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ExamIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(ExamIdPath(id)),
+            Err(_) => Err(ApiError(DomainError::ExamNotFound)),
+        }
+    }
 }
 
 /// A JSON answer with `Cache-Control: no-store`.

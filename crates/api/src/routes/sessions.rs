@@ -1,13 +1,14 @@
 //! Sessions: start, list, read, the audit trail, tasks, start the clock, submit, terminate.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use examroom_core::{DomainError, Role, SessionState};
 use serde::Deserialize;
 
-use super::{json, json_body};
+use super::{json, json_body, SessionIdPath};
 use crate::error::{ApiError, ApiResult};
 use crate::identity::Authed;
 use crate::views::{EventView, SessionView};
@@ -19,8 +20,12 @@ struct CreateBody {
     exam_id: String,
 }
 
-pub async fn create(State(st): State<AppState>, who: Authed, body: Bytes) -> ApiResult<Response> {
-    let body: CreateBody = json_body(&body)?;
+pub async fn create(
+    State(st): State<AppState>,
+    who: Authed,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let body: CreateBody = json_body(body)?;
     let rec = st.svc.create(&who.caller, &body.exam_id).await?;
     let mut r = json(StatusCode::CREATED, &SessionView::of(&rec, st.svc.now_ms(), who.caller.role));
     if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/sessions/{}", rec.id)) {
@@ -34,7 +39,13 @@ pub struct ListQuery {
     state: Option<String>,
 }
 
-pub async fn list(State(st): State<AppState>, who: Authed, Query(q): Query<ListQuery>) -> ApiResult<Response> {
+pub async fn list(
+    State(st): State<AppState>,
+    who: Authed,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(q) =
+        q.map_err(|_| ApiError(DomainError::invalid_request("the query string is not valid; use ?state=<one state>")))?;
     let state = match q.state.as_deref() {
         None | Some("") => None,
         Some(s) => Some(
@@ -48,18 +59,18 @@ pub async fn list(State(st): State<AppState>, who: Authed, Query(q): Query<ListQ
     Ok(json(StatusCode::OK, &serde_json::json!({ "sessions": views })))
 }
 
-pub async fn get(State(st): State<AppState>, who: Authed, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn get(State(st): State<AppState>, who: Authed, SessionIdPath(id): SessionIdPath) -> ApiResult<Response> {
     let rec = st.svc.get(&who.caller, &id).await?;
     Ok(json(StatusCode::OK, &SessionView::of(&rec, st.svc.now_ms(), who.caller.role)))
 }
 
-pub async fn events(State(st): State<AppState>, who: Authed, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn events(State(st): State<AppState>, who: Authed, SessionIdPath(id): SessionIdPath) -> ApiResult<Response> {
     let events = st.svc.events(&who.caller, &id).await?;
     let views: Vec<EventView> = events.iter().map(EventView::of).collect();
     Ok(json(StatusCode::OK, &serde_json::json!({ "events": views })))
 }
 
-pub async fn tasks(State(st): State<AppState>, who: Authed, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn tasks(State(st): State<AppState>, who: Authed, SessionIdPath(id): SessionIdPath) -> ApiResult<Response> {
     let rec = st.svc.get(&who.caller, &id).await?;
     if who.caller.role == Role::Candidate && matches!(rec.state, SessionState::Created | SessionState::Provisioning) {
         return Err(ApiError(DomainError::SessionNotReady));
@@ -68,12 +79,30 @@ pub async fn tasks(State(st): State<AppState>, who: Authed, Path(id): Path<Strin
     Ok(json(StatusCode::OK, &serde_json::json!({ "tasks": [] })))
 }
 
-pub async fn start(State(st): State<AppState>, who: Authed, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn start(
+    State(st): State<AppState>,
+    who: Authed,
+    id: Result<SessionIdPath, ApiError>,
+) -> ApiResult<Response> {
+    // Candidates only; the role decides before the id is read.
+    if who.caller.role != Role::Candidate {
+        return Err(ApiError(DomainError::Forbidden));
+    }
+    let SessionIdPath(id) = id?;
     let rec = st.svc.start_exam(&who.caller, &id).await?;
     Ok(json(StatusCode::OK, &SessionView::of(&rec, st.svc.now_ms(), who.caller.role)))
 }
 
-pub async fn submit(State(st): State<AppState>, who: Authed, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn submit(
+    State(st): State<AppState>,
+    who: Authed,
+    id: Result<SessionIdPath, ApiError>,
+) -> ApiResult<Response> {
+    // Candidates only; the role decides before the id is read.
+    if who.caller.role != Role::Candidate {
+        return Err(ApiError(DomainError::Forbidden));
+    }
+    let SessionIdPath(id) = id?;
     let rec = st.svc.submit(&who.caller, &id).await?;
     Ok(json(StatusCode::OK, &SessionView::of(&rec, st.svc.now_ms(), who.caller.role)))
 }
@@ -93,13 +122,15 @@ fn yes() -> bool {
 pub async fn terminate(
     State(st): State<AppState>,
     who: Authed,
-    Path(id): Path<String>,
-    body: Bytes,
+    id: Result<SessionIdPath, ApiError>,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
+    // The role decides before the id is even read, so a refusal never depends on the id.
     if who.caller.role != Role::Proctor {
         return Err(ApiError(DomainError::Forbidden));
     }
-    let body: TerminateBody = json_body(&body)?;
+    let SessionIdPath(id) = id?;
+    let body: TerminateBody = json_body(body)?;
     let rec = st.svc.terminate(&who.caller, &id, &body.reason, body.grade).await?;
     Ok(json(StatusCode::OK, &SessionView::of(&rec, st.svc.now_ms(), who.caller.role)))
 }

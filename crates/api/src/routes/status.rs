@@ -5,7 +5,9 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::SessionIdPath;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use examroom_store::SessionRecord;
@@ -25,7 +27,7 @@ fn status_event(rec: &SessionRecord, st: &AppState, who: &Authed) -> Event {
     Event::default().event("status").json_data(view).unwrap_or_else(|_| Event::default().event("status"))
 }
 
-pub async fn stream(State(st): State<AppState>, who: Authed, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn stream(State(st): State<AppState>, who: Authed, SessionIdPath(id): SessionIdPath) -> ApiResult<Response> {
     // Subscribe before reading, so that no change between the read and the subscription is missed.
     let mut updates = st.svc.subscribe();
     let mut rec = st.svc.get(&who.caller, &id).await?;

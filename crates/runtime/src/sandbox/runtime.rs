@@ -193,6 +193,8 @@ impl SandboxRuntime {
         }
         let mut killed = 0;
         let wait = Duration::from_secs(10);
+        // A shim that never reported ready may be in no cgroup yet.
+        kill_recorded_shim(dir);
         if let Some(g) = &st.env_group {
             killed += cg.procs(g).map(|p| p.len() as u32).unwrap_or(0);
             cg.kill_all(g, wait).map_err(|e| RuntimeError::Backend(format!("kill the environment: {e}")))?;
@@ -325,6 +327,12 @@ impl ExecutionRuntime for SandboxRuntime {
                 .kill_on_drop(false)
                 .spawn()
                 .map_err(|e| RuntimeError::io(format!("start the shim {}", self.cfg.shim_program.display()), e))?;
+            // Until the shim reports ready, it dies with this create: on an error, a timeout, or when the caller
+            // drops the create (its own deadline). Its pid is also on disk, for a cleanup by a later process.
+            let mut guard = ShimGuard(child.id().map(|p| p as i32));
+            if let Some(pid) = guard.0 {
+                let _ = std::fs::write(dir.join(state::PID), pid.to_string());
+            }
             let stdout = child.stdout.take().ok_or_else(|| RuntimeError::Backend("shim has no stdout".into()))?;
             let mut line = String::new();
             let read = tokio::time::timeout(self.cfg.create_timeout, BufReader::new(stdout).read_line(&mut line)).await;
@@ -350,6 +358,7 @@ impl ExecutionRuntime for SandboxRuntime {
                         RuntimeError::Backend(format!("the shim exited without a report: {}", Self::log_tail(&dir)))
                     })?;
                     if ready.ok {
+                        guard.0 = None;
                         Ok(())
                     } else {
                         Err(RuntimeError::Backend(ready.error.unwrap_or_else(|| "create failed".into())))
@@ -494,6 +503,33 @@ impl ExecutionRuntime for SandboxRuntime {
         }
         killed += self.cleanup_async(dir).await?;
         Ok(DestroyReport { killed, verified: true, duration_ms: t0.elapsed().as_millis() as u64 })
+    }
+}
+
+/// Kills a shim that has not reported ready when the create that started it ends (or is dropped).
+struct ShimGuard(Option<i32>);
+
+impl Drop for ShimGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            // SAFETY: signalling our own child, which has not been reaped (the reaper task holds it).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Kills the shim named in `shim.pid` if that pid still runs the shim of `dir` (and not a reused pid).
+fn kill_recorded_shim(dir: &Path) {
+    let Some(pid) = std::fs::read_to_string(dir.join(state::PID)).ok().and_then(|s| s.trim().parse::<i32>().ok())
+    else {
+        return;
+    };
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return };
+    let mut want = b"__shim\0".to_vec();
+    want.extend_from_slice(dir.as_os_str().as_encoded_bytes());
+    if pid > 0 && cmdline.windows(want.len()).any(|w| w == want.as_slice()) {
+        // SAFETY: the pid runs this environment's shim (checked just above).
+        unsafe { libc::kill(pid, libc::SIGKILL) };
     }
 }
 

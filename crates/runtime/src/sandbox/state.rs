@@ -19,6 +19,8 @@ pub const STATE: &str = "state.json";
 pub const SOCKET: &str = "shim.sock";
 /// The shim's log.
 pub const LOG: &str = "shim.log";
+/// The shim's pid, written by the runtime when it starts the shim.
+pub const PID: &str = "shim.pid";
 
 /// Everything a shim needs to make and hold one environment.
 #[derive(Clone, Debug, Serialize, Deserialize)]
