@@ -50,25 +50,31 @@ pub fn csrf_ok(parts: &Parts, state: &AppState) -> bool {
     origin_ok && parts.headers.get("x-examroom").is_some_and(|v| v.as_bytes() == b"1")
 }
 
+/// Authenticates a request: `Unauthenticated` without valid credentials, `Forbidden` when a cookie request fails the
+/// CSRF rules. The WebSocket routes turn these into close codes 4401 and 4403.
+pub fn authenticate(parts: &Parts, state: &AppState) -> Result<Authed, DomainError> {
+    let (token, via_cookie) = if let Some(h) = header(parts, &header::AUTHORIZATION) {
+        (bearer_token(h).ok_or(DomainError::Unauthenticated)?, false)
+    } else if let Some(t) = header(parts, &header::COOKIE).and_then(cookie_token) {
+        (t, true)
+    } else {
+        return Err(DomainError::Unauthenticated);
+    };
+    let identity = state.keys.verify(token, now_unix()).map_err(|e| {
+        tracing::info!(reason = %e, "refused credentials");
+        DomainError::Unauthenticated
+    })?;
+    if via_cookie && !csrf_ok(parts, state) {
+        return Err(DomainError::Forbidden);
+    }
+    Ok(Authed { caller: Caller { user: identity.user, role: identity.role }, via_cookie })
+}
+
 impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (token, via_cookie) = if let Some(h) = header(parts, &header::AUTHORIZATION) {
-            (bearer_token(h).ok_or(ApiError(DomainError::Unauthenticated))?, false)
-        } else if let Some(t) = header(parts, &header::COOKIE).and_then(cookie_token) {
-            (t, true)
-        } else {
-            return Err(ApiError(DomainError::Unauthenticated));
-        };
-        let identity = state.keys.verify(token, now_unix()).map_err(|e| {
-            tracing::info!(reason = %e, "refused credentials");
-            ApiError(DomainError::Unauthenticated)
-        })?;
-        if via_cookie && !csrf_ok(parts, state) {
-            return Err(ApiError(DomainError::Forbidden));
-        }
-        Ok(Authed { caller: Caller { user: identity.user, role: identity.role }, via_cookie })
+        authenticate(parts, state).map_err(ApiError)
     }
 }
 

@@ -9,7 +9,7 @@
 //! - [`identity`]: the extractor that turns a request into a verified caller (401/403 otherwise).
 //! - [`error`]: every error as the contract's envelope.
 //! - [`views`]: sessions and events as the API shows them (server-clock `remaining_seconds`, RFC 3339 times).
-//! - [`routes`]: one file per resource.
+//! - [`routes`]: one file per resource; `routes/terminal.rs` is the terminal WebSocket.
 //! - [`openapi`]: the OpenAPI document served at `/api/v1/openapi.json`.
 
 pub mod auth;
@@ -45,6 +45,20 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// The Prometheus recorder, when installed.
     pub metrics: Option<PrometheusHandle>,
+    /// The terminal connection currently attached to each session (for takeovers).
+    pub terminals: Arc<routes::terminal::Attachments>,
+}
+
+impl AppState {
+    /// The state for a service, keys and settings.
+    pub fn new(
+        svc: SessionService,
+        keys: auth::TokenKeys,
+        config: ApiConfig,
+        metrics: Option<PrometheusHandle>,
+    ) -> AppState {
+        AppState { svc, keys: Arc::new(keys), config: Arc::new(config), metrics, terminals: Default::default() }
+    }
 }
 
 /// The whole HTTP surface.

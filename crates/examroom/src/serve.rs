@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -116,12 +115,12 @@ pub async fn build(s: &Settings) -> Result<AppState> {
         .map_err(|e| anyhow::anyhow!("start the session service: {e}"))?;
     let keys = TokenKeys::load(&data_dir, s.token_secret.as_deref(), s.rs256_public_key.as_deref())
         .map_err(|e| anyhow::anyhow!("token keys: {e}"))?;
-    Ok(AppState {
+    Ok(AppState::new(
         svc,
-        keys: Arc::new(keys),
-        config: Arc::new(ApiConfig { public_origin: s.public_origin.clone(), secure_cookies: s.secure_cookies }),
+        keys,
+        ApiConfig { public_origin: s.public_origin.clone(), secure_cookies: s.secure_cookies },
         metrics,
-    })
+    ))
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -291,6 +291,40 @@ impl SessionService {
         self.activate(&rec, Trigger::StartRequested, &caller.actor()).await
     }
 
+    /// Attaches the candidate to their session's terminal. A session not yet `ready` answers `session_not_ready`, an
+    /// ended one `session_ended`; the first attach of a `ready` session starts its clock. Nothing is attached once the
+    /// session is `terminating`.
+    pub async fn attach_terminal(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<(SessionRecord, examroom_runtime::Terminal), DomainError> {
+        use examroom_runtime::ExecutionRuntime;
+        if caller.role != Role::Candidate {
+            return Err(DomainError::Forbidden);
+        }
+        let rec = self.get(caller, id).await?;
+        match rec.state {
+            SessionState::Created | SessionState::Provisioning => return Err(DomainError::SessionNotReady),
+            SessionState::Terminating | SessionState::Terminated | SessionState::Failed => {
+                return Err(DomainError::SessionEnded)
+            }
+            SessionState::Ready | SessionState::Active => {}
+        }
+        let term = self.inner.runtime.attach(&rec.environment_id, "main").await.map_err(|e| {
+            let incident = IncidentId::new_v4();
+            tracing::error!(%incident, session_id = %rec.id, error = %e, "terminal attach failed");
+            DomainError::ServiceUnavailable { incident: Some(incident) }
+        })?;
+        let rec = match self.first_attach(&rec, &caller.actor()).await {
+            Ok(r) => r,
+            // It ended between the read and the attach.
+            Err(DomainError::IllegalTransition { .. }) => return Err(DomainError::SessionEnded),
+            Err(e) => return Err(e),
+        };
+        Ok((rec, term))
+    }
+
     /// The first terminal or desktop attach of a `ready` session starts its clock (as `POST …/start` does). For an
     /// `active` session it changes nothing.
     pub async fn first_attach(&self, rec: &SessionRecord, actor: &str) -> Result<SessionRecord, DomainError> {

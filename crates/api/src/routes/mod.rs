@@ -6,6 +6,7 @@ mod health;
 mod sessions;
 mod signin;
 mod status;
+pub mod terminal;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -36,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/sessions", post(sessions::create).get(sessions::list))
         .route("/api/v1/sessions/{id}", get(sessions::get))
         .route("/api/v1/sessions/{id}/status", get(status::stream))
+        .route("/api/v1/sessions/{id}/terminal", get(terminal::upgrade))
         .route("/api/v1/sessions/{id}/events", get(sessions::events))
         .route("/api/v1/sessions/{id}/tasks", get(sessions::tasks))
         .route("/api/v1/sessions/{id}/start", post(sessions::start))

@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use examroom_api::auth::TokenKeys;
@@ -187,12 +186,7 @@ pub async fn build_state(data_dir: &Path, catalog_dir: &Path, label: &str, opts:
     let store = Store::Sqlite(SqliteStore::open(&data_dir.join("examroom.db")).await.unwrap());
     let runtime = Runtime::Sandbox(SandboxRuntime::new(sandbox_config(data_dir, catalog_dir, label, opts)).unwrap());
     let svc = SessionService::start(store, runtime, catalog, opts.service.clone(), Clock::system()).await.unwrap();
-    AppState {
-        svc,
-        keys: Arc::new(TokenKeys::from_secret(SECRET)),
-        config: Arc::new(ApiConfig::default()),
-        metrics: None,
-    }
+    AppState::new(svc, TokenKeys::from_secret(SECRET), ApiConfig::default(), None)
 }
 
 /// An HTTP answer.

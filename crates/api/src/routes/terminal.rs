@@ -1,0 +1,260 @@
+//! `GET /api/v1/sessions/{id}/terminal`: the candidate's terminal over a WebSocket.
+//!
+//! Binary frames carry raw bytes both ways. The client may send `{"type":"resize","cols":N,"rows":N}`; the server
+//! sends `{"type":"status",…}`, `{"type":"notice","message":…}` and `{"type":"ended","reason":…,"message":…}`. On
+//! connect the scrollback is replayed, then the stream is live. Refusals and ends are close codes: 4401
+//! unauthenticated, 4403 `Origin` refused (or not the candidate's role), 4404 not found, 4409 not ready yet, 4410
+//! ended, 4412 replaced by a newer connection.
+//!
+//! A slow client never blocks anyone: each send to the client is bounded in time, and a client that stops reading is
+//! dropped (the shim keeps the output in its ring for the reconnect).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::response::Response;
+use examroom_core::{DomainError, EndReason, ExamSessionId, SessionState};
+use examroom_runtime::{Terminal, TerminalEvent};
+use examroom_store::{EventKind, SessionRecord};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::identity::authenticate;
+use crate::views::remaining_seconds;
+use crate::AppState;
+
+/// Close codes of the contract.
+pub mod close {
+    /// Unauthenticated.
+    pub const UNAUTHENTICATED: u16 = 4401;
+    /// `Origin` refused.
+    pub const FORBIDDEN: u16 = 4403;
+    /// Not found.
+    pub const NOT_FOUND: u16 = 4404;
+    /// Not ready yet.
+    pub const NOT_READY: u16 = 4409;
+    /// Ended.
+    pub const ENDED: u16 = 4410;
+    /// Replaced by a newer connection.
+    pub const REPLACED: u16 = 4412;
+    /// The environment could not be reached.
+    pub const UNAVAILABLE: u16 = 1011;
+}
+
+/// A send to the client that takes longer than this drops the client.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which connection is attached to which session, so that a takeover can be recorded.
+#[derive(Default)]
+pub struct Attachments {
+    next: AtomicU64,
+    by_session: Mutex<HashMap<ExamSessionId, u64>>,
+}
+
+impl Attachments {
+    /// Registers a new connection; returns its id and whether it replaced another.
+    fn attach(&self, session: ExamSessionId) -> (u64, bool) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let replaced = self.by_session.lock().unwrap_or_else(|p| p.into_inner()).insert(session, id).is_some();
+        (id, replaced)
+    }
+
+    fn detach(&self, session: ExamSessionId, id: u64) {
+        let mut m = self.by_session.lock().unwrap_or_else(|p| p.into_inner());
+        if m.get(&session) == Some(&id) {
+            m.remove(&session);
+        }
+    }
+}
+
+pub async fn upgrade(
+    State(st): State<AppState>,
+    ws: WebSocketUpgrade,
+    super::SessionIdPath(id): super::SessionIdPath,
+    parts: Parts,
+) -> Response {
+    let who = authenticate(&parts, &st);
+    ws.max_message_size(64 * 1024).on_upgrade(move |socket| async move {
+        let mut socket = socket;
+        let who = match who {
+            Ok(w) => w,
+            Err(e) => return close_with(&mut socket, code_for(&e), &e.message()).await,
+        };
+        match st.svc.attach_terminal(&who.caller, &id).await {
+            Ok((rec, term)) => relay(socket, st, rec, term, &who.caller.actor()).await,
+            Err(DomainError::SessionEnded) => {
+                // Say how it ended, then close.
+                if let Ok(rec) = st.svc.get(&who.caller, &id).await {
+                    let _ = send(&mut socket, Message::Text(ended_frame(&rec))).await;
+                }
+                close_with(&mut socket, close::ENDED, "the exam session has ended").await
+            }
+            Err(e) => close_with(&mut socket, code_for(&e), &e.message()).await,
+        }
+    })
+}
+
+fn code_for(e: &DomainError) -> u16 {
+    match e {
+        DomainError::Unauthenticated => close::UNAUTHENTICATED,
+        DomainError::Forbidden => close::FORBIDDEN,
+        DomainError::SessionNotFound => close::NOT_FOUND,
+        DomainError::SessionNotReady => close::NOT_READY,
+        DomainError::SessionEnded => close::ENDED,
+        _ => close::UNAVAILABLE,
+    }
+}
+
+async fn send(socket: &mut WebSocket, m: Message) -> bool {
+    matches!(tokio::time::timeout(SEND_TIMEOUT, socket.send(m)).await, Ok(Ok(())))
+}
+
+async fn close_with(socket: &mut WebSocket, code: u16, reason: &str) {
+    // A close reason is at most 123 bytes.
+    let mut r = reason.to_string();
+    while r.len() > 120 {
+        r.pop();
+    }
+    let frame = CloseFrame { code, reason: Utf8Bytes::from(r) };
+    let _ = tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+}
+
+fn json_text(v: serde_json::Value) -> Message {
+    Message::Text(Utf8Bytes::from(v.to_string()))
+}
+
+fn status_frame(rec: &SessionRecord, now: i64) -> Message {
+    json_text(serde_json::json!({
+        "type": "status",
+        "state": rec.state,
+        "remaining_seconds": remaining_seconds(rec, now),
+    }))
+}
+
+fn ended_frame(rec: &SessionRecord) -> Utf8Bytes {
+    let (reason, message) = match (rec.state, rec.end_reason) {
+        (SessionState::Failed, _) => (
+            rec.failure.as_ref().map(|f| f.code.as_str()).unwrap_or("failed"),
+            rec.failure.as_ref().map(|f| f.message.clone()).unwrap_or_else(|| "The session failed.".into()),
+        ),
+        (_, Some(EndReason::Submitted)) => ("submitted", "You submitted your exam. The terminal is closed.".into()),
+        (_, Some(EndReason::Expired)) => ("expired", "Time is up. The terminal is closed.".into()),
+        (_, Some(EndReason::TerminatedByProctor)) => {
+            ("terminated_by_proctor", "A proctor ended your exam. The terminal is closed.".into())
+        }
+        (_, Some(EndReason::NotStarted)) => ("not_started", "The exam was not started in time.".into()),
+        _ => ("ended", "The exam session has ended.".into()),
+    };
+    Utf8Bytes::from(serde_json::json!({ "type": "ended", "reason": reason, "message": message }).to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientFrame {
+    Resize { cols: u16, rows: u16 },
+}
+
+async fn relay(mut socket: WebSocket, st: AppState, rec: SessionRecord, term: Terminal, actor: &str) {
+    let Terminal { mut output, mut input } = term;
+    let (conn, replaced) = st.terminals.attach(rec.id);
+    st.svc.record_event(&rec, EventKind::Attach, "terminal attached", actor).await;
+    if replaced {
+        st.svc.record_event(&rec, EventKind::Takeover, "a newer terminal connection took over", actor).await;
+    }
+    let mut updates = st.svc.subscribe();
+    let mut current = rec;
+    // Replay and status, then live.
+    if !send(&mut socket, status_frame(&current, st.svc.now_ms())).await {
+        st.terminals.detach(current.id, conn);
+        return;
+    }
+    loop {
+        tokio::select! {
+            ev = output.next() => match ev {
+                Ok(Some(TerminalEvent::Output(bytes))) => {
+                    if !send(&mut socket, Message::Binary(bytes.into())).await {
+                        break;
+                    }
+                }
+                Ok(Some(TerminalEvent::Notice(message))) => {
+                    if !send(&mut socket, json_text(serde_json::json!({"type": "notice", "message": message}))).await {
+                        break;
+                    }
+                }
+                Ok(Some(TerminalEvent::Replaced)) => {
+                    let notice = "This terminal was opened somewhere else; this connection is closed.";
+                    let _ = send(&mut socket, json_text(serde_json::json!({"type": "notice", "message": notice}))).await;
+                    close_with(&mut socket, close::REPLACED, "replaced by a newer connection").await;
+                    break;
+                }
+                Ok(Some(TerminalEvent::Ended)) | Ok(None) | Err(_) => {
+                    // The environment went away: the session is ending, or its environment was lost.
+                    let fresh = st.svc.get(&examroom_sessions::Caller::candidate(current.user_id.clone()), &current.id.to_string()).await;
+                    if let Ok(r) = fresh {
+                        current = r;
+                    }
+                    if !current.state.is_live() || current.state == SessionState::Terminating {
+                        let _ = send(&mut socket, Message::Text(ended_frame(&current))).await;
+                        close_with(&mut socket, close::ENDED, "the exam session has ended").await;
+                    } else {
+                        close_with(&mut socket, close::UNAVAILABLE, "the terminal connection was lost; reconnect").await;
+                    }
+                    break;
+                }
+            },
+            msg = socket.recv() => match msg {
+                Some(Ok(Message::Binary(b))) => {
+                    if input.write(&b).await.is_err() {
+                        close_with(&mut socket, close::UNAVAILABLE, "the terminal connection was lost; reconnect").await;
+                        break;
+                    }
+                }
+                Some(Ok(Message::Text(t))) => match serde_json::from_str::<ClientFrame>(t.as_str()) {
+                    Ok(ClientFrame::Resize { cols, rows }) => {
+                        let _ = input.resize(cols.clamp(2, 1000), rows.clamp(2, 1000)).await;
+                    }
+                    Err(_) => {
+                        let notice = "unknown control frame; expected {\"type\":\"resize\",\"cols\":N,\"rows\":N}";
+                        let _ = send(&mut socket, json_text(serde_json::json!({"type": "notice", "message": notice}))).await;
+                    }
+                },
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                Some(Ok(_)) => {}
+            },
+            upd = updates.recv() => match upd {
+                Ok(new) if new.id == current.id => {
+                    current = (*new).clone();
+                    if current.state == SessionState::Terminating || !current.state.is_live() {
+                        // Access stops the moment the session leaves `active`.
+                        let _ = send(&mut socket, Message::Text(ended_frame(&current))).await;
+                        close_with(&mut socket, close::ENDED, "the exam session has ended").await;
+                        break;
+                    }
+                    if !send(&mut socket, status_frame(&current, st.svc.now_ms())).await {
+                        break;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {
+                    // Missed changes: read the session again, and close if it is ending.
+                    let caller = examroom_sessions::Caller::candidate(current.user_id.clone());
+                    if let Ok(r) = st.svc.get(&caller, &current.id.to_string()).await {
+                        current = r;
+                        if current.state == SessionState::Terminating || !current.state.is_live() {
+                            let _ = send(&mut socket, Message::Text(ended_frame(&current))).await;
+                            close_with(&mut socket, close::ENDED, "the exam session has ended").await;
+                            break;
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(RecvError::Closed) => break,
+            },
+        }
+    }
+    st.terminals.detach(current.id, conn);
+}
