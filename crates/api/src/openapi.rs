@@ -109,6 +109,12 @@ pub fn document() -> Value {
         "owner, proctor", "200", json!({"description": "text/event-stream"}), &[401, 403, 404])) }),
     );
     p(
+        "/api/v1/sessions/{id}/terminal",
+        json!({ "get": with_id(op(
+            "The terminal (WebSocket). Binary frames carry raw bytes both ways; the client sends {\"type\":\"resize\",\"cols\":N,\"rows\":N}; the server sends {\"type\":\"status\"}, {\"type\":\"notice\",\"message\"} and {\"type\":\"ended\",\"reason\",\"message\"}. The scrollback is replayed on connect. Close codes: 4401 unauthenticated, 4403 Origin refused, 4404 not found, 4409 not ready, 4410 ended, 4412 replaced by a newer connection",
+            "owner", "101", json!({"description": "switching protocols"}), &[])) }),
+    );
+    p(
         "/api/v1/sessions/{id}/events",
         json!({ "get": with_id(op("The audit trail", "owner, proctor", "200", ok("EventList", "events, oldest first"), &[401, 403, 404])) }),
     );
