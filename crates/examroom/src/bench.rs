@@ -37,6 +37,18 @@ pub enum Bench {
         #[arg(long, default_value_t = 50)]
         users: usize,
     },
+    /// The terminal through its real WebSocket: keystroke echo (idle, and while sessions start), and throughput.
+    Terminal {
+        /// Attached idle sessions.
+        #[arg(long, default_value_t = 50)]
+        sessions: usize,
+        /// Sessions started while echo is measured.
+        #[arg(long, default_value_t = 100)]
+        starting: usize,
+        /// Size of the file `cat`ed for the throughput figure.
+        #[arg(long, default_value_t = 100)]
+        megabytes: usize,
+    },
 }
 
 pub async fn run(b: Bench) -> Result<()> {
@@ -45,6 +57,9 @@ pub async fn run(b: Bench) -> Result<()> {
             sandbox(count, concurrency, idle, &base, state_dir).await
         }
         Bench::Sessions { users } => crate::bench_sessions::run(users).await,
+        Bench::Terminal { sessions, starting, megabytes } => {
+            crate::bench_sessions::terminal(sessions, starting, megabytes).await
+        }
     }
 }
 

@@ -21,6 +21,7 @@ use axum::response::Response;
 use examroom_core::{DomainError, EndReason, ExamSessionId, SessionState};
 use examroom_runtime::{Terminal, TerminalEvent};
 use examroom_store::{EventKind, SessionRecord};
+use futures::FutureExt;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -159,6 +160,41 @@ enum ClientFrame {
     Resize { cols: u16, rows: u16 },
 }
 
+/// Handles a terminal event other than output; false when the connection is over (closed with its code).
+async fn handle_event(
+    socket: &mut WebSocket,
+    st: &AppState,
+    current: &mut SessionRecord,
+    ev: Result<Option<TerminalEvent>, examroom_runtime::RuntimeError>,
+) -> bool {
+    match ev {
+        Ok(Some(TerminalEvent::Output(bytes))) => send(socket, Message::Binary(bytes.into())).await,
+        Ok(Some(TerminalEvent::Notice(message))) => {
+            send(socket, json_text(serde_json::json!({"type": "notice", "message": message}))).await
+        }
+        Ok(Some(TerminalEvent::Replaced)) => {
+            let notice = "This terminal was opened somewhere else; this connection is closed.";
+            let _ = send(socket, json_text(serde_json::json!({"type": "notice", "message": notice}))).await;
+            close_with(socket, close::REPLACED, "replaced by a newer connection").await;
+            false
+        }
+        Ok(Some(TerminalEvent::Ended)) | Ok(None) | Err(_) => {
+            // The environment went away: the session is ending, or its environment was lost.
+            let caller = examroom_sessions::Caller::candidate(current.user_id.clone());
+            if let Ok(r) = st.svc.get(&caller, &current.id.to_string()).await {
+                *current = r;
+            }
+            if !current.state.is_live() || current.state == SessionState::Terminating {
+                let _ = send(socket, Message::Text(ended_frame(current))).await;
+                close_with(socket, close::ENDED, "the exam session has ended").await;
+            } else {
+                close_with(socket, close::UNAVAILABLE, "the terminal connection was lost; reconnect").await;
+            }
+            false
+        }
+    }
+}
+
 async fn relay(mut socket: WebSocket, st: AppState, rec: SessionRecord, term: Terminal, actor: &str) {
     let Terminal { mut output, mut input } = term;
     let (conn, replaced) = st.terminals.attach(rec.id);
@@ -176,35 +212,32 @@ async fn relay(mut socket: WebSocket, st: AppState, rec: SessionRecord, term: Te
     loop {
         tokio::select! {
             ev = output.next() => match ev {
-                Ok(Some(TerminalEvent::Output(bytes))) => {
+                Ok(Some(TerminalEvent::Output(mut bytes))) => {
+                    // Gather what else is already buffered into one message (bounded), then send once.
+                    let mut pending = None;
+                    while bytes.len() < 256 * 1024 {
+                        match output.next().now_or_never() {
+                            Some(Ok(Some(TerminalEvent::Output(more)))) => bytes.extend_from_slice(&more),
+                            Some(other) => {
+                                pending = Some(other);
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
                     if !send(&mut socket, Message::Binary(bytes.into())).await {
                         break;
                     }
+                    if let Some(ev) = pending {
+                        if !handle_event(&mut socket, &st, &mut current, ev).await {
+                            break;
+                        }
+                    }
                 }
-                Ok(Some(TerminalEvent::Notice(message))) => {
-                    if !send(&mut socket, json_text(serde_json::json!({"type": "notice", "message": message}))).await {
+                other => {
+                    if !handle_event(&mut socket, &st, &mut current, other).await {
                         break;
                     }
-                }
-                Ok(Some(TerminalEvent::Replaced)) => {
-                    let notice = "This terminal was opened somewhere else; this connection is closed.";
-                    let _ = send(&mut socket, json_text(serde_json::json!({"type": "notice", "message": notice}))).await;
-                    close_with(&mut socket, close::REPLACED, "replaced by a newer connection").await;
-                    break;
-                }
-                Ok(Some(TerminalEvent::Ended)) | Ok(None) | Err(_) => {
-                    // The environment went away: the session is ending, or its environment was lost.
-                    let fresh = st.svc.get(&examroom_sessions::Caller::candidate(current.user_id.clone()), &current.id.to_string()).await;
-                    if let Ok(r) = fresh {
-                        current = r;
-                    }
-                    if !current.state.is_live() || current.state == SessionState::Terminating {
-                        let _ = send(&mut socket, Message::Text(ended_frame(&current))).await;
-                        close_with(&mut socket, close::ENDED, "the exam session has ended").await;
-                    } else {
-                        close_with(&mut socket, close::UNAVAILABLE, "the terminal connection was lost; reconnect").await;
-                    }
-                    break;
                 }
             },
             msg = socket.recv() => match msg {

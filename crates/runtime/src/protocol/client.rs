@@ -157,13 +157,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ShimClient<S> {
 pub struct TerminalReader<R> {
     r: R,
     buf: Vec<u8>,
+    /// Bytes of `buf` already decoded.
+    at: usize,
     done: bool,
 }
 
 impl<R: AsyncRead + Unpin> TerminalReader<R> {
     /// Wraps a stream that is already attached.
     pub fn new(r: R) -> Self {
-        TerminalReader { r, buf: Vec::new(), done: false }
+        TerminalReader { r, buf: Vec::new(), at: 0, done: false }
     }
 
     /// The next event; `Ok(None)` once the stream has ended. Waits as long as the terminal is quiet: callers bound it
@@ -174,8 +176,8 @@ impl<R: AsyncRead + Unpin> TerminalReader<R> {
                 return Ok(None);
             }
             // Whole frames already buffered come first; only then is the stream read (a cancel-safe read).
-            while let Some((f, n)) = frame::decode(&self.buf).map_err(proto)? {
-                self.buf.drain(..n);
+            while let Some((f, n)) = frame::decode(&self.buf[self.at..]).map_err(proto)? {
+                self.at += n;
                 match f.kind {
                     Kind::Data => return Ok(Some(TerminalEvent::Output(f.payload))),
                     Kind::Control => match parse_reply(&f)? {
@@ -193,6 +195,9 @@ impl<R: AsyncRead + Unpin> TerminalReader<R> {
                     _ => continue,
                 }
             }
+            // Everything before `at` is consumed: drop it before reading more (one move per read, not per frame).
+            self.buf.drain(..self.at);
+            self.at = 0;
             let mut chunk = [0u8; 64 * 1024];
             let n = self.r.read(&mut chunk).await.map_err(|e| RuntimeError::io("read from shim", e))?;
             if n == 0 {

@@ -84,6 +84,8 @@ pub(crate) struct Shim {
     hostname: String,
     /// Set once destroyed: the exit code.
     destroyed: Option<i32>,
+    /// Scratch space for PTY reads.
+    read_buf: Vec<u8>,
 }
 
 enum Src {
@@ -132,6 +134,7 @@ impl Shim {
             sigfd,
             hostname,
             destroyed: None,
+            read_buf: Vec::new(),
         })
     }
 
@@ -461,26 +464,21 @@ impl Shim {
     }
 
     fn read_master(&mut self, i: usize) {
-        let mut buf = [0u8; 64 * 1024];
+        // Read a bounded amount per wake-up (so one busy terminal cannot starve the others), and send it to the
+        // client as one frame: PTY reads come in small pieces, and a frame per piece would cost more than the copy.
+        const BUDGET: usize = 256 * 1024;
+        let mut got = std::mem::take(&mut self.read_buf);
+        got.clear();
+        got.resize(BUDGET, 0);
+        let mut n = 0;
         let t = &mut self.terminals[i];
-        // Read a bounded amount per wake-up so one busy terminal cannot starve the others.
-        for _ in 0..4 {
-            match nix::unistd::read(t.master.as_raw_fd(), &mut buf) {
+        while n < BUDGET {
+            match nix::unistd::read(t.master.as_raw_fd(), &mut got[n..]) {
                 Ok(0) | Err(nix::errno::Errno::EIO) => {
                     t.hup = true;
                     break;
                 }
-                Ok(n) => {
-                    t.ring.push(&buf[..n]);
-                    if let Some(c) = t.attached.and_then(|c| self.conns.get_mut(&c)) {
-                        if c.wbuf.len() > ATTACHED_QUEUE_LIMIT {
-                            // A stalled client: drop it; the ring keeps the output for its replay.
-                            c.dead = true;
-                        } else {
-                            c.data(Kind::Data, &buf[..n]);
-                        }
-                    }
-                }
+                Ok(k) => n += k,
                 Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => break,
                 Err(_) => {
                     t.hup = true;
@@ -488,6 +486,20 @@ impl Shim {
                 }
             }
         }
+        if n > 0 {
+            t.ring.push(&got[..n]);
+            if let Some(c) = t.attached.and_then(|c| self.conns.get_mut(&c)) {
+                if c.wbuf.len() > ATTACHED_QUEUE_LIMIT {
+                    // A stalled client: drop it; the ring keeps the output for its replay.
+                    c.dead = true;
+                } else {
+                    c.data(Kind::Data, &got[..n]);
+                }
+            }
+        }
+        // Keep the buffer's allocation for the next wake-up, but not its pages when idle.
+        got.truncate(0);
+        self.read_buf = got;
     }
 
     fn write_input(&mut self, i: usize) {
