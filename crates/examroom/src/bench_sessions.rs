@@ -116,44 +116,78 @@ async fn one(http: reqwest::Client, base: String, token: String) -> Result<Sampl
     Ok(Sample { post_to_ready, push, end_to_released })
 }
 
+/// A server for a bench: in-process, on an ephemeral port, with one exam `bench` and its own data directory.
+struct BenchServer {
+    base: String,
+    keys: std::sync::Arc<examroom_api::auth::TokenKeys>,
+    settings: Settings,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    _tmp: tempfile::TempDir,
+}
+
+impl BenchServer {
+    async fn start(environment: &str, max_live_sessions: usize) -> Result<BenchServer> {
+        let tmp = tempfile::Builder::new().prefix("examroom-bench-").tempdir_in("/tmp")?;
+        let exams = tmp.path().join("exams");
+        std::fs::create_dir_all(exams.join("bench"))?;
+        std::fs::write(
+            exams.join("bench/exam.toml"),
+            format!("id = \"bench\"\ntitle = \"Bench\"\ndescription = \"no setup\"\nduration = \"30m\"\n[environment]\n{environment}"),
+        )?;
+        let settings = Settings {
+            listen: "127.0.0.1:0".parse()?,
+            data_dir: tmp.path().join("data"),
+            exams,
+            public_origin: None,
+            secure_cookies: false,
+            max_live_sessions,
+            rs256_public_key: None,
+            label: format!("bench-{}", std::process::id()),
+            token_secret: None,
+        };
+        let state = build(&settings).await?;
+        let keys = state.keys.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(examroom_api::serve(listener, state, async {
+            let _ = stop_rx.await;
+        }));
+        Ok(BenchServer { base, keys, settings, stop, server, _tmp: tmp })
+    }
+
+    fn token(&self, user: &str) -> Result<String> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+        Ok(self.keys.mint(&UserId::parse(user)?, Role::Candidate, Duration::from_secs(3600), now))
+    }
+
+    /// Stops the server and destroys whatever environments are left.
+    async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+        let rt = examroom_runtime::sandbox::SandboxRuntime::new(examroom_runtime::sandbox::SandboxConfig::new(
+            self.settings.data_dir.join("sandbox"),
+            &self.settings.label,
+        ))?;
+        rt.destroy_all_blocking()?;
+        Ok(())
+    }
+}
+
 pub async fn run(users: usize) -> Result<()> {
     if std::env::var_os("EXAMROOM_LOG").is_some() {
         crate::serve::init_logs();
     }
-    let tmp = tempfile::Builder::new().prefix("examroom-bench-sessions-").tempdir_in("/tmp")?;
-    let exams = tmp.path().join("exams");
-    std::fs::create_dir_all(exams.join("bench"))?;
-    std::fs::write(
-        exams.join("bench/exam.toml"),
-        "id = \"bench\"\ntitle = \"Bench\"\ndescription = \"no setup\"\nduration = \"30m\"\n[environment]\nbase = \"host\"\nmemory = \"256M\"\npids = 256\ncpu = \"500m\"\n",
-    )?;
-    let settings = Settings {
-        listen: "127.0.0.1:0".parse()?,
-        data_dir: tmp.path().join("data"),
-        exams,
-        public_origin: None,
-        secure_cookies: false,
-        max_live_sessions: users.max(1) * 2,
-        rs256_public_key: None,
-        label: format!("bench-{}", std::process::id()),
-        token_secret: None,
-    };
-    let state = build(&settings).await?;
-    let keys = state.keys.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(examroom_api::serve(listener, state.clone(), async {
-        let _ = stop_rx.await;
-    }));
+    let srv = BenchServer::start("base = \"host\"\nmemory = \"256M\"\npids = 256\ncpu = \"500m\"\n", users.max(1) * 2)
+        .await?;
+    let base = srv.base.clone();
     println!("examroom bench sessions --users {users}");
     let http = reqwest::Client::builder().pool_max_idle_per_host(users).build()?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let barrier = Arc::new(tokio::sync::Barrier::new(users));
     let mut tasks = Vec::new();
     for i in 0..users {
-        let token =
-            keys.mint(&UserId::parse(&format!("bench-user-{i}"))?, Role::Candidate, Duration::from_secs(3600), now);
+        let token = srv.token(&format!("bench-user-{i}"))?;
         let (http, base, barrier) = (http.clone(), base.clone(), barrier.clone());
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
@@ -190,9 +224,7 @@ pub async fn run(users: usize) -> Result<()> {
         ms(*push.last().unwrap_or(&Duration::ZERO))
     );
     println!("end→released: p50 {}  p99 {}", ms(percentile(&released, 50.0)), ms(percentile(&released, 99.0)));
-    let _ = stop_tx.send(());
-    let _ = server.await;
-    Ok(())
+    srv.stop().await
 }
 
 /// A terminal connection for the terminal bench.
@@ -271,38 +303,15 @@ async fn ready_session(http: &reqwest::Client, base: &str, token: &str) -> Resul
 /// `examroom bench terminal`: keystroke echo with `sessions` idle sessions, echo while `starting` sessions start, and
 /// output throughput of `cat` of a `megabytes` file.
 pub async fn terminal(sessions: usize, starting: usize, megabytes: usize) -> Result<()> {
-    let tmp = tempfile::Builder::new().prefix("examroom-bench-terminal-").tempdir_in("/tmp")?;
-    let exams = tmp.path().join("exams");
-    std::fs::create_dir_all(exams.join("bench"))?;
-    std::fs::write(
-        exams.join("bench/exam.toml"),
-        "id = \"bench\"\ntitle = \"Bench\"\ndescription = \"no setup\"\nduration = \"30m\"\n[environment]\nbase = \"host\"\nmemory = \"768M\"\ndisk = \"384M\"\npids = 256\ncpu = 1\n",
-    )?;
-    let settings = Settings {
-        listen: "127.0.0.1:0".parse()?,
-        data_dir: tmp.path().join("data"),
-        exams,
-        public_origin: None,
-        secure_cookies: false,
-        max_live_sessions: (sessions + starting) * 2,
-        rs256_public_key: None,
-        label: format!("bench-{}", std::process::id()),
-        token_secret: None,
-    };
-    let state = build(&settings).await?;
-    let keys = state.keys.clone();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(examroom_api::serve(listener, state.clone(), async {
-        let _ = stop_rx.await;
-    }));
+    let srv = BenchServer::start(
+        "base = \"host\"\nmemory = \"768M\"\ndisk = \"384M\"\npids = 256\ncpu = 1\n",
+        (sessions + starting) * 2,
+    )
+    .await?;
+    let base = srv.base.clone();
     println!("examroom bench terminal --sessions {sessions} --starting {starting} --megabytes {megabytes}");
     let http = reqwest::Client::new();
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let token = |name: String| -> Result<String> {
-        Ok(keys.mint(&UserId::parse(&name)?, Role::Candidate, Duration::from_secs(3600), now))
-    };
+    let token = |name: String| srv.token(&name);
     // The idle sessions, each attached, each at a quiet prompt.
     let mut socks = Vec::new();
     for i in 0..sessions {
@@ -371,12 +380,5 @@ pub async fn terminal(sessions: usize, starting: usize, megabytes: usize) -> Res
         secs
     );
     drop(socks);
-    let _ = stop_tx.send(());
-    let _ = server.await;
-    let rt = examroom_runtime::sandbox::SandboxRuntime::new(examroom_runtime::sandbox::SandboxConfig::new(
-        settings.data_dir.join("sandbox"),
-        &settings.label,
-    ))?;
-    rt.destroy_all_blocking()?;
-    Ok(())
+    srv.stop().await
 }

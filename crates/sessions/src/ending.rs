@@ -11,14 +11,7 @@ use crate::service::SessionService;
 
 /// Drives a terminating session to `terminated` in a background task (once).
 pub(crate) fn spawn(svc: SessionService, rec: SessionRecord) {
-    if !svc.claim(&rec.id) {
-        return;
-    }
-    tokio::spawn(async move {
-        let id = rec.id;
-        run(&svc, rec).await;
-        svc.release_claim(&id);
-    });
+    svc.drive(rec, |svc, rec| async move { run(&svc, rec).await });
 }
 
 async fn step(svc: &SessionService, rec: &SessionRecord, step: u32, total: u32, message: &str) {

@@ -14,14 +14,7 @@ const STEPS: u32 = 2;
 
 /// Drives a session's provisioning in a background task (once: a session already being driven is left alone).
 pub(crate) fn spawn(svc: SessionService, rec: SessionRecord) {
-    if !svc.claim(&rec.id) {
-        return;
-    }
-    tokio::spawn(async move {
-        let id = rec.id;
-        run(&svc, rec).await;
-        svc.release_claim(&id);
-    });
+    svc.drive(rec, |svc, rec| async move { run(&svc, rec).await });
 }
 
 /// The environment an exam asks for.

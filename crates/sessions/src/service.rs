@@ -471,6 +471,23 @@ impl SessionService {
         Ok(new)
     }
 
+    /// Runs `work` for a session in a background task, unless another task already drives that session.
+    pub(crate) fn drive<F, Fut>(&self, rec: SessionRecord, work: F)
+    where
+        F: FnOnce(SessionService, SessionRecord) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        if !self.claim(&rec.id) {
+            return;
+        }
+        let svc = self.clone();
+        tokio::spawn(async move {
+            let id = rec.id;
+            work(svc.clone(), rec).await;
+            svc.release_claim(&id);
+        });
+    }
+
     /// Marks a session busy with a background task; false if another task already drives it.
     pub(crate) fn claim(&self, id: &ExamSessionId) -> bool {
         self.inner.busy.lock().unwrap_or_else(|p| p.into_inner()).insert(*id)

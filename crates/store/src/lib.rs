@@ -159,7 +159,7 @@ impl NewEvent {
             to: Some(t.to),
             reason: t.reason.clone(),
             actor: actor.to_string(),
-            data: serde_json::to_value(&t.trigger).ok().map(|t| serde_json::json!({ "trigger": t })),
+            data: serde_json::to_value(t.trigger).ok().map(|t| serde_json::json!({ "trigger": t })),
         }
     }
 }
