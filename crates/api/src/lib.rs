@@ -45,8 +45,6 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// The Prometheus recorder, when installed.
     pub metrics: Option<PrometheusHandle>,
-    /// The terminal connection currently attached to each session (for takeovers).
-    pub terminals: Arc<routes::terminal::Attachments>,
 }
 
 impl AppState {
@@ -57,7 +55,7 @@ impl AppState {
         config: ApiConfig,
         metrics: Option<PrometheusHandle>,
     ) -> AppState {
-        AppState { svc, keys: Arc::new(keys), config: Arc::new(config), metrics, terminals: Default::default() }
+        AppState { svc, keys: Arc::new(keys), config: Arc::new(config), metrics }
     }
 }
 

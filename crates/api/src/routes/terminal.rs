@@ -9,16 +9,13 @@
 //! A slow client never blocks anyone: each send to the client is bounded in time, and a client that stops reading is
 //! dropped (the shim keeps the output in its ring for the reconnect).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::request::Parts;
 use axum::response::Response;
-use examroom_core::{DomainError, EndReason, ExamSessionId, SessionState};
+use examroom_core::{DomainError, EndReason, SessionState};
 use examroom_runtime::{Terminal, TerminalEvent};
 use examroom_store::{EventKind, SessionRecord};
 use futures::FutureExt;
@@ -49,29 +46,6 @@ pub mod close {
 
 /// A send to the client that takes longer than this drops the client.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Which connection is attached to which session, so that a takeover can be recorded.
-#[derive(Default)]
-pub struct Attachments {
-    next: AtomicU64,
-    by_session: Mutex<HashMap<ExamSessionId, u64>>,
-}
-
-impl Attachments {
-    /// Registers a new connection; returns its id and whether it replaced another.
-    fn attach(&self, session: ExamSessionId) -> (u64, bool) {
-        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        let replaced = self.by_session.lock().unwrap_or_else(|p| p.into_inner()).insert(session, id).is_some();
-        (id, replaced)
-    }
-
-    fn detach(&self, session: ExamSessionId, id: u64) {
-        let mut m = self.by_session.lock().unwrap_or_else(|p| p.into_inner());
-        if m.get(&session) == Some(&id) {
-            m.remove(&session);
-        }
-    }
-}
 
 pub async fn upgrade(
     State(st): State<AppState>,
@@ -173,6 +147,9 @@ async fn handle_event(
             send(socket, json_text(serde_json::json!({"type": "notice", "message": message}))).await
         }
         Ok(Some(TerminalEvent::Replaced)) => {
+            // The shim says this exactly when a newer attach took the terminal over: record it here, once.
+            let actor = format!("candidate:{}", current.user_id);
+            st.svc.record_event(current, EventKind::Takeover, "a newer terminal connection took over", &actor).await;
             let notice = "This terminal was opened somewhere else; this connection is closed.";
             let _ = send(socket, json_text(serde_json::json!({"type": "notice", "message": notice}))).await;
             close_with(socket, close::REPLACED, "replaced by a newer connection").await;
@@ -197,16 +174,11 @@ async fn handle_event(
 
 async fn relay(mut socket: WebSocket, st: AppState, rec: SessionRecord, term: Terminal, actor: &str) {
     let Terminal { mut output, mut input } = term;
-    let (conn, replaced) = st.terminals.attach(rec.id);
     st.svc.record_event(&rec, EventKind::Attach, "terminal attached", actor).await;
-    if replaced {
-        st.svc.record_event(&rec, EventKind::Takeover, "a newer terminal connection took over", actor).await;
-    }
     let mut updates = st.svc.subscribe();
     let mut current = rec;
     // Replay and status, then live.
     if !send(&mut socket, status_frame(&current, st.svc.now_ms())).await {
-        st.terminals.detach(current.id, conn);
         return;
     }
     loop {
@@ -289,5 +261,4 @@ async fn relay(mut socket: WebSocket, st: AppState, rec: SessionRecord, term: Te
             },
         }
     }
-    st.terminals.detach(current.id, conn);
 }

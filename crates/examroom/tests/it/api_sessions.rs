@@ -6,14 +6,14 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use examroom_core::{EnvironmentId, Role, UserId};
+use examroom_core::{EnvironmentId, Role};
 use examroom_runtime::sandbox::{SandboxConfig, SandboxRuntime};
 use examroom_runtime::{EnvironmentSpec, ExecutionRuntime};
 use examroom_sessions::ServiceConfig;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::server::{standard_exams, state, wait_for, write_exam, Client, Options, TestServer};
+use crate::server::{standard_exams, state, wait_for, write_exam, Client, Options, RealServer, TestServer};
 
 const READY: Duration = Duration::from_secs(60);
 const FAILURE_VISIBLE: Duration = Duration::from_secs(10);
@@ -307,7 +307,7 @@ async fn a_session_goes_from_start_to_verified_release() {
                 assert_eq!(event, "heartbeat", "no change happened, yet: {event} {data}");
                 assert_eq!(state(&data), "active", "{data}");
                 let r = data["remaining_seconds"].as_u64().unwrap_or_else(|| panic!("heartbeat {data}"));
-                assert!(r <= 300 && r >= 290, "heartbeat remaining_seconds {r}");
+                assert!((290..=300).contains(&r), "heartbeat remaining_seconds {r}");
                 heartbeats.push(at);
             }
             Ok(other) => panic!("stream ended early: {other:?}"),
@@ -825,128 +825,6 @@ async fn illegal_transitions_are_refused() {
 // ---------------------------------------------------------------------------------------------------------------
 // 10. SIGKILL of the real server
 // ---------------------------------------------------------------------------------------------------------------
-
-/// The real `examroom serve`, as a child process; killed on drop, and its environments destroyed.
-struct RealServer {
-    child: Option<std::process::Child>,
-    data: PathBuf,
-    exams: PathBuf,
-    logs: PathBuf,
-    label: String,
-    secret: String,
-    base: String,
-    runs: u32,
-}
-
-impl RealServer {
-    fn sandbox_dir(&self) -> PathBuf {
-        self.data.join("sandbox")
-    }
-
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-    }
-
-    /// Starts the server on a fresh port and waits for /healthz.
-    async fn start(&mut self) {
-        assert!(self.child.is_none());
-        self.runs += 1;
-        let port = Self::free_port();
-        let out = std::fs::File::create(self.logs.join(format!("stdout-{}", self.runs))).unwrap();
-        let err = std::fs::File::create(self.logs.join(format!("stderr-{}", self.runs))).unwrap();
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_examroom"))
-            .arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(&self.data)
-            .arg("--exams")
-            .arg(&self.exams)
-            .env("EXAMROOM_TOKEN_SECRET", &self.secret)
-            .env("EXAMROOM_LABEL", &self.label)
-            .env_remove("EXAMROOM_CONFIG")
-            .stdin(std::process::Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("start examroom serve");
-        self.child = Some(child);
-        self.base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = http.get(format!("{}/healthz", self.base)).send().await {
-                if r.status().is_success() {
-                    return;
-                }
-            }
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("the server exited ({st}) at start: {}", self.stderr_tail());
-            }
-            assert!(Instant::now() < deadline, "no /healthz within 30 s: {}", self.stderr_tail());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn stderr_tail(&self) -> String {
-        let text = std::fs::read_to_string(self.logs.join(format!("stderr-{}", self.runs))).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().rev().take(20).collect();
-        lines.into_iter().rev().collect::<Vec<_>>().join("\n")
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.as_ref().expect("running").id() as i32
-    }
-
-    /// SIGKILL, and reap.
-    fn kill(&mut self) {
-        if let Some(mut ch) = self.child.take() {
-            let _ = ch.kill();
-            let _ = ch.wait();
-        }
-    }
-
-    /// SIGTERM, and wait (bounded) for a clean exit.
-    async fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.pid();
-        // SAFETY: kill has no memory preconditions; the pid is our child, not yet reaped.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                self.child = None;
-                return st;
-            }
-            assert!(Instant::now() < deadline, "the server did not stop within 15 s of SIGTERM");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn token(&self, user: &str, role: Role) -> String {
-        let keys = examroom_api::auth::TokenKeys::from_secret(self.secret.as_bytes());
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        keys.mint(&UserId::parse(user).unwrap(), role, Duration::from_secs(3600), now)
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{}", self.base, path)
-    }
-
-    fn destroy_all(&self) {
-        if let Ok(rt) = SandboxRuntime::new(SandboxConfig::new(self.sandbox_dir(), &self.label)) {
-            if let Err(e) = rt.destroy_all_blocking() {
-                eprintln!("cleanup of {}: {e}", self.label);
-            }
-        }
-    }
-}
-
-impl Drop for RealServer {
-    fn drop(&mut self) {
-        self.kill();
-        self.destroy_all();
-    }
-}
 
 async fn real_get(c: &Client, srv: &RealServer, token: &str, id: &str) -> Value {
     let a = c.get(&srv.url(&session_path(id)), token).await;

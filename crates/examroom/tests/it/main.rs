@@ -3,6 +3,7 @@
 
 mod api_access;
 mod api_sessions;
+mod api_terminal;
 mod common;
 mod sandbox_isolation;
 mod sandbox_lifecycle;

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use std::time::Instant;
 
 use examroom_api::auth::TokenKeys;
 use examroom_api::{ApiConfig, AppState};
@@ -253,4 +254,126 @@ pub async fn wait_for(
 /// The state field of a view.
 pub fn state(v: &serde_json::Value) -> &str {
     v["state"].as_str().unwrap_or("")
+}
+
+/// The real `examroom serve`, as a child process; killed on drop, and its environments destroyed.
+pub struct RealServer {
+    pub child: Option<std::process::Child>,
+    pub data: PathBuf,
+    pub exams: PathBuf,
+    pub logs: PathBuf,
+    pub label: String,
+    pub secret: String,
+    pub base: String,
+    pub runs: u32,
+}
+
+impl RealServer {
+    pub fn sandbox_dir(&self) -> PathBuf {
+        self.data.join("sandbox")
+    }
+
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    /// Starts the server on a fresh port and waits for /healthz.
+    pub async fn start(&mut self) {
+        assert!(self.child.is_none());
+        self.runs += 1;
+        let port = Self::free_port();
+        let out = std::fs::File::create(self.logs.join(format!("stdout-{}", self.runs))).unwrap();
+        let err = std::fs::File::create(self.logs.join(format!("stderr-{}", self.runs))).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_examroom"))
+            .arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(&self.data)
+            .arg("--exams")
+            .arg(&self.exams)
+            .env("EXAMROOM_TOKEN_SECRET", &self.secret)
+            .env("EXAMROOM_LABEL", &self.label)
+            .env_remove("EXAMROOM_CONFIG")
+            .stdin(std::process::Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start examroom serve");
+        self.child = Some(child);
+        self.base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = http.get(format!("{}/healthz", self.base)).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("the server exited ({st}) at start: {}", self.stderr_tail());
+            }
+            assert!(Instant::now() < deadline, "no /healthz within 30 s: {}", self.stderr_tail());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn stderr_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.logs.join(format!("stderr-{}", self.runs))).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().rev().take(20).collect();
+        lines.into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut ch) = self.child.take() {
+            let _ = ch.kill();
+            let _ = ch.wait();
+        }
+    }
+
+    /// SIGTERM, and wait (bounded) for a clean exit.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.pid();
+        // SAFETY: kill has no memory preconditions; the pid is our child, not yet reaped.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                return st;
+            }
+            assert!(Instant::now() < deadline, "the server did not stop within 15 s of SIGTERM");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn token(&self, user: &str, role: Role) -> String {
+        let keys = examroom_api::auth::TokenKeys::from_secret(self.secret.as_bytes());
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        keys.mint(&UserId::parse(user).unwrap(), role, Duration::from_secs(3600), now)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn destroy_all(&self) {
+        if let Ok(rt) = SandboxRuntime::new(SandboxConfig::new(self.sandbox_dir(), &self.label)) {
+            if let Err(e) = rt.destroy_all_blocking() {
+                eprintln!("cleanup of {}: {e}", self.label);
+            }
+        }
+    }
+}
+
+impl Drop for RealServer {
+    fn drop(&mut self) {
+        self.kill();
+        self.destroy_all();
+    }
 }
