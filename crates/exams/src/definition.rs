@@ -2,8 +2,12 @@
 //! [`EnvironmentConfig`]), and the limits and defaults that validation applies.
 //!
 //! A value of these types has passed every check in [`crate::parse`]: the id is a valid [`ExamId`], every
-//! duration is greater than zero and every limit is in range. The fields are public so that other crates
-//! (and their tests) can build an [`Exam`] directly; [`EnvironmentConfig::host`] gives the defaults.
+//! duration is greater than zero, every limit is in range, every id is unique where it must be, and every
+//! script has been read, checked and kept in memory ([`Script::body`]). The fields are public so that other
+//! crates (and their tests) can build an [`Exam`] directly; [`EnvironmentConfig::host`] gives the defaults.
+//!
+//! An exam holds [`Task`]s, each with a prompt, an optional setup [`Script`] and one or more [`Check`]s, and a
+//! [`ResultPolicy`] that says what candidates see of their result.
 
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -54,6 +58,29 @@ pub const MAX_PROVISIONING_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// The longest `start_grace` allowed. (The shortest is anything above zero: a duration of zero is refused.)
 pub const MAX_START_GRACE: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// The largest script (setup or check) or prompt file that is read at all: 64 KiB. Larger is a "huge file".
+pub const MAX_SCRIPT_BYTES: u64 = 64 * KIB;
+/// The most that one exam's scripts and prompt files may hold together (each use counted): 4 MiB.
+pub const MAX_EXAM_CONTENT_BYTES: u64 = 4 * MIB;
+/// The most tasks one exam may have.
+pub const MAX_TASKS: usize = 100;
+/// The most checks one task may have.
+pub const MAX_CHECKS_PER_TASK: usize = 50;
+/// The longest task or check id: like exam ids, 1 to 64 of `a-z 0-9 -`, not starting with `-`.
+pub const MAX_ID_LEN: usize = 64;
+/// A check's weight when `weight` is not given.
+pub const DEFAULT_CHECK_WEIGHT: u32 = 1;
+/// The highest weight a check may have (the lowest is 1).
+pub const MAX_CHECK_WEIGHT: u32 = 100;
+/// A check's timeout when `timeout` is not given: 10 s.
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+/// The shortest check timeout allowed: 1 s.
+pub const MIN_CHECK_TIMEOUT: Duration = Duration::from_secs(1);
+/// The longest check timeout allowed: 5 min.
+pub const MAX_CHECK_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// What runs a script that does not start with `#!`.
+pub const DEFAULT_INTERPRETER: &str = "/bin/sh";
+
 /// One exam, as its `exam.toml` defines it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exam {
@@ -74,9 +101,13 @@ pub struct Exam {
     /// How long a `ready` session waits for the candidate to start (`start_grace`, default
     /// [`DEFAULT_START_GRACE`](examroom_core::DEFAULT_START_GRACE), 10 min), at most [`MAX_START_GRACE`].
     pub start_grace: Duration,
-    /// The exam's directory, canonical when it could be resolved; later setup scripts and checks are found
-    /// relative to it.
+    /// The exam's directory, canonical when it could be resolved. Scripts and prompt files were read from it
+    /// when the exam was loaded; nothing is read from it later.
     pub dir: PathBuf,
+    /// The tasks (`[[tasks]]`), in the order of the file; may be empty. Task ids are unique.
+    pub tasks: Vec<Task>,
+    /// What candidates see of their result (`[result] show`, default [`ResultPolicy::ShowChecks`]).
+    pub result: ResultPolicy,
 }
 
 impl Exam {
@@ -84,6 +115,179 @@ impl Exam {
     pub fn file(&self) -> PathBuf {
         self.dir.join(EXAM_FILE)
     }
+
+    /// The most points a candidate can score: the sum of every check's weight (0 for an exam without tasks).
+    pub fn max_score(&self) -> u32 {
+        self.tasks.iter().fold(0u32, |sum, task| sum.saturating_add(task.max_score()))
+    }
+
+    /// The setup scripts to run while provisioning, in order: each task that has one, with its script. Shown
+    /// to the candidate as "Preparing task N of M", where M is the number of steps.
+    pub fn setup_steps(&self) -> Vec<(&Task, &Script)> {
+        self.tasks.iter().filter_map(|task| task.setup.as_ref().map(|script| (task, script))).collect()
+    }
+
+    /// The task with this id.
+    pub fn task(&self, id: &str) -> Option<&Task> {
+        self.tasks.iter().find(|task| task.id == id)
+    }
+}
+
+/// One task of an exam (`[[tasks]]`): what the candidate is asked to do and how it is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    /// The task's id (`id`): 1 to [`MAX_ID_LEN`] of `a-z 0-9 -`, not starting with `-`; unique in the exam.
+    pub id: String,
+    /// Its title (`title`), never blank.
+    pub title: String,
+    /// What the candidate is asked to do, in Markdown: `prompt`, or the contents of `prompt_file`. Never
+    /// blank.
+    pub prompt: String,
+    /// A script run as root inside the environment while it is provisioned (`setup`), before the candidate
+    /// gets it.
+    pub setup: Option<Script>,
+    /// How the task is checked (`[[tasks.checks]]`): at least one, ids unique within the task.
+    pub checks: Vec<Check>,
+}
+
+impl Task {
+    /// The most points this task is worth: the sum of its checks' weights.
+    pub fn max_score(&self) -> u32 {
+        self.checks.iter().fold(0u32, |sum, check| sum.saturating_add(check.weight))
+    }
+
+    /// The check with this id.
+    pub fn check(&self, id: &str) -> Option<&Check> {
+        self.checks.iter().find(|check| check.id == id)
+    }
+}
+
+/// One check of a task (`[[tasks.checks]]`): a script run as root inside the environment at the end of the
+/// exam, after the candidate's processes are frozen. It passes when the script exits 0 within its timeout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// The check's id (`id`): like a task id; unique within its task.
+    pub id: String,
+    /// What it checks, for the candidate (when the result policy shows checks) and the proctor
+    /// (`description`). Never blank.
+    pub description: String,
+    /// The script (`script`).
+    pub script: Script,
+    /// Points for passing (`weight`, default [`DEFAULT_CHECK_WEIGHT`]), from 1 to [`MAX_CHECK_WEIGHT`].
+    pub weight: u32,
+    /// How long the script may run (`timeout`, default [`DEFAULT_CHECK_TIMEOUT`]), from [`MIN_CHECK_TIMEOUT`]
+    /// to [`MAX_CHECK_TIMEOUT`]; a script still running then fails the check.
+    pub timeout: Duration,
+}
+
+/// A setup or check script, read when the exam was loaded.
+///
+/// The body is fed into the environment when the script runs; it is never stored there, and never read from
+/// the exam directory again (so swapping a file after loading changes nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Script {
+    /// The path as written in `exam.toml`, relative to the exam directory.
+    pub path: PathBuf,
+    /// The file's contents: UTF-8, not blank, no NUL byte, at most [`MAX_SCRIPT_BYTES`]. If it starts with
+    /// `#!`, that line names an absolute interpreter; otherwise it is run with [`DEFAULT_INTERPRETER`].
+    pub body: String,
+}
+
+impl Script {
+    /// The program that runs this script and its optional argument, as the kernel reads a `#!` line: the first
+    /// word after `#!`, then the rest of the line (trimmed) as one argument if not empty. `["/bin/sh"]` for a
+    /// script without `#!`. For `#!/usr/bin/env bash` it is `["/usr/bin/env", "bash"]`.
+    pub fn interpreter(&self) -> Vec<&str> {
+        match shebang(&self.body) {
+            Some(line) => {
+                let line = line.trim_matches([' ', '\t']);
+                match line.split_once([' ', '\t']) {
+                    Some((program, arg)) => {
+                        let arg = arg.trim_matches([' ', '\t']);
+                        if arg.is_empty() {
+                            vec![program]
+                        } else {
+                            vec![program, arg]
+                        }
+                    }
+                    None => vec![line],
+                }
+            }
+            None => vec![DEFAULT_INTERPRETER],
+        }
+    }
+
+    /// Whether the script starts with a `#!` line.
+    pub fn has_shebang(&self) -> bool {
+        shebang(&self.body).is_some()
+    }
+}
+
+/// The rest of a script's `#!` line (without `#!` and the line end), if it has one.
+pub(crate) fn shebang(body: &str) -> Option<&str> {
+    let rest = body.strip_prefix("#!")?;
+    Some(rest.split('\n').next().unwrap_or(rest))
+}
+
+/// What candidates see of their result (`[result] show`). Proctors always see everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ResultPolicy {
+    /// `show = "score"`: only the score (points out of the maximum), per task and in total.
+    ScoreOnly,
+    /// `show = "checks"` (the default): the score and, for each check, its description and whether it passed.
+    #[default]
+    ShowChecks,
+}
+
+impl ResultPolicy {
+    /// How it is written in `exam.toml`: `"score"` or `"checks"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ScoreOnly => "score",
+            Self::ShowChecks => "checks",
+        }
+    }
+
+    /// From how it is written in `exam.toml`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "score" => Some(Self::ScoreOnly),
+            "checks" => Some(Self::ShowChecks),
+            _ => None,
+        }
+    }
+
+    /// Whether candidates see each check's description and outcome.
+    pub fn shows_checks(self) -> bool {
+        self == Self::ShowChecks
+    }
+}
+
+impl std::fmt::Display for ResultPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Checks a task or check id: 1 to [`MAX_ID_LEN`] of `a-z 0-9 -`, not starting with `-`. `kind` is "task" or
+/// "check", for the message.
+pub(crate) fn check_id(kind: &str, id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err(format!("the {kind} id is empty; use 1 to {MAX_ID_LEN} of a-z, 0-9 and -, as in \"make-dir\""));
+    }
+    if id.chars().count() > MAX_ID_LEN {
+        return Err(format!("the {kind} id is too long; use at most {MAX_ID_LEN} characters"));
+    }
+    if let Some(ch) = id.chars().find(|&c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')) {
+        return Err(format!(
+            "the {kind} id {:?} contains {ch:?}; use only lowercase letters a-z, digits 0-9 and -",
+            shorten(id)
+        ));
+    }
+    if id.starts_with('-') {
+        return Err(format!("the {kind} id {id:?} must not start with '-'"));
+    }
+    Ok(())
 }
 
 /// The `[environment]` section: what a candidate's isolated Linux environment is made from and how much it
@@ -256,6 +460,37 @@ mod tests {
         assert_eq!(env.disk_bytes, None);
         assert_eq!(env.network, "none");
         assert!(!env.desktop);
+    }
+
+    fn script(body: &str) -> Script {
+        Script { path: PathBuf::from("s.sh"), body: body.to_owned() }
+    }
+
+    #[test]
+    fn interpreters() {
+        assert_eq!(script("echo hi\n").interpreter(), ["/bin/sh"]);
+        assert!(!script("echo hi\n").has_shebang());
+        assert_eq!(script("#!/bin/bash\necho\n").interpreter(), ["/bin/bash"]);
+        assert_eq!(script("#! /bin/sh -eu \n").interpreter(), ["/bin/sh", "-eu"]);
+        assert_eq!(script("#!/usr/bin/env python3\n").interpreter(), ["/usr/bin/env", "python3"]);
+        assert_eq!(script("#!/usr/bin/env -S a b").interpreter(), ["/usr/bin/env", "-S a b"]);
+        assert!(script("#!/bin/sh").has_shebang());
+    }
+
+    #[test]
+    fn ids_and_policies() {
+        for good in ["a", "make-dir", "task-10", &"a".repeat(64)] {
+            assert_eq!(check_id("task", good), Ok(()), "{good:?}");
+        }
+        for bad in ["", "-a", "Make", "a_b", "a b", "é", &"a".repeat(65)] {
+            assert!(check_id("check", bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(ResultPolicy::default(), ResultPolicy::ShowChecks);
+        assert_eq!(ResultPolicy::parse("score"), Some(ResultPolicy::ScoreOnly));
+        assert_eq!(ResultPolicy::parse("checks"), Some(ResultPolicy::ShowChecks));
+        assert_eq!(ResultPolicy::parse("Score"), None);
+        assert_eq!(ResultPolicy::ScoreOnly.to_string(), "score");
+        assert!(ResultPolicy::ShowChecks.shows_checks() && !ResultPolicy::ScoreOnly.shows_checks());
     }
 
     #[test]

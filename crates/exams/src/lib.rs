@@ -20,16 +20,36 @@
 //! disk = "256M"                        # optional; at least 4 MiB and smaller than memory
 //! network = "none"                     # optional; only "none" for now
 //! desktop = false                      # optional, default false
+//!
+//! [result]                             # optional
+//! show = "checks"                      # optional, default "checks"; or "score" (candidates see only the score)
+//!
+//! [[tasks]]                            # optional, up to 100, in order
+//! id = "make-dir"                      # required: like an exam id; unique in the exam
+//! title = "Create a directory"         # required, not blank
+//! prompt = "Create `/srv/data`..."     # Markdown; or prompt_file = "tasks/make-dir.md" (exactly one of them)
+//! setup = "setup/make-dir.sh"          # optional: run as root while the environment is provisioned
+//!
+//! [[tasks.checks]]                     # at least 1, up to 50 per task
+//! id = "exists"                        # required: like a task id; unique within the task
+//! description = "/srv/data exists"     # required, not blank
+//! script = "checks/make-dir/exists.sh" # required: passes when it exits 0
+//! weight = 2                           # optional, default 1; 1 to 100
+//! timeout = "5s"                       # optional, default 10s; from 1s to 5m
 //! ```
 //!
-//! Any other field is an error, so that a typo never passes silently; the top-level `tasks` and `result`
-//! are reserved for a later version of the format and ignored for now.
+//! Any other field is an error, so that a typo never passes silently. Scripts and prompt files are paths
+//! relative to the exam directory; they are read when the exam is loaded (at most 64 KiB each, UTF-8, never
+//! outside the exam directory, symlinks included) and kept in memory, so nothing is read from the directory
+//! later. `docs/exams.md` is the guide for exam authors.
 //!
 //! # Layout
 //!
-//! - [`definition`]: the validated types, [`Exam`] and [`EnvironmentConfig`], with the defaults and limits.
+//! - [`definition`]: the validated types, [`Exam`], [`EnvironmentConfig`], [`Task`], [`Check`], [`Script`] and
+//!   [`ResultPolicy`], with the defaults and limits.
 //! - [`parse`]: the text of one `exam.toml` to an [`Exam`] or to every [`Problem`] in it ([`parse_exam`]),
 //!   and the value syntaxes ([`parse_size`], [`parse_cpu`]).
+//! - `files` (private): reading the scripts and prompt files that tasks name, safely.
 //! - [`catalog`]: a directory of exams ([`Catalog`]), one exam directory read safely ([`load_exam`]), and
 //!   [`validate`] for `examroom exam validate DIR`.
 //! - [`problem`]: [`Problem`], displayed as `file:line: field: message`.
@@ -43,10 +63,14 @@
 
 pub mod catalog;
 pub mod definition;
+mod files;
 pub mod parse;
 pub mod problem;
 
 pub use catalog::{load_exam, validate, Catalog};
-pub use definition::{BaseKind, EnvironmentConfig, Exam, EXAM_FILE, MAX_EXAM_FILE_BYTES};
+pub use definition::{
+    BaseKind, Check, EnvironmentConfig, Exam, ResultPolicy, Script, Task, EXAM_FILE, MAX_EXAM_FILE_BYTES,
+    MAX_SCRIPT_BYTES,
+};
 pub use parse::{parse_cpu, parse_exam, parse_size};
 pub use problem::Problem;

@@ -5,13 +5,18 @@
 //! type in one field never hides a problem in another. Only invalid TOML stops early, with the parser's own
 //! line and message.
 //!
-//! Unknown fields are errors (a typo such as `memroy` must not silently fall back to the default), except the
-//! reserved top-level sections `tasks` and `result`, which a later format version defines and which are
-//! ignored for now.
+//! Unknown fields are errors (a typo such as `memroy` must not silently fall back to the default), with a
+//! "did you mean" when a known field is close.
+//!
+//! Tasks (`[[tasks]]`, each with `[[tasks.checks]]`) name scripts and prompt files relative to the exam
+//! directory; those are read here (safely, see the `files` module), so that a loaded [`Exam`] holds every
+//! script it will ever run. A problem with such a file is reported at the line and field that name it, such
+//! as `tasks[2].checks[0].script` (indices count from 0).
 //!
 //! The value syntaxes are public for reuse: [`parse_size`] (`"512M"`, `"1G"`, `"256MiB"`) and
 //! [`parse_cpu`] (`"1500m"`, `"1.5"`).
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,27 +25,46 @@ use examroom_core::{format_duration, parse_duration, ExamId, DEFAULT_PROVISIONIN
 use toml_edit::{ImDocument, Item, Key, TableLike, Value};
 
 use crate::definition::{
-    format_bytes, format_cpu, shorten, BaseKind, EnvironmentConfig, Exam, DEFAULT_CPU_MILLICORES, DEFAULT_MEMORY_BYTES,
-    DEFAULT_PIDS, MAX_CPU_MILLICORES, MAX_MEMORY_BYTES, MAX_PIDS, MAX_PROVISIONING_TIMEOUT, MAX_START_GRACE,
-    MIN_CPU_MILLICORES, MIN_DISK_BYTES, MIN_MEMORY_BYTES, MIN_PIDS, MIN_PROVISIONING_TIMEOUT, NETWORK_NONE,
+    check_id, format_bytes, format_cpu, shorten, BaseKind, Check, EnvironmentConfig, Exam, ResultPolicy, Script, Task,
+    DEFAULT_CHECK_TIMEOUT, DEFAULT_CHECK_WEIGHT, DEFAULT_CPU_MILLICORES, DEFAULT_MEMORY_BYTES, DEFAULT_PIDS,
+    MAX_CHECKS_PER_TASK, MAX_CHECK_TIMEOUT, MAX_CHECK_WEIGHT, MAX_CPU_MILLICORES, MAX_MEMORY_BYTES, MAX_PIDS,
+    MAX_PROVISIONING_TIMEOUT, MAX_START_GRACE, MAX_TASKS, MIN_CHECK_TIMEOUT, MIN_CPU_MILLICORES, MIN_DISK_BYTES,
+    MIN_MEMORY_BYTES, MIN_PIDS, MIN_PROVISIONING_TIMEOUT, NETWORK_NONE,
 };
+use crate::files::{check_script_body, ExamFiles};
 use crate::problem::Problem;
 
 /// The top-level fields of `exam.toml`.
-const TOP_FIELDS: &[&str] =
-    &["id", "title", "description", "duration", "environment", "provisioning_timeout", "start_grace"];
-
-/// Top-level sections that a later format version defines (`[[tasks]]`, `[result]`): accepted and ignored.
-const RESERVED_TOP_FIELDS: &[&str] = &["tasks", "result"];
+const TOP_FIELDS: &[&str] = &[
+    "id",
+    "title",
+    "description",
+    "duration",
+    "environment",
+    "provisioning_timeout",
+    "start_grace",
+    "tasks",
+    "result",
+];
 
 /// The fields of `[environment]`.
 const ENVIRONMENT_FIELDS: &[&str] = &["base", "memory", "pids", "cpu", "disk", "network", "desktop"];
 
+/// The fields of a task (`[[tasks]]`).
+const TASK_FIELDS: &[&str] = &["id", "title", "prompt", "prompt_file", "setup", "checks"];
+
+/// The fields of a check (`[[tasks.checks]]`).
+const CHECK_FIELDS: &[&str] = &["id", "description", "script", "weight", "timeout"];
+
+/// The fields of `[result]`.
+const RESULT_FIELDS: &[&str] = &["show"];
+
 /// Parses and validates the text of an `exam.toml`.
 ///
-/// `file` is only used to name the file in problems; `dir` becomes [`Exam::dir`]. Nothing is read from
-/// disk. On failure the result holds every problem found, in the order of the file (problems without a
-/// line, such as a missing field, first).
+/// `file` is only used to name the file in problems; `dir` becomes [`Exam::dir`], and the scripts and prompt
+/// files that tasks name are read from it (nothing else is read from disk, and nothing at all for an exam
+/// without tasks). On failure the result holds every problem found, in the order of the file (problems without
+/// a line, such as a missing field, first).
 pub fn parse_exam(text: &str, file: &Path, dir: &Path) -> Result<Exam, Vec<Problem>> {
     parse_exam_located(text, file, dir).map(|(exam, _)| exam)
 }
@@ -55,7 +79,7 @@ pub(crate) struct Locations {
 
 /// [`parse_exam`], also returning where things are, for the catalog's own checks.
 pub(crate) fn parse_exam_located(text: &str, file: &Path, dir: &Path) -> Result<(Exam, Locations), Vec<Problem>> {
-    let mut cx = Checker::new(file, text);
+    let mut cx = Checker::new(file, text, dir);
     let doc = match ImDocument::parse(text) {
         Ok(doc) => doc,
         Err(e) => {
@@ -64,8 +88,8 @@ pub(crate) fn parse_exam_located(text: &str, file: &Path, dir: &Path) -> Result<
             return Err(vec![cx.problem(line, None, format!("invalid TOML: {message}"))]);
         }
     };
-    let root = Section { table: doc.as_table(), prefix: "", line: None };
-    cx.unknown_fields(&root, TOP_FIELDS, RESERVED_TOP_FIELDS);
+    let root = Section { table: doc.as_table(), prefix: String::new(), line: None };
+    cx.unknown_fields(&root, TOP_FIELDS);
 
     let mut locations = Locations::default();
     let id = cx.required(&root, "id").and_then(|f| {
@@ -96,29 +120,31 @@ pub(crate) fn parse_exam_located(text: &str, file: &Path, dir: &Path) -> Result<
         let section = cx.section(&f, "environment.")?;
         cx.environment(&section)
     });
+    let tasks = match cx.optional(&root, "tasks") {
+        None => Some(Vec::new()),
+        Some(f) => cx.tasks(&f),
+    };
+    let result = match cx.optional(&root, "result") {
+        None => Some(ResultPolicy::default()),
+        Some(f) => cx.section(&f, "result.").and_then(|section| cx.result(&section)),
+    };
 
-    match (id, title, description, duration, environment, provisioning_timeout, start_grace) {
-        (
-            Some(id),
-            Some(title),
-            Some(description),
-            Some(duration),
-            Some(environment),
-            Some(provisioning_timeout),
-            Some(start_grace),
-        ) if cx.problems.is_empty() => Ok((
-            Exam {
-                id,
-                title,
-                description,
-                duration,
-                environment,
-                provisioning_timeout,
-                start_grace,
-                dir: dir.to_path_buf(),
-            },
-            locations,
-        )),
+    let exam = (|| {
+        Some(Exam {
+            id: id?,
+            title: title?,
+            description: description?,
+            duration: duration?,
+            environment: environment?,
+            provisioning_timeout: provisioning_timeout?,
+            start_grace: start_grace?,
+            dir: dir.to_path_buf(),
+            tasks: tasks?,
+            result: result?,
+        })
+    })();
+    match exam {
+        Some(exam) if cx.problems.is_empty() => Ok((exam, locations)),
         _ => {
             if cx.problems.is_empty() {
                 // Every `None` above comes with a problem; this is a safety net, not an expected path.
@@ -133,11 +159,12 @@ pub(crate) fn parse_exam_located(text: &str, file: &Path, dir: &Path) -> Result<
     }
 }
 
-/// A table (`[environment]`, an inline table, or the document root) and where it is.
+/// A table (`[environment]`, a task, a check, an inline table, or the document root) and where it is.
 struct Section<'a> {
     table: &'a dyn TableLike,
-    /// `""` for the root, `"environment."` for `[environment]`: what field names are prefixed with.
-    prefix: &'static str,
+    /// `""` for the root, `"environment."` for `[environment]`, `"tasks[2].checks[0]."` for a check: what
+    /// field names are prefixed with.
+    prefix: String,
     /// The line of its header (or of its key), for problems about a missing field.
     line: Option<usize>,
 }
@@ -157,12 +184,17 @@ struct Checker {
     /// Byte offsets of every `\n` in the text, to turn a byte offset into a line.
     newlines: Vec<usize>,
     problems: Vec<Problem>,
+    /// The exam directory's files that tasks name.
+    files: ExamFiles,
 }
 
+/// Where an id was first used, for "duplicate id" problems: its field and line.
+type Seen = HashMap<String, (String, Option<usize>)>;
+
 impl Checker {
-    fn new(file: &Path, text: &str) -> Self {
+    fn new(file: &Path, text: &str, dir: &Path) -> Self {
         let newlines = text.bytes().enumerate().filter(|&(_, b)| b == b'\n').map(|(i, _)| i).collect();
-        Self { file: file.to_path_buf(), newlines, problems: Vec::new() }
+        Self { file: file.to_path_buf(), newlines, problems: Vec::new(), files: ExamFiles::new(dir) }
     }
 
     /// The 1-based line that byte `offset` is on.
@@ -193,15 +225,11 @@ impl Checker {
         self.line_of_span(key.span()).or_else(|| self.line_of_span(item_span(item)))
     }
 
-    /// Reports every key of `section` that is neither in `known` nor in `reserved`.
-    fn unknown_fields(&mut self, section: &Section<'_>, known: &[&str], reserved: &[&str]) {
+    /// Reports every key of `section` that is not in `known`.
+    fn unknown_fields(&mut self, section: &Section<'_>, known: &[&str]) {
         for (name, item) in section.table.iter() {
             let line = section.table.key(name).and_then(|key| self.key_line(key, item));
             if known.contains(&name) {
-                continue;
-            }
-            if reserved.contains(&name) {
-                tracing::debug!(file = %self.file.display(), field = name, "reserved section ignored for now");
                 continue;
             }
             let mut message = format!("unknown field {:?}", shorten(name));
@@ -258,12 +286,266 @@ impl Checker {
     }
 
     /// A table (a `[section]`, an inline table or dotted keys) as a [`Section`].
-    fn section<'a>(&mut self, field: &Field<'a>, prefix: &'static str) -> Option<Section<'a>> {
+    fn section<'a>(&mut self, field: &Field<'a>, prefix: &str) -> Option<Section<'a>> {
         let Some(table) = field.item.as_table_like() else {
             self.wrong_type(field, &format!("a table such as [{}]", field.name));
             return None;
         };
-        Some(Section { table, prefix, line: field.line })
+        Some(Section { table, prefix: prefix.to_owned(), line: field.line })
+    }
+
+    /// An array of tables (`[[tasks]]` sections, or an array of inline tables) as [`Section`]s, each prefixed
+    /// with the field and its index: `tasks[0].`. `header` is how it is written, such as `[[tasks]]`.
+    fn table_array<'a>(&mut self, field: &Field<'a>, header: &str) -> Option<Vec<Section<'a>>> {
+        match field.item {
+            Item::ArrayOfTables(array) => Some(
+                array
+                    .iter()
+                    .enumerate()
+                    .map(|(i, table)| Section {
+                        table,
+                        prefix: format!("{}[{i}].", field.name),
+                        line: self.line_of_span(table.span()).or(field.line),
+                    })
+                    .collect(),
+            ),
+            Item::Value(Value::Array(array)) => {
+                let mut sections = Vec::new();
+                let mut ok = true;
+                for (i, value) in array.iter().enumerate() {
+                    let line = self.line_of_span(value.span()).or(field.line);
+                    match value.as_inline_table() {
+                        Some(table) => sections.push(Section { table, prefix: format!("{}[{i}].", field.name), line }),
+                        None => {
+                            let element = Field { name: format!("{}[{i}]", field.name), item: field.item, line };
+                            let found = describe(&Item::Value(value.clone()));
+                            self.report(&element, format!("expected a table such as {header}, found {found}"));
+                            ok = false;
+                        }
+                    }
+                }
+                ok.then_some(sections)
+            }
+            Item::Table(table) if table.contains_key("checks") => {
+                self.wrong_type(
+                    field,
+                    &format!(
+                        "an array of tables: one {header} section (double brackets) for each, and each \
+                         [[tasks.checks]] after its [[tasks]]"
+                    ),
+                );
+                None
+            }
+            _ => {
+                self.wrong_type(field, &format!("an array of tables: one {header} section (double brackets) for each"));
+                None
+            }
+        }
+    }
+
+    /// `[[tasks]]`: every task, with unique ids.
+    fn tasks(&mut self, field: &Field<'_>) -> Option<Vec<Task>> {
+        let sections = self.table_array(field, "[[tasks]]")?;
+        if sections.len() > MAX_TASKS {
+            self.report(field, format!("{} tasks are too many; an exam may have at most {MAX_TASKS}", sections.len()));
+            return None;
+        }
+        let mut seen = Seen::new();
+        let mut tasks = Some(Vec::with_capacity(sections.len()));
+        for section in &sections {
+            let task = self.task(section, &mut seen);
+            tasks = tasks.zip(task).map(|(mut tasks, task)| {
+                tasks.push(task);
+                tasks
+            });
+        }
+        tasks
+    }
+
+    /// An id (of a task or a check) that is valid and not yet in `seen`; `kind` is "task" or "check".
+    fn unique_id(&mut self, section: &Section<'_>, kind: &str, seen: &mut Seen) -> Option<String> {
+        let f = self.required(section, "id")?;
+        let id = self.string(&f)?;
+        if let Err(message) = check_id(kind, id) {
+            self.report(&f, message);
+            return None;
+        }
+        if let Some((first, line)) = seen.get(id) {
+            let place = match line {
+                Some(line) => format!("{first} (line {line})"),
+                None => first.clone(),
+            };
+            let within = if kind == "check" { " within a task" } else { "" };
+            self.report(
+                &f,
+                format!("duplicate {kind} id {id:?}: {place} already uses it; {kind} ids must be unique{within}"),
+            );
+            return None;
+        }
+        seen.insert(id.to_owned(), (f.name.clone(), f.line));
+        Some(id.to_owned())
+    }
+
+    /// A string field that must not be blank; `what` names it in the message.
+    fn not_blank(&mut self, field: &Field<'_>, what: &str) -> Option<String> {
+        let s = self.string(field)?;
+        if s.trim().is_empty() {
+            self.report(field, format!("the {what} is blank; write it"));
+            return None;
+        }
+        Some(s.to_owned())
+    }
+
+    /// One task.
+    fn task(&mut self, section: &Section<'_>, seen: &mut Seen) -> Option<Task> {
+        self.unknown_fields(section, TASK_FIELDS);
+        let id = self.unique_id(section, "task", seen);
+        let title = self.required(section, "title").and_then(|f| self.not_blank(&f, "title"));
+        let prompt = self.prompt(section);
+        let setup = match self.optional(section, "setup") {
+            None => Some(None),
+            Some(f) => self.script(&f, "setup script").map(Some),
+        };
+        let checks = match self.optional(section, "checks") {
+            None => {
+                let field = format!("{}checks", section.prefix);
+                let p = self.problem(
+                    section.line,
+                    Some(&field),
+                    "the task has no checks; add at least one [[tasks.checks]] section after its [[tasks]]".to_owned(),
+                );
+                self.problems.push(p);
+                None
+            }
+            Some(f) => self.checks(&f),
+        };
+        Some(Task { id: id?, title: title?, prompt: prompt?, setup: setup?, checks: checks? })
+    }
+
+    /// A task's prompt: `prompt` (Markdown) or `prompt_file` (a Markdown file), exactly one of them.
+    fn prompt(&mut self, section: &Section<'_>) -> Option<String> {
+        match (self.optional(section, "prompt"), self.optional(section, "prompt_file")) {
+            (Some(f), None) => self.not_blank(&f, "prompt"),
+            (None, Some(f)) => {
+                let written = self.string(&f)?;
+                let text = self.files.read(written, "prompt file").map_err(|message| self.report(&f, message)).ok()?;
+                if text.trim().is_empty() {
+                    self.report(
+                        &f,
+                        format!("the prompt file {:?} is empty; write the task's prompt in it", shorten(written)),
+                    );
+                    return None;
+                }
+                Some(text)
+            }
+            (Some(_), Some(f)) => {
+                self.report(&f, "give either prompt or prompt_file, not both");
+                None
+            }
+            (None, None) => {
+                let field = format!("{}prompt", section.prefix);
+                let p = self.problem(
+                    section.line,
+                    Some(&field),
+                    "missing required field: give the task's prompt in Markdown, as prompt = \"\"\"...\"\"\" or as \
+                     prompt_file = \"tasks/ID.md\""
+                        .to_owned(),
+                );
+                self.problems.push(p);
+                None
+            }
+        }
+    }
+
+    /// A task's checks: at least one, at most [`MAX_CHECKS_PER_TASK`], ids unique within the task.
+    fn checks(&mut self, field: &Field<'_>) -> Option<Vec<Check>> {
+        let sections = self.table_array(field, "[[tasks.checks]]")?;
+        if sections.is_empty() {
+            self.report(field, "the task has no checks; add at least one [[tasks.checks]] section after its [[tasks]]");
+            return None;
+        }
+        if sections.len() > MAX_CHECKS_PER_TASK {
+            self.report(
+                field,
+                format!("{} checks are too many; a task may have at most {MAX_CHECKS_PER_TASK}", sections.len()),
+            );
+            return None;
+        }
+        let mut seen = Seen::new();
+        let mut checks = Some(Vec::with_capacity(sections.len()));
+        for section in &sections {
+            let check = self.check(section, &mut seen);
+            checks = checks.zip(check).map(|(mut checks, check)| {
+                checks.push(check);
+                checks
+            });
+        }
+        checks
+    }
+
+    /// One check.
+    fn check(&mut self, section: &Section<'_>, seen: &mut Seen) -> Option<Check> {
+        self.unknown_fields(section, CHECK_FIELDS);
+        let id = self.unique_id(section, "check", seen);
+        let description = self.required(section, "description").and_then(|f| self.not_blank(&f, "description"));
+        let script = self.required(section, "script").and_then(|f| self.script(&f, "check script"));
+        let weight = match self.optional(section, "weight") {
+            None => Some(DEFAULT_CHECK_WEIGHT),
+            Some(f) => self.weight(&f),
+        };
+        let timeout = match self.optional(section, "timeout") {
+            None => Some(DEFAULT_CHECK_TIMEOUT),
+            Some(f) => self.duration(&f, Some(MIN_CHECK_TIMEOUT), Some(MAX_CHECK_TIMEOUT)),
+        };
+        Some(Check { id: id?, description: description?, script: script?, weight: weight?, timeout: timeout? })
+    }
+
+    /// A check's weight: a whole number from 1 to [`MAX_CHECK_WEIGHT`].
+    fn weight(&mut self, field: &Field<'_>) -> Option<u32> {
+        let Some(i) = field.item.as_integer() else {
+            self.wrong_type(field, &format!("a whole number of points from 1 to {MAX_CHECK_WEIGHT}"));
+            return None;
+        };
+        let message = match i {
+            i if i < 0 => format!("weight {i} is negative; it must be a whole number from 1 to {MAX_CHECK_WEIGHT}"),
+            0 => format!("weight 0 would make the check worth nothing; it must be from 1 to {MAX_CHECK_WEIGHT}"),
+            i => match u32::try_from(i) {
+                Ok(w) if w <= MAX_CHECK_WEIGHT => return Some(w),
+                _ => format!("weight {i} is out of range; it must be from 1 to {MAX_CHECK_WEIGHT}"),
+            },
+        };
+        self.report(field, message);
+        None
+    }
+
+    /// A script field: the path of a setup or check script, read and checked now.
+    fn script(&mut self, field: &Field<'_>, what: &str) -> Option<Script> {
+        let written = self.string(field)?;
+        let body = self.files.read(written, what).map_err(|message| self.report(field, message)).ok()?;
+        check_script_body(written, &body, what).map_err(|message| self.report(field, message)).ok()?;
+        Some(Script { path: PathBuf::from(written), body })
+    }
+
+    /// `[result]`.
+    fn result(&mut self, section: &Section<'_>) -> Option<ResultPolicy> {
+        self.unknown_fields(section, RESULT_FIELDS);
+        let Some(f) = self.optional(section, "show") else {
+            return Some(ResultPolicy::default());
+        };
+        let s = self.string(&f)?;
+        if let Some(policy) = ResultPolicy::parse(s) {
+            return Some(policy);
+        }
+        let mut message = format!("unknown result policy {:?}", shorten(s));
+        if let Some(near) = closest(s, &["score", "checks"]) {
+            message.push_str(&format!(" (did you mean {near:?}?)"));
+        }
+        message.push_str(
+            "; write show = \"checks\" (candidates see each check's description and whether it passed) or \
+             show = \"score\" (candidates see only their score)",
+        );
+        self.report(&f, message);
+        None
     }
 
     /// A duration string, checked with core's `parse_duration` (which refuses zero), and no shorter than
@@ -366,7 +648,7 @@ impl Checker {
 
     /// Checks `[environment]`.
     fn environment(&mut self, section: &Section<'_>) -> Option<EnvironmentConfig> {
-        self.unknown_fields(section, ENVIRONMENT_FIELDS, &[]);
+        self.unknown_fields(section, ENVIRONMENT_FIELDS);
 
         let base = self.required(section, "base").and_then(|f| {
             let s = self.string(&f)?;
@@ -657,6 +939,10 @@ mod tests {
         assert_eq!(closest("memroy", ENVIRONMENT_FIELDS), Some("memory"));
         assert_eq!(closest("titel", TOP_FIELDS), Some("title"));
         assert_eq!(closest("cpus", ENVIRONMENT_FIELDS), Some("cpu"));
+        assert_eq!(closest("task", TOP_FIELDS), Some("tasks"));
+        assert_eq!(closest("check", TASK_FIELDS), Some("checks"));
+        assert_eq!(closest("wieght", CHECK_FIELDS), Some("weight"));
+        assert_eq!(closest("prompt-file", TASK_FIELDS), Some("prompt_file"));
         assert_eq!(closest("zzzzzz", ENVIRONMENT_FIELDS), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("", "abc"), 3);
@@ -664,7 +950,7 @@ mod tests {
 
     #[test]
     fn lines_from_offsets() {
-        let cx = Checker::new(Path::new("f"), "a\nbb\n\nc");
+        let cx = Checker::new(Path::new("f"), "a\nbb\n\nc", Path::new("d"));
         assert_eq!(cx.line_of(0), 1);
         assert_eq!(cx.line_of(1), 1);
         assert_eq!(cx.line_of(2), 2);

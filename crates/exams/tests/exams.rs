@@ -1,12 +1,15 @@
 //! The exam catalog from the outside: the repository's samples, every kind of bad input (each reported with
-//! its file, line and field), and catalogs generated in temporary directories.
+//! its file, line and field), tasks with their scripts on disk, and catalogs generated in temporary directories.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use examroom_core::ExamId;
-use examroom_exams::{load_exam, parse_exam, validate, Catalog, EnvironmentConfig, Exam, Problem};
+use examroom_exams::{
+    load_exam, parse_exam, validate, Catalog, EnvironmentConfig, Exam, Problem, ResultPolicy, MAX_SCRIPT_BYTES,
+};
 
 const MIB: u64 = 1024 * 1024;
 const GIB: u64 = 1024 * MIB;
@@ -69,7 +72,7 @@ fn samples_load_without_problems() {
     let catalog = Catalog::load(&samples());
     assert_eq!(catalog.problems(), &[], "{}", render(catalog.problems()));
     let ids: Vec<&str> = catalog.exams().map(|e| e.id.as_str()).collect();
-    assert_eq!(ids, ["linux-basics", "quick-check"]);
+    assert_eq!(ids, ["linux-basics", "processes-and-logs", "quick-check", "shell-scripting"]);
 
     let linux = catalog.get(&ExamId::parse("linux-basics").unwrap()).unwrap();
     assert_eq!(linux.title, "Linux basics: files and permissions");
@@ -89,10 +92,96 @@ fn samples_load_without_problems() {
 
     let quick = catalog.get(&ExamId::parse("quick-check").unwrap()).unwrap();
     assert_eq!(quick.duration, Duration::from_secs(5 * 60));
+    assert_eq!((quick.tasks.len(), quick.max_score()), (1, 1));
 
     assert_eq!(validate(&samples()), vec![]);
     assert_eq!(validate(&samples().join("linux-basics")), vec![]);
     assert_eq!(load_exam(&samples().join("quick-check")).unwrap().id.as_str(), "quick-check");
+}
+
+/// The three real samples: at least five tasks each, the expected points, setup steps and result policy.
+#[test]
+fn samples_have_tasks() {
+    let catalog = Catalog::load(&samples());
+    let exam = |id: &str| catalog.get(&ExamId::parse(id).unwrap()).unwrap();
+    // (id, tasks, points, setup steps, policy)
+    let expected = [
+        ("linux-basics", 6, 18, 5, ResultPolicy::ShowChecks),
+        ("shell-scripting", 6, 21, 0, ResultPolicy::ShowChecks),
+        ("processes-and-logs", 6, 15, 5, ResultPolicy::ScoreOnly),
+    ];
+    for (id, tasks, points, setups, policy) in expected {
+        let e = exam(id);
+        assert!(e.tasks.len() >= 5, "{id}");
+        assert_eq!(e.tasks.len(), tasks, "{id}");
+        assert_eq!(e.max_score(), points, "{id}");
+        assert_eq!(e.tasks.iter().map(|t| t.max_score()).sum::<u32>(), points, "{id}");
+        assert_eq!(e.setup_steps().len(), setups, "{id}");
+        assert_eq!(e.result, policy, "{id}");
+        for (task, script) in e.setup_steps() {
+            assert_eq!(task.setup.as_ref(), Some(script));
+        }
+    }
+    // The prompt of a task with prompt_file is the file's text.
+    let shell = exam("shell-scripting");
+    let greet = shell.task("greet").unwrap();
+    assert_eq!(greet.prompt, fs::read_to_string(samples().join("shell-scripting/tasks/greet.md")).unwrap());
+    assert_eq!(greet.check("arguments").unwrap().weight, 2);
+    assert_eq!(greet.check("arguments").unwrap().timeout, Duration::from_secs(10));
+    let find = exam("linux-basics").task("find-big-files").unwrap();
+    assert_eq!(find.checks[0].timeout, Duration::from_secs(5));
+}
+
+/// Every task of every sample has a reference solution at `solutions/<task-id>.sh`, every solution belongs to a
+/// task, and every script under `checks/` and `setup/` is used: nothing is left lying around.
+#[test]
+fn samples_have_a_solution_for_every_task_and_no_stray_scripts() {
+    let catalog = Catalog::load(&samples());
+    for exam in catalog.exams() {
+        let dir = samples().join(exam.dir.file_name().unwrap());
+        let tasks: BTreeSet<String> = exam.tasks.iter().map(|t| format!("{}.sh", t.id)).collect();
+        let solutions: BTreeSet<String> = fs::read_dir(dir.join("solutions"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(tasks, solutions, "{}: tasks and solutions/ differ", exam.id.as_str());
+        for solution in &solutions {
+            let body = fs::read_to_string(dir.join("solutions").join(solution)).unwrap();
+            assert!(body.starts_with("#!/bin/sh\n") && body.len() > 20, "{}/{solution}", exam.id.as_str());
+        }
+
+        let used: BTreeSet<PathBuf> = exam
+            .tasks
+            .iter()
+            .flat_map(|t| t.setup.iter().chain(t.checks.iter().map(|c| &c.script)))
+            .map(|s| s.path.clone())
+            .collect();
+        let mut on_disk = BTreeSet::new();
+        for sub in ["checks", "setup"] {
+            collect_files(&dir, &dir.join(sub), &mut on_disk);
+        }
+        assert_eq!(used, on_disk, "{}: scripts named in exam.toml and on disk differ", exam.id.as_str());
+        for task in &exam.tasks {
+            for script in task.setup.iter().chain(task.checks.iter().map(|c| &c.script)) {
+                // Run by /bin/sh (or bash) as root inside the environment, with the PATH set by the script.
+                assert!(["#!/bin/sh\n", "#!/bin/bash\n"].iter().any(|s| script.body.starts_with(s)), "{script:?}");
+                assert!(script.body.contains("\nPATH=/usr/local/sbin:"), "{}: set PATH", script.path.display());
+            }
+        }
+    }
+}
+
+/// Files under `dir`, relative to `base`.
+fn collect_files(base: &Path, dir: &Path, out: &mut BTreeSet<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect_files(base, &path, out);
+        } else {
+            out.insert(path.strip_prefix(base).unwrap().to_path_buf());
+        }
+    }
 }
 
 #[test]
@@ -308,7 +397,7 @@ fn limits_out_of_range() {
 }
 
 #[test]
-fn unknown_fields_are_errors_but_tasks_and_result_are_reserved() {
+fn unknown_fields_are_errors() {
     let t = text("", "memroy = \"1G\"");
     let p = assert_one(&t, Some("environment.memroy"), Some("memroy"), "unknown field \"memroy\"");
     assert!(p.message.contains("did you mean \"memory\""), "{p}");
@@ -316,12 +405,13 @@ fn unknown_fields_are_errors_but_tasks_and_result_are_reserved() {
     assert_one(&t, Some("titel"), Some("titel"), "did you mean \"title\"");
     let t = text("[extra]\nx = 1", "");
     assert_one(&t, Some("extra"), Some("[extra]"), "unknown field");
-
-    let reserved = format!(
-        "{}\n[[tasks]]\nid = \"one\"\nprompt = \"Do it\"\n\n[[tasks]]\nid = \"two\"\n\n[result]\npass = 0.5\n",
-        text("", "")
-    );
-    assert_eq!(ok(&reserved).id.as_str(), "t");
+    // tasks and result are fields now: a typo in them is caught too.
+    let t = format!("{}\n[[task]]\nid = \"one\"\n", text("", ""));
+    assert_one(&t, Some("task"), Some("[[task]]"), "did you mean \"tasks\"");
+    let t = format!("{}\n[results]\nshow = \"score\"\n", text("", ""));
+    assert_one(&t, Some("results"), Some("[results]"), "did you mean \"result\"");
+    let t = format!("{}\n[result]\npass = 0.5\n", text("", ""));
+    assert_one(&t, Some("result.pass"), Some("pass"), "unknown field \"pass\"");
 }
 
 #[test]
@@ -564,4 +654,677 @@ fn from_exams_reports_duplicates() {
     assert_eq!(catalog.len(), 1);
     assert_eq!(catalog.problems().len(), 1);
     assert_eq!(catalog.problems()[0].field.as_deref(), Some("id"));
+}
+
+// ---- tasks, checks and the result policy ----
+
+/// A valid exam.toml with one task: a setup script and two checks.
+fn task_text() -> String {
+    format!(
+        "{}\n{}",
+        text("", ""),
+        r#"[[tasks]]
+id = "make-dir"
+title = "Create a directory"
+prompt = """
+Create `/srv/data` owned by `alice`."""
+setup = "setup/make-dir.sh"
+
+[[tasks.checks]]
+id = "exists"
+description = "/srv/data exists"
+script = "checks/exists.sh"
+weight = 2
+timeout = "5s"
+
+[[tasks.checks]]
+id = "owner"
+description = "alice owns /srv/data"
+script = "checks/owner.sh"
+"#
+    )
+}
+
+/// The scripts that [`task_text`] names.
+const TASK_FILES: &[(&str, &str)] = &[
+    ("setup/make-dir.sh", "#!/bin/sh\nmkdir -p /srv\n"),
+    ("checks/exists.sh", "#!/bin/sh\ntest -d /srv/data\n"),
+    ("checks/owner.sh", "test \"$(stat -c %U /srv/data)\" = alice\n"),
+    ("checks/other.sh", "#!/bin/bash\ntrue\n"),
+    ("tasks/make-dir.md", "# Make a directory\n\nCreate `/srv/data`.\n"),
+];
+
+/// An exam directory holding `exam.toml` (with `toml` in it) and [`TASK_FILES`].
+fn exam_dir(toml: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("exam.toml"), toml);
+    for (path, body) in TASK_FILES {
+        write(&dir.path().join(path), body);
+    }
+    dir
+}
+
+fn load_ok(dir: &Path) -> Exam {
+    load_exam(dir).unwrap_or_else(|ps| panic!("refused:\n{}", render(&ps)))
+}
+
+/// Exactly one problem when `toml` is loaded from an exam directory: in its exam.toml, about `field`, on the
+/// line holding `needle` (or no line), with `message` in it.
+fn assert_one_on_disk(dir: &Path, toml: &str, field: &str, needle: Option<&str>, message: &str) -> Problem {
+    assert_one_on_disk_at(dir, toml, field, needle.map(|n| line_with(toml, n)), message)
+}
+
+/// [`assert_one_on_disk`] on a given line.
+fn assert_one_on_disk_at(dir: &Path, toml: &str, field: &str, line: Option<usize>, message: &str) -> Problem {
+    write(&dir.join("exam.toml"), toml);
+    let ps = match load_exam(dir) {
+        Ok(exam) => panic!("accepted: {exam:?}\n{toml}"),
+        Err(ps) => ps,
+    };
+    assert_eq!(ps.len(), 1, "expected one problem, got:\n{}\nin:\n{toml}", render(&ps));
+    let p = ps.into_iter().next().unwrap();
+    assert_eq!(p.file, dir.join("exam.toml"));
+    assert_eq!(p.field.as_deref(), Some(field), "{p}");
+    assert_eq!(p.line, line, "{p}\nin:\n{toml}");
+    assert!(p.message.contains(message), "{p} does not mention {message:?}");
+    p
+}
+
+/// The 1-based line of the `n`th (from 0) line of `text` that contains `needle`.
+fn nth_line_with(text: &str, needle: &str, n: usize) -> usize {
+    text.lines().enumerate().filter(|(_, l)| l.contains(needle)).nth(n).map(|(i, _)| i + 1).unwrap()
+}
+
+#[test]
+fn tasks_checks_and_defaults() {
+    let dir = exam_dir(&task_text());
+    let exam = load_ok(dir.path());
+    assert_eq!(exam.result, ResultPolicy::ShowChecks);
+    assert_eq!(exam.tasks.len(), 1);
+    let task = &exam.tasks[0];
+    assert_eq!(task.id, "make-dir");
+    assert_eq!(task.title, "Create a directory");
+    assert_eq!(task.prompt, "Create `/srv/data` owned by `alice`.");
+    let setup = task.setup.as_ref().unwrap();
+    assert_eq!(setup.path, PathBuf::from("setup/make-dir.sh"));
+    assert_eq!(setup.body, "#!/bin/sh\nmkdir -p /srv\n");
+    assert_eq!(setup.interpreter(), ["/bin/sh"]);
+    let ids: Vec<&str> = task.checks.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["exists", "owner"]);
+    let exists = task.check("exists").unwrap();
+    assert_eq!(exists.description, "/srv/data exists");
+    assert_eq!((exists.weight, exists.timeout), (2, Duration::from_secs(5)));
+    assert_eq!(exists.script.body, "#!/bin/sh\ntest -d /srv/data\n");
+    // Defaults: weight 1, timeout 10 s; a script without #! is run by /bin/sh.
+    let owner = task.check("owner").unwrap();
+    assert_eq!((owner.weight, owner.timeout), (1, Duration::from_secs(10)));
+    assert!(!owner.script.has_shebang());
+    assert_eq!(owner.script.interpreter(), ["/bin/sh"]);
+    assert_eq!((task.max_score(), exam.max_score()), (3, 3));
+    let steps = exam.setup_steps();
+    assert_eq!(steps.len(), 1);
+    assert_eq!((steps[0].0.id.as_str(), steps[0].1.path.as_path()), ("make-dir", Path::new("setup/make-dir.sh")));
+    assert!(exam.task("nope").is_none() && task.check("nope").is_none());
+
+    // An exam without tasks: no score, no steps.
+    let none = ok(&text("", ""));
+    assert!(none.tasks.is_empty());
+    assert_eq!((none.max_score(), none.setup_steps().len(), none.result), (0, 0, ResultPolicy::ShowChecks));
+}
+
+#[test]
+fn several_tasks_prompt_files_and_the_score_only_policy() {
+    let toml = format!(
+        "{}\n[result]\nshow = \"score\"\n\n{}",
+        text("", ""),
+        r#"[[tasks]]
+id = "one"
+title = "One"
+prompt_file = "tasks/make-dir.md"
+[[tasks.checks]]
+id = "a"
+description = "A"
+script = "checks/other.sh"
+weight = 100
+timeout = "5m"
+
+[[tasks]]
+id = "two"
+title = "Two"
+prompt = "Do two."
+setup = "./setup/make-dir.sh"
+[[tasks.checks]]
+id = "a"
+description = "Same check id as task one's: fine, ids are per task"
+script = "checks/exists.sh"
+timeout = "1s"
+
+[[tasks]]
+id = "three"
+title = "Three"
+prompt = "Do three."
+setup = "setup/make-dir.sh"
+[[tasks.checks]]
+id = "a"
+description = "A"
+script = "checks/exists.sh"
+weight = 3
+"#
+    );
+    let dir = exam_dir(&toml);
+    let exam = load_ok(dir.path());
+    assert_eq!(exam.result, ResultPolicy::ScoreOnly);
+    assert!(!exam.result.shows_checks());
+    let ids: Vec<&str> = exam.tasks.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["one", "two", "three"]);
+    assert_eq!(exam.tasks[0].prompt, "# Make a directory\n\nCreate `/srv/data`.\n");
+    assert_eq!(exam.tasks[0].checks[0].script.interpreter(), ["/bin/bash"]);
+    assert_eq!(exam.tasks[0].checks[0].timeout, Duration::from_secs(300));
+    assert_eq!(exam.tasks[1].checks[0].timeout, Duration::from_secs(1));
+    assert_eq!(exam.max_score(), 100 + 1 + 3);
+    let steps: Vec<&str> = exam.setup_steps().iter().map(|(t, _)| t.id.as_str()).collect();
+    assert_eq!(steps, ["two", "three"]);
+    // The path is kept as written.
+    assert_eq!(exam.tasks[1].setup.as_ref().unwrap().path, PathBuf::from("./setup/make-dir.sh"));
+
+    // show = "checks" written out.
+    let dir = exam_dir(&toml.replace("show = \"score\"", "show = \"checks\""));
+    assert_eq!(load_ok(dir.path()).result, ResultPolicy::ShowChecks);
+}
+
+#[test]
+fn tasks_as_inline_tables() {
+    let toml = text(
+        r#"tasks = [
+  { id = "a", title = "A", prompt = "Do a.", checks = [
+      { id = "x", description = "X", script = "checks/exists.sh", weight = 4 },
+  ] },
+]
+result = { show = "score" }"#,
+        "",
+    );
+    let dir = exam_dir(&toml);
+    let exam = load_ok(dir.path());
+    assert_eq!((exam.tasks.len(), exam.max_score(), exam.result), (1, 4, ResultPolicy::ScoreOnly));
+    // A problem inside an inline table is on the line of the table.
+    let bad = toml.replace("weight = 4", "weight = 0");
+    assert_one_on_disk(dir.path(), &bad, "tasks[0].checks[0].weight", Some("weight = 0"), "worth nothing");
+    // An element that is not a table.
+    let bad = toml.replace("tasks = [", "tasks = [\n  \"oops\",");
+    assert_one_on_disk(dir.path(), &bad, "tasks[0]", Some("oops"), "expected a table such as [[tasks]]");
+}
+
+/// Every bad field of a task or a check, each reported alone, with the file, the line and the field.
+#[test]
+fn bad_task_fields_name_file_line_and_field() {
+    let good = task_text();
+    let dir = exam_dir(&good);
+    load_ok(dir.path());
+    // (replace this, with this, field, the line holding this (None: no line), message)
+    let cases: &[(&str, &str, &str, Option<&str>, &str)] = &[
+        // Scripts.
+        ("checks/owner.sh", "checks/nope.sh", "tasks[0].checks[1].script", Some("nope.sh"), "missing check script"),
+        ("setup/make-dir.sh", "setup/nope.sh", "tasks[0].setup", Some("nope.sh"), "missing setup script"),
+        ("checks/owner.sh", "nowhere/owner.sh", "tasks[0].checks[1].script", Some("nowhere"), "does not exist"),
+        ("checks/owner.sh", "checks/owner.sh/x", "tasks[0].checks[1].script", Some("owner.sh/x"), "does not exist"),
+        (
+            "checks/owner.sh",
+            "../owner.sh",
+            "tasks[0].checks[1].script",
+            Some("../owner.sh"),
+            "escapes the exam directory",
+        ),
+        ("checks/owner.sh", "checks/../../x.sh", "tasks[0].checks[1].script", Some("x.sh"), "contains \"..\""),
+        ("checks/owner.sh", "/etc/passwd", "tasks[0].checks[1].script", Some("/etc/passwd"), "absolute path"),
+        ("setup/make-dir.sh", "/bin/sh", "tasks[0].setup", Some("/bin/sh"), "escapes the exam directory"),
+        ("checks/owner.sh", "", "tasks[0].checks[1].script", Some("script = \"\""), "path is empty"),
+        ("checks/owner.sh", "checks", "tasks[0].checks[1].script", Some("\"checks\""), "is a directory"),
+        (
+            "script = \"checks/owner.sh\"",
+            "script = 7",
+            "tasks[0].checks[1].script",
+            Some("script = 7"),
+            "expected a string",
+        ),
+        (
+            "script = \"checks/exists.sh\"\n",
+            "",
+            "tasks[0].checks[0].script",
+            Some("[[tasks.checks]]"),
+            "missing required",
+        ),
+        // Weights.
+        ("weight = 2", "weight = 0", "tasks[0].checks[0].weight", Some("weight"), "worth nothing"),
+        ("weight = 2", "weight = -1", "tasks[0].checks[0].weight", Some("weight"), "weight -1 is negative"),
+        ("weight = 2", "weight = 101", "tasks[0].checks[0].weight", Some("weight"), "from 1 to 100"),
+        ("weight = 2", "weight = 1.5", "tasks[0].checks[0].weight", Some("weight"), "expected a whole number"),
+        ("weight = 2", "weight = \"2\"", "tasks[0].checks[0].weight", Some("weight"), "expected a whole number"),
+        // Timeouts.
+        ("timeout = \"5s\"", "timeout = \"-5s\"", "tasks[0].checks[0].timeout", Some("timeout"), "is negative"),
+        ("timeout = \"5s\"", "timeout = \"0s\"", "tasks[0].checks[0].timeout", Some("timeout"), "is zero"),
+        ("timeout = \"5s\"", "timeout = \"500ms\"", "tasks[0].checks[0].timeout", Some("timeout"), "from 1s to 5m"),
+        ("timeout = \"5s\"", "timeout = \"6m\"", "tasks[0].checks[0].timeout", Some("timeout"), "from 1s to 5m"),
+        ("timeout = \"5s\"", "timeout = 5", "tasks[0].checks[0].timeout", Some("timeout"), "expected a duration"),
+        ("timeout = \"5s\"", "timeout = \"5 s\"", "tasks[0].checks[0].timeout", Some("timeout"), "space"),
+        // Ids.
+        (
+            "id = \"make-dir\"",
+            "id = \"Make_Dir\"",
+            "tasks[0].id",
+            Some("Make_Dir"),
+            "task id \"Make_Dir\" contains 'M'",
+        ),
+        ("id = \"make-dir\"", "id = \"-x\"", "tasks[0].id", Some("\"-x\""), "must not start with '-'"),
+        ("id = \"owner\"", "id = \"\"", "tasks[0].checks[1].id", Some("id = \"\""), "check id is empty"),
+        ("id = \"make-dir\"\n", "", "tasks[0].id", Some("[[tasks]]"), "missing required field"),
+        // Titles, prompts and descriptions.
+        ("title = \"Create a directory\"", "title = \" \"", "tasks[0].title", Some("title = \" \""), "blank"),
+        ("title = \"Create a directory\"\n", "", "tasks[0].title", Some("[[tasks]]"), "missing required field"),
+        (
+            "description = \"alice owns /srv/data\"",
+            "description = \"\"",
+            "tasks[0].checks[1].description",
+            Some("description = \"\""),
+            "blank",
+        ),
+        (
+            "setup = \"setup/make-dir.sh\"",
+            "prompt_file = \"tasks/make-dir.md\"",
+            "tasks[0].prompt_file",
+            Some("prompt_file"),
+            "either prompt or prompt_file",
+        ),
+        (
+            "prompt = \"\"\"\nCreate `/srv/data` owned by `alice`.\"\"\"\n",
+            "",
+            "tasks[0].prompt",
+            Some("[[tasks]]"),
+            "prompt_file",
+        ),
+        (
+            "prompt = \"\"\"\nCreate `/srv/data` owned by `alice`.\"\"\"",
+            "prompt_file = \"tasks/none.md\"",
+            "tasks[0].prompt_file",
+            Some("none.md"),
+            "missing prompt file",
+        ),
+        (
+            "prompt = \"\"\"\nCreate `/srv/data` owned by `alice`.\"\"\"",
+            "prompt_file = \"/etc/motd\"",
+            "tasks[0].prompt_file",
+            Some("motd"),
+            "escapes",
+        ),
+        (
+            "prompt = \"\"\"\nCreate `/srv/data` owned by `alice`.\"\"\"",
+            "prompt = \"  \"",
+            "tasks[0].prompt",
+            Some("prompt = \"  \""),
+            "blank",
+        ),
+        // Unknown fields, with a did-you-mean.
+        (
+            "title = \"Create",
+            "titel = \"x\"\ntitle = \"Create",
+            "tasks[0].titel",
+            Some("titel"),
+            "did you mean \"title\"",
+        ),
+        ("weight = 2", "wieght = 2", "tasks[0].checks[0].wieght", Some("wieght"), "did you mean \"weight\""),
+        (
+            "timeout = \"5s\"",
+            "timeout = \"5s\"\npoints = 3",
+            "tasks[0].checks[0].points",
+            Some("points"),
+            "unknown field",
+        ),
+        (
+            "setup = \"setup/",
+            "set-up = \"x\"\nsetup = \"setup/",
+            "tasks[0].set-up",
+            Some("set-up"),
+            "did you mean \"setup\"",
+        ),
+        (
+            "[[tasks.checks]]\nid = \"owner\"",
+            "[[tasks.check]]\nid = \"owner\"",
+            "tasks[0].check",
+            Some("[[tasks.check]]"),
+            "did you mean \"checks\"",
+        ),
+    ];
+    for (from, to, field, needle, message) in cases {
+        assert!(good.contains(from), "{from:?} is not in the good text");
+        let bad = good.replacen(from, to, 1);
+        assert_one_on_disk(dir.path(), &bad, field, *needle, message);
+    }
+}
+
+#[test]
+fn duplicate_ids_are_refused() {
+    let dir = exam_dir("");
+    // Two checks with one id in a task.
+    let t = task_text().replace("id = \"owner\"", "id = \"exists\"");
+    let (first, second) = (nth_line_with(&t, "id = \"exists\"", 0), nth_line_with(&t, "id = \"exists\"", 1));
+    let p =
+        assert_one_on_disk_at(dir.path(), &t, "tasks[0].checks[1].id", Some(second), "duplicate check id \"exists\"");
+    assert!(p.message.contains(&format!("tasks[0].checks[0].id (line {first}) already uses it")), "{p}");
+    // Two tasks with one id.
+    let second_task = task_text().split_once("[[tasks]]").unwrap().1.to_owned();
+    let t = format!("{}[[tasks]]{second_task}", task_text());
+    let (first, second) = (nth_line_with(&t, "id = \"make-dir\"", 0), nth_line_with(&t, "id = \"make-dir\"", 1));
+    let p = assert_one_on_disk_at(dir.path(), &t, "tasks[1].id", Some(second), "duplicate task id \"make-dir\"");
+    assert!(p.message.contains(&format!("tasks[0].id (line {first}) already uses it")), "{p}");
+    // Three tasks with one id: each later one is reported.
+    let t = format!("{}[[tasks]]{second_task}[[tasks]]{second_task}", task_text());
+    write(&dir.path().join("exam.toml"), &t);
+    let ps = load_exam(dir.path()).unwrap_err();
+    let fields: Vec<_> = ps.iter().map(|p| p.field.as_deref().unwrap()).collect();
+    assert_eq!(fields, ["tasks[1].id", "tasks[2].id"], "{}", render(&ps));
+}
+
+#[test]
+fn a_task_needs_checks() {
+    let dir = exam_dir("");
+    // No [[tasks.checks]] at all: reported at the task's header.
+    let t = format!("{}\n[[tasks]]\nid = \"lonely\"\ntitle = \"L\"\nprompt = \"p\"\n", text("", ""));
+    assert_one_on_disk(dir.path(), &t, "tasks[0].checks", Some("[[tasks]]"), "the task has no checks");
+    // An empty list.
+    let t = format!("{}\n[[tasks]]\nid = \"lonely\"\ntitle = \"L\"\nprompt = \"p\"\nchecks = []\n", text("", ""));
+    assert_one_on_disk(dir.path(), &t, "tasks[0].checks", Some("checks = []"), "the task has no checks");
+    // A [[tasks.checks]] before any [[tasks]] makes `tasks` a plain table.
+    let t = format!("{}\n[[tasks.checks]]\nid = \"x\"\n", text("", ""));
+    let p = assert_one_on_disk(dir.path(), &t, "tasks", Some("[[tasks.checks]]"), "expected an array of tables");
+    assert!(p.message.contains("after its [[tasks]]"), "{p}");
+    // Tasks given as something else entirely.
+    let t = text("tasks = \"make-dir\"", "");
+    assert_one_on_disk(dir.path(), &t, "tasks", Some("tasks ="), "one [[tasks]] section (double brackets) for each");
+}
+
+#[test]
+fn result_policy_problems() {
+    let dir = exam_dir("");
+    let t = format!("{}\n[result]\nshow = \"scores\"\n", text("", ""));
+    let p = assert_one_on_disk(dir.path(), &t, "result.show", Some("scores"), "unknown result policy \"scores\"");
+    assert!(p.message.contains("did you mean \"score\""), "{p}");
+    assert!(p.message.contains("show = \"checks\""), "{p}");
+    let t = format!("{}\n[result]\nshow = true\n", text("", ""));
+    assert_one_on_disk(dir.path(), &t, "result.show", Some("show"), "expected a string");
+    let t = text("result = \"score\"", "");
+    assert_one_on_disk(dir.path(), &t, "result", Some("result ="), "expected a table such as [result]");
+    // An empty [result] takes the default.
+    write(&dir.path().join("exam.toml"), format!("{}\n[result]\n", text("", "")));
+    assert_eq!(load_ok(dir.path()).result, ResultPolicy::ShowChecks);
+}
+
+#[test]
+fn script_contents_are_checked() {
+    let dir = exam_dir("");
+    let field = "tasks[0].checks[1].script";
+    let needle = Some("checks/owner.sh");
+    let cases: &[(&[u8], &str)] = &[
+        (b"", "is empty"),
+        (b"  \n\n", "is empty"),
+        (b"#!/bin/sh\r\ntrue\r\n", "Windows line endings"),
+        (b"#!sh\ntrue\n", "not an absolute path"),
+        (b"#!\ntrue\n", "names no interpreter"),
+        (b"#!/bin/sh\ntrue\n\0\n", "NUL byte (line 3"),
+        (b"#!/bin/sh\necho caf\xe9\n", "not valid UTF-8 (line 2 of it)"),
+    ];
+    for (body, message) in cases {
+        write(&dir.path().join("checks/owner.sh"), body);
+        assert_one_on_disk(dir.path(), &task_text(), field, needle, message);
+    }
+    write(&dir.path().join("checks/owner.sh"), "#!/usr/bin/env python3\nprint()\n");
+    let exam = load_ok(dir.path());
+    assert_eq!(exam.tasks[0].checks[1].script.interpreter(), ["/usr/bin/env", "python3"]);
+}
+
+#[test]
+fn huge_scripts_are_refused() {
+    let dir = exam_dir(&task_text());
+    // 65 KiB: refused.
+    write(&dir.path().join("checks/owner.sh"), format!("#!/bin/sh\n{}", "#".repeat(65 * 1024)));
+    let p =
+        assert_one_on_disk(dir.path(), &task_text(), "tasks[0].checks[1].script", Some("checks/owner.sh"), "huge file");
+    assert!(p.message.contains("64 KiB"), "{p}");
+    assert!(p.to_string().starts_with(&format!("{}:", dir.path().join("exam.toml").display())));
+    // A huge setup script too.
+    write(&dir.path().join("setup/make-dir.sh"), vec![b'#'; 10 << 20]);
+    write(&dir.path().join("checks/owner.sh"), "true\n");
+    assert_one_on_disk(dir.path(), &task_text(), "tasks[0].setup", Some("setup/make-dir.sh"), "huge file");
+    // Exactly 64 KiB is fine.
+    let body = format!("#!/bin/sh\n{}\n", "#".repeat(MAX_SCRIPT_BYTES as usize - 11));
+    assert_eq!(body.len() as u64, MAX_SCRIPT_BYTES);
+    write(&dir.path().join("setup/make-dir.sh"), &body);
+    assert_eq!(load_ok(dir.path()).tasks[0].setup.as_ref().unwrap().body.len() as u64, MAX_SCRIPT_BYTES);
+}
+
+#[test]
+fn an_exam_cannot_read_more_than_its_budget() {
+    // 2 tasks of 35 checks, each naming the same 64 KiB script: 4.375 MiB, over the 4 MiB allowed.
+    let mut t = text("", "");
+    for task in 0..2 {
+        t.push_str(&format!("\n[[tasks]]\nid = \"t{task}\"\ntitle = \"T\"\nprompt = \"p\"\n"));
+        for check in 0..35 {
+            t.push_str(&format!(
+                "[[tasks.checks]]\nid = \"c{check}\"\ndescription = \"d\"\nscript = \"checks/big.sh\"\n"
+            ));
+        }
+    }
+    let dir = exam_dir(&t);
+    write(&dir.path().join("checks/big.sh"), format!("#!/bin/sh\n{}\n", "#".repeat(MAX_SCRIPT_BYTES as usize - 11)));
+    let ps = load_exam(dir.path()).unwrap_err();
+    assert!(!ps.is_empty() && ps.len() <= 6, "{}", render(&ps));
+    assert!(ps.iter().all(|p| p.message.starts_with("huge exam")), "{}", render(&ps));
+    // 64 scripts of 64 KiB fit; the 65th does not.
+    assert_eq!(ps.len(), 6, "{}", render(&ps));
+    assert_eq!(ps[0].field.as_deref(), Some("tasks[1].checks[29].script"), "{}", render(&ps));
+}
+
+#[test]
+fn too_many_tasks_or_checks() {
+    let mut t = text("", "");
+    for task in 0..101 {
+        t.push_str(&format!("\n[[tasks]]\nid = \"t{task}\"\ntitle = \"T\"\nprompt = \"p\"\n"));
+        t.push_str("[[tasks.checks]]\nid = \"c\"\ndescription = \"d\"\nscript = \"checks/exists.sh\"\n");
+    }
+    let dir = exam_dir(&t);
+    let ps = load_exam(dir.path()).unwrap_err();
+    assert_eq!(ps.len(), 1, "{}", render(&ps));
+    assert_eq!(ps[0].field.as_deref(), Some("tasks"));
+    assert!(ps[0].message.contains("at most 100"), "{}", ps[0]);
+
+    let mut t = format!("{}\n[[tasks]]\nid = \"t\"\ntitle = \"T\"\nprompt = \"p\"\n", text("", ""));
+    for check in 0..51 {
+        t.push_str(&format!(
+            "[[tasks.checks]]\nid = \"c{check}\"\ndescription = \"d\"\nscript = \"checks/exists.sh\"\n"
+        ));
+    }
+    write(&dir.path().join("exam.toml"), &t);
+    let ps = load_exam(dir.path()).unwrap_err();
+    assert_eq!(ps.len(), 1, "{}", render(&ps));
+    assert_eq!(ps[0].field.as_deref(), Some("tasks[0].checks"));
+    assert!(ps[0].message.contains("at most 50"), "{}", ps[0]);
+}
+
+#[test]
+fn symlinks_out_of_the_exam_directory_are_refused() {
+    let top = tempfile::tempdir().unwrap();
+    let outside = top.path().join("outside");
+    write(&outside.join("steal.sh"), "#!/bin/sh\ncat /etc/shadow\n");
+    let dir = top.path().join("exam");
+    fs::create_dir_all(&dir).unwrap();
+    for (path, body) in TASK_FILES {
+        write(&dir.join(path), body);
+    }
+    let field = "tasks[0].checks[1].script";
+    let needle = Some("checks/owner.sh");
+
+    // The script itself is a symlink to a file outside.
+    fs::remove_file(dir.join("checks/owner.sh")).unwrap();
+    std::os::unix::fs::symlink(outside.join("steal.sh"), dir.join("checks/owner.sh")).unwrap();
+    let p = assert_one_on_disk(&dir, &task_text(), field, needle, "escapes the exam directory");
+    assert!(p.message.contains("symlink"), "{p}");
+
+    // A relative symlink that climbs out.
+    fs::remove_file(dir.join("checks/owner.sh")).unwrap();
+    std::os::unix::fs::symlink("../../outside/steal.sh", dir.join("checks/owner.sh")).unwrap();
+    assert_one_on_disk(&dir, &task_text(), field, needle, "escapes the exam directory");
+
+    // A directory along the way is a symlink to outside.
+    fs::remove_file(dir.join("checks/owner.sh")).unwrap();
+    fs::rename(dir.join("checks"), dir.join("real-checks")).unwrap();
+    std::os::unix::fs::symlink(&outside, dir.join("checks")).unwrap();
+    write(&outside.join("owner.sh"), "true\n");
+    write(&outside.join("exists.sh"), "true\n");
+    let t = task_text();
+    write(&dir.join("exam.toml"), &t);
+    let ps = load_exam(&dir).unwrap_err();
+    assert_eq!(ps.len(), 2, "{}", render(&ps));
+    assert!(ps.iter().all(|p| p.message.contains("escapes the exam directory")), "{}", render(&ps));
+    assert_eq!(ps[0].field.as_deref(), Some("tasks[0].checks[0].script"));
+    assert_eq!(ps[1].field.as_deref(), Some(field));
+
+    // A dangling symlink is a missing script.
+    fs::remove_file(dir.join("checks")).unwrap();
+    fs::rename(dir.join("real-checks"), dir.join("checks")).unwrap();
+    std::os::unix::fs::symlink("gone.sh", dir.join("checks/owner.sh")).unwrap();
+    assert_one_on_disk(&dir, &task_text(), field, needle, "missing check script");
+
+    // A symlink that stays inside is fine, and the script is read through it.
+    fs::remove_file(dir.join("checks/owner.sh")).unwrap();
+    std::os::unix::fs::symlink("other.sh", dir.join("checks/owner.sh")).unwrap();
+    let exam = load_ok(&dir);
+    assert_eq!(exam.tasks[0].checks[1].script.body, "#!/bin/bash\ntrue\n");
+    assert_eq!(exam.tasks[0].checks[1].script.path, PathBuf::from("checks/owner.sh"));
+
+    // The exam directory reached through a symlink is fine too.
+    let via = top.path().join("via");
+    std::os::unix::fs::symlink(&dir, &via).unwrap();
+    load_ok(&via);
+}
+
+#[test]
+fn a_fifo_is_refused_without_hanging() {
+    let dir = exam_dir(&task_text());
+    fs::remove_file(dir.path().join("checks/owner.sh")).unwrap();
+    let status = std::process::Command::new("mkfifo").arg(dir.path().join("checks/owner.sh")).status().unwrap();
+    assert!(status.success());
+    assert_one_on_disk(
+        dir.path(),
+        &task_text(),
+        "tasks[0].checks[1].script",
+        Some("checks/owner.sh"),
+        "not a regular file",
+    );
+}
+
+#[test]
+fn scripts_are_read_once_at_load_time() {
+    let dir = exam_dir(&task_text());
+    let exam = load_ok(dir.path());
+    // Swapping or removing the file afterwards changes nothing in the loaded exam.
+    write(&dir.path().join("checks/exists.sh"), "#!/bin/sh\nexit 0 # swapped\n");
+    fs::remove_file(dir.path().join("checks/owner.sh")).unwrap();
+    assert_eq!(exam.tasks[0].checks[0].script.body, "#!/bin/sh\ntest -d /srv/data\n");
+    assert_eq!(exam.tasks[0].checks[1].script.body, "test \"$(stat -c %U /srv/data)\" = alice\n");
+}
+
+#[test]
+fn every_task_problem_in_one_go_in_file_order() {
+    let dir = exam_dir("");
+    let t = format!(
+        "{}\n{}",
+        text("", ""),
+        r#"[[tasks]]
+id = "a"
+title = "A"
+prompt = "p"
+setup = "../setup.sh"
+
+[[tasks.checks]]
+id = "x"
+description = "X"
+script = "checks/missing.sh"
+weight = 0
+timeout = "-1s"
+
+[[tasks.checks]]
+id = "x"
+description = " "
+script = "checks/exists.sh"
+
+[[tasks]]
+id = "a"
+prompt = "p"
+prompt_file = "tasks/make-dir.md"
+
+[result]
+show = "everything"
+"#
+    );
+    write(&dir.path().join("exam.toml"), &t);
+    let ps = load_exam(dir.path()).unwrap_err();
+    let got: Vec<(Option<usize>, Option<&str>)> = ps.iter().map(|p| (p.line, p.field.as_deref())).collect();
+    let at = |needle: &str| Some(line_with(&t, needle));
+    let second_task = t.lines().enumerate().filter(|(_, l)| *l == "[[tasks]]").nth(1).unwrap().0 + 1;
+    let expected = [
+        (at("../setup.sh"), Some("tasks[0].setup")),
+        (at("checks/missing.sh"), Some("tasks[0].checks[0].script")),
+        (at("weight = 0"), Some("tasks[0].checks[0].weight")),
+        (at("timeout = \"-1s\""), Some("tasks[0].checks[0].timeout")),
+        (Some(nth_line_with(&t, "id = \"x\"", 1)), Some("tasks[0].checks[1].id")),
+        (at("description = \" \""), Some("tasks[0].checks[1].description")),
+        (Some(second_task), Some("tasks[1].title")),
+        (Some(second_task), Some("tasks[1].checks")),
+        (Some(second_task + 1), Some("tasks[1].id")),
+        (at("prompt_file"), Some("tasks[1].prompt_file")),
+        (at("everything"), Some("result.show")),
+    ];
+    assert_eq!(got, expected, "{}", render(&ps));
+    assert!(ps.iter().all(|p| p.file == dir.path().join("exam.toml")));
+}
+
+#[test]
+fn a_broken_exam_with_tasks_is_skipped_and_the_others_kept() {
+    let top = tempfile::tempdir().unwrap();
+    let root = top.path();
+    let make = |name: &str, toml: String| {
+        let dir = root.join(name);
+        write(&dir.join("exam.toml"), toml.replace("id = \"t\"", &format!("id = \"{name}\"")));
+        for (path, body) in TASK_FILES {
+            write(&dir.join(path), body);
+        }
+        dir
+    };
+    make("a-good", task_text());
+    let missing = make("b-missing-script", task_text());
+    fs::remove_file(missing.join("checks/exists.sh")).unwrap();
+    let escaping = make("c-escaping", task_text());
+    write(&root.join("secret.sh"), "#!/bin/sh\n");
+    fs::remove_file(escaping.join("setup/make-dir.sh")).unwrap();
+    std::os::unix::fs::symlink(root.join("secret.sh"), escaping.join("setup/make-dir.sh")).unwrap();
+    make("d-duplicate-check", task_text().replace("id = \"owner\"", "id = \"exists\""));
+    make("e-good-too", task_text());
+
+    let catalog = Catalog::load(root);
+    let ids: Vec<&str> = catalog.exams().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["a-good", "e-good-too"]);
+    let ps = catalog.problems();
+    let got: Vec<(PathBuf, Option<&str>)> = ps.iter().map(|p| (p.file.clone(), p.field.as_deref())).collect();
+    assert_eq!(
+        got,
+        [
+            (root.join("b-missing-script/exam.toml"), Some("tasks[0].checks[0].script")),
+            (root.join("c-escaping/exam.toml"), Some("tasks[0].setup")),
+            (root.join("d-duplicate-check/exam.toml"), Some("tasks[0].checks[1].id")),
+        ],
+        "{}",
+        render(ps)
+    );
+    assert!(ps.iter().all(|p| p.line.is_some()), "{}", render(ps));
+    assert_eq!(validate(root), ps.to_vec());
+    assert!(validate(&root.join("a-good")).is_empty());
+    assert_eq!(validate(&root.join("c-escaping")).len(), 1);
 }

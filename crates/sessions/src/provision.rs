@@ -3,14 +3,22 @@
 //! candidate, and a detail for the proctor.
 
 use examroom_core::{FailureCode, Progress, SessionState, Trigger};
-use examroom_exams::Exam;
-use examroom_runtime::{Base, EnvironmentSpec, EnvironmentState, ExecutionRuntime, Limits, RuntimeError};
+use examroom_exams::{Exam, Script};
+use std::time::Duration;
+
+use examroom_runtime::{Base, EnvironmentSpec, EnvironmentState, ExecRequest, ExecutionRuntime, Limits, RuntimeError};
 use examroom_store::{SessionChanges, SessionRecord, SessionStore};
 
 use crate::service::SessionService;
 
-/// Steps of provisioning (the exams issue adds one per setup script).
-const STEPS: u32 = 2;
+/// Steps of provisioning: create the environment, one per setup script, check the terminal.
+fn total_steps(svc: &SessionService, rec: &SessionRecord) -> u32 {
+    let setups = svc.catalog().get(&rec.exam_id).map(|e| e.setup_steps().len()).unwrap_or(0);
+    2 + setups as u32
+}
+
+/// How long one setup script may run at most (and never past the provisioning deadline).
+const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Drives a session's provisioning in a background task (once: a session already being driven is left alone).
 pub(crate) fn spawn(svc: SessionService, rec: SessionRecord) {
@@ -43,7 +51,7 @@ fn classify(e: &RuntimeError) -> FailureCode {
 }
 
 async fn progress(svc: &SessionService, rec: &SessionRecord, step: u32, message: &str) -> Option<SessionRecord> {
-    let p = Progress::new(step, STEPS, message);
+    let p = Progress::new(step, total_steps(svc, rec), message);
     match svc.inner.store.set_progress(&rec.id, SessionState::Provisioning, &p, svc.now_ms()).await {
         Ok(new) => {
             svc.publish(&new);
@@ -58,7 +66,7 @@ async fn progress(svc: &SessionService, rec: &SessionRecord, step: u32, message:
 
 async fn run(svc: &SessionService, rec: SessionRecord) {
     let rec = if rec.state == SessionState::Created {
-        let first = Progress::new(1, STEPS, "Creating your isolated environment");
+        let first = Progress::new(1, total_steps(svc, &rec), "Creating your isolated environment");
         let changes = SessionChanges { progress: Some(Some(first)), ..SessionChanges::default() };
         match svc.apply(&rec, Trigger::ProvisioningStarted, changes, "system").await {
             Ok(r) => r,
@@ -100,6 +108,25 @@ async fn run(svc: &SessionService, rec: SessionRecord) {
     }
 }
 
+/// Runs a setup script as root inside the environment: its interpreter (from its `#!` line, else `/bin/sh`) reads the
+/// script on standard input, so the script is never stored inside.
+fn setup_request(script: &Script, timeout: Duration) -> ExecRequest {
+    ExecRequest {
+        argv: script.interpreter().into_iter().map(String::from).collect(),
+        env: vec![("HOME".into(), "/root".into()), ("LANG".into(), "C.UTF-8".into())],
+        cwd: "/root".into(),
+        stdin: script.body.as_bytes().to_vec(),
+        timeout,
+        output_limit: 64 * 1024,
+    }
+}
+
+/// The last `max` bytes of a stream, as text.
+fn tail(bytes: &[u8], max: usize) -> String {
+    let start = bytes.len().saturating_sub(max);
+    String::from_utf8_lossy(&bytes[start..]).trim().to_string()
+}
+
 async fn steps(svc: &SessionService, rec: &SessionRecord) -> Result<(), (FailureCode, String)> {
     let exam = svc.catalog().get(&rec.exam_id).ok_or_else(|| {
         (FailureCode::ProvisioningFailed, format!("exam {} is no longer in the catalog", rec.exam_id))
@@ -112,7 +139,30 @@ async fn steps(svc: &SessionService, rec: &SessionRecord) -> Result<(), (Failure
         Err(e) => return Err((FailureCode::BackendUnavailable, format!("clearing an earlier attempt: {e}"))),
     }
     rt.create(spec).await.map_err(|e| (classify(&e), format!("create environment: {e}")))?;
-    progress(svc, rec, 2, "Checking that your terminal answers").await;
+    let setups = exam.setup_steps();
+    let n = setups.len();
+    for (i, (task, script)) in setups.into_iter().enumerate() {
+        progress(svc, rec, 2 + i as u32, &format!("Preparing task {} of {n}", i + 1)).await;
+        let left = Duration::from_millis((rec.created_at + rec.provisioning_timeout_ms - svc.now_ms()).max(1) as u64);
+        let req = setup_request(script, SETUP_TIMEOUT.min(left));
+        let out = rt.exec(&rec.environment_id, req).await.map_err(|e| {
+            (classify(&e), format!("setup of task {} ({}, {}): {e}", i + 1, task.id, script.path.display()))
+        })?;
+        if out.exit_code != Some(0) {
+            let how = match (out.exit_code, out.signal, out.timed_out) {
+                (_, _, true) => "timed out".to_string(),
+                (Some(c), _, _) => format!("exited with status {c}"),
+                (None, Some(s), _) => format!("was killed by signal {s}"),
+                _ => "failed".to_string(),
+            };
+            let tail = tail(&out.stderr, 2048);
+            return Err((
+                FailureCode::ProvisioningFailed,
+                format!("setup of task {} ({}, {}) {how}; stderr: {tail}", i + 1, task.id, script.path.display()),
+            ));
+        }
+    }
+    progress(svc, rec, 2 + n as u32, "Checking that your terminal answers").await;
     match rt.status(&rec.environment_id).await {
         Ok(st) if st.state == EnvironmentState::Running => Ok(()),
         Ok(st) => Err((FailureCode::EnvironmentLost, format!("environment not running after create: {:?}", st.state))),

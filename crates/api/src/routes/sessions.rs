@@ -75,8 +75,26 @@ pub async fn tasks(State(st): State<AppState>, who: Authed, SessionIdPath(id): S
     if who.caller.role == Role::Candidate && matches!(rec.state, SessionState::Created | SessionState::Provisioning) {
         return Err(ApiError(DomainError::SessionNotReady));
     }
-    // Exams carry no tasks yet (the exams issue adds them): the list is the exam's, and it is empty.
-    Ok(json(StatusCode::OK, &serde_json::json!({ "tasks": [] })))
+    // Prompts only: check scripts and their answers never leave the server.
+    let tasks: Vec<serde_json::Value> = st
+        .svc
+        .catalog()
+        .get(&rec.exam_id)
+        .map(|exam| {
+            exam.tasks
+                .iter()
+                .map(|t| {
+                    serde_json::json!({
+                        "id": t.id,
+                        "title": t.title,
+                        "prompt": t.prompt,
+                        "points": t.checks.iter().map(|c| c.weight).sum::<u32>(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(json(StatusCode::OK, &serde_json::json!({ "tasks": tasks })))
 }
 
 pub async fn start(

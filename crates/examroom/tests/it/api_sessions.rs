@@ -13,7 +13,10 @@ use examroom_sessions::ServiceConfig;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::server::{standard_exams, state, wait_for, write_exam, Client, Options, RealServer, TestServer};
+use crate::server::{
+    create, events, is_final, real_get, session_path, sid, standard_exams, state, wait_for, wait_state, write_exam,
+    Client, Options, RealServer, TestServer, SESSIONS,
+};
 
 const READY: Duration = Duration::from_secs(60);
 const FAILURE_VISIBLE: Duration = Duration::from_secs(10);
@@ -23,36 +26,8 @@ const INACCESSIBLE: Duration = Duration::from_secs(30);
 // Helpers
 // ---------------------------------------------------------------------------------------------------------------
 
-const SESSIONS: &str = "/api/v1/sessions";
-
-fn session_path(id: &str) -> String {
-    format!("{SESSIONS}/{id}")
-}
-
-fn is_final(v: &Value) -> bool {
-    matches!(state(v), "terminated" | "failed")
-}
-
-/// POST /api/v1/sessions that must answer 201; returns the view.
-async fn create(c: &Client, s: &TestServer, token: &str, exam: &str) -> Value {
-    let a = c.post(&s.url(SESSIONS), token, json!({ "exam_id": exam })).await;
-    assert_eq!(a.status, 201, "create {exam}: {}", a.text);
-    a.body
-}
-
-fn sid(v: &Value) -> String {
-    v["exam_session_id"].as_str().unwrap_or_else(|| panic!("no exam_session_id in {v}")).to_string()
-}
-
 fn env_id(v: &Value) -> String {
     v["execution_environment_id"].as_str().unwrap_or_else(|| panic!("no execution_environment_id in {v}")).to_string()
-}
-
-/// Waits until the session is in `want`; panics if it ends in another final state first (with the view).
-async fn wait_state(c: &Client, s: &TestServer, token: &str, id: &str, within: Duration, want: &str) -> Value {
-    let v = wait_for(c, s, token, id, within, |v| state(v) == want || is_final(v)).await;
-    assert_eq!(state(&v), want, "session {id} ended up {}: {v}", state(&v));
-    v
 }
 
 /// Creates a session and waits until it is ready.
@@ -144,12 +119,6 @@ fn transitions(events: &[Value]) -> Vec<(String, String)> {
         .filter(|e| e["kind"] == "transition")
         .map(|e| (e["from"].as_str().unwrap_or("").to_string(), e["to"].as_str().unwrap_or("").to_string()))
         .collect()
-}
-
-async fn events(c: &Client, s: &TestServer, token: &str, id: &str) -> Vec<Value> {
-    let a = c.get(&s.url(&format!("{}/events", session_path(id))), token).await;
-    assert_eq!(a.status, 200, "events: {}", a.text);
-    a.body["events"].as_array().unwrap_or_else(|| panic!("no events list: {}", a.text)).clone()
 }
 
 // --- Server-Sent Events ----------------------------------------------------------------------------------------
@@ -825,12 +794,6 @@ async fn illegal_transitions_are_refused() {
 // ---------------------------------------------------------------------------------------------------------------
 // 10. SIGKILL of the real server
 // ---------------------------------------------------------------------------------------------------------------
-
-async fn real_get(c: &Client, srv: &RealServer, token: &str, id: &str) -> Value {
-    let a = c.get(&srv.url(&session_path(id)), token).await;
-    assert_eq!(a.status, 200, "{}", a.text);
-    a.body
-}
 
 async fn real_wait(
     c: &Client,

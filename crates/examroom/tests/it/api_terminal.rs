@@ -13,39 +13,17 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::server::{standard_exams, state, wait_for, write_exam, Client, Options, RealServer, TestServer};
+use crate::server::{
+    create, events, is_final, real_get, session_path, sid, standard_exams, state, wait_for, wait_state, write_exam,
+    Client, Options, RealServer, TestServer, SESSIONS,
+};
 
 const READY: Duration = Duration::from_secs(60);
 const INACCESSIBLE: Duration = Duration::from_secs(30);
-const SESSIONS: &str = "/api/v1/sessions";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Session helpers
 // ---------------------------------------------------------------------------------------------------------------
-
-fn session_path(id: &str) -> String {
-    format!("{SESSIONS}/{id}")
-}
-
-fn sid(v: &Value) -> String {
-    v["exam_session_id"].as_str().unwrap_or_else(|| panic!("no exam_session_id in {v}")).to_string()
-}
-
-fn is_final(v: &Value) -> bool {
-    matches!(state(v), "terminated" | "failed")
-}
-
-async fn create(c: &Client, s: &TestServer, token: &str, exam: &str) -> Value {
-    let a = c.post(&s.url(SESSIONS), token, json!({ "exam_id": exam })).await;
-    assert_eq!(a.status, 201, "create {exam}: {}", a.text);
-    a.body
-}
-
-async fn wait_state(c: &Client, s: &TestServer, token: &str, id: &str, within: Duration, want: &str) -> Value {
-    let v = wait_for(c, s, token, id, within, |v| state(v) == want || is_final(v)).await;
-    assert_eq!(state(&v), want, "session {id} ended up {}: {v}", state(&v));
-    v
-}
 
 /// Creates a session and waits until it is ready; returns its id.
 async fn ready_session(c: &Client, s: &TestServer, token: &str, exam: &str) -> String {
@@ -59,12 +37,6 @@ async fn get(c: &Client, s: &TestServer, token: &str, id: &str) -> Value {
     let a = c.get(&s.url(&session_path(id)), token).await;
     assert_eq!(a.status, 200, "GET {id}: {}", a.text);
     a.body
-}
-
-async fn events(c: &Client, s: &TestServer, token: &str, id: &str) -> Vec<Value> {
-    let a = c.get(&s.url(&format!("{}/events", session_path(id))), token).await;
-    assert_eq!(a.status, 200, "events: {}", a.text);
-    a.body["events"].as_array().unwrap_or_else(|| panic!("no events list: {}", a.text)).clone()
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -911,12 +883,6 @@ async fn no_cross_talk_under_load() {
 // ---------------------------------------------------------------------------------------------------------------
 // 10. Shells survive a SIGKILL of the real server
 // ---------------------------------------------------------------------------------------------------------------
-
-async fn real_get(c: &Client, srv: &RealServer, token: &str, id: &str) -> Value {
-    let a = c.get(&srv.url(&session_path(id)), token).await;
-    assert_eq!(a.status, 200, "{}", a.text);
-    a.body
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn shells_survive_a_server_restart() {

@@ -3,8 +3,10 @@
 
 mod api_access;
 mod api_sessions;
+mod api_setup;
 mod api_terminal;
 mod common;
+mod exams_samples;
 mod sandbox_isolation;
 mod sandbox_lifecycle;
 mod server;

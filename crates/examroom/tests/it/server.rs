@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use std::time::Instant;
 
+use serde_json::{json, Value};
+
 use examroom_api::auth::TokenKeys;
 use examroom_api::{ApiConfig, AppState};
 use examroom_core::{Role, UserId};
@@ -376,4 +378,47 @@ impl Drop for RealServer {
         self.kill();
         self.destroy_all();
     }
+}
+
+// Session helpers shared by the API tests.
+
+/// The sessions collection.
+pub const SESSIONS: &str = "/api/v1/sessions";
+
+pub fn session_path(id: &str) -> String {
+    format!("{SESSIONS}/{id}")
+}
+
+pub fn sid(v: &Value) -> String {
+    v["exam_session_id"].as_str().unwrap_or_else(|| panic!("no exam_session_id in {v}")).to_string()
+}
+
+pub fn is_final(v: &Value) -> bool {
+    matches!(state(v), "terminated" | "failed")
+}
+
+/// POST /api/v1/sessions that must answer 201; returns the view.
+pub async fn create(c: &Client, s: &TestServer, token: &str, exam: &str) -> Value {
+    let a = c.post(&s.url(SESSIONS), token, json!({ "exam_id": exam })).await;
+    assert_eq!(a.status, 201, "create {exam}: {}", a.text);
+    a.body
+}
+
+/// Waits until the session is in `want`; panics if it ends in another final state first (with the view).
+pub async fn wait_state(c: &Client, s: &TestServer, token: &str, id: &str, within: Duration, want: &str) -> Value {
+    let v = wait_for(c, s, token, id, within, |v| state(v) == want || is_final(v)).await;
+    assert_eq!(state(&v), want, "session {id} ended up {}: {v}", state(&v));
+    v
+}
+
+pub async fn events(c: &Client, s: &TestServer, token: &str, id: &str) -> Vec<Value> {
+    let a = c.get(&s.url(&format!("{}/events", session_path(id))), token).await;
+    assert_eq!(a.status, 200, "events: {}", a.text);
+    a.body["events"].as_array().unwrap_or_else(|| panic!("no events list: {}", a.text)).clone()
+}
+
+pub async fn real_get(c: &Client, srv: &RealServer, token: &str, id: &str) -> Value {
+    let a = c.get(&srv.url(&session_path(id)), token).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.body
 }
