@@ -64,11 +64,33 @@ pub fn router(state: AppState) -> Router {
     routes::router().with_state(state)
 }
 
-/// Serves until `shutdown` resolves (graceful: in-flight requests finish; environments are never touched).
+/// After shutdown begins, open connections (status streams, terminals) get this long to finish before they are
+/// closed.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish, and closes whatever is
+/// still open (status streams and terminals never finish by themselves) after [`SHUTDOWN_GRACE`]. Environments are
+/// never touched: clients reconnect to the next server.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    let (began_tx, began_rx) = tokio::sync::oneshot::channel::<()>();
+    let graceful = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = began_tx.send(());
+    });
+    tokio::select! {
+        r = graceful => r,
+        _ = async {
+            if began_rx.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::info!("closing the connections still open after the shutdown grace");
+            Ok(())
+        }
+    }
 }

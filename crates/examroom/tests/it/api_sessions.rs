@@ -911,7 +911,12 @@ async fn the_server_survives_sigkill_and_keeps_every_session() {
     real_wait(&c, &srv, &carol, &cid, READY, |v| state(v) == "ready").await;
     let c_dir = env_dir_in(&srv.sandbox_dir(), &srv.label, &env_id(&cs));
     let c_shim = shim_pid(&c_dir);
+    // An open status stream (it never ends by itself) must not hold the shutdown up.
+    let stream =
+        c.http.get(srv.url(&format!("{}/status", session_path(&cid)))).bearer_auth(&carol).send().await.unwrap();
+    assert_eq!(stream.status(), 200);
     let st = srv.terminate().await;
+    drop(stream);
     assert!(st.success(), "a clean exit on SIGTERM: {st}; {}", srv.stderr_tail());
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(c_dir.is_dir() && alive(c_shim), "SIGTERM did not destroy C's environment");
