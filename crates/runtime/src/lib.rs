@@ -56,6 +56,11 @@ pub trait ExecutionRuntime {
     async fn resize(&self, id: &EnvironmentId, terminal: &str, cols: u16, rows: u16) -> Result<(), RuntimeError>;
     /// Runs a command to completion (or its timeout).
     async fn exec(&self, id: &EnvironmentId, req: ExecRequest) -> Result<ExecOutput, RuntimeError>;
+    /// Runs a command with a trusted view of the environment: the pristine base's tools over the candidate's files,
+    /// read-only, a fixed `PATH`, nothing the candidate could have changed on its path (for grading).
+    async fn exec_trusted(&self, id: &EnvironmentId, req: ExecRequest) -> Result<ExecOutput, RuntimeError>;
+    /// Freezes every process of the environment; only trusted commands run after it.
+    async fn freeze(&self, id: &EnvironmentId) -> Result<(), RuntimeError>;
     /// One environment's status.
     async fn status(&self, id: &EnvironmentId) -> Result<EnvironmentStatus, RuntimeError>;
     /// Every environment this runtime instance holds (including lost ones).
@@ -98,6 +103,12 @@ impl ExecutionRuntime for Runtime {
     }
     async fn exec(&self, id: &EnvironmentId, req: ExecRequest) -> Result<ExecOutput, RuntimeError> {
         dispatch!(self, rt => rt.exec(id, req).await)
+    }
+    async fn exec_trusted(&self, id: &EnvironmentId, req: ExecRequest) -> Result<ExecOutput, RuntimeError> {
+        dispatch!(self, rt => rt.exec_trusted(id, req).await)
+    }
+    async fn freeze(&self, id: &EnvironmentId) -> Result<(), RuntimeError> {
+        dispatch!(self, rt => rt.freeze(id).await)
     }
     async fn status(&self, id: &EnvironmentId) -> Result<EnvironmentStatus, RuntimeError> {
         dispatch!(self, rt => rt.status(id).await)

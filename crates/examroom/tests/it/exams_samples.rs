@@ -34,12 +34,18 @@ async fn run(h: &Harness, id: &EnvironmentId, script: &Script, timeout: Duration
     (out.exit_code == Some(0), format!("{}{}", out.stdout_text(), String::from_utf8_lossy(&out.stderr)))
 }
 
+/// Runs a check the way grading does: trusted.
+async fn check(h: &Harness, id: &EnvironmentId, script: &Script, timeout: Duration) -> (bool, String) {
+    let out = h.rt.exec_trusted(id, request(script, timeout)).await.expect("trusted exec");
+    (out.exit_code == Some(0), format!("{}{}", out.stdout_text(), String::from_utf8_lossy(&out.stderr)))
+}
+
 /// Each check of `exam`'s tasks, run now: (task, check, passed).
 async fn checks(h: &Harness, id: &EnvironmentId, exam: &Exam) -> Vec<(String, String, bool)> {
     let mut out = Vec::new();
     for t in &exam.tasks {
         for c in &t.checks {
-            let (ok, _) = run(h, id, &c.script, c.timeout).await;
+            let (ok, _) = check(h, id, &c.script, c.timeout).await;
             out.push((t.id.clone(), c.id.clone(), ok));
         }
     }
@@ -64,7 +70,7 @@ async fn exam_is_real(exam: &Exam) {
         let (ok, log) = run(&h, &id, &sol, Duration::from_secs(60)).await;
         assert!(ok, "{}: solution of {} failed: {log}", exam.id, t.id);
         for c in &t.checks {
-            let (ok, log) = run(&h, &id, &c.script, c.timeout).await;
+            let (ok, log) = check(&h, &id, &c.script, c.timeout).await;
             assert!(ok, "{}: after its solution, check {}/{} fails: {log}", exam.id, t.id, c.id);
         }
     }
@@ -82,4 +88,81 @@ async fn every_sample_exam_scores_zero_unsolved_and_full_marks_solved() {
         assert!(exam.tasks.len() >= 5 || exam.id.as_str() == "quick-check", "{} has fewer than 5 tasks", exam.id);
         exam_is_real(exam).await;
     }
+}
+
+/// A candidate who replaces the checks' tools inside the environment still scores 0: checks see the pristine base.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampering_with_the_tools_does_not_pass_checks() {
+    let c = catalog();
+    for exam in c.exams().filter(|e| e.tasks.len() >= 5) {
+        let h = Harness::new();
+        let id = h.create().await;
+        for (task, setup) in exam.setup_steps() {
+            let (ok, log) = run(&h, &id, setup, Duration::from_secs(60)).await;
+            assert!(ok, "{}: setup of {} failed: {log}", exam.id, task.id);
+        }
+        // Every tool a check might call now says "yes", the loader preloads a library of the candidate's, and the
+        // shells are replaced.
+        h.sh_ok(
+            &id,
+            "set -e; for t in test [ grep egrep fgrep awk mawk gawk sed stat find id getent pgrep ps cmp diff wc cat \
+             head tail cut sort uniq tr ls readlink timeout python3 bash dash sh; do \
+               p=/usr/bin/$t; if [ -e \"$p\" ] || [ -L \"$p\" ]; then rm -f \"$p\"; fi; \
+               printf '#!/usr/bin/env -S true\\nexit 0\\n' > \"$p\" || true; chmod 755 \"$p\" || true; \
+             done; echo /tmp/evil.so > /etc/ld.so.preload; ln -sfn /tmp /lib64.evil; echo tampered",
+        )
+        .await;
+        // The tampering works on the candidate's side: their grep now finds anything.
+        let fake =
+            h.rt.exec(
+                &id,
+                ExecRequest {
+                    argv: vec!["/usr/bin/grep".into(), "-q".into(), "no-such-text".into(), "/etc/hostname".into()],
+                    ..ExecRequest::shell("")
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(fake.exit_code, Some(0), "the tampering did not take: {fake:?}");
+        let scores = checks(&h, &id, exam).await;
+        let passing: Vec<_> = scores.iter().filter(|c| c.2).collect();
+        assert!(passing.is_empty(), "{}: tampered tools made checks pass: {passing:?}", exam.id);
+        h.teardown().await;
+    }
+}
+
+/// Trusted commands see the candidate's files read-only, a fixed PATH, and the pristine base.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_exec_sees_the_candidates_files_with_pristine_tools() {
+    let h = Harness::new();
+    let id = h.create().await;
+    h.sh_ok(&id, "echo mine > /root/answer.txt; mkdir -p /srv/x; printf '#!/bin/sh\\necho fake\\n' > /usr/bin/uname; chmod 755 /usr/bin/uname").await;
+    let req = |script: &str| ExecRequest::shell(script);
+    let out =
+        h.rt.exec_trusted(&id, req("cat /root/answer.txt; test -d /srv/x && echo dir; uname -s; echo $PATH"))
+            .await
+            .unwrap();
+    assert_eq!(out.stdout_text(), "mine\ndir\nLinux\n/usr/sbin:/usr/bin:/sbin:/bin\n", "{out:?}");
+    // Read-only for the candidate's files; /tmp is the check's own.
+    let out =
+        h.rt.exec_trusted(
+            &id,
+            req("touch /root/new 2>/dev/null && echo wrote || echo refused; touch /tmp/t && echo tmp-ok"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.stdout_text(), "refused\ntmp-ok\n");
+    assert_eq!(
+        h.sh_ok(&id, "test -e /root/new && echo yes || echo no; test -e /tmp/t && echo yes || echo no").await,
+        "no\nno\n"
+    );
+    // Frozen environments still run trusted commands, and nothing of the candidate's runs meanwhile.
+    h.sh_ok(&id, "setsid sh -c 'while :; do date +%s%N > /root/tick; sleep 0.05; done' >/dev/null 2>&1 < /dev/null & echo started").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    h.rt.freeze(&id).await.unwrap();
+    let a = h.rt.exec_trusted(&id, req("cat /root/tick")).await.unwrap().stdout_text();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let b = h.rt.exec_trusted(&id, req("cat /root/tick")).await.unwrap().stdout_text();
+    assert_eq!(a, b, "a candidate process ran while frozen");
+    h.teardown().await;
 }

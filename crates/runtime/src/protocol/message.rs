@@ -40,6 +40,11 @@ pub enum Request {
     },
     /// Runs a command inside the environment. Stdin follows as `Data` frames ended by an empty one.
     Exec(ExecSpec),
+    /// Runs a command with a trusted view of the environment (for grading): the pristine base's tools over the
+    /// candidate's files, read-only. Same conversation as `Exec`.
+    TrustedExec(ExecSpec),
+    /// Freezes every process of the environment (its terminals and execs stop); only trusted commands run after it.
+    Freeze,
     /// Kills everything in the environment; the shim answers `Destroyed` and exits.
     Destroy,
 }

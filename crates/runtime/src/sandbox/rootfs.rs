@@ -76,7 +76,7 @@ pub struct RootPlan<'a> {
     pub unprivileged_owner: Option<u32>,
 }
 
-fn m<P: AsRef<Path>>(
+pub(crate) fn m<P: AsRef<Path>>(
     src: Option<&str>,
     target: P,
     fstype: Option<&str>,
@@ -89,7 +89,7 @@ fn m<P: AsRef<Path>>(
     })
 }
 
-fn mkdir(p: impl AsRef<Path>, mode: u32) -> io::Result<()> {
+pub(crate) fn mkdir(p: impl AsRef<Path>, mode: u32) -> io::Result<()> {
     let p = p.as_ref();
     match std::fs::create_dir(p) {
         Ok(()) => {}

@@ -271,6 +271,32 @@ impl SandboxRuntime {
         Ok(n)
     }
 
+    async fn run(&self, id: &EnvironmentId, req: ExecRequest, trusted: bool) -> Result<ExecOutput, RuntimeError> {
+        if req.argv.is_empty() {
+            return Err(RuntimeError::invalid("argv", "empty"));
+        }
+        let client = self.connect(id).await?;
+        let spec = ExecSpec {
+            argv: req.argv,
+            env: req.env,
+            cwd: req.cwd,
+            timeout_ms: req.timeout.as_millis() as u64,
+            output_limit: req.output_limit,
+        };
+        // The shim enforces the command's timeout; ours only covers a shim that stops answering.
+        let (st, stdout, stderr) =
+            client.exec(spec, trusted, &req.stdin, req.timeout + Duration::from_secs(10)).await?;
+        Ok(ExecOutput {
+            exit_code: st.exit_code,
+            signal: st.signal,
+            timed_out: st.timed_out,
+            stdout,
+            stderr,
+            truncated: st.truncated,
+            duration: Duration::from_millis(st.duration_ms),
+        })
+    }
+
     /// Removes environments whose shim is gone (lost after a crash, or a SIGKILL of the shim). Returns how many.
     pub async fn reap_lost(&self) -> Result<usize, RuntimeError> {
         let mut n = 0;
@@ -404,28 +430,18 @@ impl ExecutionRuntime for SandboxRuntime {
     }
 
     async fn exec(&self, id: &EnvironmentId, req: ExecRequest) -> Result<ExecOutput, RuntimeError> {
-        if req.argv.is_empty() {
-            return Err(RuntimeError::invalid("argv", "empty"));
+        self.run(id, req, false).await
+    }
+
+    async fn exec_trusted(&self, id: &EnvironmentId, req: ExecRequest) -> Result<ExecOutput, RuntimeError> {
+        self.run(id, req, true).await
+    }
+
+    async fn freeze(&self, id: &EnvironmentId) -> Result<(), RuntimeError> {
+        match self.connect(id).await?.call(&Request::Freeze, REQUEST_TIMEOUT + Duration::from_secs(10)).await? {
+            Reply::Ok => Ok(()),
+            other => Err(reply_error(other)),
         }
-        let client = self.connect(id).await?;
-        let spec = ExecSpec {
-            argv: req.argv,
-            env: req.env,
-            cwd: req.cwd,
-            timeout_ms: req.timeout.as_millis() as u64,
-            output_limit: req.output_limit,
-        };
-        // The shim enforces the command's timeout; ours only covers a shim that stops answering.
-        let (st, stdout, stderr) = client.exec(spec, &req.stdin, req.timeout + Duration::from_secs(10)).await?;
-        Ok(ExecOutput {
-            exit_code: st.exit_code,
-            signal: st.signal,
-            timed_out: st.timed_out,
-            stdout,
-            stderr,
-            truncated: st.truncated,
-            duration: Duration::from_millis(st.duration_ms),
-        })
     }
 
     async fn status(&self, id: &EnvironmentId) -> Result<EnvironmentStatus, RuntimeError> {

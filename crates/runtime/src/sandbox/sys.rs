@@ -75,6 +75,22 @@ pub fn detached_idmapped_tree(path: &Path, userns: Option<RawFd>, extra: u64) ->
     Ok(tree)
 }
 
+/// Clones the tree at `path` (recursively) as a detached mount, as it is: no attribute changes.
+pub fn detached_tree(path: &Path) -> io::Result<OwnedFd> {
+    let c = cstr(path)?;
+    // SAFETY: plain syscall with a valid C string; the result is checked.
+    let fd = check(unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE,
+        )
+    })? as RawFd;
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Attaches a detached mount at `target` in the caller's mount namespace.
 pub fn attach_tree(tree: &OwnedFd, target: &Path) -> io::Result<()> {
     let t = cstr(target)?;

@@ -244,3 +244,23 @@ fn thaw(os: &impl CgroupOs, freezer: &Freezer) -> Result<(), CgroupError> {
         Err(source) => Err(CgroupError::Write { path: file, data: data.into(), source }),
     }
 }
+
+/// Freezes every process of a group (for grading: nothing of the candidate's may run or fork while checks read the
+/// environment). Returns whether the freeze completed within `timeout`; a group with no freezer is an error.
+pub(super) fn freeze_group(
+    os: &impl CgroupOs,
+    layout: &Layout,
+    group: &Group,
+    timeout: Duration,
+) -> Result<bool, CgroupError> {
+    let freezer = find_freezer(os, layout, group);
+    if matches!(freezer, Freezer::None) {
+        return Err(CgroupError::MissingController {
+            controller: "freezer".into(),
+            detail: "the group has no freezer".into(),
+        });
+    }
+    let mut clock = Clock { waited: Duration::ZERO, timeout };
+    freeze(os, &freezer, &mut clock);
+    Ok(is_frozen(os, &freezer))
+}

@@ -522,6 +522,13 @@ impl<O: CgroupOs> Cgroups<O> {
         kill::kill_all(&self.os, &self.layout, group, timeout)
     }
 
+    /// Freezes every process of the group; `Ok(true)` once frozen (bounded by `timeout`). Killing later still
+    /// works: `kill_all` freezes, kills and thaws.
+    pub fn freeze(&self, group: &Group, timeout: Duration) -> Result<bool, CgroupError> {
+        self.check_group(group)?;
+        kill::freeze_group(&self.os, &self.layout, group, timeout)
+    }
+
     /// Removes the group's directories (and any child groups someone made
     /// in them, deepest first), retrying `EBUSY` every [`POLL_STEP`] until
     /// `timeout`. A missing directory counts as removed. Kill the group

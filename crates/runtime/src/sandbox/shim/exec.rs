@@ -24,6 +24,8 @@ pub(crate) struct Exec {
     pub timed_out: bool,
     pub exit: Option<(Option<i32>, Option<i32>)>,
     pub exited_at: Option<Instant>,
+    /// A trusted command is the shim's own child (host pid); others are init's.
+    pub host_pid: Option<i32>,
 }
 
 impl Exec {

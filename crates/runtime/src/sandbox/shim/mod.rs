@@ -10,6 +10,7 @@ mod conn;
 mod create;
 mod exec;
 mod serve;
+mod trusted;
 
 use std::path::Path;
 

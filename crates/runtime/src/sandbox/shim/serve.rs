@@ -403,11 +403,25 @@ impl Shim {
                 eprintln!("examroom shim: SIGTERM ignored; environments end through the runtime's destroy");
             }
         }
-        // Reap init (our only child) if it died.
+        // Reap init if it died.
         match waitpid(Pid::from_raw(self.state.init_pid), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(_, code)) => self.init_gone(&format!("init exited with status {code}")),
             Ok(WaitStatus::Signaled(_, sig, _)) => self.init_gone(&format!("init was killed by {sig}")),
             _ => {}
+        }
+        // And trusted commands, which are our children too.
+        let trusted: Vec<(u64, i32)> = self
+            .execs
+            .iter()
+            .filter(|(_, e)| e.exit.is_none())
+            .filter_map(|(id, e)| e.host_pid.map(|p| (*id, p)))
+            .collect();
+        for (id, hp) in trusted {
+            match waitpid(Pid::from_raw(hp), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, code)) => self.on_exit(id, Some(code), None),
+                Ok(WaitStatus::Signaled(_, sig, _)) => self.on_exit(id, None, Some(sig as i32)),
+                _ => {}
+            }
         }
     }
 
@@ -615,7 +629,19 @@ impl Shim {
                     Err(e) => self.reply(id, Reply::Error { code: "open_failed".into(), message: e.to_string() }),
                 }
             }
-            (Mode::Control, Request::Exec(spec)) => self.start_exec(id, spec),
+            (Mode::Control, Request::Exec(spec)) => self.start_exec(id, spec, false),
+            (Mode::Control, Request::TrustedExec(spec)) => self.start_exec(id, spec, true),
+            (Mode::Control, Request::Freeze) => {
+                let r = match self.cg.freeze(&self.env_group, Duration::from_secs(10)) {
+                    Ok(true) => Reply::Ok,
+                    Ok(false) => Reply::Error {
+                        code: "freeze_failed".into(),
+                        message: "the environment did not freeze within 10 s".into(),
+                    },
+                    Err(e) => Reply::Error { code: "freeze_failed".into(), message: e.to_string() },
+                };
+                self.reply(id, r);
+            }
             (Mode::Control, Request::Destroy) => self.destroy(id),
             _ => self.fail(id, "bad_request", "that request is not valid in this state of the connection"),
         }
@@ -655,7 +681,7 @@ impl Shim {
         c.data(Kind::Data, b);
     }
 
-    fn start_exec(&mut self, id: u64, spec: ExecSpec) {
+    fn start_exec(&mut self, id: u64, spec: ExecSpec, trusted: bool) {
         if let Some(why) = self.lost.clone() {
             return self.reply(id, lost(&why));
         }
@@ -680,8 +706,15 @@ impl Shim {
         self.next_proc += 1;
         let now = Instant::now();
         let timeout = Duration::from_millis(spec.timeout_ms.clamp(1, 24 * 3600 * 1000));
-        let msg = ToInit::Spawn { id: pid, argv: spec.argv, env: spec.env, cwd: spec.cwd, tty: false };
-        let answer = self.init_call(&msg, &[in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()]);
+        let (answer, host_pid) = if trusted {
+            match super::trusted::spawn(&self.cfg, self.state.init_pid, &spec, [&in_r, &out_w, &err_w]) {
+                Ok(hp) => (Ok((FromInit::Spawned { id: pid, pid: 0 }, Vec::new())), Some(hp)),
+                Err(e) => (Err(e), None),
+            }
+        } else {
+            let msg = ToInit::Spawn { id: pid, argv: spec.argv, env: spec.env, cwd: spec.cwd, tty: false };
+            (self.init_call(&msg, &[in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()]), None)
+        };
         drop((in_r, out_w, err_w));
         match answer {
             Ok((FromInit::Spawned { .. }, _)) => {
@@ -701,6 +734,7 @@ impl Shim {
                         timed_out: false,
                         exit: None,
                         exited_at: None,
+                        host_pid,
                     },
                 );
                 if let Some(c) = self.conns.get_mut(&id) {
@@ -778,7 +812,15 @@ impl Shim {
             }
         }
         for pid in kill {
-            let _ = init::send(self.ctl.as_raw_fd(), &ToInit::Kill { id: pid, signal: libc::SIGKILL }, &[]);
+            match self.execs.get(&pid).and_then(|e| e.host_pid) {
+                // SAFETY: signalling the process group of our own child.
+                Some(hp) => unsafe {
+                    libc::kill(-hp, libc::SIGKILL);
+                },
+                None => {
+                    let _ = init::send(self.ctl.as_raw_fd(), &ToInit::Kill { id: pid, signal: libc::SIGKILL }, &[]);
+                }
+            }
         }
         for pid in done {
             if let Some(e) = self.execs.remove(&pid) {
