@@ -109,6 +109,12 @@ pub fn document() -> Value {
         "owner, proctor", "200", json!({"description": "text/event-stream"}), &[401, 403, 404])) }),
     );
     p(
+        "/api/v1/sessions/{id}/result",
+        json!({ "get": with_id(op(
+            "The result: {status: pending | graded | not_graded, score, max_score, checks}. The owner sees it once the session has ended (checks only when the exam shows them, never output); a proctor sees everything",
+            "owner, proctor", "200", ok("Result", "the result"), &[401, 403, 404, 409])) }),
+    );
+    p(
         "/api/v1/sessions/{id}/terminal",
         json!({ "get": with_id(op(
             "The terminal (WebSocket). Binary frames carry raw bytes both ways; the client sends {\"type\":\"resize\",\"cols\":N,\"rows\":N}; the server sends {\"type\":\"status\"}, {\"type\":\"notice\",\"message\"} and {\"type\":\"ended\",\"reason\",\"message\"}. The scrollback is replayed on connect. Close codes: 4401 unauthenticated, 4403 Origin refused, 4404 not found, 4409 not ready, 4410 ended, 4412 replaced by a newer connection",
@@ -194,6 +200,15 @@ pub fn document() -> Value {
                 "EventList": { "type": "object", "properties": { "events": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } } } },
                 "Exam": { "type": "object", "properties": { "id": { "type": "string" }, "title": { "type": "string" },
                     "description": { "type": "string" }, "duration_seconds": { "type": "integer" } } },
+                "Result": { "type": "object", "required": ["status", "score", "max_score", "checks"],
+                    "properties": { "status": { "type": "string", "enum": ["pending", "graded", "not_graded"] },
+                        "score": { "type": "integer" }, "max_score": { "type": "integer" },
+                        "reason": { "type": "string" }, "graded_at": { "type": "integer", "description": "unix milliseconds" },
+                        "checks": { "type": "array", "items": { "type": "object", "properties": {
+                            "task_id": { "type": "string" }, "check_id": { "type": "string" },
+                            "description": { "type": "string" }, "passed": { "type": "boolean" },
+                            "weight": { "type": "integer" }, "duration_ms": { "type": "integer" },
+                            "error": { "type": "string" }, "output_tail": { "type": "string", "description": "proctors only" } } } } } },
                 "ExamList": { "type": "object", "properties": { "exams": { "type": "array", "items": { "$ref": "#/components/schemas/Exam" } } } }
             }
         },

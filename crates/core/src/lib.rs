@@ -33,6 +33,7 @@ pub mod error;
 pub mod ids;
 pub mod lifecycle;
 pub mod progress;
+pub mod grade;
 pub mod role;
 
 pub use deadline::{
@@ -45,4 +46,5 @@ pub use lifecycle::{
     TransitionError, Trigger,
 };
 pub use progress::Progress;
+pub use grade::{CheckResult, ExamResult, ResultStatus};
 pub use role::Role;

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use examroom_core::{
-    transition, DomainError, EndReason, ExamId, ExamSessionId, Failure, FailureCode, IncidentId, Role, SessionState,
-    Trigger, UserId,
+    transition, DomainError, EndReason, ExamId, ExamResult, ExamSessionId, Failure, FailureCode, IncidentId, Role,
+    SessionState, Trigger, UserId,
 };
 use examroom_exams::Catalog;
 use examroom_runtime::Runtime;
@@ -283,6 +283,30 @@ impl SessionService {
     pub async fn events(&self, caller: &Caller, id: &str) -> Result<Vec<EventRecord>, DomainError> {
         let rec = self.get(caller, id).await?;
         self.inner.store.events(&rec.id).await.map_err(|e| store_error("events", e))
+    }
+
+    /// A session's result. The owner sees it once the session has ended (`pending` while it is graded), without
+    /// output tails, and without checks under a score-only policy; a proctor sees everything, at any time.
+    pub async fn result(&self, caller: &Caller, id: &str) -> Result<ExamResult, DomainError> {
+        let rec = self.get(caller, id).await?;
+        let max = self.inner.catalog.get(&rec.exam_id).map(|e| e.max_score()).unwrap_or(0);
+        let ended = matches!(rec.state, SessionState::Terminating | SessionState::Terminated | SessionState::Failed);
+        if caller.role == Role::Candidate && !ended {
+            return Err(DomainError::SessionNotEnded);
+        }
+        let stored = self.inner.store.result(&rec.id).await.map_err(|e| store_error("result", e))?;
+        let result = match (stored, rec.state) {
+            (Some(r), _) => r,
+            (None, SessionState::Failed) => ExamResult::not_graded(max, "the session failed"),
+            (None, _) => ExamResult::pending(max),
+        };
+        Ok(match caller.role {
+            Role::Proctor => result,
+            Role::Candidate => {
+                let show = self.inner.catalog.get(&rec.exam_id).is_none_or(|e| e.result.shows_checks());
+                result.for_candidate(show)
+            }
+        })
     }
 
     /// `ready → active`: the clock starts now.

@@ -15,7 +15,7 @@
 pub mod sqlite;
 
 use examroom_core::{
-    EndReason, EnvironmentId, ExamId, ExamSessionId, Failure, Progress, SessionState, Transition, UserId,
+    EndReason, EnvironmentId, ExamId, ExamResult, ExamSessionId, Failure, Progress, SessionState, Transition, UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -247,6 +247,10 @@ pub trait SessionStore {
     /// then and the reconciler finished it), with a `Reconcile` event. `StateConflict` if it is not a failed session
     /// still waiting for its release.
     async fn mark_released(&self, id: &ExamSessionId, at: i64, event: &NewEvent) -> Result<SessionRecord, StoreError>;
+    /// Stores (or replaces) a session's result.
+    async fn set_result(&self, id: &ExamSessionId, result: &ExamResult, at: i64) -> Result<(), StoreError>;
+    /// A session's result, if one was stored.
+    async fn result(&self, id: &ExamSessionId) -> Result<Option<ExamResult>, StoreError>;
     /// Appends an event (attach, takeover, proctor action...).
     async fn append_event(&self, id: &ExamSessionId, event: &NewEvent) -> Result<(), StoreError>;
     /// A session's events, oldest first.
@@ -305,6 +309,12 @@ impl SessionStore for Store {
     }
     async fn mark_released(&self, id: &ExamSessionId, at: i64, event: &NewEvent) -> Result<SessionRecord, StoreError> {
         dispatch!(self, s => s.mark_released(id, at, event).await)
+    }
+    async fn set_result(&self, id: &ExamSessionId, result: &ExamResult, at: i64) -> Result<(), StoreError> {
+        dispatch!(self, s => s.set_result(id, result, at).await)
+    }
+    async fn result(&self, id: &ExamSessionId) -> Result<Option<ExamResult>, StoreError> {
+        dispatch!(self, s => s.result(id).await)
     }
     async fn append_event(&self, id: &ExamSessionId, event: &NewEvent) -> Result<(), StoreError> {
         dispatch!(self, s => s.append_event(id, event).await)

@@ -39,7 +39,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use examroom_core::{
-    EndReason, EnvironmentId, ExamId, ExamSessionId, Failure, Progress, SessionState, Transition, UserId,
+    EndReason, EnvironmentId, ExamId, ExamResult, ExamSessionId, Failure, Progress, SessionState, Transition, UserId,
 };
 use sqlx::error::{BoxDynError, ErrorKind};
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
@@ -58,7 +58,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_CONNECTIONS: u32 = 8;
 
 /// The migrations, in order: (version, description, SQL). Keep in step with the files in `migrations/`.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "sessions", include_str!("../migrations/0001_sessions.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "sessions", include_str!("../migrations/0001_sessions.sql")),
+    (2, "results", include_str!("../migrations/0002_results.sql")),
+];
 
 /// The columns of `sessions`, in the order [`session_from_row`] reads them.
 const SESSION_COLUMNS: &str = "id, user_id, exam_id, environment_id, state, progress, created_at, ready_at, \
@@ -353,6 +356,34 @@ impl SessionStore for SqliteStore {
         .fetch_optional(&mut *tx)
         .await;
         finish_cas(tx, id, state, updated, event).await
+    }
+
+    async fn set_result(&self, id: &ExamSessionId, result: &ExamResult, at: i64) -> Result<(), StoreError> {
+        let json = serde_json::to_string(result).map_err(|e| StoreError::Backend(format!("encoding JSON: {e}")))?;
+        let done = sqlx::query(
+            "INSERT INTO results (session_id, result, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT(session_id) DO UPDATE SET result = excluded.result, updated_at = excluded.updated_at",
+        )
+        .bind(id.to_string())
+        .bind(json)
+        .bind(at)
+        .execute(&self.pool)
+        .await;
+        match done {
+            Ok(_) => Ok(()),
+            Err(e) if e.to_string().contains("FOREIGN KEY") => Err(StoreError::NotFound),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn result(&self, id: &ExamSessionId) -> Result<Option<ExamResult>, StoreError> {
+        let row: Option<String> = sqlx::query_scalar("SELECT result FROM results WHERE session_id = ?1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Backend(format!("decoding a result: {e}"))))
+            .transpose()
     }
 
     async fn append_event(&self, id: &ExamSessionId, event: &NewEvent) -> Result<(), StoreError> {

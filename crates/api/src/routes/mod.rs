@@ -40,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/sessions/{id}/terminal", get(terminal::upgrade))
         .route("/api/v1/sessions/{id}/events", get(sessions::events))
         .route("/api/v1/sessions/{id}/tasks", get(sessions::tasks))
+        .route("/api/v1/sessions/{id}/result", get(sessions::result))
         .route("/api/v1/sessions/{id}/start", post(sessions::start))
         .route("/api/v1/sessions/{id}/submit", post(sessions::submit))
         .route("/api/v1/sessions/{id}/terminate", post(sessions::terminate))

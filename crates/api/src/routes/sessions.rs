@@ -152,3 +152,8 @@ pub async fn terminate(
     let rec = st.svc.terminate(&who.caller, &id, &body.reason, body.grade).await?;
     Ok(json(StatusCode::OK, &SessionView::of(&rec, st.svc.now_ms(), who.caller.role)))
 }
+
+pub async fn result(State(st): State<AppState>, who: Authed, SessionIdPath(id): SessionIdPath) -> ApiResult<Response> {
+    let r = st.svc.result(&who.caller, &id).await?;
+    Ok(json(StatusCode::OK, &r))
+}

@@ -273,7 +273,7 @@ fn grandchild(
                 return Err(io::Error::last_os_error());
             }
         }
-        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as u32);
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
     }
     if cfg.userns {
         caps::drop_to_candidate_set().map_err(|e| io::Error::other(format!("capabilities: {e}")))?;
