@@ -30,21 +30,21 @@
 
 pub mod deadline;
 pub mod error;
+pub mod grade;
 pub mod ids;
 pub mod lifecycle;
 pub mod progress;
-pub mod grade;
 pub mod role;
 
 pub use deadline::{
     format_duration, parse_duration, Deadline, DurationError, DEFAULT_PROVISIONING_TIMEOUT, DEFAULT_START_GRACE,
 };
 pub use error::{DomainError, ErrorBody, ErrorEnvelope, ParseEnumError};
+pub use grade::{CheckResult, ExamResult, ResultStatus};
 pub use ids::{EnvironmentId, ExamId, ExamSessionId, IdError, IncidentId, UserId};
 pub use lifecycle::{
     allowed_targets, grading_applies, transition, EndReason, Failure, FailureCode, SessionState, Transition,
     TransitionError, Trigger,
 };
 pub use progress::Progress;
-pub use grade::{CheckResult, ExamResult, ResultStatus};
 pub use role::Role;

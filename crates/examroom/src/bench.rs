@@ -36,6 +36,9 @@ pub enum Bench {
         /// Candidates starting at once.
         #[arg(long, default_value_t = 50)]
         users: usize,
+        /// A sample exam (with setup scripts and checks) for the setup and grading figures.
+        #[arg(long, default_value = "exams/linux-basics")]
+        exam: PathBuf,
     },
     /// The terminal through its real WebSocket: keystroke echo (idle, and while sessions start), and throughput.
     Terminal {
@@ -56,7 +59,7 @@ pub async fn run(b: Bench) -> Result<()> {
         Bench::Sandbox { count, concurrency, idle, base, state_dir } => {
             sandbox(count, concurrency, idle, &base, state_dir).await
         }
-        Bench::Sessions { users } => crate::bench_sessions::run(users).await,
+        Bench::Sessions { users, exam } => crate::bench_sessions::run(users, &exam).await,
         Bench::Terminal { sessions, starting, megabytes } => {
             crate::bench_sessions::terminal(sessions, starting, megabytes).await
         }

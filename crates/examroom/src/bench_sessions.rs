@@ -2,6 +2,7 @@
 //! Figures: POST→ready (seen on the status stream), status-push latency (from the stored transition time to the event
 //! reaching the client), and end→released (from the submit request to the `terminated` event).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -128,8 +129,17 @@ struct BenchServer {
 
 impl BenchServer {
     async fn start(environment: &str, max_live_sessions: usize) -> Result<BenchServer> {
+        Self::start_with(environment, max_live_sessions, None).await
+    }
+
+    /// The same, with a copy of the exam directory `sample` in the catalog too.
+    async fn start_with(environment: &str, max_live_sessions: usize, sample: Option<&Path>) -> Result<BenchServer> {
         let tmp = tempfile::Builder::new().prefix("examroom-bench-").tempdir_in("/tmp")?;
         let exams = tmp.path().join("exams");
+        if let Some(dir) = sample {
+            let name = dir.file_name().context("the sample exam directory has no name")?;
+            copy_dir(dir, &exams.join(name))?;
+        }
         std::fs::create_dir_all(exams.join("bench"))?;
         std::fs::write(
             exams.join("bench/exam.toml"),
@@ -175,7 +185,93 @@ impl BenchServer {
     }
 }
 
-pub async fn run(users: usize) -> Result<()> {
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+/// Setup and grading on a sample exam: the time its setup scripts add to POST→ready (against the exam without
+/// setup, one candidate at a time), and the time grading all its checks takes (from the submit to the stored
+/// result, and the sum of the checks' own durations).
+async fn setup_and_grading(exam_dir: &Path) -> Result<()> {
+    let srv =
+        BenchServer::start_with("base = \"host\"\nmemory = \"256M\"\npids = 256\ncpu = 1\n", 8, Some(exam_dir)).await?;
+    let exam = exam_dir.file_name().and_then(|n| n.to_str()).context("exam name")?.to_string();
+    let http = reqwest::Client::new();
+    let token = srv.token("bench-grader")?;
+    let (mut plain, mut with_setup, mut grading, mut checks_sum) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..5 {
+        for (id, out) in [("bench", &mut plain), (exam.as_str(), &mut with_setup)] {
+            let t0 = Instant::now();
+            let r = http
+                .post(format!("{}/api/v1/sessions", srv.base))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({"exam_id": id}))
+                .send()
+                .await?;
+            if r.status() != 201 {
+                bail!("create {id} answered {}: {}", r.status(), r.text().await.unwrap_or_default());
+            }
+            let v: serde_json::Value = r.json().await?;
+            let sid = v["id"].as_str().context("no id")?.to_string();
+            let sse = http.get(format!("{}/api/v1/sessions/{sid}/status", srv.base)).bearer_auth(&token).send().await?;
+            let mut st = StatusStream { body: Box::pin(sse.bytes_stream()), buf: String::new() };
+            st.until("ready").await?;
+            out.push(t0.elapsed());
+            http.post(format!("{}/api/v1/sessions/{sid}/start", srv.base)).bearer_auth(&token).send().await?;
+            st.until("active").await?;
+            let t1 = Instant::now();
+            http.post(format!("{}/api/v1/sessions/{sid}/submit", srv.base)).bearer_auth(&token).send().await?;
+            st.until("terminated").await?;
+            if id != "bench" {
+                grading.push(t1.elapsed());
+                checks_sum.push(Duration::from_millis(srv_checks_ms(&http, &srv, &sid).await?));
+            }
+        }
+    }
+    for v in [&mut plain, &mut with_setup, &mut grading, &mut checks_sum] {
+        v.sort();
+    }
+    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
+    let (p, w) = (percentile(&plain, 50.0), percentile(&with_setup, 50.0));
+    println!(
+        "setup of {exam} adds to POST→ready: {} (median {} with setup, {} without; n=5)",
+        ms(w.saturating_sub(p)),
+        ms(w),
+        ms(p)
+    );
+    println!(
+        "grading all checks of {exam}: submit→terminated (freeze, checks, release) median {}; the checks themselves {} (n=5)",
+        ms(percentile(&grading, 50.0)),
+        ms(percentile(&checks_sum, 50.0))
+    );
+    srv.stop().await
+}
+
+/// The sum of a graded session's checks' durations, as the proctor sees them.
+async fn srv_checks_ms(http: &reqwest::Client, srv: &BenchServer, sid: &str) -> Result<u64> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let proctor = srv.keys.mint(&UserId::parse("bench-proctor")?, Role::Proctor, Duration::from_secs(600), now);
+    let r: serde_json::Value = http
+        .get(format!("{}/api/v1/sessions/{sid}/result", srv.base))
+        .bearer_auth(&proctor)
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(r["checks"].as_array().map(|c| c.iter().filter_map(|c| c["duration_ms"].as_u64()).sum()).unwrap_or(0))
+}
+
+pub async fn run(users: usize, exam: &Path) -> Result<()> {
     if std::env::var_os("EXAMROOM_LOG").is_some() {
         crate::serve::init_logs();
     }
@@ -224,7 +320,13 @@ pub async fn run(users: usize) -> Result<()> {
         ms(*push.last().unwrap_or(&Duration::ZERO))
     );
     println!("end→released: p50 {}  p99 {}", ms(percentile(&released, 50.0)), ms(percentile(&released, 99.0)));
-    srv.stop().await
+    srv.stop().await?;
+    if exam.join("exam.toml").is_file() {
+        setup_and_grading(exam).await?;
+    } else {
+        println!("(no sample exam at {}: setup and grading figures skipped)", exam.display());
+    }
+    Ok(())
 }
 
 /// A terminal connection for the terminal bench.
