@@ -11,10 +11,13 @@ deps:
 build: deps
 	$(CARGO) build --workspace --all-features
 
-# Every test of every crate: unit tests, each crate's tests/ (SQLite, exam files), doc tests, and the integration
-# tests of the binary (one binary, real namespaces, cgroups and servers; needs root). Two at a time, for two cores.
+# Every test of every crate: unit tests, each crate's tests/ (SQLite, exam files), and the integration tests of the
+# binary (one binary, real namespaces, cgroups and servers; needs root). Two at a time, for two cores. The last line
+# sums up every test binary's result.
 test: deps
-	$(CARGO) test --workspace --all-features -- --test-threads=2
+	mkdir -p target; set -o pipefail; $(CARGO) test --workspace --all-features --lib --bins --tests -- --test-threads=2 2>&1 \
+	  | tee target/test.log
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
 
 # Serves the sample exams on http://127.0.0.1:8080 and prints sign-in URLs and curl examples.
 run: build
