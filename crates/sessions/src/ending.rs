@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use examroom_core::{CheckResult, EndReason, ExamResult, Progress, SessionState, Trigger};
-use examroom_runtime::{ExecRequest, ExecutionRuntime, RuntimeError};
+use examroom_runtime::{ExecutionRuntime, RuntimeError};
 use examroom_store::{SessionChanges, SessionRecord, SessionStore};
 
 use crate::service::SessionService;
@@ -119,14 +119,7 @@ pub(crate) async fn grade(svc: &SessionService, rec: &SessionRecord) -> ExamResu
                 checks.push(result);
                 continue;
             }
-            let req = ExecRequest {
-                argv: check.script.interpreter().into_iter().map(String::from).collect(),
-                env: vec![("HOME".into(), "/root".into()), ("LANG".into(), "C.UTF-8".into())],
-                cwd: "/root".into(),
-                stdin: check.script.body.as_bytes().to_vec(),
-                timeout: check.timeout.min(left),
-                output_limit: 16 * 1024,
-            };
+            let req = crate::provision::script_request(&check.script, check.timeout.min(left), 16 * 1024);
             match rt.exec_trusted(&rec.environment_id, req).await {
                 Ok(out) => {
                     result.passed = out.exit_code == Some(0) && !out.timed_out;

@@ -108,16 +108,16 @@ async fn run(svc: &SessionService, rec: SessionRecord) {
     }
 }
 
-/// Runs a setup script as root inside the environment: its interpreter (from its `#!` line, else `/bin/sh`) reads the
-/// script on standard input, so the script is never stored inside.
-fn setup_request(script: &Script, timeout: Duration) -> ExecRequest {
+/// Runs a script (a setup script, a check) as root inside the environment: its interpreter (from its `#!` line, else
+/// `/bin/sh`) reads the script on standard input, so the script is never stored inside.
+pub fn script_request(script: &Script, timeout: Duration, output_limit: u64) -> ExecRequest {
     ExecRequest {
         argv: script.interpreter().into_iter().map(String::from).collect(),
         env: vec![("HOME".into(), "/root".into()), ("LANG".into(), "C.UTF-8".into())],
         cwd: "/root".into(),
         stdin: script.body.as_bytes().to_vec(),
         timeout,
-        output_limit: 64 * 1024,
+        output_limit,
     }
 }
 
@@ -144,7 +144,7 @@ async fn steps(svc: &SessionService, rec: &SessionRecord) -> Result<(), (Failure
     for (i, (task, script)) in setups.into_iter().enumerate() {
         progress(svc, rec, 2 + i as u32, &format!("Preparing task {} of {n}", i + 1)).await;
         let left = Duration::from_millis((rec.created_at + rec.provisioning_timeout_ms - svc.now_ms()).max(1) as u64);
-        let req = setup_request(script, SETUP_TIMEOUT.min(left));
+        let req = script_request(script, SETUP_TIMEOUT.min(left), 64 * 1024);
         let out = rt.exec(&rec.environment_id, req).await.map_err(|e| {
             (classify(&e), format!("setup of task {} ({}, {}): {e}", i + 1, task.id, script.path.display()))
         })?;

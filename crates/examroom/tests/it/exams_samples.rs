@@ -19,14 +19,7 @@ fn catalog() -> Catalog {
 }
 
 fn request(script: &Script, timeout: Duration) -> ExecRequest {
-    ExecRequest {
-        argv: script.interpreter().into_iter().map(String::from).collect(),
-        env: vec![("HOME".into(), "/root".into()), ("LANG".into(), "C.UTF-8".into())],
-        cwd: "/root".into(),
-        stdin: script.body.as_bytes().to_vec(),
-        timeout,
-        output_limit: 64 * 1024,
-    }
+    examroom_sessions::provision::script_request(script, timeout, 64 * 1024)
 }
 
 async fn run(h: &Harness, id: &EnvironmentId, script: &Script, timeout: Duration) -> (bool, String) {

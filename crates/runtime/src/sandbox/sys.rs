@@ -43,18 +43,7 @@ struct MountAttr {
 /// `userns` is given, idmapped through that user namespace, so that files owned by host root appear owned by root
 /// inside it. Needs CAP_SYS_ADMIN in the initial user namespace.
 pub fn detached_idmapped_tree(path: &Path, userns: Option<RawFd>, extra: u64) -> io::Result<OwnedFd> {
-    let c = cstr(path)?;
-    // SAFETY: plain syscall with a valid C string; the result is checked.
-    let fd = check(unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE,
-        )
-    })? as RawFd;
-    // SAFETY: the kernel just returned this descriptor to us.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd) };
+    let tree = detached_tree(path)?;
     let mut attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY | extra, attr_clr: 0, propagation: 0, userns_fd: 0 };
     if let Some(ns) = userns {
         attr.attr_set |= MOUNT_ATTR_IDMAP;
