@@ -149,6 +149,9 @@ async fn trusted_exec_sees_the_candidates_files_with_pristine_tools() {
         h.sh_ok(&id, "test -e /root/new && echo yes || echo no; test -e /tmp/t && echo yes || echo no").await,
         "no\nno\n"
     );
+    // Trusted commands (which may run the candidate's programs) are held to the environment's limits.
+    let hog = h.rt.exec_trusted(&id, req("python3 -c 'b = bytearray(2 << 30); print(len(b))'")).await.unwrap();
+    assert_ne!(hog.exit_code, Some(0), "a 2 GiB allocation in a 512 MiB environment succeeded: {hog:?}");
     // Frozen environments still run trusted commands, and nothing of the candidate's runs meanwhile.
     h.sh_ok(&id, "setsid sh -c 'while :; do date +%s%N > /root/tick; sleep 0.05; done' >/dev/null 2>&1 < /dev/null & echo started").await;
     tokio::time::sleep(Duration::from_millis(300)).await;

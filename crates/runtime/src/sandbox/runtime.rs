@@ -202,7 +202,15 @@ impl SandboxRuntime {
         if let Some(g) = &st.shim_group {
             cg.kill_all(g, wait).map_err(|e| RuntimeError::Backend(format!("stop the shim: {e}")))?;
         }
-        for g in [&st.env_group, &st.shim_group].into_iter().flatten() {
+        // The grading group, if grading ever ran.
+        let grade_group = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| cg.env_group(&format!("{n}.grade")).ok());
+        if let Some(g) = &grade_group {
+            cg.kill_all(g, wait).map_err(|e| RuntimeError::Backend(format!("stop grading: {e}")))?;
+        }
+        for g in [&st.env_group, &st.shim_group, &grade_group].into_iter().flatten() {
             cg.remove(g, wait).map_err(|e| RuntimeError::Backend(format!("remove cgroup: {e}")))?;
         }
         if st.uid.is_none() {
@@ -220,7 +228,7 @@ impl SandboxRuntime {
         }
         // Verify.
         let mut left = Vec::new();
-        for g in [&st.env_group, &st.shim_group].into_iter().flatten() {
+        for g in [&st.env_group, &st.shim_group, &grade_group].into_iter().flatten() {
             left.extend(g.paths.iter().filter(|p| p.exists()).map(|p| p.display().to_string()));
         }
         if dir.exists() {

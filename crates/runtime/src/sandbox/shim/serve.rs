@@ -86,6 +86,8 @@ pub(crate) struct Shim {
     destroyed: Option<i32>,
     /// Scratch space for PTY reads.
     read_buf: Vec<u8>,
+    /// The group trusted commands run in (made on first use, with the environment's limits).
+    grade_group: Option<Group>,
 }
 
 enum Src {
@@ -135,6 +137,7 @@ impl Shim {
             hostname,
             destroyed: None,
             read_buf: Vec::new(),
+            grade_group: None,
         })
     }
 
@@ -707,7 +710,11 @@ impl Shim {
         let now = Instant::now();
         let timeout = Duration::from_millis(spec.timeout_ms.clamp(1, 24 * 3600 * 1000));
         let (answer, host_pid) = if trusted {
-            match super::trusted::spawn(&self.cfg, self.state.init_pid, &spec, [&in_r, &out_w, &err_w]) {
+            let group = match self.grade_group() {
+                Ok(g) => g,
+                Err(e) => return self.reply(id, Reply::Error { code: "exec_failed".into(), message: e.to_string() }),
+            };
+            match super::trusted::spawn(&self.cfg, self.state.init_pid, &group, &spec, [&in_r, &out_w, &err_w]) {
                 Ok(hp) => (Ok((FromInit::Spawned { id: pid, pid: 0 }, Vec::new())), Some(hp)),
                 Err(e) => (Err(e), None),
             }
@@ -864,6 +871,25 @@ impl Shim {
         }
     }
 
+    /// The group for trusted commands: `<env>.grade`, with the environment's limits.
+    fn grade_group(&mut self) -> io::Result<Group> {
+        if let Some(g) = &self.grade_group {
+            return Ok(g.clone());
+        }
+        let l = &self.cfg.spec.limits;
+        let limits = crate::sandbox::cgroup::Limits {
+            memory_bytes: l.memory_bytes,
+            pids: l.pids,
+            cpu_millicores: l.cpu_millicores,
+        };
+        let g = self
+            .cg
+            .create_env(&format!("{}.grade", self.cfg.spec.id), &limits)
+            .map_err(|e| io::Error::other(format!("grading cgroup: {e}")))?;
+        self.grade_group = Some(g.clone());
+        Ok(g)
+    }
+
     fn destroy(&mut self, id: u64) {
         let killed = self.cg.procs(&self.env_group).map(|p| p.len() as u32).unwrap_or(0);
         for (cid, c) in self.conns.iter_mut() {
@@ -873,6 +899,10 @@ impl Shim {
             c.flush();
         }
         let killed_ok = self.cg.kill_all(&self.env_group, Duration::from_secs(10));
+        if let Some(g) = self.grade_group.take() {
+            let _ = self.cg.kill_all(&g, Duration::from_secs(10));
+            let _ = self.cg.remove(&g, Duration::from_secs(10));
+        }
         // Init is our child: reap it (the cgroup kill took it and everything in its pid namespace).
         let _ = waitpid(Pid::from_raw(self.state.init_pid), None);
         self.init_alive = false;

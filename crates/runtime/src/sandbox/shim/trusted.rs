@@ -1,8 +1,8 @@
 //! Trusted execution, for grading: a command that runs inside the environment's namespaces but sees a toolset the
 //! candidate could not change.
 //!
-//! The shim forks a process that joins the environment's user, mount, network, uts, ipc and pid namespaces (it is the
-//! shim's child, so it sits in the shim's cgroup and runs while the candidate's cgroup is frozen). Its child builds a
+//! The shim forks a process that joins the environment's user, mount, network, uts, ipc and pid namespaces and the
+//! group `<env>.grade`, which has the environment's limits but is not frozen with the candidate's processes. Its child builds a
 //! private mount namespace: a fresh tmpfs root with the pristine base (`/usr` freshly cloned from the host,
 //! idmapped, read-only; the top-level `bin`/`lib*` links are ours), the candidate's other top-level directories bound
 //! read-only, the candidate's `/etc` with `ld.so.preload` masked and the trusted `ld.so.cache` over theirs, a fresh
@@ -19,6 +19,7 @@ use nix::mount::{umount2, MntFlags, MsFlags};
 
 use crate::protocol::ExecSpec;
 use crate::sandbox::rootfs::{m, mkdir, BaseTrees};
+use crate::sandbox::cgroup::Group;
 use crate::sandbox::state::ShimConfig;
 use crate::sandbox::{caps, seccomp, sys};
 
@@ -31,7 +32,16 @@ const NOT_FROM_CANDIDATE: &[&str] =
 
 /// Starts a trusted command. Returns the pid of the process the shim waits for (its exit status is the command's).
 /// `fds` are the command's stdin, stdout and stderr.
-pub(crate) fn spawn(cfg: &ShimConfig, init_pid: i32, spec: &ExecSpec, fds: [&OwnedFd; 3]) -> io::Result<i32> {
+pub(crate) fn spawn(
+    cfg: &ShimConfig,
+    init_pid: i32,
+    group: &Group,
+    spec: &ExecSpec,
+    fds: [&OwnedFd; 3],
+) -> io::Result<i32> {
+    // The command (and whatever it starts: a check may run the candidate's programs) is held to the environment's
+    // limits, in its own group: the environment's own group is frozen while grading.
+    let procs: Vec<std::path::PathBuf> = group.paths.iter().map(|p| p.join("cgroup.procs")).collect();
     let ns = |name: &str| -> io::Result<OwnedFd> {
         Ok(OwnedFd::from(std::fs::File::open(format!("/proc/{init_pid}/ns/{name}"))?))
     };
@@ -52,6 +62,18 @@ pub(crate) fn spawn(cfg: &ShimConfig, init_pid: i32, spec: &ExecSpec, fds: [&Own
     }
     if pid > 0 {
         return Ok(pid);
+    }
+    // Join the grading group before anything else runs or forks here.
+    let me = std::process::id().to_string();
+    for p in &procs {
+        if let Err(e) = sys::write_file(p, &me) {
+            let msg = format!("examroom: trusted exec: join {}: {e}\n", p.display());
+            // SAFETY: writing to our stderr pipe, then leaving the fork.
+            unsafe {
+                libc::write(raw[2], msg.as_ptr().cast(), msg.len());
+                libc::_exit(126);
+            }
+        }
     }
     // Keep only what the command needs: the shim's other descriptors (its end of the stdin pipe above all, which
     // would keep the command's stdin from ever reaching end of file) must not live on in this process.
