@@ -3,21 +3,38 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/examroom
 
-.PHONY: deps build test run shell bench lint clean
+.PHONY: deps web build test test-web run shell bench lint clean
 
 deps:
 	@./scripts/install-deps.sh
 
-build: deps
+# The browser UI (web/), built into web/dist: debug builds of the server read it from disk, release builds embed it.
+# `npm ci` runs again only when package.json or package-lock.json changed.
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && npm ci
+
+web: deps web/node_modules/.package-lock.json
+	cd web && npm run build
+
+build: deps web
 	$(CARGO) build --workspace --all-features
 
-# Every test of every crate: unit tests, each crate's tests/ (SQLite, exam files), and the integration tests of the
-# binary (one binary, real namespaces, cgroups and servers; needs root). Two at a time, for two cores. The last line
-# sums up every test binary's result.
-test: deps
+# Every test: the unit tests of every crate, each crate's tests/ (SQLite, exam files), the integration tests of the
+# binary (real namespaces, cgroups and servers; needs root), two at a time for two cores; then the browser tests
+# (Playwright driving Debian's Chromium against a real server). The last line sums them all.
+test: deps web
 	mkdir -p target; set -o pipefail; $(CARGO) test --workspace --all-features --lib --bins --tests -- --test-threads=2 2>&1 \
 	  | tee target/test.log
-	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
+	./scripts/install-deps.sh --browser
+	set -o pipefail; node web/tests/run.mjs 2>&1 | tee target/test-web.log
+	@awk '/^test result:/ { p += $$4; f += $$6 } /^web: [0-9]+ passed/ { p += $$2; f += $$4 } \
+	  END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log target/test-web.log
+
+# The browser tests: Playwright (playwright-core) driving Debian's Chromium against a real server on a free port.
+# Screenshots and the server's log go to web/test-output/.
+test-web: build
+	@./scripts/install-deps.sh --browser
+	node web/tests/run.mjs
 
 # Serves the sample exams on http://127.0.0.1:8080 and prints sign-in URLs and curl examples.
 run: build

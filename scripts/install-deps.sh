@@ -14,6 +14,13 @@ have python3 || [ -x /usr/bin/python3 ] || need+=(python3)
 [ -x /usr/bin/python3 ] || need+=(python3)
 have tmux || need+=(tmux)
 have curl || need+=(curl)
+# The web UI is built with node and npm (Vite 7 needs Node.js 20 or newer). `--browser` adds Chromium for the
+# browser tests (`make test-web`), and only then.
+have node || need+=(nodejs)
+have npm || need+=(npm)
+if [ "${1:-}" = "--browser" ]; then
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+fi
 if [ "${#need[@]}" -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -23,6 +30,9 @@ fi
 if ! have cargo; then
   echo "cargo is missing: install the Rust toolchain (rustup) first" >&2
   exit 1
+fi
+if have node && [ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" -lt 20 ]; then
+  echo "note: Node.js $(node --version) is too old to build the web UI (Vite 7 needs 20 or newer)" >&2
 fi
 # The runtime needs user namespaces and the cgroup hierarchies; say so plainly when the host lacks them.
 if [ "$(cat /proc/sys/user/max_user_namespaces 2>/dev/null || echo 0)" = 0 ]; then

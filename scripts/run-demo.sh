@@ -12,7 +12,7 @@ PROC=$("$BIN" token --data-dir "$DATA" --user demo-proctor --role proctor --ttl 
 cat <<EOT
 examroom is starting on $BASE with the exams in ./exams (data in $DATA).
 
-Sign-in URLs (the browser pages arrive with the web UI; the API works now):
+Sign-in URLs (open one in a browser; the candidate lands on the exam catalog):
   candidate: $BASE/signin#token=$CAND
   proctor:   $BASE/signin#token=$PROC
 

@@ -7,6 +7,7 @@ mod sessions;
 mod signin;
 mod status;
 pub mod terminal;
+mod web;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -31,6 +32,10 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(health::metrics))
         .route("/api/v1/openapi.json", get(crate::openapi::serve))
         .route("/signin", get(signin::page))
+        .route("/", get(web::index))
+        .route("/proctor", get(web::index))
+        .route("/sessions/{*rest}", get(web::index_under))
+        .route("/assets/{*path}", get(web::asset))
         .route("/api/v1/auth/session", post(auth::sign_in).delete(auth::sign_out))
         .route("/api/v1/exams", get(exams::list))
         .route("/api/v1/exams/{exam_id}", get(exams::get))

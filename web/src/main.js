@@ -1,0 +1,152 @@
+// examroom's browser UI. Client-side routing on location.pathname:
+//   /               the catalog (or "Resume your exam" when a session is live)
+//   /sessions/{id}  one session, by state (see session.js)
+//   /proctor        the proctor's page (not built yet)
+// Sign-in is the server's own page, /signin#token=…, which sets the cookie and comes back to /.
+
+import './style.css';
+import { api, ApiError, isLive } from './api.js';
+import { h, humanDuration, show } from './dom.js';
+import { SessionPage, errorPage, notFoundPage, signedOutPage } from './session.js';
+import { clearBanner } from './banner.js';
+
+let current = null; // the page object that owns timers and connections
+
+function navigate(path, { replace = false } = {}) {
+  if (replace) history.replaceState(null, '', path);
+  else history.pushState(null, '', path);
+  route();
+}
+
+async function route() {
+  current?.dispose?.();
+  current = null;
+  clearBanner();
+  document.getElementById('clock').hidden = true;
+  const path = location.pathname;
+  const m = /^\/sessions\/([^/]+)\/?$/.exec(path);
+  if (path === '/' || path === '') return catalog();
+  if (m) {
+    current = new SessionPage(decodeURIComponent(m[1]), navigate);
+    return current.start();
+  }
+  if (path === '/proctor') return proctor();
+  return notFoundPage();
+}
+
+async function catalog() {
+  document.title = 'Your exams · examroom';
+  show(h('section', { class: 'card' }, h('h1', {}, 'Your exams'), h('p', { class: 'muted' }, 'Loading…')));
+  let exams;
+  let sessions;
+  try {
+    [exams, sessions] = await Promise.all([api('/api/v1/exams'), api('/api/v1/sessions')]);
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) return signedOutPage();
+    return errorPage(e, 'The exam list could not be loaded');
+  }
+  const live = (sessions.sessions || []).find((s) => isLive(s.state));
+  const list = exams.exams || [];
+  const errorEl = h('div', { class: 'error', role: 'alert', hidden: true });
+  const titleOf = (id) => list.find((e) => e.id === id)?.title || id;
+
+  async function startExam(examId, btn) {
+    btn.disabled = true;
+    errorEl.hidden = true;
+    try {
+      const v = await api('/api/v1/sessions', { method: 'POST', body: { exam_id: examId } });
+      navigate(`/sessions/${v.id}`);
+    } catch (e) {
+      btn.disabled = false;
+      if (e instanceof ApiError && e.code === 'active_session_exists' && e.sessionId) {
+        return navigate(`/sessions/${e.sessionId}`);
+      }
+      errorEl.hidden = false;
+      errorEl.replaceChildren(
+        h('p', {}, e.message),
+        e.guidance ? h('p', {}, e.guidance) : null,
+        e.incident ? h('p', {}, 'Incident id for support: ', h('code', {}, e.incident)) : null,
+      );
+      errorEl.focus?.();
+    }
+  }
+
+  show(
+    h(
+      'section',
+      { class: 'card', 'data-page': 'catalog' },
+      h('h1', {}, 'Your exams'),
+      live
+        ? h(
+            'div',
+            { class: 'resume', role: 'region', 'aria-label': 'Your exam in progress' },
+            h('p', {}, `You have an exam in progress: ${titleOf(live.exam_id)}.`),
+            h('a', { class: 'button primary', href: `/sessions/${live.id}`, 'data-link': '' }, 'Resume your exam'),
+          )
+        : null,
+      errorEl,
+      list.length
+        ? h(
+            'ul',
+            { class: 'exams' },
+            list.map((e) =>
+              h(
+                'li',
+                { class: 'exam-card', 'data-exam': e.id },
+                h('h2', {}, e.title),
+                h('p', { class: 'muted' }, `Duration: ${humanDuration(e.duration_seconds)}`),
+                h('p', {}, e.description),
+                live
+                  ? null
+                  : h(
+                      'button',
+                      {
+                        type: 'button',
+                        class: 'primary',
+                        'aria-label': `Start ${e.title}`,
+                        onclick: (ev) => startExam(e.id, ev.currentTarget),
+                      },
+                      'Start',
+                    ),
+              ),
+            ),
+          )
+        : h('p', {}, 'There are no exams yet.'),
+    ),
+  );
+}
+
+function proctor() {
+  document.title = 'Proctor · examroom';
+  show(
+    h(
+      'section',
+      { class: 'card narrow', 'data-page': 'proctor' },
+      h('h1', {}, 'Proctor'),
+      h('p', {}, 'The proctor page is not built yet. The API serves proctors today: see /api/v1/openapi.json.'),
+    ),
+  );
+}
+
+// In-app links: same-origin anchors marked data-link navigate without a reload.
+document.addEventListener('click', (e) => {
+  const a = e.target.closest?.('a[data-link]');
+  if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+  const url = new URL(a.href, location.href);
+  if (url.origin !== location.origin) return;
+  e.preventDefault();
+  navigate(url.pathname);
+});
+document.getElementById('signout').addEventListener('click', async () => {
+  try {
+    await api('/api/v1/auth/session', { method: 'DELETE' });
+  } catch {
+    /* signed out already, or the server is away: the page says what to do either way */
+  }
+  current?.dispose?.();
+  current = null;
+  history.replaceState(null, '', '/');
+  signedOutPage();
+});
+window.addEventListener('popstate', route);
+route();

@@ -1,0 +1,189 @@
+// The exam terminal: xterm.js over the terminal WebSocket. Binary frames carry raw bytes both ways; the client sends
+// `{"type":"resize","cols","rows"}`; the server sends `status`, `notice` and `ended` text frames. On every connect the
+// server replays the scrollback, so the screen is reset first. Drops are retried with backoff (see banner.js).
+
+import { Terminal } from '@xterm/xterm';
+import { FitAddon } from '@xterm/addon-fit';
+import '@xterm/xterm/css/xterm.css';
+import { backoff, MAX_ATTEMPTS, setChannel } from './banner.js';
+
+const CLOSE = { UNAUTH: 4401, FORBIDDEN: 4403, NOT_FOUND: 4404, NOT_READY: 4409, ENDED: 4410, REPLACED: 4412 };
+
+export class ExamTerminal {
+  /**
+   * @param {HTMLElement} container
+   * @param {string} sessionId
+   * @param {{onStatus?: Function, onNotice?: Function, onEnded?: Function, onClosed?: Function}} hooks
+   */
+  constructor(container, sessionId, hooks = {}) {
+    this.container = container;
+    this.sessionId = sessionId;
+    this.hooks = hooks;
+    this.attempt = 0;
+    this.stopped = false;
+    this.ws = null;
+    this.timer = null;
+    this.term = new Terminal({
+      cursorBlink: true,
+      convertEol: false,
+      fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace',
+      fontSize: 14,
+      scrollback: 5000,
+      screenReaderMode: false,
+      theme: { background: '#111418', foreground: '#e6e6e6' },
+    });
+    this.fit = new FitAddon();
+    this.term.loadAddon(this.fit);
+    this.term.open(container);
+    this.encoder = new TextEncoder();
+    this.term.onData((d) => this.sendBytes(this.encoder.encode(d)));
+    this.term.onBinary((d) => {
+      const b = new Uint8Array(d.length);
+      for (let i = 0; i < d.length; i++) b[i] = d.charCodeAt(i) & 0xff;
+      this.sendBytes(b);
+    });
+    this.term.onResize(({ cols, rows }) => this.sendResize(cols, rows));
+    this.onWindowResize = () => this.refit();
+    window.addEventListener('resize', this.onWindowResize);
+    if (typeof ResizeObserver !== 'undefined') {
+      this.observer = new ResizeObserver(() => this.refit());
+      this.observer.observe(container);
+    }
+    this.refit();
+    this.connect();
+  }
+
+  refit() {
+    if (this.stopped) return;
+    try {
+      this.fit.fit();
+    } catch {
+      /* not laid out yet */
+    }
+  }
+
+  focus() {
+    this.term.focus();
+  }
+
+  sendBytes(bytes) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(bytes);
+  }
+
+  sendResize(cols, rows) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ type: 'resize', cols, rows }));
+  }
+
+  connect() {
+    if (this.stopped) return;
+    const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const ws = new WebSocket(`${proto}//${location.host}/api/v1/sessions/${encodeURIComponent(this.sessionId)}/terminal`);
+    ws.binaryType = 'arraybuffer';
+    this.ws = ws;
+    let opened = false;
+    let firstOutput = true;
+    ws.onopen = () => {
+      opened = true;
+      this.refit();
+      this.sendResize(this.term.cols, this.term.rows);
+    };
+    ws.onmessage = (ev) => {
+      if (typeof ev.data === 'string') {
+        let f;
+        try {
+          f = JSON.parse(ev.data);
+        } catch {
+          return;
+        }
+        if (f.type === 'status') {
+          // The connection works: the attempt counter starts over.
+          this.attempt = 0;
+          setChannel('terminal', 'ok');
+          this.hooks.onStatus?.(f);
+        } else if (f.type === 'notice') this.hooks.onNotice?.(f.message);
+        else if (f.type === 'ended') this.hooks.onEnded?.(f);
+        return;
+      }
+      if (firstOutput) {
+        // The server replays the scrollback on every connect: start from a clean screen.
+        firstOutput = false;
+        this.term.reset();
+      }
+      this.term.write(new Uint8Array(ev.data));
+    };
+    ws.onclose = (ev) => {
+      if (this.ws !== ws || this.stopped) return;
+      this.ws = null;
+      switch (ev.code) {
+        case CLOSE.ENDED:
+          this.stop();
+          this.hooks.onClosed?.('ended', ev.reason);
+          return;
+        case CLOSE.NOT_FOUND:
+        case CLOSE.UNAUTH:
+        case CLOSE.FORBIDDEN:
+        case CLOSE.REPLACED:
+          setChannel('terminal', 'ok');
+          this.stopped = true;
+          this.hooks.onClosed?.(
+            { 4404: 'not_found', 4401: 'unauthenticated', 4403: 'forbidden', 4412: 'replaced' }[ev.code],
+            ev.reason,
+          );
+          return;
+        case CLOSE.NOT_READY:
+          // Not an outage: the environment is not ready yet. Try again shortly without alarming anyone.
+          this.timer = setTimeout(() => this.connect(), 1000);
+          return;
+        default:
+          this.retry(opened);
+      }
+    };
+  }
+
+  retry() {
+    if (this.stopped) return;
+    this.attempt += 1;
+    if (this.attempt > MAX_ATTEMPTS) {
+      setChannel('terminal', 'failed', this.attempt);
+      this.hooks.onClosed?.('gave_up');
+      return;
+    }
+    setChannel('terminal', 'retrying', this.attempt);
+    this.timer = setTimeout(() => this.connect(), backoff(this.attempt));
+  }
+
+  /** Reconnects now (after a takeover, or when the user asks), starting the attempt count over. */
+  reconnect() {
+    this.stopped = false;
+    this.attempt = 0;
+    clearTimeout(this.timer);
+    if (this.ws) {
+      const old = this.ws;
+      this.ws = null;
+      old.close();
+    }
+    this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    setChannel('terminal', 'ok');
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      try {
+        ws.close();
+      } catch {
+        /* already closed */
+      }
+    }
+  }
+
+  dispose() {
+    this.stop();
+    window.removeEventListener('resize', this.onWindowResize);
+    this.observer?.disconnect();
+    this.term.dispose();
+  }
+}
