@@ -1,7 +1,8 @@
 // examroom's browser UI. Client-side routing on location.pathname:
 //   /               the catalog (or "Resume your exam" when a session is live)
 //   /sessions/{id}  one session, by state (see session.js)
-//   /proctor        the proctor's page (not built yet)
+//   /proctor        the proctor's page (see proctor.js); a proctor going to / is sent here
+// On load the page asks who is signed in (GET /api/v1/auth/session) once and routes by role.
 // Sign-in is the server's own page, /signin#token=…, which sets the cookie and comes back to /.
 
 import './style.css';
@@ -9,8 +10,21 @@ import { api, ApiError, isLive } from './api.js';
 import { h, humanDuration, show } from './dom.js';
 import { SessionPage, errorPage, notFoundPage, signedOutPage } from './session.js';
 import { clearBanner } from './banner.js';
+import { ProctorPage, proctorsOnlyPage } from './proctor.js';
 
 let current = null; // the page object that owns timers and connections
+let me; // the answer of GET /api/v1/auth/session: { user_id, role }, null when signed out; undefined before asking
+
+async function whoAmI() {
+  if (me !== undefined) return me;
+  try {
+    me = await api('/api/v1/auth/session');
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 401) me = null;
+    else throw e;
+  }
+  return me;
+}
 
 function navigate(path, { replace = false } = {}) {
   if (replace) history.replaceState(null, '', path);
@@ -25,12 +39,26 @@ async function route() {
   document.getElementById('clock').hidden = true;
   const path = location.pathname;
   const m = /^\/sessions\/([^/]+)\/?$/.exec(path);
+  if (path === '/' || path === '' || path === '/proctor') {
+    let who;
+    try {
+      who = await whoAmI();
+    } catch (e) {
+      return errorPage(e, 'The exam server could not be reached');
+    }
+    if (!who) return signedOutPage();
+    if (who.role === 'proctor' && path !== '/proctor') return navigate('/proctor', { replace: true });
+    if (path === '/proctor') {
+      if (who.role !== 'proctor') return proctorsOnlyPage();
+      current = new ProctorPage();
+      return current.start();
+    }
+  }
   if (path === '/' || path === '') return catalog();
   if (m) {
     current = new SessionPage(decodeURIComponent(m[1]), navigate);
     return current.start();
   }
-  if (path === '/proctor') return proctor();
   return notFoundPage();
 }
 
@@ -116,18 +144,6 @@ async function catalog() {
   );
 }
 
-function proctor() {
-  document.title = 'Proctor · examroom';
-  show(
-    h(
-      'section',
-      { class: 'card narrow', 'data-page': 'proctor' },
-      h('h1', {}, 'Proctor'),
-      h('p', {}, 'The proctor page is not built yet. The API serves proctors today: see /api/v1/openapi.json.'),
-    ),
-  );
-}
-
 // In-app links: same-origin anchors marked data-link navigate without a reload.
 document.addEventListener('click', (e) => {
   const a = e.target.closest?.('a[data-link]');
@@ -145,6 +161,7 @@ document.getElementById('signout').addEventListener('click', async () => {
   }
   current?.dispose?.();
   current = null;
+  me = null;
   history.replaceState(null, '', '/');
   signedOutPage();
 });

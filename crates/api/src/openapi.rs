@@ -63,6 +63,7 @@ pub fn document() -> Value {
         "/api/v1/auth/session",
         json!({
             "post": op("Browser sign-in: exchange the Bearer token for the examroom_session cookie", "anyone with a token", "200", json!({"description": "signed in; Set-Cookie: examroom_session (HttpOnly, SameSite=Strict)"}), &auth),
+            "get": op("Who is signed in: { user_id, role }", "anyone signed in", "200", ok("Me", "the caller"), &[401]),
             "delete": op("Sign out (clears the cookie)", "anyone signed in", "204", json!({"description": "signed out"}), &[401, 403]),
         }),
     );
@@ -146,7 +147,7 @@ pub fn document() -> Value {
     term["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Terminate" } } } });
     p("/api/v1/sessions/{id}/terminate", json!({ "post": term }));
 
-    json!({
+    let mut doc = json!({
         "openapi": "3.0.3",
         "info": {
             "title": "examroom",
@@ -214,7 +215,11 @@ pub fn document() -> Value {
         },
         "security": [{ "bearer": [] }, { "cookie": [] }],
         "paths": session_ops,
-    })
+    });
+    // Added on its own: one more schema inside the literal above exceeds json!'s recursion limit.
+    doc["components"]["schemas"]["Me"] = json!({ "type": "object", "required": ["user_id", "role"],
+        "properties": { "user_id": { "type": "string" }, "role": { "type": "string", "enum": ["candidate", "proctor"] } } });
+    doc
 }
 
 /// `GET /api/v1/openapi.json`.

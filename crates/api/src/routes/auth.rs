@@ -28,6 +28,14 @@ pub async fn sign_in(State(st): State<AppState>, parts: Parts) -> ApiResult<Resp
     Ok(r)
 }
 
+/// `GET /api/v1/auth/session`: who the caller is, `{ "user_id", "role" }` (401 when not signed in).
+pub async fn whoami(who: Authed) -> Response {
+    super::json(
+        StatusCode::OK,
+        &serde_json::json!({ "user_id": who.caller.user.to_string(), "role": who.caller.role.as_str() }),
+    )
+}
+
 /// `DELETE /api/v1/auth/session`: clears the cookie.
 pub async fn sign_out(State(st): State<AppState>, _who: Authed) -> Response {
     let mut r = StatusCode::NO_CONTENT.into_response();

@@ -36,7 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/proctor", get(web::index))
         .route("/sessions/{*rest}", get(web::index_under))
         .route("/assets/{*path}", get(web::asset))
-        .route("/api/v1/auth/session", post(auth::sign_in).delete(auth::sign_out))
+        .route("/api/v1/auth/session", post(auth::sign_in).get(auth::whoami).delete(auth::sign_out))
         .route("/api/v1/exams", get(exams::list))
         .route("/api/v1/exams/{exam_id}", get(exams::get))
         .route("/api/v1/sessions", post(sessions::create).get(sessions::list))

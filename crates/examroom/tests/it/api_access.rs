@@ -258,6 +258,7 @@ fn idless_endpoints() -> Vec<(Method, &'static str, Option<Value>)> {
         (Method::GET, "/api/v1/exams", None),
         (Method::GET, "/api/v1/exams/quick", None),
         (Method::POST, "/api/v1/auth/session", None),
+        (Method::GET, "/api/v1/auth/session", None),
         (Method::DELETE, "/api/v1/auth/session", None),
     ]
 }
@@ -541,6 +542,14 @@ async fn access_control_matrix() {
     });
     let a = p.call(Method::POST, "/api/v1/auth/session", &alice, None).await;
     p.expect("alice signs in", &a, 200, None);
+    let a = p.get("/api/v1/auth/session", &alice).await;
+    p.expect("alice asks who she is", &a, 200, None);
+    p.check(a.body["role"] == "candidate" && a.body["user_id"].is_string(), || {
+        format!("GET /auth/session: {}", a.text)
+    });
+    let a = p.get("/api/v1/auth/session", &proctor).await;
+    p.expect("the proctor asks who they are", &a, 200, None);
+    p.check(a.body["role"] == "proctor", || format!("GET /auth/session as proctor: {}", a.text));
     let a = p.call(Method::DELETE, "/api/v1/auth/session", &alice, None).await;
     p.expect("alice signs out with a bearer (no CSRF rules for bearers)", &a, 204, None);
 
@@ -817,7 +826,7 @@ async fn openapi_snapshot() {
     // Every path of the contract's endpoint table that exists (all but /terminal, /desktop and /result), with its
     // methods.
     let expected: &[(&str, &[&str])] = &[
-        ("/api/v1/auth/session", &["post", "delete"]),
+        ("/api/v1/auth/session", &["post", "get", "delete"]),
         ("/api/v1/exams", &["get"]),
         ("/api/v1/exams/{exam_id}", &["get"]),
         ("/api/v1/sessions", &["post", "get"]),

@@ -203,10 +203,8 @@ impl SandboxRuntime {
             cg.kill_all(g, wait).map_err(|e| RuntimeError::Backend(format!("stop the shim: {e}")))?;
         }
         // The grading group, if grading ever ran.
-        let grade_group = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| cg.env_group(&format!("{n}.grade")).ok());
+        let grade_group =
+            dir.file_name().and_then(|n| n.to_str()).and_then(|n| cg.env_group(&format!("{n}.grade")).ok());
         if let Some(g) = &grade_group {
             cg.kill_all(g, wait).map_err(|e| RuntimeError::Backend(format!("stop grading: {e}")))?;
         }

@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use nix::mount::{umount2, MntFlags, MsFlags};
 
 use crate::protocol::ExecSpec;
-use crate::sandbox::rootfs::{m, mkdir, BaseTrees};
 use crate::sandbox::cgroup::Group;
+use crate::sandbox::rootfs::{m, mkdir, BaseTrees};
 use crate::sandbox::state::ShimConfig;
 use crate::sandbox::{caps, seccomp, sys};
 
