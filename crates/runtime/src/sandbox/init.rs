@@ -253,11 +253,7 @@ fn setup(cfg: &InitConfig, names: Vec<String>, links: Vec<(String, PathBuf)>, fd
     if cfg.unprivileged_uid.is_none() {
         // We were cloned as host root, which the user namespace's map does not cover: become its root (host uid
         // `base`), so that what we create is owned by a mapped uid.
-        let root = nix::unistd::Gid::from_raw(0);
-        nix::unistd::setresgid(root, root, root).map_err(|e| io::Error::other(format!("setresgid: {e}")))?;
-        nix::unistd::setgroups(&[]).map_err(|e| io::Error::other(format!("setgroups: {e}")))?;
-        let root = nix::unistd::Uid::from_raw(0);
-        nix::unistd::setresuid(root, root, root).map_err(|e| io::Error::other(format!("setresuid: {e}")))?;
+        sys::become_namespace_root()?;
         // A change of credentials clears the parent-death signal: set it again. Should the shim have died in
         // between, the closed control socket ends us anyway.
         // SAFETY: plain prctl.

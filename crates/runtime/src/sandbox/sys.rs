@@ -204,3 +204,13 @@ pub fn process_alive(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks.
     pid > 0 && unsafe { libc::kill(pid, 0) } == 0
 }
+
+/// Becomes uid and gid 0 of the current user namespace (host uid `base`), with no supplementary groups: a process
+/// that entered the namespace as host root is unmapped there until it does.
+pub fn become_namespace_root() -> io::Result<()> {
+    let gid = nix::unistd::Gid::from_raw(0);
+    nix::unistd::setresgid(gid, gid, gid).map_err(|e| io::Error::other(format!("setresgid: {e}")))?;
+    nix::unistd::setgroups(&[]).map_err(|e| io::Error::other(format!("setgroups: {e}")))?;
+    let uid = nix::unistd::Uid::from_raw(0);
+    nix::unistd::setresuid(uid, uid, uid).map_err(|e| io::Error::other(format!("setresuid: {e}")))
+}

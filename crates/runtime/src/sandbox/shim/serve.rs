@@ -486,16 +486,16 @@ impl Shim {
         const BUDGET: usize = 256 * 1024;
         let mut got = std::mem::take(&mut self.read_buf);
         got.clear();
-        got.resize(BUDGET, 0);
-        let mut n = 0;
+        let mut chunk = [0u8; 16 * 1024];
         let t = &mut self.terminals[i];
-        while n < BUDGET {
-            match nix::unistd::read(t.master.as_raw_fd(), &mut got[n..]) {
+        // `got` grows only as far as output comes (a keystroke's echo costs a few bytes, not a 256 KiB buffer).
+        while got.len() < BUDGET {
+            match nix::unistd::read(t.master.as_raw_fd(), &mut chunk) {
                 Ok(0) | Err(nix::errno::Errno::EIO) => {
                     t.hup = true;
                     break;
                 }
-                Ok(k) => n += k,
+                Ok(k) => got.extend_from_slice(&chunk[..k]),
                 Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => break,
                 Err(_) => {
                     t.hup = true;
@@ -503,6 +503,7 @@ impl Shim {
                 }
             }
         }
+        let n = got.len();
         if n > 0 {
             t.ring.push(&got[..n]);
             if let Some(c) = t.attached.and_then(|c| self.conns.get_mut(&c)) {
@@ -514,8 +515,11 @@ impl Shim {
                 }
             }
         }
-        // Keep the buffer's allocation for the next wake-up, but not its pages when idle.
-        got.truncate(0);
+        // Keep the allocation for the next burst; give a large one back once the burst is over.
+        got.clear();
+        if got.capacity() > 64 * 1024 && n < 4096 {
+            got = Vec::new();
+        }
         self.read_buf = got;
     }
 

@@ -151,11 +151,7 @@ fn child(
         setns(fd, what)?;
     }
     if cfg.userns {
-        let root = nix::unistd::Gid::from_raw(0);
-        nix::unistd::setresgid(root, root, root).map_err(|e| io::Error::other(format!("setresgid: {e}")))?;
-        nix::unistd::setgroups(&[]).map_err(|e| io::Error::other(format!("setgroups: {e}")))?;
-        let root = nix::unistd::Uid::from_raw(0);
-        nix::unistd::setresuid(root, root, root).map_err(|e| io::Error::other(format!("setresuid: {e}")))?;
+        sys::become_namespace_root()?;
     }
     // SAFETY: as above; the grandchild is the one in the pid namespace.
     let pid = unsafe { libc::fork() };
