@@ -117,7 +117,11 @@ enum SandboxCommand {
 fn main() {
     // The shim is this same binary: dispatch before anything else (no async runtime, no threads; it forks).
     let mut args = std::env::args_os();
-    if args.nth(1).is_some_and(|a| a == "__shim") {
+    // The grading helper, run inside a check under this name (see `sandbox::shim::trusted`).
+    if args.next().is_some_and(|a| std::path::Path::new(&a).file_name().is_some_and(|n| n == "examroom-run")) {
+        std::process::exit(examroom_runtime::sandbox::shim::trusted::run_client());
+    }
+    if args.next().is_some_and(|a| a == "__shim") {
         let dir = args.next().map(PathBuf::from).unwrap_or_default();
         std::process::exit(examroom_runtime::sandbox::shim::main(&dir));
     }

@@ -135,7 +135,7 @@ async fn trusted_exec_sees_the_candidates_files_with_pristine_tools() {
         h.rt.exec_trusted(&id, req("cat /root/answer.txt; test -d /srv/x && echo dir; uname -s; echo $PATH"))
             .await
             .unwrap();
-    assert_eq!(out.stdout_text(), "mine\ndir\nLinux\n/usr/sbin:/usr/bin:/sbin:/bin\n", "{out:?}");
+    assert_eq!(out.stdout_text(), "mine\ndir\nLinux\n/usr/sbin:/usr/bin:/sbin:/bin:/examroom/bin\n", "{out:?}");
     // Read-only for the candidate's files; /tmp is the check's own.
     let out =
         h.rt.exec_trusted(

@@ -146,6 +146,71 @@ pub fn drop_for_setuid() -> Result<(), CapsError> {
     drop_to(Capability::CAP_SETUID.bitmask() | Capability::CAP_SETGID.bitmask())
 }
 
+/// Turns a process that holds CAP_SETUID, CAP_SETGID and CAP_SETPCAP (root of its user namespace) into a grading
+/// check: uid `uid` and gid `gid`, no supplementary groups, and one capability, `CAP_DAC_READ_SEARCH`, which reads
+/// every file and searches every directory but writes nothing, executes nothing and reaches no other process (a
+/// different uid without `CAP_SYS_PTRACE` passes no ptrace access check, so `/proc/<pid>/{root,cwd,fd,mem,environ}`
+/// of the candidate's processes are refused). The capability is put in the permitted, effective, inheritable and
+/// ambient sets, so that it survives `execve` for a non-root uid; the bounding set keeps nothing else.
+///
+/// Raw calls only: safe between fork and exec.
+pub fn become_checker(uid: u32, gid: u32) -> Result<(), CapsError> {
+    let drs = Capability::CAP_DAC_READ_SEARCH.bitmask();
+    let needed =
+        Capability::CAP_SETPCAP.bitmask() | Capability::CAP_SETUID.bitmask() | Capability::CAP_SETGID.bitmask();
+    let current = capget()?;
+    if current.permitted & (needed | drs) != needed | drs {
+        return Err(CapsError::StillPresent {
+            set: "missing from permitted",
+            extra: (needed | drs) & !current.permitted,
+        });
+    }
+    capset(CapSets { effective: current.permitted, ..current })?;
+    for cap in bits(read_bounding()? & !drs) {
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), Z, Z, Z) } != 0 {
+            return Err(CapsError::BoundingDrop { cap, source: io::Error::last_os_error() });
+        }
+    }
+    clear_ambient()?;
+    // SAFETY: plain prctl and credential calls; results checked.
+    unsafe {
+        if libc::prctl(libc::PR_SET_KEEPCAPS, 1 as libc::c_ulong, Z, Z, Z) != 0
+            || libc::setgroups(0, std::ptr::null()) != 0
+            || libc::setresgid(gid, gid, gid) != 0
+            || libc::setresuid(uid, uid, uid) != 0
+        {
+            return Err(CapsError::Capset(io::Error::last_os_error()));
+        }
+        libc::prctl(libc::PR_SET_KEEPCAPS, Z, Z, Z, Z);
+    }
+    capset(CapSets { effective: drs, permitted: drs, inheritable: drs })?;
+    // SAFETY: prctl with integer arguments.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
+            libc::c_ulong::from(Capability::CAP_DAC_READ_SEARCH.index()),
+            Z,
+            Z,
+        )
+    };
+    if rc != 0 {
+        return Err(CapsError::Ambient(io::Error::last_os_error()));
+    }
+    let after = capget()?;
+    for (set, value) in [("permitted", after.permitted), ("effective", after.effective)] {
+        if value != drs {
+            return Err(CapsError::StillPresent { set, extra: value & !drs });
+        }
+    }
+    let left = read_bounding()? & !drs;
+    if left != 0 {
+        return Err(CapsError::StillPresent { set: "bounding", extra: left });
+    }
+    Ok(())
+}
+
 /// Zero as `unsigned long`: `prctl` is variadic and glibc reads every
 /// argument as `unsigned long`; some options reject non-zero unused arguments.
 const Z: libc::c_ulong = 0;

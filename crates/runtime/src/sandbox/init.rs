@@ -466,12 +466,6 @@ unsafe fn child_exec(
         return errno();
     }
     libc::umask(0o022);
-    // Make the candidate's processes the OOM killer's first choice, ahead of init.
-    let adj = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-    if adj >= 0 {
-        libc::write(adj, b"500".as_ptr().cast(), 3);
-        libc::close(adj);
-    }
     if let Some(uid) = cfg.unprivileged_uid {
         if caps::drop_for_setuid().is_err() {
             return libc::EPERM;
@@ -488,6 +482,30 @@ unsafe fn child_exec(
     if seccomp::apply(&cfg.filter).is_err() {
         return libc::EPERM;
     }
+    if !lower_oom_priority() {
+        return libc::EPERM;
+    }
     libc::execve(prog.as_ptr(), argv.as_ptr(), env.as_ptr());
     errno()
+}
+
+/// Makes the calling process (a candidate's, about to exec) the OOM killer's first choice, ahead of init:
+/// `oom_score_adj` 500. Raw calls only.
+///
+/// A fork of init is not dumpable (init is not), so its `/proc/self` files belong to host root and even root of the
+/// namespace cannot write them. It becomes dumpable here, after its capabilities are dropped and its seccomp filter is
+/// installed, so that for the instant before exec it is exactly as reachable as any other candidate process (exec
+/// makes it dumpable anyway). Returns whether the score was set.
+pub fn lower_oom_priority() -> bool {
+    // SAFETY: plain prctl, open, write and close with valid arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0);
+        let adj = libc::open(c"/proc/self/oom_score_adj".as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if adj < 0 {
+            return false;
+        }
+        let ok = libc::write(adj, b"500".as_ptr().cast(), 3) == 3;
+        libc::close(adj);
+        ok
+    }
 }

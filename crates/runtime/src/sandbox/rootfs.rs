@@ -173,7 +173,7 @@ pub fn build_root(plan: &RootPlan<'_>, trees: &BaseTrees) -> io::Result<()> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None,
     )?;
-    hide(&root, plan)?;
+    hide(&root, plan.hidden, plan.base)?;
     std::env::set_current_dir(&root)?;
     sys::pivot_root_here().map_err(|e| io::Error::new(e.kind(), format!("pivot_root: {e}")))?;
     umount2(".", MntFlags::MNT_DETACH)
@@ -192,7 +192,7 @@ fn write_identity(root: &Path, hostname: &str) -> io::Result<()> {
     Ok(())
 }
 
-fn make_dev(root: &Path, shm_bytes: u64) -> io::Result<()> {
+pub(crate) fn make_dev(root: &Path, shm_bytes: u64) -> io::Result<()> {
     let dev = root.join("dev");
     m(
         Some("tmpfs"),
@@ -246,21 +246,37 @@ fn inside_path(base: &Base, host: &Path) -> Option<PathBuf> {
     }
 }
 
-fn hide(root: &Path, plan: &RootPlan<'_>) -> io::Result<()> {
-    for h in plan.hidden {
-        let Some(inside) = inside_path(plan.base, h) else { continue };
-        let target = root.join(inside.strip_prefix("/").unwrap_or(&inside));
-        match std::fs::symlink_metadata(&target) {
-            Ok(md) if md.is_dir() => m(
-                Some("hidden"),
-                &target,
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                Some("size=4k,nr_inodes=1,mode=0000"),
-            )?,
-            Ok(_) => m(Some("/dev/null"), &target, None, MsFlags::MS_BIND, None)?,
-            Err(_) => {}
-        }
+/// Masks the hidden host paths where the base exposes them below `root`: an empty, read-only, mode-0000 tmpfs over a
+/// directory, `/dev/null` over a file. The path below `root` is resolved without following any symlink, so a link
+/// that someone planted in a writable layer can never redirect a mask elsewhere (the mask then fails loudly).
+pub(crate) fn hide(root: &Path, hidden: &[PathBuf], base: &Base) -> io::Result<()> {
+    for h in hidden {
+        let Some(inside) = inside_path(base, h) else { continue };
+        let rel = inside.strip_prefix("/").unwrap_or(&inside);
+        let root_fd = sys::open_beneath(libc::AT_FDCWD, root, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        let target = match sys::open_beneath(
+            std::os::fd::AsRawFd::as_raw_fd(&root_fd),
+            rel,
+            libc::O_PATH | libc::O_NOFOLLOW,
+            sys::RESOLVE_NO_SYMLINKS | sys::RESOLVE_BENEATH,
+        ) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => {
+                return Err(io::Error::new(e.kind(), format!("hide {}: {e}", inside.display())));
+            }
+        };
+        let md = sys::fstat(&target)?;
+        let mask = if md.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            sys::detached_tmpfs(
+                &[("size", "4k"), ("nr_inodes", "1"), ("mode", "0000")],
+                sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+            )?
+        } else {
+            sys::clone_mount_at(libc::AT_FDCWD, c"/dev/null", false)?
+        };
+        sys::attach_tree_at_fd(&mask, &target)
+            .map_err(|e| io::Error::new(e.kind(), format!("hide {}: {e}", inside.display())))?;
     }
     Ok(())
 }

@@ -222,8 +222,7 @@ macro_rules! unconditional_allowlist {
             SYS_getpid, SYS_getppid, SYS_gettid,
             SYS_getuid, SYS_geteuid, SYS_getgid, SYS_getegid,
             SYS_getresuid, SYS_getresgid, SYS_getgroups,
-            SYS_setuid, SYS_setgid, SYS_setreuid, SYS_setregid,
-            SYS_setresuid, SYS_setresgid, SYS_setgroups, SYS_setfsuid, SYS_setfsgid,
+            SYS_setgid, SYS_setregid, SYS_setresgid, SYS_setgroups, SYS_setfsgid,
             SYS_getpgid, SYS_setpgid, SYS_getsid, SYS_setsid,
             SYS_getpriority, SYS_setpriority, SYS_ioprio_get, SYS_ioprio_set,
             SYS_capget, SYS_capset, SYS_prctl,
@@ -296,7 +295,8 @@ define_allowlist!();
 
 /// Syscalls allowed only with certain arguments (see [`conditional_rules`]).
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-const CONDITIONAL_NAMES: &[&str] = &["clone", "ioctl", "personality", "socket", "socketpair"];
+const CONDITIONAL_NAMES: &[&str] =
+    &["clone", "ioctl", "personality", "socket", "socketpair", "setuid", "setreuid", "setresuid", "setfsuid"];
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 const CONDITIONAL_NAMES: &[&str] = &[];
 
@@ -322,11 +322,16 @@ const fn concat_names<const N: usize>(first: &[&'static str], second: &[&'static
 
 /// Names of the system calls the candidate filter allows, either
 /// unconditionally or with argument conditions (`clone`, `ioctl`,
-/// `personality`, `socket`, `socketpair`). `clone3` is not in the list: it
+/// `personality`, `socket`, `socketpair`, and the uid setters, which may not name
+/// [`RESERVED_CHECK_ID`]). `clone3` is not in the list: it
 /// answers `ENOSYS`.
 pub fn allowed_syscall_names() -> &'static [&'static str] {
     &ALLOWED_NAMES
 }
+
+/// The uid (and gid) that grading's checks run as inside an environment's user namespace
+/// (`shim/trusted`): mapped like every uid below 65536, but no candidate process may take it.
+pub const RESERVED_CHECK_ID: u32 = 65535;
 
 /// One condition on a syscall argument.
 fn cond(arg: u8, len: SeccompCmpArgLen, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, SeccompError> {
@@ -357,6 +362,15 @@ fn conditional_rules() -> Result<Vec<(libc::c_long, Vec<SeccompRule>)>, SeccompE
         cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, TIOCSTI)?,
         cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, TIOCLINUX)?,
     ])?];
+    // The uid setters: any uid but the one grading's checks run as, so that no candidate process ever shares the
+    // checks' uid (which would let a check reach into it through /proc). Conditions within one rule are ANDed.
+    let not_reserved = |args: &[u8]| -> Result<Vec<SeccompRule>, SeccompError> {
+        let conds = args
+            .iter()
+            .map(|&a| cond(a, SeccompCmpArgLen::Dword, SeccompCmpOp::Ne, u64::from(RESERVED_CHECK_ID)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(vec![SeccompRule::new(conds)?])
+    };
     let families: Vec<u64> = ALLOWED_SOCKET_FAMILIES.iter().filter_map(|&f| u64::try_from(f).ok()).collect();
     let unix = u64::try_from(libc::AF_UNIX).map_or_else(|_| Vec::new(), |f| vec![f]);
     Ok(vec![
@@ -365,6 +379,10 @@ fn conditional_rules() -> Result<Vec<(libc::c_long, Vec<SeccompRule>)>, SeccompE
         (libc::SYS_personality, dword_one_of(0, ALLOWED_PERSONALITIES)?),
         (libc::SYS_socket, dword_one_of(0, &families)?),
         (libc::SYS_socketpair, dword_one_of(0, &unix)?),
+        (libc::SYS_setuid, not_reserved(&[0])?),
+        (libc::SYS_setfsuid, not_reserved(&[0])?),
+        (libc::SYS_setreuid, not_reserved(&[0, 1])?),
+        (libc::SYS_setresuid, not_reserved(&[0, 1, 2])?),
     ])
 }
 
@@ -818,6 +836,19 @@ mod tests {
             let mut ts: libc::timespec = std::mem::zeroed();
             let rc = libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
             record(check(rc == 0, 37));
+            // The checks' uid can be taken by no uid setter; any other uid can (setuid to our own uid is a no-op).
+            let reserved = L::from(RESERVED_CHECK_ID);
+            let rc = libc::syscall(libc::SYS_setuid, reserved);
+            record(check(fails_with(rc, libc::EPERM), 38));
+            let rc = libc::syscall(libc::SYS_setresuid, -1 as L, reserved, -1 as L);
+            record(check(fails_with(rc, libc::EPERM), 39));
+            let rc = libc::syscall(libc::SYS_setreuid, reserved, -1 as L);
+            record(check(fails_with(rc, libc::EPERM), 40));
+            let rc = libc::syscall(libc::SYS_setfsuid, reserved);
+            record(check(fails_with(rc, libc::EPERM), 41));
+            let me = L::from(libc::getuid());
+            let rc = libc::syscall(libc::SYS_setresuid, me, me, me);
+            record(check(rc == 0, 42));
             first
         }
     }

@@ -80,6 +80,222 @@ pub fn detached_tree(path: &Path) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `MOUNT_ATTR_NOEXEC`.
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const AT_SYMLINK_NOFOLLOW: libc::c_uint = libc::AT_SYMLINK_NOFOLLOW as libc::c_uint;
+const AT_EMPTY_PATH: libc::c_uint = libc::AT_EMPTY_PATH as libc::c_uint;
+
+/// Clones the mount (or, with `recursive`, the tree) at `name` below the directory `dir`, as a detached mount,
+/// without following a symlink in `name`'s last component. `name` may be empty: then `dir` itself is cloned.
+pub fn clone_mount_at(dir: RawFd, name: &std::ffi::CStr, recursive: bool) -> io::Result<OwnedFd> {
+    let mut flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    if name.is_empty() {
+        flags |= AT_EMPTY_PATH;
+    }
+    // SAFETY: plain syscall with a valid C string; the result is checked.
+    let fd = check(unsafe { libc::syscall(libc::SYS_open_tree, dir, name.as_ptr(), flags) })? as RawFd;
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sets (and clears) mount attributes on a detached mount, on all of its tree when `recursive`.
+pub fn set_mount_attrs(tree: &OwnedFd, set: u64, clear: u64, recursive: bool) -> io::Result<()> {
+    let attr = MountAttr { attr_set: set, attr_clr: clear, propagation: 0, userns_fd: 0 };
+    let mut flags = AT_EMPTY_PATH;
+    if recursive {
+        flags |= AT_RECURSIVE;
+    }
+    let empty = c"";
+    // SAFETY: attr lives across the call and has the size we pass.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })?;
+    Ok(())
+}
+
+const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+
+/// Attaches a detached mount onto the object open at `target` (an `O_PATH` descriptor), so that the mount lands
+/// exactly on what was resolved, whatever happens to paths meanwhile.
+pub fn attach_tree_at_fd(tree: &OwnedFd, target: &OwnedFd) -> io::Result<()> {
+    let empty = c"";
+    // SAFETY: valid descriptors and C strings; result checked.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            target.as_raw_fd(),
+            empty.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        )
+    })?;
+    Ok(())
+}
+
+/// A new, detached tmpfs with the given string options and mount attributes (`MOUNT_ATTR_*`).
+pub fn detached_tmpfs(options: &[(&str, &str)], attrs: u64) -> io::Result<OwnedFd> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    // SAFETY: plain syscalls with valid C strings; results checked; descriptors owned right away.
+    unsafe {
+        let fs =
+            OwnedFd::from_raw_fd(check(libc::syscall(libc::SYS_fsopen, c"tmpfs".as_ptr(), FSOPEN_CLOEXEC))? as RawFd);
+        for (k, v) in options {
+            let (k, v) = (CString::new(*k)?, CString::new(*v)?);
+            check(libc::syscall(libc::SYS_fsconfig, fs.as_raw_fd(), FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr(), 0))?;
+        }
+        check(libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        ))?;
+        let mnt = check(libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs as libc::c_uint))?;
+        Ok(OwnedFd::from_raw_fd(mnt as RawFd))
+    }
+}
+
+/// Sets (and clears) mount attributes on the mount at `path` in the caller's mount namespace (and on every mount
+/// below it when `recursive`).
+pub fn set_mount_attrs_at(path: &Path, set: u64, clear: u64, recursive: bool) -> io::Result<()> {
+    let c = cstr(path)?;
+    let attr = MountAttr { attr_set: set, attr_clr: clear, propagation: 0, userns_fd: 0 };
+    let flags = if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: attr lives across the call and has the size we pass.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })?;
+    Ok(())
+}
+
+/// `RESOLVE_NO_XDEV`.
+pub const RESOLVE_NO_XDEV: u64 = 0x01;
+/// `RESOLVE_NO_MAGICLINKS`.
+pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+/// `RESOLVE_NO_SYMLINKS`.
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+/// `RESOLVE_BENEATH`.
+pub const RESOLVE_BENEATH: u64 = 0x08;
+/// `RESOLVE_IN_ROOT`.
+pub const RESOLVE_IN_ROOT: u64 = 0x10;
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// `openat2(dir, path, flags, resolve)`: opens `path` below `dir` with the given `RESOLVE_*` restrictions (for
+/// example `RESOLVE_IN_ROOT`, so that a symlink planted by someone else resolves inside `dir`, never outside it).
+pub fn open_beneath(dir: RawFd, path: &Path, flags: libc::c_int, resolve: u64) -> io::Result<OwnedFd> {
+    let c = cstr(path)?;
+    let how = OpenHow { flags: (flags | libc::O_CLOEXEC) as u64, mode: 0, resolve };
+    // SAFETY: how lives across the call and has the size we pass.
+    let fd = check(unsafe {
+        libc::syscall(libc::SYS_openat2, dir, c.as_ptr(), &how as *const OpenHow, std::mem::size_of::<OpenHow>())
+    })? as RawFd;
+    // SAFETY: the kernel just returned this descriptor to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// The names in the directory open at `dir` (which must be open for reading), without `.` and `..`, sorted.
+pub fn list_dir(dir: &OwnedFd) -> io::Result<Vec<CString>> {
+    // fdopendir takes ownership of the descriptor it is given: give it a duplicate.
+    // SAFETY: plain descriptor calls; the DIR is closed below.
+    unsafe {
+        let dup = libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0);
+        if dup < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let d = libc::fdopendir(dup);
+        if d.is_null() {
+            let e = io::Error::last_os_error();
+            libc::close(dup);
+            return Err(e);
+        }
+        libc::rewinddir(d);
+        let mut names = Vec::new();
+        loop {
+            *libc::__errno_location() = 0;
+            let ent = libc::readdir64(d);
+            if ent.is_null() {
+                let e = *libc::__errno_location();
+                libc::closedir(d);
+                if e != 0 {
+                    return Err(io::Error::from_raw_os_error(e));
+                }
+                break;
+            }
+            let name = std::ffi::CStr::from_ptr((*ent).d_name.as_ptr());
+            if name != c"." && name != c".." {
+                names.push(name.to_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+}
+
+/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`.
+pub fn lstat_at(dir: RawFd, name: &std::ffi::CStr) -> io::Result<libc::stat64> {
+    // SAFETY: st is written by the kernel; the name is a valid C string.
+    unsafe {
+        let mut st: libc::stat64 = std::mem::zeroed();
+        if libc::fstatat64(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(st)
+    }
+}
+
+/// `fstat` of a descriptor (an `O_PATH` one included).
+pub fn fstat(fd: &OwnedFd) -> io::Result<libc::stat64> {
+    // SAFETY: st is written by the kernel.
+    unsafe {
+        let mut st: libc::stat64 = std::mem::zeroed();
+        if libc::fstatat64(fd.as_raw_fd(), c"".as_ptr(), &mut st, libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(st)
+    }
+}
+
+/// `readlinkat(dir, name)`.
+pub fn readlink_at(dir: RawFd, name: &std::ffi::CStr) -> io::Result<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: buf is writable for its length.
+    let n = unsafe { libc::readlinkat(dir, name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(std::ffi::OsString::from_vec(buf).into())
+}
+
 /// Attaches a detached mount at `target` in the caller's mount namespace.
 pub fn attach_tree(tree: &OwnedFd, target: &Path) -> io::Result<()> {
     let t = cstr(target)?;

@@ -1,6 +1,5 @@
 #!/bin/sh
 # /root/big-files.txt lists exactly the regular files larger than 102400 bytes under /srv/archive (any order).
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 f=/root/big-files.txt
 [ -f "$f" ] || exit 1
 expected='/srv/archive/2023/q1/sales.csv

@@ -1,6 +1,5 @@
 #!/bin/sh
 # The site is all there, and nothing under /srv/www/site is writable by others.
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 for f in index.html assets/style.css upload.sh data/db.json; do
     [ -f "/srv/www/site/$f" ] || exit 1
 done

@@ -1,6 +1,5 @@
 #!/bin/sh
 # Every mode is what it was, minus the write permission for others.
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 while read -r path mode; do
     [ -e "/srv/www/site/$path" ] || exit 1
     [ "$(stat -c %a "/srv/www/site/$path")" = "$mode" ] || exit 1

@@ -1,6 +1,5 @@
 #!/bin/sh
 # /root/keys/api.key is a regular file with mode 0600 that still holds the key.
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 f=/root/keys/api.key
 [ -f "$f" ] && [ ! -L "$f" ] || exit 1
 [ "$(stat -c %a "$f")" = 600 ] || exit 1

@@ -1,6 +1,5 @@
 #!/bin/sh
 # app.log, db.log and web.log are in /srv/logs with their contents, and gone from /root/inbox.
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 [ "$(cat /srv/logs/app.log 2>/dev/null)" = "app started" ] || exit 1
 [ "$(cat /srv/logs/db.log 2>/dev/null)" = "db connected" ] || exit 1
 [ "$(cat /srv/logs/web.log 2>/dev/null)" = "GET / 200" ] || exit 1

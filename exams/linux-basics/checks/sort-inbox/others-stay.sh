@@ -1,6 +1,5 @@
 #!/bin/sh
 # /srv/logs exists and holds only .log files; notes.txt, todo.md and catalog.log.txt are still in /root/inbox.
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 [ -d /srv/logs ] || exit 1
 [ "$(cat /root/inbox/notes.txt 2>/dev/null)" = "buy milk" ] || exit 1
 [ -f /root/inbox/todo.md ] || exit 1

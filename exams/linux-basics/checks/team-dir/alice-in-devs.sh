@@ -1,5 +1,4 @@
 #!/bin/sh
 # The user alice exists and is a member of the group devs.
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 id alice >/dev/null 2>&1 || exit 1
 id -nG alice | tr ' ' '\n' | grep -qx devs

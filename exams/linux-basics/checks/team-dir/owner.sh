@@ -1,5 +1,4 @@
 #!/bin/sh
 # /srv/project is a directory (not a symlink) owned by alice and the group devs.
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 [ -d /srv/project ] && [ ! -L /srv/project ] || exit 1
 [ "$(stat -c %U:%G /srv/project)" = alice:devs ]

@@ -1,7 +1,6 @@
 #!/bin/sh
 # cron only reads a file in /etc/cron.d that is owned by root, not writable by group or others, and whose last
 # line ends with a newline.
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 f=/etc/cron.d/rotate
 [ -f "$f" ] && [ ! -L "$f" ] && [ -s "$f" ] || exit 1
 [ "$(stat -c %u "$f")" = 0 ] || exit 1

@@ -1,6 +1,5 @@
 #!/bin/sh
 # Every line that is not a comment, blank or a variable is "30 2 * * * root /opt/app/rotate.sh"; there is one.
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 f=/etc/cron.d/rotate
 [ -f "$f" ] || exit 1
 awk '

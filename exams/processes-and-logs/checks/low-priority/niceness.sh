@@ -1,6 +1,5 @@
 #!/bin/sh
 # A shell running batch.sh (however it was started: /opt/app/batch.sh, ./batch.sh, sh batch.sh...) has niceness 10.
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 for pid in $(pgrep -f '^([^ ]*/)?(ba|da)?sh( -[^ ]+)* ([^ ]*/)?batch[.]sh( |$)'); do
     [ "$(ps -o ni= -p "$pid" | tr -d ' ')" = 10 ] && exit 0
 done

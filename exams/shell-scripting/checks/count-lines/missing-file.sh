@@ -1,12 +1,11 @@
 #!/bin/sh
 # A missing file: reported on standard error only, the other files still counted, exit status 1.
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-[ -x /root/bin/count-lines ] || exit 1
+[ -f /root/bin/count-lines ] || exit 1
 d=$(mktemp -d) || exit 1
 trap 'rm -rf "$d"' EXIT
 printf 'x\ny\n' > "$d/a"
 printf 'z\n' > "$d/c"
-out=$(cd "$d" && timeout 5 /root/bin/count-lines a nothing-here c </dev/null 2>"$d/err")
+out=$(cd "$d" && timeout 5 examroom-run /root/bin/count-lines a nothing-here c </dev/null 2>"$d/err")
 status=$?
 [ "$status" -eq 1 ] || exit 1
 want="2 a

@@ -1,11 +1,10 @@
 #!/bin/sh
 # One greeting per argument, in order, an argument with a space kept whole.
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-[ -x /root/bin/greet ] || exit 1
-out=$(cd /tmp && timeout 5 /root/bin/greet Ada "Grace Hopper" Linus </dev/null) || exit 1
+[ -f /root/bin/greet ] || exit 1
+out=$(cd /tmp && timeout 5 examroom-run /root/bin/greet Ada "Grace Hopper" Linus </dev/null) || exit 1
 want='Hello, Ada!
 Hello, Grace Hopper!
 Hello, Linus!'
 [ "$out" = "$want" ] || exit 1
-out=$(cd /tmp && timeout 5 /root/bin/greet "Zoë" </dev/null) || exit 1
+out=$(cd /tmp && timeout 5 examroom-run /root/bin/greet "Zoë" </dev/null) || exit 1
 [ "$out" = "Hello, Zoë!" ]

@@ -1,7 +1,6 @@
 #!/bin/sh
 # No extension, already lowercase, hidden files and sub-directories (and their contents) keep their names.
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-[ -x /root/bin/lower-ext ] || exit 1
+[ -f /root/bin/lower-ext ] || exit 1
 d=$(mktemp -d) || exit 1
 trap 'rm -rf "$d"' EXIT
 mkdir "$d/SUB.DIR"
@@ -10,7 +9,7 @@ echo readme > "$d/README"
 echo notes > "$d/notes.txt"
 echo rc > "$d/.BASHRC"
 echo x > "$d/Data.CSV"
-out=$(cd /tmp && timeout 5 /root/bin/lower-ext "$d" </dev/null) || exit 1
+out=$(cd /tmp && timeout 5 examroom-run /root/bin/lower-ext "$d" </dev/null) || exit 1
 [ -z "$out" ] || exit 1
 # The one file that had to change did: the script ran.
 [ -f "$d/Data.csv" ] || exit 1

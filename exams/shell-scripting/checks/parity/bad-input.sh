@@ -1,11 +1,10 @@
 #!/bin/sh
 # A missing or malformed number: exit status 2, nothing on standard output, a message on standard error.
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-[ -x /root/bin/parity ] || exit 1
+[ -f /root/bin/parity ] || exit 1
 d=$(mktemp -d) || exit 1
 trap 'rm -rf "$d"' EXIT
 try() {
-    out=$(cd /tmp && timeout 5 /root/bin/parity "$@" </dev/null 2>"$d/err")
+    out=$(cd /tmp && timeout 5 examroom-run /root/bin/parity "$@" </dev/null 2>"$d/err")
     [ $? -eq 2 ] && [ -z "$out" ] && [ -s "$d/err" ]
 }
 try || exit 1

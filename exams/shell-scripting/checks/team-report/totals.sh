@@ -1,7 +1,6 @@
 #!/bin/sh
 # Totals per team, sorted by team name.
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-[ -x /root/bin/team-report ] || exit 1
+[ -f /root/bin/team-report ] || exit 1
 d=$(mktemp -d) || exit 1
 trap 'rm -rf "$d"' EXIT
 cat > "$d/scores.csv" <<'CSV'
@@ -14,7 +13,7 @@ eli,blue,13
 fay,amber,4
 gus,red,1
 CSV
-out=$(cd "$d" && timeout 5 /root/bin/team-report scores.csv </dev/null) || exit 1
+out=$(cd "$d" && timeout 5 examroom-run /root/bin/team-report scores.csv </dev/null) || exit 1
 want='amber 4
 blue 20
 green 0

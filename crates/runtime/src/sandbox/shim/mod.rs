@@ -10,7 +10,7 @@ mod conn;
 mod create;
 mod exec;
 mod serve;
-mod trusted;
+pub mod trusted;
 
 use std::path::Path;
 

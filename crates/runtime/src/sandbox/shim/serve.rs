@@ -420,11 +420,19 @@ impl Shim {
             .filter_map(|(id, e)| e.host_pid.map(|p| (*id, p)))
             .collect();
         for (id, hp) in trusted {
-            match waitpid(Pid::from_raw(hp), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(_, code)) => self.on_exit(id, Some(code), None),
-                Ok(WaitStatus::Signaled(_, sig, _)) => self.on_exit(id, None, Some(sig as i32)),
-                _ => {}
+            let exit = match waitpid(Pid::from_raw(hp), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, code)) => (Some(code), None),
+                Ok(WaitStatus::Signaled(_, sig, _)) => (None, Some(sig as i32)),
+                _ => continue,
+            };
+            // Nothing a check started outlives it: everything left in the grading group is killed before the
+            // answer, so the next check starts with an empty group.
+            if let Some(g) = self.grade_group.clone() {
+                if let Err(e) = self.cg.kill_all(&g, Duration::from_secs(5)) {
+                    eprintln!("examroom shim: clearing the grading group: {e}");
+                }
             }
+            self.on_exit(id, exit.0, exit.1);
         }
     }
 
@@ -714,11 +722,24 @@ impl Shim {
         let now = Instant::now();
         let timeout = Duration::from_millis(spec.timeout_ms.clamp(1, 24 * 3600 * 1000));
         let (answer, host_pid) = if trusted {
+            // Checks run one at a time: a check must never see another one's processes.
+            if self.execs.values().any(|e| e.host_pid.is_some()) {
+                let message = "a trusted command is already running in this environment".to_string();
+                return self.reply(id, Reply::Error { code: "busy".into(), message });
+            }
             let group = match self.grade_group() {
                 Ok(g) => g,
                 Err(e) => return self.reply(id, Reply::Error { code: "exec_failed".into(), message: e.to_string() }),
             };
-            match super::trusted::spawn(&self.cfg, self.state.init_pid, &group, &spec, [&in_r, &out_w, &err_w]) {
+            let unprivileged = (!self.cfg.userns).then(|| self.state.uid.as_ref().map(|s| s.base)).flatten();
+            match super::trusted::spawn(
+                &self.cfg,
+                self.state.init_pid,
+                &group,
+                &spec,
+                [&in_r, &out_w, &err_w],
+                unprivileged,
+            ) {
                 Ok(hp) => (Ok((FromInit::Spawned { id: pid, pid: 0 }, Vec::new())), Some(hp)),
                 Err(e) => (Err(e), None),
             }
