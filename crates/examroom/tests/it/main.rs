@@ -8,6 +8,7 @@ mod api_setup;
 mod api_terminal;
 mod common;
 mod exams_samples;
+mod grading_attacks;
 mod sandbox_isolation;
 mod sandbox_lifecycle;
 mod server;

@@ -225,10 +225,11 @@ fn exec_program(ctx: &Context<'_>, req: &Request, fds: &[OwnedFd]) -> i32 {
         let line = format!("examroom-run: {msg}\n");
         let _ = nix::unistd::write(&fds[2], line.as_bytes());
     };
-    let mut env = req.env.clone();
-    if !env.iter().any(|(k, _)| k == "PATH") {
-        env.push(("PATH".into(), DEFAULT_PATH.into()));
-    }
+    // The check's variables, but the PATH and HOME of a root login in the candidate's environment: the program is the
+    // candidate's and runs among their own tools (the check's PATH names the pristine base and /examroom).
+    let mut env: Vec<(String, String)> = req.env.iter().filter(|(k, _)| k != "PATH" && k != "HOME").cloned().collect();
+    env.push(("PATH".into(), DEFAULT_PATH.into()));
+    env.push(("HOME".into(), "/root".into()));
     let prog = &req.argv[0];
     let path = if prog.contains('/') {
         PathBuf::from(prog)
