@@ -637,7 +637,16 @@ async fn uid_ranges_are_distinct_and_base_appears_root_owned() {
     let mut bases = Vec::new();
     for id in [&a, &b] {
         for map in ["uid_map", "gid_map"] {
-            let (inside, outside, count) = parse_map(&h.sh_ok(id, &format!("cat /proc/self/{map}")).await);
+            // Inside, the candidate's namespace is nested in the environment's with the identity map: no host uid
+            // shows.
+            assert_eq!(parse_map(&h.sh_ok(id, &format!("cat /proc/self/{map}")).await), (0, 0, 65536), "{map}");
+            // Seen from the host, the range is the environment's own.
+            let st: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(h.state_dir.join(&h.label).join(id.to_string()).join("state.json")).unwrap(),
+            )
+            .unwrap();
+            let init = st["init_pid"].as_i64().unwrap();
+            let (inside, outside, count) = parse_map(&std::fs::read_to_string(format!("/proc/{init}/{map}")).unwrap());
             assert_eq!(inside, 0, "{map}");
             assert_eq!(count, 65536, "{map}");
             assert!(outside >= 65536, "{map}: the range starts at host uid {outside}, among ordinary users");
@@ -821,4 +830,66 @@ async fn rootfs_base_works() {
     assert_eq!(left, vec![std::ffi::OsString::from(id.to_string())], "a refused create left something");
     h.teardown().await;
     drop(rootfs);
+}
+
+/// What the host tells through `/proc` is masked, and every mask and hidden path is a locked mount: a process holding
+/// CAP_SYS_ADMIN in the candidate's own user and mount namespaces (what root inside would have with more privileges)
+/// can mount and unmount its own things there, but cannot unmount, move or uncover any of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proc_is_masked_and_every_mask_is_locked() {
+    let tag = unique_label("lock");
+    let mut host = HostPaths::new();
+    let catalog = host.add(format!("/usr/share/examroom-it-{tag}"));
+    std::fs::create_dir_all(&catalog).unwrap();
+    std::fs::write(catalog.join("answers.txt"), "the answer is 42\n").unwrap();
+    let file = host.add(format!("/usr/share/examroom-it-{tag}.key"));
+    std::fs::write(&file, "secret\n").unwrap();
+    let (c1, c2) = (catalog.clone(), file.clone());
+    let h = Harness::with(move |c| c.hidden.extend([c1, c2]));
+    let id = h.create().await;
+    // As the candidate: the masks read empty, /proc/sys is read-only, and nothing names a host uid.
+    let out = h
+        .sh_ok(
+            &id,
+            "wc -c < /proc/cmdline; wc -c < /proc/kallsyms; test -e /proc/config.gz && wc -c < /proc/config.gz || echo 0; \
+             find /proc/acpi /proc/bus -mindepth 1 2>/dev/null | wc -l; \
+             echo 1 > /proc/sys/kernel/ns_last_pid 2>/dev/null && echo wrote || echo refused; \
+             cat /proc/sys/kernel/ostype; cat /proc/self/uid_map | tr -s ' '; cat /proc/self/oom_score_adj",
+        )
+        .await;
+    // The candidate's processes are the OOM killer's first choice (+500), ahead of init.
+    assert_eq!(out, "0\n0\n0\n0\nrefused\nLinux\n 0 0 65536\n500\n", "{out}");
+    let st: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(h.state_dir.join(&h.label).join(id.to_string()).join("state.json")).unwrap(),
+    )
+    .unwrap();
+    let init = st["init_pid"].as_i64().unwrap().to_string();
+    let base = std::fs::read_to_string(format!("/proc/{init}/uid_map")).unwrap();
+    let base = base.split_whitespace().nth(1).unwrap().to_string();
+    let mountinfo = h.sh_ok(&id, "cat /proc/self/mountinfo").await;
+    assert!(!mountinfo.contains(&base), "mountinfo names the host uid {base}: {mountinfo}");
+    // With CAP_SYS_ADMIN in the candidate's namespaces (nsenter as host root enters them with every capability there).
+    let inside = |script: &str| {
+        std::process::Command::new("nsenter")
+            .args(["-t", &init, "-U", "-m", "--", "/bin/sh", "-c", script])
+            .output()
+            .expect("nsenter")
+    };
+    let own = inside("mkdir -p /mnt/own && mount -t tmpfs own /mnt/own && umount /mnt/own && echo own-ok");
+    assert_eq!(String::from_utf8_lossy(&own.stdout), "own-ok\n", "{own:?}");
+    let catalog_s = catalog.display().to_string();
+    let file_s = file.display().to_string();
+    for path in
+        ["/proc/cmdline", "/proc/kcore", "/proc/acpi", "/proc/sys", "/", "/usr", "/etc", "/proc", &catalog_s, &file_s]
+    {
+        let r = inside(&format!(
+            "umount {path} 2>/dev/null && echo UNMOUNTED; umount -l {path} 2>/dev/null && echo DETACHED; \
+             mount --move {path} /mnt 2>/dev/null && echo MOVED; echo done"
+        ));
+        assert_eq!(String::from_utf8_lossy(&r.stdout), "done\n", "{path} is not locked: {r:?}");
+    }
+    let hidden = h.sh(&id, &format!("cat {catalog_s}/answers.txt {file_s}")).await;
+    assert!(!hidden.stdout_text().contains("42") && !hidden.stdout_text().contains("secret"), "{hidden:?}");
+    h.teardown().await;
+    drop(host);
 }

@@ -33,7 +33,8 @@ pub const MAX_MSG: usize = 64 * 1024;
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum ToInit {
-    /// Build the root. Descriptors attached: the base trees, in the order of `trees`.
+    /// Build the root. Descriptors attached: the base trees, in the order of `trees`, then the four filesystems of
+    /// [`crate::sandbox::rootfs::Supers`].
     Setup {
         /// Names of the attached trees.
         trees: Vec<String>,
@@ -246,10 +247,11 @@ fn run(ctl: OwnedFd, cfg: &InitConfig) -> io::Result<()> {
     }
 }
 
-fn setup(cfg: &InitConfig, names: Vec<String>, links: Vec<(String, PathBuf)>, fds: Vec<OwnedFd>) -> io::Result<()> {
-    if names.len() != fds.len() {
+fn setup(cfg: &InitConfig, names: Vec<String>, links: Vec<(String, PathBuf)>, mut fds: Vec<OwnedFd>) -> io::Result<()> {
+    if names.len() + 4 != fds.len() {
         return Err(io::Error::other("base trees and descriptors disagree"));
     }
+    let supers = crate::sandbox::rootfs::Supers::from_fds(fds.split_off(names.len()))?;
     if cfg.unprivileged_uid.is_none() {
         // We were cloned as host root, which the user namespace's map does not cover: become its root (host uid
         // `base`), so that what we create is owned by a mapped uid.
@@ -268,15 +270,67 @@ fn setup(cfg: &InitConfig, names: Vec<String>, links: Vec<(String, PathBuf)>, fd
         base: &cfg.base,
         unprivileged_owner: cfg.unprivileged_uid,
     };
-    build_root(&plan, &trees)?;
-    drop(trees);
+    build_root(&plan, &trees, &supers)?;
+    drop((trees, supers));
     nix::unistd::sethostname(&cfg.hostname).map_err(|e| io::Error::other(format!("sethostname: {e}")))?;
     sys::loopback_up().map_err(|e| io::Error::other(format!("loopback up: {e}")))?;
     // A cgroup namespace rooted at the environment's own cgroup (the shim moved us there before setup).
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
         .map_err(|e| io::Error::other(format!("cgroup namespace: {e}")))?;
+    if cfg.unprivileged_uid.is_none() {
+        lock_mounts().map_err(|e| io::Error::other(format!("lock the mounts: {e}")))?;
+    }
     // SAFETY: plain prctl.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    Ok(())
+}
+
+/// Moves init (and so every process it will start) into a user namespace nested in the environment's, with a copy of
+/// its mount namespace. The kernel marks every mount copied into a mount namespace owned by a less privileged user
+/// namespace `MNT_LOCKED` (and locks its read-only, nosuid, nodev and noexec flags): the root, the masks over `/proc`
+/// and the hidden paths can then never be unmounted, moved or revealed from inside, whatever capabilities a process
+/// there holds in its own namespace. The nested namespace maps its 0..65535 onto the environment's 0..65535, so ids and
+/// files are unchanged.
+///
+/// Only a process of the parent namespace may write the new one's maps: a helper forked before the `unshare` does,
+/// while init is briefly dumpable (its `/proc` files then belong to it; nothing of the candidate's exists yet).
+fn lock_mounts() -> io::Result<()> {
+    use nix::unistd::{pipe2, read, write};
+    let flags = nix::fcntl::OFlag::O_CLOEXEC;
+    let (go_r, go_w) = pipe2(flags).map_err(io::Error::from)?;
+    let (done_r, done_w) = pipe2(flags).map_err(io::Error::from)?;
+    let me = std::process::id();
+    // SAFETY: plain prctl.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) };
+    // SAFETY: init is single-threaded; the child only makes plain calls and exits.
+    let helper = unsafe { libc::fork() };
+    if helper < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if helper == 0 {
+        drop((go_w, done_r));
+        let mut b = [0u8; 1];
+        let ok = matches!(read(go_r.as_raw_fd(), &mut b), Ok(1))
+            && sys::write_file(Path::new(&format!("/proc/{me}/uid_map")), "0 0 65536\n").is_ok()
+            && sys::write_file(Path::new(&format!("/proc/{me}/gid_map")), "0 0 65536\n").is_ok();
+        let _ = write(&done_w, if ok { b"1" } else { b"0" });
+        // SAFETY: leaving the fork.
+        unsafe { libc::_exit(0) }
+    }
+    drop((go_r, done_w));
+    let entered = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER | nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| io::Error::other(format!("unshare: {e}")));
+    let _ = write(&go_w, b"g");
+    let mut b = [0u8; 1];
+    let answer = read(done_r.as_raw_fd(), &mut b);
+    let _ = waitpid(Pid::from_raw(helper), None);
+    entered?;
+    if !matches!(answer, Ok(1)) || b[0] != b'1' {
+        return Err(io::Error::other("the nested user namespace's maps could not be written"));
+    }
+    sys::become_namespace_root()?;
+    // SAFETY: plain prctl; a change of credentials cleared it.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     Ok(())
 }
 

@@ -76,6 +76,58 @@ pub struct RootPlan<'a> {
     pub unprivileged_owner: Option<u32>,
 }
 
+/// The filesystems of an environment's own that are made on the host side, by the shim as host root, and handed to
+/// init as detached mounts: the writable layer, `/dev`, `/dev/shm`, and an empty read-only tmpfs that every mask over
+/// a directory is a bind of. Made there, their superblocks belong to host root, so that `/proc/self/mountinfo` inside
+/// names no host uid (a tmpfs mounted inside a user namespace lists its owner's host uid among its options); their
+/// root directories are chowned to the environment's root.
+pub struct Supers {
+    pub stage: OwnedFd,
+    pub dev: OwnedFd,
+    pub shm: OwnedFd,
+    pub empty: OwnedFd,
+}
+
+impl Supers {
+    /// Makes them (host side). `owner`: the host uid and gid of the environment's root, if not host root.
+    pub fn make(disk_bytes: u64, shm_bytes: u64, owner: Option<u32>) -> io::Result<Supers> {
+        let inodes = (disk_bytes / 4096).max(4096).to_string();
+        let (disk, shm) = (disk_bytes.to_string(), shm_bytes.to_string());
+        let rw = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
+        let supers = Supers {
+            stage: sys::detached_tmpfs(&[("size", &disk), ("nr_inodes", &inodes), ("mode", "0755")], rw)?,
+            dev: sys::detached_tmpfs(
+                &[("size", "64k"), ("nr_inodes", "64"), ("mode", "0755")],
+                sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC,
+            )?,
+            shm: sys::detached_tmpfs(&[("size", &shm), ("mode", "1777")], rw)?,
+            empty: sys::detached_tmpfs(
+                &[("size", "4k"), ("nr_inodes", "1"), ("mode", "0000")],
+                sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+            )?,
+        };
+        if let Some(id) = owner {
+            for fd in [&supers.stage, &supers.dev, &supers.shm] {
+                sys::chown_fd(fd, id)?;
+            }
+        }
+        Ok(supers)
+    }
+
+    /// The descriptors, in the order [`Supers::from_fds`] takes them.
+    pub fn fds(&self) -> [RawFd; 4] {
+        use std::os::fd::AsRawFd;
+        [self.stage.as_raw_fd(), self.dev.as_raw_fd(), self.shm.as_raw_fd(), self.empty.as_raw_fd()]
+    }
+
+    /// From descriptors received in [`Supers::fds`] order.
+    pub fn from_fds(fds: Vec<OwnedFd>) -> io::Result<Supers> {
+        let [stage, dev, shm, empty]: [OwnedFd; 4] =
+            fds.try_into().map_err(|_| io::Error::other("expected four filesystems"))?;
+        Ok(Supers { stage, dev, shm, empty })
+    }
+}
+
 pub(crate) fn m<P: AsRef<Path>>(
     src: Option<&str>,
     target: P,
@@ -101,15 +153,17 @@ pub(crate) fn mkdir(p: impl AsRef<Path>, mode: u32) -> io::Result<()> {
 
 /// Builds the new root and pivots into it. Sandbox side: the caller is init, inside its own user, mount and pid
 /// namespaces, single-threaded.
-pub fn build_root(plan: &RootPlan<'_>, trees: &BaseTrees) -> io::Result<()> {
+pub fn build_root(plan: &RootPlan<'_>, trees: &BaseTrees, supers: &Supers) -> io::Result<()> {
     // Nothing we mount may propagate back to the host.
     m(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
     let stage = Path::new(STAGE);
-    let size = format!("size={},nr_inodes={},mode=0755", plan.disk_bytes, (plan.disk_bytes / 4096).max(4096));
-    m(Some("examroom"), stage, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(&size))?;
-    for d in ["l", "u", "w", "r"] {
+    sys::attach_tree(&supers.stage, stage).map_err(|e| io::Error::new(e.kind(), format!("attach the stage: {e}")))?;
+    for d in ["l", "u", "w", "r", "e"] {
         mkdir(stage.join(d), 0o755)?;
     }
+    // The empty filesystem that masks are binds of.
+    let empty = stage.join("e");
+    sys::attach_tree(&supers.empty, &empty).map_err(|e| io::Error::new(e.kind(), format!("attach the mask: {e}")))?;
     let root = stage.join("r");
     let mut root_is_overlay = false;
     for (name, tree) in &trees.trees {
@@ -165,7 +219,7 @@ pub fn build_root(plan: &RootPlan<'_>, trees: &BaseTrees) -> io::Result<()> {
         }
     }
     write_identity(&root, plan.hostname)?;
-    make_dev(&root, plan.shm_bytes)?;
+    make_dev(&root, DevSource::Made { dev: &supers.dev, shm: &supers.shm })?;
     m(
         Some("proc"),
         root.join("proc"),
@@ -173,7 +227,8 @@ pub fn build_root(plan: &RootPlan<'_>, trees: &BaseTrees) -> io::Result<()> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None,
     )?;
-    hide(&root, plan.hidden, plan.base)?;
+    mask_proc(&root.join("proc"), Some(&empty))?;
+    hide(&root, plan.hidden, plan.base, Some(&empty))?;
     std::env::set_current_dir(&root)?;
     sys::pivot_root_here().map_err(|e| io::Error::new(e.kind(), format!("pivot_root: {e}")))?;
     umount2(".", MntFlags::MNT_DETACH)
@@ -192,15 +247,28 @@ fn write_identity(root: &Path, hostname: &str) -> io::Result<()> {
     Ok(())
 }
 
-pub(crate) fn make_dev(root: &Path, shm_bytes: u64) -> io::Result<()> {
+/// Where `/dev` and `/dev/shm` come from.
+pub(crate) enum DevSource<'a> {
+    /// Filesystems made on the host side ([`Supers`]).
+    Made { dev: &'a OwnedFd, shm: &'a OwnedFd },
+    /// Fresh ones, mounted here; `/dev/shm` of this size.
+    Fresh(u64),
+}
+
+pub(crate) fn make_dev(root: &Path, source: DevSource<'_>) -> io::Result<()> {
     let dev = root.join("dev");
-    m(
-        Some("tmpfs"),
-        &dev,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("size=64k,nr_inodes=64,mode=0755"),
-    )?;
+    match &source {
+        DevSource::Made { dev: fs, .. } => {
+            sys::attach_tree(fs, &dev).map_err(|e| io::Error::new(e.kind(), format!("attach /dev: {e}")))?
+        }
+        DevSource::Fresh(_) => m(
+            Some("tmpfs"),
+            &dev,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("size=64k,nr_inodes=64,mode=0755"),
+        )?,
+    }
     for name in ["null", "zero", "full", "random", "urandom", "tty"] {
         let t = dev.join(name);
         std::fs::File::create(&t)?;
@@ -217,13 +285,17 @@ pub(crate) fn make_dev(root: &Path, shm_bytes: u64) -> io::Result<()> {
     )?;
     symlink("pts/ptmx", dev.join("ptmx"))?;
     mkdir(dev.join("shm"), 0o1777)?;
-    m(
-        Some("shm"),
-        dev.join("shm"),
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some(&format!("size={shm_bytes},mode=1777")),
-    )?;
+    match source {
+        DevSource::Made { shm, .. } => sys::attach_tree(shm, &dev.join("shm"))
+            .map_err(|e| io::Error::new(e.kind(), format!("attach /dev/shm: {e}")))?,
+        DevSource::Fresh(shm_bytes) => m(
+            Some("shm"),
+            dev.join("shm"),
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(&format!("size={shm_bytes},mode=1777")),
+        )?,
+    }
     for (l, t) in [
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
@@ -249,7 +321,8 @@ fn inside_path(base: &Base, host: &Path) -> Option<PathBuf> {
 /// Masks the hidden host paths where the base exposes them below `root`: an empty, read-only, mode-0000 tmpfs over a
 /// directory, `/dev/null` over a file. The path below `root` is resolved without following any symlink, so a link
 /// that someone planted in a writable layer can never redirect a mask elsewhere (the mask then fails loudly).
-pub(crate) fn hide(root: &Path, hidden: &[PathBuf], base: &Base) -> io::Result<()> {
+/// `empty`: an attached empty read-only filesystem to bind over directories; `None` mounts a fresh one per mask.
+pub(crate) fn hide(root: &Path, hidden: &[PathBuf], base: &Base, empty: Option<&Path>) -> io::Result<()> {
     for h in hidden {
         let Some(inside) = inside_path(base, h) else { continue };
         let rel = inside.strip_prefix("/").unwrap_or(&inside);
@@ -266,19 +339,101 @@ pub(crate) fn hide(root: &Path, hidden: &[PathBuf], base: &Base) -> io::Result<(
                 return Err(io::Error::new(e.kind(), format!("hide {}: {e}", inside.display())));
             }
         };
-        let md = sys::fstat(&target)?;
-        let mask = if md.st_mode & libc::S_IFMT == libc::S_IFDIR {
-            sys::detached_tmpfs(
-                &[("size", "4k"), ("nr_inodes", "1"), ("mode", "0000")],
-                sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
-            )?
-        } else {
-            sys::clone_mount_at(libc::AT_FDCWD, c"/dev/null", false)?
-        };
-        sys::attach_tree_at_fd(&mask, &target)
-            .map_err(|e| io::Error::new(e.kind(), format!("hide {}: {e}", inside.display())))?;
+        mask(&target, empty).map_err(|e| io::Error::new(e.kind(), format!("hide {}: {e}", inside.display())))?;
     }
     Ok(())
+}
+
+/// Entries of `/proc` that an exam environment does not need and that tell about the host (its kernel command line
+/// and configuration, symbols, memory, devices, other processes' timers) or reach into it: masked, as container
+/// runtimes do. A file gets `/dev/null`, a directory an empty read-only tmpfs.
+pub const PROC_MASKS: &[&str] = &[
+    "acpi",
+    "asound",
+    "buddyinfo",
+    "bus",
+    "cmdline",
+    "config.gz",
+    "consoles",
+    "driver",
+    "dynamic_debug",
+    "fs",
+    "interrupts",
+    "iomem",
+    "ioports",
+    "irq",
+    "kallsyms",
+    "kcore",
+    "key-users",
+    "keys",
+    "kmsg",
+    "kpagecgroup",
+    "kpagecount",
+    "kpageflags",
+    "latency_stats",
+    "modules",
+    "mtrr",
+    "pagetypeinfo",
+    "sched_debug",
+    "schedstat",
+    "scsi",
+    "slabinfo",
+    "sysrq-trigger",
+    "timer_list",
+    "timer_stats",
+    "vmallocinfo",
+    "zoneinfo",
+];
+
+/// Masks [`PROC_MASKS`] in the procfs mounted at `proc`, and makes `proc/sys` read-only. `empty` as for [`hide`].
+pub(crate) fn mask_proc(proc: &Path, empty: Option<&Path>) -> io::Result<()> {
+    let dir = sys::open_beneath(libc::AT_FDCWD, proc, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+    for name in PROC_MASKS {
+        let Ok(target) = sys::open_beneath(
+            std::os::fd::AsRawFd::as_raw_fd(&dir),
+            Path::new(name),
+            libc::O_PATH | libc::O_NOFOLLOW,
+            sys::RESOLVE_NO_SYMLINKS | sys::RESOLVE_BENEATH,
+        ) else {
+            continue;
+        };
+        mask(&target, empty).map_err(|e| io::Error::new(e.kind(), format!("mask /proc/{name}: {e}")))?;
+    }
+    let sys_dir = proc.join("sys");
+    if sys_dir.is_dir() {
+        m(Some(&sys_dir.to_string_lossy()), &sys_dir, None, MsFlags::MS_BIND, None)?;
+        m(
+            None,
+            &sys_dir,
+            None,
+            MsFlags::MS_BIND
+                | MsFlags::MS_REMOUNT
+                | MsFlags::MS_RDONLY
+                | MsFlags::MS_NOSUID
+                | MsFlags::MS_NODEV
+                | MsFlags::MS_NOEXEC,
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// Covers what `target` (an `O_PATH` descriptor) names: an empty, read-only, mode-0000 tmpfs over a directory,
+/// `/dev/null` over anything else.
+fn mask(target: &OwnedFd, empty: Option<&Path>) -> io::Result<()> {
+    let md = sys::fstat(target)?;
+    let cover = if md.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        match empty {
+            Some(e) => sys::detached_tree(e)?,
+            None => sys::detached_tmpfs(
+                &[("size", "4k"), ("nr_inodes", "1"), ("mode", "0000")],
+                sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+            )?,
+        }
+    } else {
+        sys::clone_mount_at(libc::AT_FDCWD, c"/dev/null", false)?
+    };
+    sys::attach_tree_at_fd(&cover, target)
 }
 
 /// Entries of the host's `/etc` copied into the curated `/etc` of the host base. Secrets (`shadow`, `gshadow`, keys,

@@ -283,6 +283,15 @@ pub fn fstat(fd: &OwnedFd) -> io::Result<libc::stat64> {
     }
 }
 
+/// Changes the owner and group of what `fd` (a detached mount's root included) names.
+pub fn chown_fd(fd: &OwnedFd, id: u32) -> io::Result<()> {
+    // SAFETY: plain syscall on our descriptor.
+    if unsafe { libc::fchownat(fd.as_raw_fd(), c"".as_ptr(), id, id, libc::AT_EMPTY_PATH) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// `readlinkat(dir, name)`.
 pub fn readlink_at(dir: RawFd, name: &std::ffi::CStr) -> io::Result<std::path::PathBuf> {
     use std::os::unix::ffi::OsStringExt;

@@ -15,7 +15,7 @@ use super::serve::{Shim, Term};
 use crate::sandbox::cgroup::{self, Cgroups, RealOs};
 use crate::sandbox::idmap::RANGE;
 use crate::sandbox::init::{self, FromInit, InitConfig, ToInit};
-use crate::sandbox::rootfs::{userns_of, BaseTrees};
+use crate::sandbox::rootfs::{userns_of, BaseTrees, Supers};
 use crate::sandbox::state::{self, ShimConfig, ShimState};
 use crate::sandbox::{seccomp, sys};
 
@@ -161,9 +161,10 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
 
     let filter = seccomp::candidate_filter().map_err(ctx("seccomp filter"))?;
     let hostname = format!("exam-{}", spec.id.short());
+    let (init_disk, init_shm) = (lim.disk_bytes, (lim.memory_bytes / 4).min(64 << 20));
     let init_cfg = InitConfig {
-        disk_bytes: lim.disk_bytes,
-        shm_bytes: (lim.memory_bytes / 4).min(64 << 20),
+        disk_bytes: init_disk,
+        shm_bytes: init_shm,
         hostname: hostname.clone(),
         hidden: cfg.hidden.clone(),
         base: spec.base.clone(),
@@ -187,6 +188,9 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
     steps.mark("clone");
     made.init = Some(pid);
     made.state.init_pid = pid;
+    // The mount namespace init builds the root in. Init later moves into a copy of it where every mount is locked;
+    // grading clones the candidate's layers from this one, where they are not (see `trusted::run`).
+    let build_mnt = OwnedFd::from(std::fs::File::open(format!("/proc/{pid}/ns/mnt")).map_err(ctx("open mount ns"))?);
 
     let userns = if cfg.userns {
         let map = format!("0 {} {}\n", slot.base, RANGE);
@@ -207,10 +211,12 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
         .map_err(ctx("open the base"))?;
     drop(userns);
     let names: Vec<String> = trees.trees.iter().map(|(n, _)| n.clone()).collect();
-    let fds: Vec<RawFd> = trees.trees.iter().map(|(_, f)| f.as_raw_fd()).collect();
+    let supers = Supers::make(init_disk, init_shm, cfg.userns.then_some(slot.base)).map_err(ctx("make filesystems"))?;
+    let mut fds: Vec<RawFd> = trees.trees.iter().map(|(_, f)| f.as_raw_fd()).collect();
+    fds.extend(supers.fds());
     steps.mark("idmap");
     init::send(parent_sock.as_raw_fd(), &ToInit::Setup { trees: names, links: trees.links.clone() }, &fds)?;
-    drop(trees);
+    drop((trees, supers));
     match call(&parent_sock)? {
         (FromInit::Ready, _) => {}
         (FromInit::SetupFailed { error }, _) => return Err(io::Error::other(format!("environment setup: {error}"))),
@@ -222,7 +228,8 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
     let _ = std::fs::remove_file(&sock_path);
     let listener = UnixListener::bind(&sock_path).map_err(ctx("bind shim socket"))?;
     listener.set_nonblocking(true)?;
-    let mut shim = Shim::new(cfg.clone(), made.state.clone(), cg, env_group, parent_sock, listener, hostname)?;
+    let mut shim =
+        Shim::new(cfg.clone(), made.state.clone(), cg, env_group, parent_sock, listener, hostname, build_mnt)?;
     let term = open_terminal(&mut shim, spec.cols, spec.rows)?;
     shim.terminals.push(term);
     steps.mark("shell");

@@ -88,6 +88,8 @@ pub(crate) struct Shim {
     read_buf: Vec<u8>,
     /// The group trusted commands run in (made on first use, with the environment's limits).
     grade_group: Option<Group>,
+    /// The mount namespace init built the root in, before it moved into its nested, locked copy.
+    build_mnt: OwnedFd,
 }
 
 enum Src {
@@ -101,6 +103,7 @@ enum Src {
 }
 
 impl Shim {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: ShimConfig,
         state: ShimState,
@@ -109,6 +112,7 @@ impl Shim {
         ctl: OwnedFd,
         listener: UnixListener,
         hostname: String,
+        build_mnt: OwnedFd,
     ) -> io::Result<Shim> {
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGCHLD);
@@ -138,6 +142,7 @@ impl Shim {
             destroyed: None,
             read_buf: Vec::new(),
             grade_group: None,
+            build_mnt,
         })
     }
 
@@ -735,6 +740,7 @@ impl Shim {
             match super::trusted::spawn(
                 &self.cfg,
                 self.state.init_pid,
+                &self.build_mnt,
                 &group,
                 &spec,
                 [&in_r, &out_w, &err_w],

@@ -2,11 +2,12 @@
 //! data, and loads code only from the pristine base.
 //!
 //! The shim forks the **grader** into the grading group `<env>.grade` (the environment's limits; the candidate's own
-//! group is frozen). The grader joins the environment's user, mount, network, uts, ipc and pid namespaces, takes a
-//! private mount namespace, and stages there (on a tmpfs over its `/proc`): the candidate's whole tree, the pristine
-//! base (freshly cloned from the host by the shim), the check's view ([`view`]) and a socket for `examroom-run`
-//! ([`run`], [`client`]). It then forks the check, which pivots into the view, becomes the checks' uid with
-//! `CAP_DAC_READ_SEARCH` only, and execs; meanwhile the grader serves `examroom-run` requests, each in a throwaway copy
+//! group is frozen). The grader stays host root in the host's user namespace, in its own copy of the host's mount
+//! namespace; it clones the candidate's whole tree from inside their mount namespace, joins their network, uts, ipc
+//! and pid namespaces, and stages (on a tmpfs over its `/proc`): the candidate's tree, the pristine base (freshly
+//! cloned from the host by the shim), the check's view ([`view`]) and a socket for `examroom-run` ([`run`],
+//! [`client`]). It then forks the check, which mounts the environment's `/proc`, pivots into the view, enters the
+//! environment's user namespace as the checks' uid with `CAP_DAC_READ_SEARCH` only, and execs; meanwhile the grader serves `examroom-run` requests, each in a throwaway copy
 //! of the candidate's environment. When the check ends, the grader kills every run and exits with the check's status,
 //! and the shim kills whatever is left in the grading group before it answers, so nothing outlives a check and no
 //! check can watch another.
@@ -43,6 +44,8 @@ const MAX_RUNS: usize = 16;
 /// Everything the grader needs, opened by the shim (host side) before the fork.
 struct Grader {
     userns: Option<OwnedFd>,
+    /// The mount namespace the root was built in (its mounts are not locked).
+    build_mnt: RawFd,
     others: [OwnedFd; 5],
     trees: BaseTrees,
     helpers: Helpers,
@@ -61,6 +64,7 @@ struct Grader {
 pub(crate) fn spawn(
     cfg: &ShimConfig,
     init_pid: i32,
+    build_mnt: &OwnedFd,
     group: &Group,
     spec: &ExecSpec,
     fds: [&OwnedFd; 3],
@@ -81,6 +85,7 @@ pub(crate) fn spawn(
         view::check_env(&spec.env).iter().map(|(k, v)| CString::new(format!("{k}={v}"))).collect::<Result<_, _>>()?;
     let g = Grader {
         userns,
+        build_mnt: build_mnt.as_raw_fd(),
         others,
         trees,
         helpers,
@@ -110,6 +115,7 @@ pub(crate) fn spawn(
     // Keep only what the grader needs: the shim's other descriptors (its end of the stdin pipe above all, which
     // would keep the command's stdin from ever reaching end of file) must not live on in this process.
     let mut keep: Vec<RawFd> = g.fds.to_vec();
+    keep.push(g.build_mnt);
     keep.extend(g.userns.iter().map(|f| f.as_raw_fd()));
     keep.extend(g.others.iter().map(|f| f.as_raw_fd()));
     keep.extend(g.trees.trees.iter().map(|(_, f)| f.as_raw_fd()));
@@ -197,26 +203,34 @@ fn grade(cfg: &ShimConfig, g: Grader) -> io::Result<i32> {
     let mut chld = SigSet::empty();
     chld.add(Signal::SIGCHLD);
     chld.thread_set_mask().map_err(io::Error::from)?;
-    if let Some(u) = &g.userns {
-        setns(u, "user")?;
-    }
-    for (fd, what) in g.others.iter().zip(["mount", "network", "uts", "ipc", "pid"]) {
-        setns(fd, what)?;
-    }
-    if cfg.userns {
-        sys::become_namespace_root()?;
-    }
-    // SAFETY: plain prctl calls. A change of credentials clears the parent-death signal; nothing of the candidate's
-    // may read this process.
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
-    }
+    // Our own copy of the host's mount namespace, owned by the host's user namespace: the views are built here, as
+    // host root, so that nothing they stand on is locked and the check's and the runs' roots can be pivoted out. The
+    // candidate's tree is cloned from inside their mount namespace (it is frozen), then brought here.
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|e| io::Error::other(format!("unshare: {e}")))?;
     m(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
-    // The candidate's whole tree as it is now (frozen), before anything is stacked over it.
+    let home = OwnedFd::from(std::fs::File::open("/proc/self/ns/mnt")?);
+    // The host's pid namespace: runs get pid namespaces of their own below it (a pid namespace made by host root cannot
+    // nest in the environment's, which the environment's user namespace owns).
+    let host_pid = OwnedFd::from(std::fs::File::open("/proc/self/ns/pid")?);
+    // Twice: from their own mount namespace (what they see, with their locked masks: the check's view binds it
+    // whole), and from the one the root was built in (the same filesystems, not locked: the lower layers of runs).
+    setns(&g.others[0], "mount")?;
     let candidate_tree =
-        sys::detached_tree(Path::new("/")).map_err(|e| io::Error::other(format!("clone the root: {e}")))?;
+        sys::detached_tree(Path::new("/")).map_err(|e| io::Error::other(format!("clone the root: {e}")));
+    // SAFETY: setns on a descriptor the shim opened; single-threaded.
+    let layers_tree = if unsafe { libc::setns(g.build_mnt, libc::CLONE_NEWNS) } == 0 {
+        sys::detached_tree(Path::new("/")).map_err(|e| io::Error::other(format!("clone the built root: {e}")))
+    } else {
+        Err(io::Error::other(format!("join the building mount namespace: {}", io::Error::last_os_error())))
+    };
+    setns(&home, "our own mount")?;
+    let (candidate_tree, layers_tree) = (candidate_tree?, layers_tree?);
+    drop(home);
+    for (fd, what) in g.others[1..4].iter().zip(["network", "uts", "ipc"]) {
+        setns(fd, what)?;
+    }
+    // SAFETY: plain prctl: nothing of the candidate's may read this process.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
     // The environment's /proc is a fine place to stage on: nothing of it is needed below.
     let s = Path::new("/proc");
     m(
@@ -227,11 +241,13 @@ fn grade(cfg: &ShimConfig, g: Grader) -> io::Result<i32> {
         Some("size=1m,mode=0700"),
     )?;
     let (candidate, pristine, view, stage) = (s.join("cand"), s.join("base"), s.join("view"), s.join("run"));
-    for d in [&candidate, &pristine, &view, &stage] {
+    let built = s.join("built");
+    for d in [&candidate, &pristine, &view, &stage, &built] {
         mkdir(d, 0o700)?;
     }
     sys::attach_tree(&candidate_tree, &candidate).map_err(|e| io::Error::other(format!("attach the root: {e}")))?;
-    drop(candidate_tree);
+    sys::attach_tree(&layers_tree, &built).map_err(|e| io::Error::other(format!("attach the built root: {e}")))?;
+    drop((candidate_tree, layers_tree));
     let mut layers = Vec::new();
     for (name, tree) in &g.trees.trees {
         let at = if name.is_empty() {
@@ -257,7 +273,9 @@ fn grade(cfg: &ShimConfig, g: Grader) -> io::Result<i32> {
     let listener = listen(&view.join("examroom/run.sock"))?;
     view::seal(&view)?;
     drop(g.helpers);
+    let userns = g.userns.as_ref().map(|f| f.as_raw_fd());
     let check = view::Check {
+        userns,
         view: &view,
         argv: &g.argv,
         env: &g.env,
@@ -266,11 +284,17 @@ fn grade(cfg: &ShimConfig, g: Grader) -> io::Result<i32> {
         filter: &g.filter,
         unprivileged_uid: g.unprivileged_uid,
     };
+    // The check is born in the environment's pid namespace (it sees the candidate's processes); runs are not.
+    setns(&g.others[4], "pid")?;
     // SAFETY: single-threaded; the child execs or exits.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(io::Error::last_os_error());
     }
+    if pid > 0 {
+        setns(&host_pid, "the host's pid")?;
+    }
+    drop(host_pid);
     if pid == 0 {
         let _ = SigSet::empty().thread_set_mask();
         drop(listener);
@@ -280,7 +304,7 @@ fn grade(cfg: &ShimConfig, g: Grader) -> io::Result<i32> {
     let lim = &cfg.spec.limits;
     let ctx = run::Context {
         stage: &stage,
-        candidate: &candidate,
+        candidate: &built,
         layers: &layers,
         check_tmp: &view.join("tmp"),
         disk_bytes: lim.disk_bytes,
@@ -288,6 +312,7 @@ fn grade(cfg: &ShimConfig, g: Grader) -> io::Result<i32> {
         hidden: &cfg.hidden,
         base: &cfg.spec.base,
         filter: &g.filter,
+        userns,
         unprivileged_uid: g.unprivileged_uid,
     };
     serve(listener, pid, &ctx, chld)

@@ -4,9 +4,10 @@
 //! When a task asks for a program (a script in `/root/bin`), the check asks the grader, which runs it in a
 //! **throwaway copy** of the candidate's environment: every layer of their tree under a fresh overlay whose upper
 //! layer is a new tmpfs of the environment's disk size (so the program may change anything and nothing of it stays),
-//! the hidden paths masked again, the check's `/tmp` shared (so the check can hand it files and see what it made),
-//! its own pid, network (loopback only) and IPC namespaces, and the candidate's own credentials: root of the
-//! environment's user namespace with the candidate's capability set, `no_new_privs` and seccomp filter. It stays in the
+//! the hidden paths and `/proc` masked again, the check's `/tmp` shared (so the check can hand it files and see what it
+//! made), its own pid, network (loopback only), IPC and mount namespaces (owned by the host's user namespace, built by
+//! the grader as host root), and the candidate's own credentials: root of the environment's user namespace with the
+//! candidate's capability set, `no_new_privs` and seccomp filter. It stays in the
 //! grading group (the environment's limits) and dies with the check. Whatever it does, it can at most make that check
 //! fail.
 //!
@@ -22,7 +23,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{umount2, MntFlags, MsFlags};
 use serde::{Deserialize, Serialize};
 
-use crate::sandbox::rootfs::{hide, m, make_dev, mkdir};
+use crate::sandbox::rootfs::{hide, m, make_dev, mask_proc, mkdir, DevSource};
 use crate::sandbox::{caps, seccomp, sys};
 use crate::types::Base;
 
@@ -62,6 +63,8 @@ pub(super) struct Context<'a> {
     pub hidden: &'a [PathBuf],
     pub base: &'a Base,
     pub filter: &'a seccomp::BpfProgram,
+    /// The environment's user namespace (`None` without one): the program runs there as its root.
+    pub userns: Option<RawFd>,
     pub unprivileged_uid: Option<u32>,
 }
 
@@ -97,12 +100,13 @@ pub(super) fn spawn(ctx: &Context<'_>, req: &Request, fds: Vec<OwnedFd>, close: 
         // SAFETY: closing the grader's descriptors in this fresh child; nothing here uses them.
         unsafe { libc::close(*fd) };
     }
+    let stderr = fds.get(2).map(|f| f.as_raw_fd());
     let code = match run(ctx, req, fds) {
         Ok(code) => code,
         Err(e) => {
             let msg = format!("examroom-run: could not make a copy of the environment: {e}\n");
-            // SAFETY: writing to our stderr, which is the grader's log.
-            unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+            // SAFETY: writing to the check's stderr (still open: `run` failed before handing it on).
+            unsafe { libc::write(stderr.unwrap_or(2), msg.as_ptr().cast(), msg.len()) };
             125
         }
     };
@@ -112,6 +116,8 @@ pub(super) fn spawn(ctx: &Context<'_>, req: &Request, fds: Vec<OwnedFd>, close: 
 
 /// `R`: new namespaces, the copy, then `R2`.
 fn run(ctx: &Context<'_>, req: &Request, fds: Vec<OwnedFd>) -> io::Result<i32> {
+    // The descriptors are dropped only once handed on, so that an error can still be told on the check's stderr.
+    let fds = std::mem::ManuallyDrop::new(fds);
     // SAFETY: plain prctl.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     let flags = nix::sched::CloneFlags::CLONE_NEWNS
@@ -120,11 +126,7 @@ fn run(ctx: &Context<'_>, req: &Request, fds: Vec<OwnedFd>) -> io::Result<i32> {
         | nix::sched::CloneFlags::CLONE_NEWIPC;
     nix::sched::unshare(flags).map_err(|e| io::Error::other(format!("unshare: {e}")))?;
     m(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
-    let root = build_copy(ctx).map_err(|e| {
-        let msg = format!("examroom-run: {e}\n");
-        let _ = nix::unistd::write(&fds[2], msg.as_bytes());
-        e
-    })?;
+    let root = build_copy(ctx)?;
     // SAFETY: single-threaded; the child exits without returning.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
@@ -135,7 +137,7 @@ fn run(ctx: &Context<'_>, req: &Request, fds: Vec<OwnedFd>) -> io::Result<i32> {
         // SAFETY: leaving the fork.
         unsafe { libc::_exit(code) }
     }
-    drop(fds);
+    drop(std::mem::ManuallyDrop::into_inner(fds));
     Ok(wait_code(pid))
 }
 
@@ -158,19 +160,22 @@ fn build_copy(ctx: &Context<'_>) -> io::Result<PathBuf> {
             format!("lowerdir={},upperdir={},workdir={},userxattr,volatile", lower.display(), u.display(), w.display());
         m(Some("overlay"), target, Some("overlay"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(&opts))?;
     }
-    make_dev(&root, ctx.shm_bytes)?;
+    make_dev(&root, DevSource::Fresh(ctx.shm_bytes))?;
     mkdir(root.join("tmp"), 0o1777)?;
     m(Some(&ctx.check_tmp.to_string_lossy()), root.join("tmp"), None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
     mkdir(root.join("proc"), 0o555)?;
-    hide(&root, ctx.hidden, ctx.base)?;
+    hide(&root, ctx.hidden, ctx.base, None)?;
     Ok(root)
 }
 
 /// `R2`: PID 1 of the copy. Mounts `/proc`, brings up loopback, pivots, starts the program and waits for it.
 fn pid_one(root: &Path, ctx: &Context<'_>, req: &Request, fds: &[OwnedFd]) -> i32 {
     let prepared = (|| -> io::Result<()> {
-        // SAFETY: plain prctl.
-        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+        // SAFETY: plain prctl calls: die with the run; nothing in the copy may read this process.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+        }
         m(
             Some("proc"),
             root.join("proc"),
@@ -178,6 +183,7 @@ fn pid_one(root: &Path, ctx: &Context<'_>, req: &Request, fds: &[OwnedFd]) -> i3
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
             None,
         )?;
+        mask_proc(&root.join("proc"), None)?;
         sys::loopback_up().map_err(|e| io::Error::other(format!("loopback up: {e}")))?;
         std::env::set_current_dir(root)?;
         sys::pivot_root_here().map_err(|e| io::Error::other(format!("pivot_root: {e}")))?;
@@ -268,7 +274,12 @@ fn exec_program(ctx: &Context<'_>, req: &Request, fds: &[OwnedFd]) -> i32 {
         libc::umask(0o022);
     }
     let dropped = match ctx.unprivileged_uid {
-        None => caps::drop_to_candidate_set().is_ok(),
+        None => {
+            // SAFETY: setns on a namespace descriptor the grader opened; we are single-threaded.
+            ctx.userns.is_some_and(|ns| unsafe { libc::setns(ns, libc::CLONE_NEWUSER) } == 0)
+                && sys::become_namespace_root().is_ok()
+                && caps::drop_to_candidate_set().is_ok()
+        }
         Some(uid) => {
             caps::drop_for_setuid().is_ok()
                 // SAFETY: plain credential calls.

@@ -7,8 +7,10 @@
 //! `/candidate` (read-only, noexec). `/tmp` is the check's own (noexec), `/dev` a minimal one, `/proc` the
 //! environment's (mounted by the check itself, inside the pid namespace).
 //!
-//! The check runs as uid and gid [`RESERVED_CHECK_ID`] (no candidate process can take it: the candidate's seccomp
-//! filter refuses it) with `CAP_DAC_READ_SEARCH` only, under the candidate's seccomp filter, with a fixed environment.
+//! The check runs in the environment's user namespace as uid and gid [`RESERVED_CHECK_ID`] (no candidate process can
+//! take it: the candidate's seccomp filter refuses it) with `CAP_DAC_READ_SEARCH` only, under the candidate's seccomp
+//! filter, with a fixed environment. Its mount namespace is owned by the host's user namespace, so it holds no
+//! capability over any mount there.
 
 use std::ffi::CString;
 use std::io;
@@ -20,7 +22,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{umount2, MntFlags, MsFlags};
 
 use super::etc;
-use crate::sandbox::rootfs::{hide, m, make_dev, mkdir};
+use crate::sandbox::rootfs::{hide, m, make_dev, mask_proc, mkdir, DevSource};
 use crate::sandbox::seccomp::RESERVED_CHECK_ID;
 use crate::sandbox::{caps, seccomp, sys};
 use crate::types::Base;
@@ -131,10 +133,10 @@ pub(super) fn build(view: &Path, src: &Sources<'_>) -> io::Result<()> {
         Some("size=64m,mode=1777"),
     )?;
     mkdir(view.join("dev"), 0o755)?;
-    make_dev(view, 1 << 20)?;
+    make_dev(view, DevSource::Fresh(1 << 20))?;
     mkdir(view.join("proc"), 0o555)?;
     helpers(&view.join("examroom"), src)?;
-    hide(view, src.hidden, src.base)?;
+    hide(view, src.hidden, src.base, None)?;
     Ok(())
 }
 
@@ -186,6 +188,8 @@ pub(super) fn seal(view: &Path) -> io::Result<()> {
 
 /// What the check process needs (computed before the fork).
 pub(super) struct Check<'a> {
+    /// The environment's user namespace (`None` without one).
+    pub userns: Option<RawFd>,
     pub view: &'a Path,
     pub argv: &'a [CString],
     pub env: &'a [CString],
@@ -223,6 +227,7 @@ fn prepare(c: &Check<'_>) -> io::Result<()> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None,
     )?;
+    mask_proc(&c.view.join("proc"), None)?;
     std::env::set_current_dir(c.view)?;
     sys::pivot_root_here().map_err(|e| io::Error::other(format!("pivot_root: {e}")))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| io::Error::other(format!("detach the old root: {e}")))?;
@@ -240,6 +245,13 @@ fn prepare(c: &Check<'_>) -> io::Result<()> {
         }
         libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
         libc::umask(0o022);
+    }
+    if let Some(ns) = c.userns {
+        // SAFETY: setns on a namespace descriptor the grader opened; we are single-threaded.
+        if unsafe { libc::setns(ns, libc::CLONE_NEWUSER) } < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(e.kind(), format!("join the user namespace: {e}")));
+        }
     }
     let id = match c.unprivileged_uid {
         None => RESERVED_CHECK_ID,
