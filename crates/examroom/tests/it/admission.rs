@@ -66,7 +66,8 @@ async fn concurrent_creates_never_admit_more_memory_than_the_budget() {
     // A session whose provisioning fails gives its memory back (`broken-base`: 512 MiB, a base that does not exist).
     let broken_user = s.candidate("broken");
     let broken = create(&c, &s, &broken_user, "broken-base").await;
-    assert_eq!(s.state.svc.admitted_memory(), (512 * MIB, Some(budget)));
+    // (It may already have failed here: it holds 512 MiB or, released, nothing.)
+    assert!([0, 512 * MIB].contains(&s.state.svc.admitted_memory().0));
     let failed = wait_for(&c, &s, &broken_user, &sid(&broken), ENDED, is_final).await;
     assert_eq!(state(&failed), "failed", "{failed}");
     assert_eq!(s.state.svc.admitted_memory().0, 0);
