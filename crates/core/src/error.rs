@@ -79,11 +79,13 @@ pub enum DomainError {
         /// The live session.
         session_id: ExamSessionId,
     },
-    /// `capacity_exhausted` (503, with `Retry-After`): no environment can be made right now.
-    #[error("All exam environments are in use right now.")]
+    /// `capacity_exhausted` (503, with `Retry-After`): no environment can be made right now; `reason` says why.
+    #[error("{}", .reason.message())]
     CapacityExhausted {
         /// Seconds after which trying again makes sense; send it as `Retry-After`.
         retry_after_secs: u32,
+        /// What ran out.
+        reason: Capacity,
     },
     /// `unauthenticated` (401): no credentials, or they are invalid or expired.
     #[error("You are not signed in, or your sign-in has expired.")]
@@ -225,8 +227,11 @@ impl DomainError {
                 "Continue the session you have (its id is in session_id), or finish it before starting another."
                     .to_owned()
             }
-            Self::CapacityExhausted { retry_after_secs } => {
+            Self::CapacityExhausted { retry_after_secs, reason: Capacity::Sessions } => {
                 format!("Try again in {retry_after_secs} seconds.")
+            }
+            Self::CapacityExhausted { retry_after_secs, reason: Capacity::Memory } => {
+                format!("Try again in {retry_after_secs} seconds; memory frees up as other exams end.")
             }
             Self::Unauthenticated => "Sign in again with the link you were given.".to_owned(),
             Self::Forbidden => "If you think you should be allowed, contact your proctor.".to_owned(),
@@ -268,7 +273,7 @@ impl DomainError {
     /// The `Retry-After` value in seconds, for `capacity_exhausted`.
     pub const fn retry_after_secs(&self) -> Option<u32> {
         match self {
-            Self::CapacityExhausted { retry_after_secs } => Some(*retry_after_secs),
+            Self::CapacityExhausted { retry_after_secs, .. } => Some(*retry_after_secs),
             _ => None,
         }
     }
@@ -294,6 +299,34 @@ impl From<TransitionError> for DomainError {
     fn from(e: TransitionError) -> Self {
         match e {
             TransitionError::Illegal { from, trigger } => Self::IllegalTransition { state: from, trigger },
+        }
+    }
+}
+
+/// What ran out, for [`DomainError::CapacityExhausted`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capacity {
+    /// The service's limit on live sessions (`max_live_sessions`).
+    Sessions,
+    /// The host's memory: the memory limits of the live environments plus the new one's would exceed the share of
+    /// the host's memory that environments may have (admission).
+    Memory,
+}
+
+impl Capacity {
+    /// The message of the error, for a person.
+    pub const fn message(self) -> &'static str {
+        match self {
+            Capacity::Sessions => "All exam environments are in use right now.",
+            Capacity::Memory => "The exam host has no memory left for another environment right now.",
+        }
+    }
+
+    /// A name for logs and metrics: `sessions` or `memory`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Capacity::Sessions => "sessions",
+            Capacity::Memory => "memory",
         }
     }
 }
@@ -341,7 +374,7 @@ mod tests {
             DomainError::SessionNotFound,
             DomainError::ExamNotFound,
             DomainError::ActiveSessionExists { session_id: ExamSessionId::new_v4() },
-            DomainError::CapacityExhausted { retry_after_secs: 30 },
+            DomainError::CapacityExhausted { retry_after_secs: 30, reason: Capacity::Sessions },
             DomainError::Unauthenticated,
             DomainError::Forbidden,
             DomainError::invalid_request("exam_id is missing"),
@@ -425,9 +458,13 @@ mod tests {
 
     #[test]
     fn retry_after_and_close_codes() {
-        let e = DomainError::CapacityExhausted { retry_after_secs: 45 };
+        let e = DomainError::CapacityExhausted { retry_after_secs: 45, reason: Capacity::Sessions };
         assert_eq!(e.retry_after_secs(), Some(45));
         assert_eq!(e.guidance(), "Try again in 45 seconds.");
+        let e = DomainError::CapacityExhausted { retry_after_secs: 45, reason: Capacity::Memory };
+        assert_eq!((e.code(), e.http_status(), e.retry_after_secs()), ("capacity_exhausted", 503, Some(45)));
+        assert_eq!(e.message(), "The exam host has no memory left for another environment right now.");
+        assert_eq!(e.guidance(), "Try again in 45 seconds; memory frees up as other exams end.");
         assert_eq!(DomainError::Forbidden.retry_after_secs(), None);
         assert_eq!(DomainError::SessionNotFound.close_code(), Some(4404));
         assert_eq!(DomainError::Unauthenticated.close_code(), Some(4401));

@@ -39,7 +39,7 @@ pub mod role;
 pub use deadline::{
     format_duration, parse_duration, Deadline, DurationError, DEFAULT_PROVISIONING_TIMEOUT, DEFAULT_START_GRACE,
 };
-pub use error::{DomainError, ErrorBody, ErrorEnvelope, ParseEnumError};
+pub use error::{Capacity, DomainError, ErrorBody, ErrorEnvelope, ParseEnumError};
 pub use grade::{CheckResult, ExamResult, ResultStatus};
 pub use ids::{EnvironmentId, ExamId, ExamSessionId, IdError, IncidentId, UserId};
 pub use lifecycle::{

@@ -155,6 +155,8 @@ impl BenchServer {
             rs256_public_key: None,
             label: format!("bench-{}", std::process::id()),
             token_secret: None,
+            memory_share: crate::capacity::DEFAULT_MEMORY_SHARE,
+            host_memory: None,
         };
         let state = build(&settings).await?;
         let keys = state.keys.clone();

@@ -2,6 +2,8 @@
 
 mod bench;
 mod bench_sessions;
+mod capacity;
+mod doctor;
 mod serve;
 mod shell;
 mod token;
@@ -38,6 +40,28 @@ enum Command {
         /// A TOML file with the same settings (flags and EXAMROOM_* variables override it).
         #[arg(long, env = "EXAMROOM_CONFIG")]
         config: Option<PathBuf>,
+        /// The share of the host's memory that environments may have: a session is admitted only while the memory
+        /// limits of the live ones stay within it (default 0.8).
+        #[arg(long, env = "EXAMROOM_MEMORY_SHARE")]
+        memory_share: Option<f64>,
+    },
+    /// Check that this host can run examroom, and print what to fix (exits non-zero if a check fails).
+    Doctor {
+        /// Data directory of the server to check for.
+        #[arg(long, env = "EXAMROOM_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// The exam catalog of the server to check for.
+        #[arg(long, env = "EXAMROOM_EXAMS")]
+        exams: Option<PathBuf>,
+        /// The server's TOML config file.
+        #[arg(long, env = "EXAMROOM_CONFIG")]
+        config: Option<PathBuf>,
+        /// The server's memory share.
+        #[arg(long, env = "EXAMROOM_MEMORY_SHARE")]
+        memory_share: Option<f64>,
+        /// Print JSON: {"ok": bool, "checks": [{"name", "verdict", "summary", "fix", "fatal"}]}.
+        #[arg(long)]
+        json: bool,
     },
     /// Mint a token (or a sign-in URL) signed with the server's secret.
     Token {
@@ -114,6 +138,23 @@ enum SandboxCommand {
     },
 }
 
+/// `examroom doctor`: reads the host, prints the checks, fails if any check fails.
+fn run_doctor(s: &serve::Settings, json: bool) -> anyhow::Result<()> {
+    let catalog = examroom_exams::Catalog::load(&s.exams);
+    let wanted = serve::wanted(s, &catalog);
+    let checks = doctor::checks(&doctor::read(&s.data_dir), &wanted);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&doctor::render_json(&checks))?);
+    } else {
+        print!("{}", doctor::render(&checks));
+    }
+    let failed = checks.iter().filter(|c| c.verdict == doctor::Verdict::Fail).count();
+    if failed > 0 {
+        anyhow::bail!("{failed} check(s) failed");
+    }
+    Ok(())
+}
+
 fn main() {
     // The shim is this same binary: dispatch before anything else (no async runtime, no threads; it forks).
     let mut args = std::env::args_os();
@@ -135,8 +176,12 @@ fn main() {
     };
     let result = rt.block_on(async {
         match cli.command {
-            Command::Serve { listen, data_dir, exams, config } => {
-                serve::run(serve::Settings::resolve(listen, data_dir, exams, config.as_deref())?).await
+            Command::Serve { listen, data_dir, exams, config, memory_share } => {
+                serve::run(serve::Settings::resolve(listen, data_dir, exams, config.as_deref(), memory_share)?).await
+            }
+            Command::Doctor { data_dir, exams, config, memory_share, json } => {
+                let s = serve::Settings::resolve(None, data_dir, exams, config.as_deref(), memory_share)?;
+                run_doctor(&s, json)
             }
             Command::Token { data_dir, user, role, ttl, url, base_url } => {
                 token::run(data_dir, &user, &role, &ttl, url, &base_url)

@@ -15,6 +15,9 @@ use examroom_store::sqlite::SqliteStore;
 use examroom_store::Store;
 use serde::Deserialize;
 
+use crate::capacity::{self, Demand, Fit};
+use crate::doctor::{self, Verdict, Wanted};
+
 /// Settings from `--config FILE` (TOML); `EXAMROOM_*` variables and flags override them.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +30,10 @@ pub struct FileConfig {
     pub max_live_sessions: Option<usize>,
     pub rs256_public_key: Option<PathBuf>,
     pub label: Option<String>,
+    /// The share of the host's memory that environments may have (admission), in (0, 1].
+    pub memory_share: Option<f64>,
+    /// The host's memory as admission sees it (`"1536M"`), instead of `MemTotal` (for tests).
+    pub host_memory: Option<String>,
 }
 
 /// What `serve` runs with.
@@ -41,6 +48,8 @@ pub struct Settings {
     pub rs256_public_key: Option<PathBuf>,
     pub label: String,
     pub token_secret: Option<String>,
+    pub memory_share: f64,
+    pub host_memory: Option<u64>,
 }
 
 impl Settings {
@@ -50,6 +59,7 @@ impl Settings {
         data_dir: Option<PathBuf>,
         exams: Option<PathBuf>,
         config: Option<&Path>,
+        memory_share: Option<f64>,
     ) -> Result<Settings> {
         let file: FileConfig = match config {
             Some(p) => {
@@ -59,6 +69,13 @@ impl Settings {
             None => FileConfig::default(),
         };
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let memory_share =
+            capacity::validate_share(memory_share.or(file.memory_share).unwrap_or(capacity::DEFAULT_MEMORY_SHARE))
+                .map_err(|e| anyhow::anyhow!("--memory-share: {e}"))?;
+        let host_memory = match env("EXAMROOM_HOST_MEMORY").or(file.host_memory) {
+            Some(v) => Some(examroom_exams::parse_size(&v).map_err(|e| anyhow::anyhow!("host_memory: {e}"))?),
+            None => None,
+        };
         Ok(Settings {
             listen: listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir: data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("/var/lib/examroom")),
@@ -75,6 +92,8 @@ impl Settings {
             rs256_public_key: env("EXAMROOM_RS256_PUBLIC_KEY").map(PathBuf::from).or(file.rs256_public_key),
             label: env("EXAMROOM_LABEL").or(file.label).unwrap_or_else(|| "main".into()),
             token_secret: env("EXAMROOM_TOKEN_SECRET"),
+            memory_share,
+            host_memory,
         })
     }
 }
@@ -103,13 +122,18 @@ pub async fn build(s: &Settings) -> Result<AppState> {
         tracing::warn!(problem = %p, "exam skipped");
     }
     tracing::info!(exams = catalog.exams().count(), dir = %exams_dir.display(), "catalog loaded");
+    let fit = prepare_host(&wanted(s, &catalog), &data_dir)?;
     let store = Store::Sqlite(SqliteStore::open(&data_dir.join("examroom.db")).await.context("open the store")?);
     let mut rcfg = SandboxConfig::new(data_dir.join("sandbox"), &s.label);
     rcfg.hidden = vec![data_dir.clone(), exams_dir.canonicalize().unwrap_or(exams_dir.clone())];
     rcfg.create_timeout = Duration::from_secs(55);
     let runtime = Runtime::Sandbox(SandboxRuntime::new(rcfg).context("start the sandbox runtime")?);
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
-    let config = ServiceConfig { max_live_sessions: s.max_live_sessions, ..ServiceConfig::default() };
+    let config = ServiceConfig {
+        max_live_sessions: fit.max_live_sessions,
+        memory_budget: Some(fit.memory_budget),
+        ..ServiceConfig::default()
+    };
     let svc = SessionService::start(store, runtime, catalog, config, Clock::system())
         .await
         .map_err(|e| anyhow::anyhow!("start the session service: {e}"))?;
@@ -121,6 +145,86 @@ pub async fn build(s: &Settings) -> Result<AppState> {
         ApiConfig { public_origin: s.public_origin.clone(), secure_cookies: s.secure_cookies },
         metrics,
     ))
+}
+
+/// What the configuration and the catalog ask of the host.
+pub fn wanted(s: &Settings, catalog: &Catalog) -> Wanted {
+    use examroom_exams::definition::{DEFAULT_MEMORY_BYTES, DEFAULT_PIDS};
+    let envs = || catalog.exams().map(|e| &e.environment);
+    Wanted {
+        demand: Demand {
+            memory_share: s.memory_share,
+            host_memory: s.host_memory,
+            max_live_sessions: s.max_live_sessions,
+            max_exam_pids: envs().map(|e| e.pids).max().unwrap_or(DEFAULT_PIDS),
+            min_exam_memory: envs().map(|e| e.memory_bytes).min().unwrap_or(DEFAULT_MEMORY_BYTES),
+        },
+        largest_exam: catalog
+            .exams()
+            .max_by_key(|e| e.environment.memory_bytes)
+            .map(|e| (e.id.to_string(), e.environment.memory_bytes)),
+    }
+}
+
+/// Makes the host fit what `serve` may admit: raises `fs.file-max`, `kernel.pid_max` and `kernel.threads-max` where
+/// they are too small and this process may (never lowering one), else admits only what fits (see `capacity`). Then
+/// runs the doctor's checks, logs them, and refuses to start on a fatal one. Returns what to admit.
+fn prepare_host(w: &Wanted, data_dir: &Path) -> Result<Fit> {
+    let mut host = capacity::read_host().context("read the host's memory and kernel tables")?;
+    let sizing = capacity::size(&host, &w.demand);
+    for sf in capacity::shortfalls(&host, &sizing) {
+        if !capacity::writable(sf.table) {
+            continue;
+        }
+        match capacity::raise(sf.table, sf.target()) {
+            Ok(now) => {
+                tracing::info!(
+                    sysctl = sf.table.name(),
+                    from = sf.current,
+                    to = now,
+                    needed = sf.needed,
+                    "raised a kernel table for the environments admission allows"
+                );
+                sf.table.set(&mut host, now.max(sf.current));
+            }
+            Err(e) => tracing::warn!(sysctl = sf.table.name(), error = %e, "could not raise a kernel table"),
+        }
+    }
+    let fit = capacity::fit(&host, &w.demand, &sizing);
+    if fit.degraded() {
+        let fix: Vec<String> = fit.limited_by.iter().map(|sf| sf.command()).collect();
+        tracing::warn!(memory_budget_bytes = fit.memory_budget, configured_memory_budget_bytes = sizing.memory_budget,
+            max_live_sessions = fit.max_live_sessions, configured_max_live_sessions = w.demand.max_live_sessions,
+            fix = %fix.join("; "), "degraded: the kernel's tables are too small for the configuration, so only what \
+            fits them is admitted; run the fix as root to lift this");
+    }
+    tracing::info!(
+        memory_budget_bytes = fit.memory_budget,
+        host_memory_bytes = sizing.host_memory,
+        memory_share = w.demand.memory_share,
+        max_live_sessions = fit.max_live_sessions,
+        "admission"
+    );
+    let mut readings = doctor::read(data_dir);
+    readings.host = Ok(host);
+    let checks = doctor::checks(&readings, w);
+    for c in &checks {
+        let fix = c.fix.as_deref().unwrap_or("");
+        match c.verdict {
+            Verdict::Ok => tracing::info!(check = c.name, summary = %c.summary, "doctor: ok"),
+            Verdict::Warn => tracing::warn!(check = c.name, summary = %c.summary, fix, "doctor: warn"),
+            Verdict::Fail => tracing::error!(check = c.name, summary = %c.summary, fix, "doctor: fail"),
+        }
+    }
+    let fatal: Vec<String> = checks
+        .iter()
+        .filter(|c| c.fatal && c.verdict == Verdict::Fail)
+        .map(|c| format!("{}: {} (fix: {})", c.name, c.summary, c.fix.as_deref().unwrap_or("-")))
+        .collect();
+    if !fatal.is_empty() {
+        anyhow::bail!("this host cannot run environments:\n  {}", fatal.join("\n  "));
+    }
+    Ok(fit)
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -6,6 +6,7 @@
 //! - [`service`]: [`SessionService`], the one place that changes sessions. Every change is a guarded transition
 //!   (the core's `transition`) stored with its event in one transaction, then published to subscribers (the status
 //!   stream).
+//! - [`admission`]: admission by memory: the memory limits of live sessions stay within the host's budget.
 //! - [`provision`]: the background provisioning of a new session, bounded by the exam's `provisioning_timeout`.
 //! - [`ending`]: `terminating` (access stops, teardown retried until verified) and `failed`.
 //! - [`timers`]: the deadline and the start grace, enforced by the server's own clock.
@@ -15,6 +16,7 @@
 //!
 //! The service owns no HTTP: the `api` crate translates requests into calls here.
 
+pub mod admission;
 pub mod clock;
 pub mod ending;
 pub mod metrics;

@@ -14,3 +14,9 @@ pub const ORPHANS_DESTROYED: &str = "examroom_orphans_destroyed_total";
 pub const RECONCILE_DURATION: &str = "examroom_reconcile_seconds";
 /// Histogram (seconds): from the end request to the verified release.
 pub const RELEASE_LATENCY: &str = "examroom_session_release_seconds";
+/// Gauge (bytes): the memory limits of live sessions (admission).
+pub const ADMITTED_MEMORY: &str = "examroom_admitted_memory_bytes";
+/// Gauge (bytes): the memory budget live sessions must stay within.
+pub const MEMORY_BUDGET: &str = "examroom_memory_budget_bytes";
+/// Counter: creates refused by admission, by `reason` (`memory`).
+pub const ADMISSION_REFUSALS: &str = "examroom_admission_refusals_total";

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use examroom_core::{
-    transition, DomainError, EndReason, ExamId, ExamResult, ExamSessionId, Failure, FailureCode, IncidentId, Role,
-    SessionState, Trigger, UserId,
+    transition, Capacity, DomainError, EndReason, ExamId, ExamResult, ExamSessionId, Failure, FailureCode, IncidentId,
+    Role, SessionState, Trigger, UserId,
 };
 use examroom_exams::Catalog;
 use examroom_runtime::Runtime;
@@ -15,6 +15,7 @@ use examroom_store::{
 };
 use tokio::sync::broadcast;
 
+use crate::admission::{MemoryAdmission, Reservation};
 use crate::clock::Clock;
 use crate::metrics;
 
@@ -56,6 +57,9 @@ pub struct ServiceConfig {
     /// How long a failing session's teardown is retried before it is marked failed anyway (the reconciler keeps
     /// retrying the release afterwards).
     pub fail_teardown_budget: Duration,
+    /// Admission by memory: the memory limits of live sessions plus a new session's must stay within this many
+    /// bytes, else `capacity_exhausted` (see [`crate::admission`]). `None` admits regardless of memory.
+    pub memory_budget: Option<u64>,
 }
 
 impl Default for ServiceConfig {
@@ -65,6 +69,7 @@ impl Default for ServiceConfig {
             retry_after_secs: 30,
             reconcile_interval: Duration::from_secs(30),
             fail_teardown_budget: Duration::from_secs(8),
+            memory_budget: None,
         }
     }
 }
@@ -80,6 +85,8 @@ pub(crate) struct Inner {
     pub(crate) busy: Mutex<HashSet<ExamSessionId>>,
     /// Sessions by state, for the gauge and the capacity check.
     counts: Mutex<HashMap<SessionState, i64>>,
+    /// The memory reservations of live sessions (admission).
+    pub(crate) admission: MemoryAdmission,
 }
 
 /// The lifecycle driver. Cheap to clone.
@@ -119,6 +126,7 @@ impl SessionService {
         clock: Clock,
     ) -> Result<SessionService, DomainError> {
         let (updates, _) = broadcast::channel(4096);
+        let admission = MemoryAdmission::new(config.memory_budget);
         let svc = SessionService {
             inner: Arc::new(Inner {
                 store,
@@ -129,6 +137,7 @@ impl SessionService {
                 updates,
                 busy: Mutex::new(HashSet::new()),
                 counts: Mutex::new(HashMap::new()),
+                admission,
             }),
         };
         let all = svc.inner.store.list(&ListFilter::default()).await.map_err(|e| store_error("list sessions", e))?;
@@ -139,6 +148,18 @@ impl SessionService {
             }
         }
         svc.publish_counts();
+        // The memory that live sessions hold, as a previous server admitted it.
+        for r in all.iter().filter(|r| r.state.is_live()) {
+            svc.inner.admission.restore(r.id, svc.memory_of(&r.exam_id));
+        }
+        svc.publish_admission();
+        let (admitted, budget) = svc.admitted_memory();
+        if budget.is_some_and(|b| admitted > b) {
+            tracing::warn!(admitted_bytes = admitted, budget_bytes = budget,
+                "live sessions hold more memory than the budget (it was lowered?); nothing is admitted until enough end");
+        } else {
+            tracing::info!(admitted_bytes = admitted, budget_bytes = budget, "memory admission");
+        }
         // Work that a previous server left half done.
         for rec in all.into_iter().filter(|r| r.state.is_live()) {
             svc.resume(rec);
@@ -167,6 +188,27 @@ impl SessionService {
         for s in SessionState::ALL {
             ::metrics::gauge!(metrics::SESSIONS, "state" => s.as_str()).set(*counts.get(&s).unwrap_or(&0) as f64);
         }
+    }
+
+    /// The memory limit of an exam's environment (the default limit for an exam no longer in the catalog).
+    fn memory_of(&self, exam: &ExamId) -> u64 {
+        self.inner
+            .catalog
+            .get(exam)
+            .map_or(examroom_exams::definition::DEFAULT_MEMORY_BYTES, |e| e.environment.memory_bytes)
+    }
+
+    fn publish_admission(&self) {
+        let adm = &self.inner.admission;
+        ::metrics::gauge!(metrics::ADMITTED_MEMORY).set(adm.admitted() as f64);
+        if let Some(budget) = adm.budget() {
+            ::metrics::gauge!(metrics::MEMORY_BUDGET).set(budget as f64);
+        }
+    }
+
+    /// The memory limits of live sessions, in bytes, and the budget they must stay within (if any).
+    pub fn admitted_memory(&self) -> (u64, Option<u64>) {
+        (self.inner.admission.admitted(), self.inner.admission.budget())
     }
 
     /// Live sessions right now.
@@ -217,7 +259,10 @@ impl SessionService {
             return Err(DomainError::ActiveSessionExists { session_id: live.id });
         }
         if self.live_sessions() >= self.inner.config.max_live_sessions as i64 {
-            return Err(DomainError::CapacityExhausted { retry_after_secs: self.inner.config.retry_after_secs });
+            return Err(DomainError::CapacityExhausted {
+                retry_after_secs: self.inner.config.retry_after_secs,
+                reason: Capacity::Sessions,
+            });
         }
         let now = self.now_ms();
         let rec = SessionRecord {
@@ -250,7 +295,20 @@ impl SessionService {
             actor: caller.actor(),
             data: None,
         };
+        // Admission by memory: reserved here, given back if the session is not stored, released at its final state.
+        let reservation =
+            Reservation::new(&self.inner.admission, rec.id, exam.environment.memory_bytes).map_err(|r| {
+                tracing::warn!(user_id = %rec.user_id, exam_id = %rec.exam_id, admitted_bytes = r.admitted,
+                    asked_bytes = r.asked, budget_bytes = r.budget, "not admitted: {r}");
+                ::metrics::counter!(metrics::ADMISSION_REFUSALS, "reason" => Capacity::Memory.as_str()).increment(1);
+                DomainError::CapacityExhausted {
+                    retry_after_secs: self.inner.config.retry_after_secs,
+                    reason: Capacity::Memory,
+                }
+            })?;
         self.inner.store.insert(&rec, &event).await.map_err(|e| store_error("insert session", e))?;
+        reservation.keep();
+        self.publish_admission();
         *self.counts().entry(SessionState::Created).or_default() += 1;
         self.publish_counts();
         tracing::info!(session_id = %rec.id, user_id = %rec.user_id, environment_id = %rec.environment_id,
@@ -470,6 +528,9 @@ impl SessionService {
             *counts.entry(t.to).or_default() += 1;
         }
         self.publish_counts();
+        if !t.to.is_live() && self.inner.admission.release(&rec.id) {
+            self.publish_admission();
+        }
         tracing::info!(session_id = %new.id, user_id = %new.user_id, environment_id = %new.environment_id,
             from = t.from.as_str(), to = t.to.as_str(), reason = %t.reason, "transition");
         self.publish(&new);

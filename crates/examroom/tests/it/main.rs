@@ -1,6 +1,7 @@
 //! Integration tests, in one binary (linking is slow on two cores). They use real namespaces, cgroups and processes,
 //! so they run as root; every leak check is scoped to the label of the runtime the test made.
 
+mod admission;
 mod api_access;
 mod api_results;
 mod api_sessions;

@@ -281,6 +281,11 @@ impl RealServer {
 
     /// Starts the server on a fresh port and waits for /healthz.
     pub async fn start(&mut self) {
+        self.start_with_env(&[]).await
+    }
+
+    /// The same, with extra environment variables (`EXAMROOM_*` settings).
+    pub async fn start_with_env(&mut self, vars: &[(&str, &str)]) {
         assert!(self.child.is_none());
         self.runs += 1;
         let port = Self::free_port();
@@ -297,6 +302,7 @@ impl RealServer {
             .env("EXAMROOM_TOKEN_SECRET", &self.secret)
             .env("EXAMROOM_LABEL", &self.label)
             .env_remove("EXAMROOM_CONFIG")
+            .envs(vars.iter().copied())
             .stdin(std::process::Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -318,6 +324,11 @@ impl RealServer {
             assert!(Instant::now() < deadline, "no /healthz within 30 s: {}", self.stderr_tail());
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The server's whole stderr (its JSON logs) of the current run.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.logs.join(format!("stderr-{}", self.runs))).unwrap_or_default()
     }
 
     pub fn stderr_tail(&self) -> String {

@@ -1,0 +1,243 @@
+//! Admission by memory: a session is admitted only while the memory limits of the live sessions, plus the new
+//! session's, stay within the memory budget (a share of the host's memory, set by `serve`).
+//!
+//! Why memory: the kernel charges what an environment holds (its processes, its tmpfs, and its open files: each
+//! `struct file` is charged to the environment's memory cgroup) to its memory limit. When the host can hold the sum of
+//! the limits, no set of environments can exhaust the host's memory, and with `fs.file-max` and `kernel.pid_max`
+//! sized for that sum (`examroom serve` does it at start) they cannot exhaust the open-file or pid tables either.
+//!
+//! A session holds its reservation from `create` until it reaches a final state (`terminated` or `failed`):
+//! `created`, `provisioning`, `ready`, `active` and `terminating` all hold or are about to hold an environment.
+//! Reservations are exact per session, so a release is idempotent, and a check and its reservation happen under one
+//! lock, so concurrent creates never admit more than fits.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use examroom_core::ExamSessionId;
+
+/// Why a session was not admitted: the numbers, for logs and proctors (never for the candidate's answer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryRefusal {
+    /// The memory limits of the sessions already admitted, in bytes.
+    pub admitted: u64,
+    /// The new session's memory limit, in bytes.
+    pub asked: u64,
+    /// The budget, in bytes.
+    pub budget: u64,
+}
+
+impl std::fmt::Display for MemoryRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "live sessions hold {} MiB of memory limits; another {} MiB would exceed the budget of {} MiB",
+            self.admitted >> 20,
+            self.asked >> 20,
+            self.budget >> 20
+        )
+    }
+}
+
+/// Whether a session asking for `asked` bytes fits next to `admitted` bytes within `budget`.
+pub fn fits(admitted: u64, asked: u64, budget: u64) -> bool {
+    admitted.checked_add(asked).is_some_and(|sum| sum <= budget)
+}
+
+#[derive(Default)]
+struct Held {
+    by_session: HashMap<ExamSessionId, u64>,
+    sum: u64,
+}
+
+impl Held {
+    fn insert(&mut self, id: ExamSessionId, bytes: u64) {
+        if let Some(old) = self.by_session.insert(id, bytes) {
+            self.sum -= old;
+        }
+        self.sum += bytes;
+    }
+}
+
+/// The memory reservations of live sessions.
+pub struct MemoryAdmission {
+    budget: Option<u64>,
+    held: Mutex<Held>,
+}
+
+impl MemoryAdmission {
+    /// Admission within `budget` bytes; `None` admits everything (the reservations are still kept, for the metrics).
+    pub fn new(budget: Option<u64>) -> Self {
+        MemoryAdmission { budget, held: Mutex::new(Held::default()) }
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The budget in bytes, if there is one.
+    pub fn budget(&self) -> Option<u64> {
+        self.budget
+    }
+
+    /// The memory limits of the sessions admitted now, in bytes.
+    pub fn admitted(&self) -> u64 {
+        self.held().sum
+    }
+
+    /// Reserves `bytes` for session `id` if they fit; the check and the reservation are one step.
+    pub fn reserve(&self, id: ExamSessionId, bytes: u64) -> Result<(), MemoryRefusal> {
+        let mut held = self.held();
+        if let Some(budget) = self.budget {
+            if !fits(held.sum, bytes, budget) {
+                return Err(MemoryRefusal { admitted: held.sum, asked: bytes, budget });
+            }
+        }
+        held.insert(id, bytes);
+        Ok(())
+    }
+
+    /// Records a session's reservation without checking the budget (a session stored by an earlier process).
+    pub fn restore(&self, id: ExamSessionId, bytes: u64) {
+        self.held().insert(id, bytes);
+    }
+
+    /// Releases a session's reservation; false if it held none.
+    pub fn release(&self, id: &ExamSessionId) -> bool {
+        let mut held = self.held();
+        match held.by_session.remove(id) {
+            Some(bytes) => {
+                held.sum -= bytes;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A reservation that is released when dropped unless [`Reservation::keep`] was called: a create that fails (or is
+/// cancelled) after admission gives the memory back.
+pub struct Reservation<'a> {
+    admission: &'a MemoryAdmission,
+    id: ExamSessionId,
+    kept: bool,
+}
+
+impl<'a> Reservation<'a> {
+    /// Reserves `bytes` for `id` (see [`MemoryAdmission::reserve`]).
+    pub fn new(admission: &'a MemoryAdmission, id: ExamSessionId, bytes: u64) -> Result<Self, MemoryRefusal> {
+        admission.reserve(id, bytes)?;
+        Ok(Reservation { admission, id, kept: false })
+    }
+
+    /// The session is stored: the reservation now lasts until the session reaches a final state.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.admission.release(&self.id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn fits_is_inclusive_and_never_overflows() {
+        assert!(fits(0, 512 * MIB, 512 * MIB));
+        assert!(fits(512 * MIB, 512 * MIB, 1024 * MIB));
+        assert!(!fits(512 * MIB, 512 * MIB + 1, 1024 * MIB));
+        assert!(!fits(u64::MAX, 1, u64::MAX));
+        assert!(!fits(0, 1, 0));
+    }
+
+    #[test]
+    fn two_fit_the_third_is_refused_and_an_end_makes_room() {
+        let a = MemoryAdmission::new(Some(1228 * MIB));
+        let (s1, s2, s3) = (ExamSessionId::new_v4(), ExamSessionId::new_v4(), ExamSessionId::new_v4());
+        a.reserve(s1, 512 * MIB).unwrap();
+        a.reserve(s2, 512 * MIB).unwrap();
+        let refusal = a.reserve(s3, 512 * MIB).unwrap_err();
+        assert_eq!(refusal, MemoryRefusal { admitted: 1024 * MIB, asked: 512 * MIB, budget: 1228 * MIB });
+        assert_eq!(
+            refusal.to_string(),
+            "live sessions hold 1024 MiB of memory limits; another 512 MiB would exceed the budget of 1228 MiB"
+        );
+        assert_eq!(a.admitted(), 1024 * MIB);
+        assert!(a.release(&s1));
+        assert!(!a.release(&s1), "a second release changes nothing");
+        assert_eq!(a.admitted(), 512 * MIB);
+        a.reserve(s3, 512 * MIB).unwrap();
+        assert_eq!(a.admitted(), 1024 * MIB);
+    }
+
+    #[test]
+    fn a_session_larger_than_the_budget_is_refused_even_on_an_empty_host() {
+        let a = MemoryAdmission::new(Some(256 * MIB));
+        assert!(a.reserve(ExamSessionId::new_v4(), 512 * MIB).is_err());
+        assert_eq!(a.admitted(), 0);
+    }
+
+    #[test]
+    fn without_a_budget_everything_is_admitted_and_counted() {
+        let a = MemoryAdmission::new(None);
+        for _ in 0..10 {
+            a.reserve(ExamSessionId::new_v4(), 64 << 30).unwrap();
+        }
+        assert_eq!(a.admitted(), 640 << 30);
+        assert_eq!(a.budget(), None);
+    }
+
+    #[test]
+    fn restored_sessions_count_even_above_the_budget() {
+        let a = MemoryAdmission::new(Some(1024 * MIB));
+        let ids: Vec<_> = (0..3).map(|_| ExamSessionId::new_v4()).collect();
+        for id in &ids {
+            a.restore(*id, 512 * MIB);
+        }
+        a.restore(ids[0], 512 * MIB);
+        assert_eq!(a.admitted(), 1536 * MIB, "restoring the same session twice counts it once");
+        assert!(a.reserve(ExamSessionId::new_v4(), 32 * MIB).is_err());
+        a.release(&ids[0]);
+        a.release(&ids[1]);
+        a.reserve(ExamSessionId::new_v4(), 512 * MIB).unwrap();
+    }
+
+    #[test]
+    fn a_dropped_reservation_gives_the_memory_back_a_kept_one_does_not() {
+        let a = MemoryAdmission::new(Some(1024 * MIB));
+        {
+            let _r = Reservation::new(&a, ExamSessionId::new_v4(), 512 * MIB).unwrap();
+            assert_eq!(a.admitted(), 512 * MIB);
+        }
+        assert_eq!(a.admitted(), 0);
+        let id = ExamSessionId::new_v4();
+        Reservation::new(&a, id, 512 * MIB).unwrap().keep();
+        assert_eq!(a.admitted(), 512 * MIB);
+        assert!(a.release(&id));
+    }
+
+    #[test]
+    fn concurrent_reservations_never_exceed_the_budget() {
+        let a = std::sync::Arc::new(MemoryAdmission::new(Some(10 * 512 * MIB + 100)));
+        let admitted: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..32)
+                .map(|_| {
+                    let a = a.clone();
+                    s.spawn(move || a.reserve(ExamSessionId::new_v4(), 512 * MIB).is_ok())
+                })
+                .collect();
+            handles.into_iter().map(|h| usize::from(h.join().unwrap())).sum()
+        });
+        assert_eq!(admitted, 10);
+        assert_eq!(a.admitted(), 10 * 512 * MIB);
+    }
+}
