@@ -1342,7 +1342,7 @@ fn attempts_default_to_one_for_graded_exams_and_to_unlimited_without_checks() {
     // Graded (it has checks), whatever candidates see of the result.
     let dir = exam_dir(&task_text());
     assert_eq!(load_ok(dir.path()).attempts, Attempts::AtMost(1));
-    write(&dir.path().join("exam.toml"), &format!("{}\n[result]\nshow = \"score\"\n", task_text()));
+    write(&dir.path().join("exam.toml"), format!("{}\n[result]\nshow = \"score\"\n", task_text()));
     assert_eq!(load_ok(dir.path()).attempts, Attempts::AtMost(1));
     // Nothing graded: no limit.
     assert_eq!(ok(&text("", "")).attempts, Attempts::Unlimited);
@@ -1355,7 +1355,7 @@ fn attempts_default_to_one_for_graded_exams_and_to_unlimited_without_checks() {
 fn attempts_can_be_written() {
     let dir = exam_dir(&task_text_with("attempts = 3"));
     assert_eq!(load_ok(dir.path()).attempts, Attempts::AtMost(3));
-    write(&dir.path().join("exam.toml"), &task_text_with("attempts = \"unlimited\""));
+    write(&dir.path().join("exam.toml"), task_text_with("attempts = \"unlimited\""));
     assert_eq!(load_ok(dir.path()).attempts, Attempts::Unlimited);
     assert_eq!(ok(&text("attempts = 1", "")).attempts, Attempts::AtMost(1));
     assert_eq!(ok(&text("attempts = 100", "")).attempts, Attempts::AtMost(100));

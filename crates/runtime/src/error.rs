@@ -115,7 +115,7 @@ mod tests {
             assert!(!e.is_out_of_resources(), "{errno}: {e}");
             assert_eq!(e.code(), "io_error");
         }
-        let no_errno = std::io::Error::new(std::io::ErrorKind::Other, "x");
+        let no_errno = std::io::Error::other("x");
         assert!(!is_out_of_resources(&no_errno));
     }
 }
