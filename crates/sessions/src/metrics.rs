@@ -14,3 +14,5 @@ pub const ORPHANS_DESTROYED: &str = "examroom_orphans_destroyed_total";
 pub const RECONCILE_DURATION: &str = "examroom_reconcile_seconds";
 /// Histogram (seconds): from the end request to the verified release.
 pub const RELEASE_LATENCY: &str = "examroom_session_release_seconds";
+/// Counter: creates refused by `reason` (`attempts`: none left; `rate`: too many in a minute).
+pub const CREATES_REFUSED: &str = "examroom_session_creates_refused_total";

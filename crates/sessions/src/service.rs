@@ -56,6 +56,8 @@ pub struct ServiceConfig {
     /// How long a failing session's teardown is retried before it is marked failed anyway (the reconciler keeps
     /// retrying the release afterwards).
     pub fail_teardown_budget: Duration,
+    /// Sessions one candidate may start in any 60 s (0: no limit); beyond, `rate_limited`.
+    pub max_creates_per_minute: u32,
 }
 
 impl Default for ServiceConfig {
@@ -65,6 +67,7 @@ impl Default for ServiceConfig {
             retry_after_secs: 30,
             reconcile_interval: Duration::from_secs(30),
             fail_teardown_budget: Duration::from_secs(8),
+            max_creates_per_minute: 10,
         }
     }
 }
@@ -80,6 +83,8 @@ pub(crate) struct Inner {
     pub(crate) busy: Mutex<HashSet<ExamSessionId>>,
     /// Sessions by state, for the gauge and the capacity check.
     counts: Mutex<HashMap<SessionState, i64>>,
+    /// Recent creates per candidate.
+    pub(crate) create_rate: crate::attempts::CreateRate,
 }
 
 /// The lifecycle driver. Cheap to clone.
@@ -119,8 +124,10 @@ impl SessionService {
         clock: Clock,
     ) -> Result<SessionService, DomainError> {
         let (updates, _) = broadcast::channel(4096);
+        let create_rate = crate::attempts::CreateRate::new(config.max_creates_per_minute);
         let svc = SessionService {
             inner: Arc::new(Inner {
+                create_rate,
                 store,
                 runtime,
                 catalog,
@@ -216,6 +223,8 @@ impl SessionService {
         if let Some(live) = self.inner.store.live_for_user(&caller.user).await.map_err(|e| store_error("live", e))? {
             return Err(DomainError::ActiveSessionExists { session_id: live.id });
         }
+        // Attempts at this exam (issue 9).
+        self.check_attempts(caller, exam).await?;
         if self.live_sessions() >= self.inner.config.max_live_sessions as i64 {
             return Err(DomainError::CapacityExhausted { retry_after_secs: self.inner.config.retry_after_secs });
         }
@@ -250,7 +259,12 @@ impl SessionService {
             actor: caller.actor(),
             data: None,
         };
-        self.inner.store.insert(&rec, &event).await.map_err(|e| store_error("insert session", e))?;
+        // The candidate's create rate (issue 9): reserved here, taken back if the insert fails.
+        let reserved_at = self.reserve_create(caller)?;
+        if let Err(e) = self.inner.store.insert(&rec, &event).await {
+            self.release_create(caller, reserved_at);
+            return Err(store_error("insert session", e));
+        }
         *self.counts().entry(SessionState::Created).or_default() += 1;
         self.publish_counts();
         tracing::info!(session_id = %rec.id, user_id = %rec.user_id, environment_id = %rec.environment_id,
