@@ -153,6 +153,7 @@ async fn half_sent_and_idle_connections_are_closed_but_status_streams_are_not() 
     }
     assert!(heartbeats >= 3, "heartbeats kept coming: {heartbeats}");
     drop(stream);
+    wait_state(&c, &s, &alice, &id, READY, "ready").await;
     s.teardown().await;
 }
 
@@ -223,6 +224,7 @@ async fn a_user_holds_at_most_so_many_status_streams() {
     let c = Client::default();
     let (alice, proctor) = (s.candidate("alice"), s.proctor("pat"));
     let id = sid(&create(&c, &s, &alice, "quick").await);
+    wait_state(&c, &s, &alice, &id, READY, "ready").await;
     let url = s.url(&format!("{}/status", session_path(&id)));
     let http = reqwest::Client::new();
     let open = |token: &str| http.get(&url).bearer_auth(token.to_string()).send();
@@ -448,7 +450,9 @@ async fn creating_sessions_is_rate_limited_per_candidate() {
         assert_eq!(a.status, 200, "{step}: {}", a.text);
     }
     wait_state(&c, &s, &bob, &id, READY, "terminated").await;
-    create(&c, &s, &bob, "quick").await;
+    let id = sid(&create(&c, &s, &bob, "quick").await);
+    // Provisioning runs in the background: let it finish before the teardown destroys everything.
+    wait_state(&c, &s, &bob, &id, READY, "ready").await;
     s.teardown().await;
 }
 
