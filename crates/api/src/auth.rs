@@ -10,6 +10,10 @@
 //!   browsers send the `examroom_session` cookie ([`cookie_token`], [`COOKIE`]) that `POST /api/v1/auth/session`
 //!   sets ([`session_cookie`]) and `DELETE` clears ([`clear_cookie`]). [`Credential::from_headers`] picks one and
 //!   records which, because cookie requests need the CSRF checks ([`csrf_allows`], [`check_origin`]).
+//! - **Browser sign-ins.** The cookie does not hold the token: it holds a random sign-in id ([`new_sign_in_id`]),
+//!   and the store keeps its hash ([`sign_in_id_hash`]) with the token's user, role and `exp` and the
+//!   [`TokenKeys::fingerprint`] of the keys that verified it. Signing out ends the sign-in in the store, so the old
+//!   cookie is refused from then on, across restarts, while the token itself (the operator's) stays valid.
 //! - **Identity is never inferred.** There is no default user, no identity from an address or a query string: no
 //!   credential is [`AuthError::Missing`], and every [`AuthError`] is answered with the same 401 `unauthenticated`
 //!   ([`DomainError::Unauthenticated`]). The variants differ only so that logs say why.
@@ -222,6 +226,8 @@ pub struct TokenKeys {
     hs256_decoding: DecodingKey,
     rs256: Option<DecodingKey>,
     source: SecretSource,
+    /// A hash of the HS256 secret and the RS256 public key (see [`TokenKeys::fingerprint`]).
+    fingerprint: String,
 }
 
 impl fmt::Debug for TokenKeys {
@@ -266,7 +272,9 @@ impl TokenKeys {
         let mut keys = Self::from_secret(&secret);
         keys.source = source;
         if let Some(path) = rs256_public_pem {
-            keys.rs256 = Some(load_rs256_public_key(path)?);
+            let (key, pem) = load_rs256_public_key(path)?;
+            keys.rs256 = Some(key);
+            keys.fingerprint = fingerprint(&secret, Some(pem.as_bytes()));
         }
         Ok(keys)
     }
@@ -279,13 +287,23 @@ impl TokenKeys {
             hs256_decoding: DecodingKey::from_secret(secret),
             rs256: None,
             source: SecretSource::Given,
+            fingerprint: fingerprint(secret, None),
         }
     }
 
     /// These keys plus an RS256 public key given as PEM text (see [`TokenKeys::load`] for the accepted forms).
     pub fn with_rs256_public_pem(mut self, pem: &str) -> Result<Self, String> {
         self.rs256 = Some(rs256_key_from_pem(pem)?);
+        // The HS256 secret is not kept; chain its fingerprint with the public key's.
+        self.fingerprint = fingerprint(self.fingerprint.as_bytes(), Some(pem.as_bytes()));
         Ok(self)
+    }
+
+    /// A hash of these keys (the HS256 secret and the RS256 public key), 32 hex digits. A browser sign-in records
+    /// the fingerprint of the keys that verified its token and is valid only under the same keys, so replacing the
+    /// secret or the public key signs every browser out. It reveals nothing usable about the secret.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// Where the HS256 secret came from.
@@ -500,13 +518,59 @@ fn create_secret_file(data_dir: &Path, path: &Path) -> Result<bool, KeyError> {
 }
 
 /// Reads an RS256 public key from a PEM file.
-fn load_rs256_public_key(path: &Path) -> Result<DecodingKey, KeyError> {
+fn load_rs256_public_key(path: &Path) -> Result<(DecodingKey, String), KeyError> {
     let text = fs::read_to_string(path).map_err(|source| KeyError::Io {
         action: "reading the RS256 public key",
         path: path.to_owned(),
         source,
     })?;
-    rs256_key_from_pem(&text).map_err(|reason| KeyError::BadPublicKey { path: path.to_owned(), reason })
+    let key = rs256_key_from_pem(&text).map_err(|reason| KeyError::BadPublicKey { path: path.to_owned(), reason })?;
+    Ok((key, text))
+}
+
+/// See [`TokenKeys::fingerprint`]: SHA-256 over a label, the secret's length and bytes, and the public key's PEM.
+fn fingerprint(secret: &[u8], rs256_pem: Option<&[u8]>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"examroom token keys v1\0");
+    h.update((secret.len() as u64).to_be_bytes());
+    h.update(secret);
+    if let Some(pem) = rs256_pem {
+        h.update(b"rs256\0");
+        h.update(pem);
+    }
+    hex(&h.finalize()[..16])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---- Browser sign-ins ----
+
+/// How many random bytes a sign-in id is made of (256 bits).
+const SIGN_IN_ID_BYTES: usize = 32;
+
+/// The length of a sign-in id as the cookie holds it (base64url without padding).
+pub const SIGN_IN_ID_LEN: usize = 43;
+
+/// A new browser sign-in id: 32 bytes of the operating system's random generator, base64url without padding. It is
+/// the value of the `examroom_session` cookie; the store keeps only [`sign_in_id_hash`] of it.
+pub fn new_sign_in_id() -> String {
+    let mut bytes = [0u8; SIGN_IN_ID_BYTES];
+    OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Whether a cookie value has the form of a sign-in id (anything else is refused without a lookup).
+pub fn is_sign_in_id(value: &str) -> bool {
+    value.len() == SIGN_IN_ID_LEN && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+}
+
+/// The SHA-256 of a sign-in id, in hex: how the store knows it. Reading the database gives no usable cookie.
+pub fn sign_in_id_hash(id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(id.as_bytes()))
 }
 
 /// Parses an RSA public key in PEM (`PUBLIC KEY`, that is SubjectPublicKeyInfo, or `RSA PUBLIC KEY`, that is
@@ -638,13 +702,12 @@ fn check_rsa_public_key(der: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// The `Set-Cookie` value that stores `token` in the browser until `exp_unix`:
-/// `examroom_session=<token>; HttpOnly; SameSite=Strict; Path=/; Max-Age=<exp - now>`, plus `; Secure` when `secure`
-/// (the server is reached over TLS).
+/// The `Set-Cookie` value that stores `token` (a sign-in id, see [`new_sign_in_id`]) in the browser until
+/// `exp_unix`: `examroom_session=<token>; HttpOnly; SameSite=Strict; Path=/; Max-Age=<exp - now>`, plus `; Secure`
+/// when `secure` (the server is reached over TLS).
 ///
-/// `Max-Age` is never past the token's `exp`. `token` should be a token [`TokenKeys::verify`] accepted (which only
-/// has cookie-safe characters); anything else gets the [`clear_cookie`] value instead, so that no attribute can be
-/// smuggled in.
+/// `Max-Age` is never past the token's `exp`. `token` must have only cookie-safe characters (base64url and `.`);
+/// anything else gets the [`clear_cookie`] value instead, so that no attribute can be smuggled in.
 pub fn session_cookie(token: &str, exp_unix: u64, now_unix: u64, secure: bool) -> String {
     let safe = !token.is_empty() && token.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if !safe {
@@ -1388,6 +1451,39 @@ boAjEU9jLxXnFvTJDQIDAQAB
     }
 
     // ---- cookies ----
+
+    #[test]
+    fn sign_in_ids_are_random_cookie_safe_and_stored_only_as_a_hash() {
+        let (a, b) = (new_sign_in_id(), new_sign_in_id());
+        assert_ne!(a, b);
+        assert!(is_sign_in_id(&a) && is_sign_in_id(&b), "{a} {b}");
+        assert_eq!(
+            session_cookie(&a, NOW + 60, NOW, false),
+            format!("examroom_session={a}; HttpOnly; SameSite=Strict; Path=/; Max-Age=60")
+        );
+        let h = sign_in_id_hash(&a);
+        assert_eq!(h.len(), 64);
+        assert!(h.bytes().all(|c| c.is_ascii_hexdigit()) && !h.contains(&a));
+        assert_eq!(h, sign_in_id_hash(&a));
+        assert_ne!(h, sign_in_id_hash(&b));
+        // A token, garbage, or a near miss is not a sign-in id.
+        let token = keys().mint(&alice(), Role::Candidate, Duration::from_secs(60), NOW);
+        for bad in [token.as_str(), "", "garbage", &a[1..], &format!("{a}x"), &format!("{}.", &a[1..])] {
+            assert!(!is_sign_in_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_fingerprint_changes_with_every_key_and_only_then() {
+        let k = keys();
+        assert_eq!(k.fingerprint().len(), 32);
+        assert_eq!(k.fingerprint(), keys().fingerprint());
+        assert_ne!(k.fingerprint(), TokenKeys::from_secret(b"another-secret-another-secret-0123456").fingerprint());
+        let with_rs = rsa_keys();
+        assert_ne!(with_rs.fingerprint(), k.fingerprint());
+        assert_eq!(with_rs.fingerprint(), rsa_keys().fingerprint());
+        assert!(!k.fingerprint().contains(&hex(SECRET)[..8]));
+    }
 
     #[test]
     fn session_cookie_attributes() {

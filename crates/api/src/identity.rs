@@ -1,8 +1,9 @@
 //! The verified caller of a request.
 //!
-//! A request is authenticated by `Authorization: Bearer <JWT>` or, for browsers, by the `examroom_session` cookie.
-//! A cookie-authenticated request that changes state must also carry a matching `Origin` and `X-Examroom: 1`, which
-//! a cross-site form cannot send. Nothing else identifies anyone.
+//! A request is authenticated by `Authorization: Bearer <JWT>` or, for browsers, by the `examroom_session` cookie,
+//! which names a browser sign-in kept in the store (valid until its token's `exp`, until it is signed out, and only
+//! under the token keys it was made with). A cookie-authenticated request that changes state must also carry a
+//! matching `Origin` and `X-Examroom: 1`, which a cross-site form cannot send. Nothing else identifies anyone.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -10,7 +11,7 @@ use axum::http::{header, Method};
 use examroom_core::DomainError;
 use examroom_sessions::Caller;
 
-use crate::auth::{self, bearer_token, check_origin, cookie_token};
+use crate::auth::{self, bearer_token, check_origin, cookie_token, is_sign_in_id, sign_in_id_hash};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -52,29 +53,63 @@ pub fn csrf_ok(parts: &Parts, state: &AppState) -> bool {
 
 /// Authenticates a request: `Unauthenticated` without valid credentials, `Forbidden` when a cookie request fails the
 /// CSRF rules. The WebSocket routes turn these into close codes 4401 and 4403.
-pub fn authenticate(parts: &Parts, state: &AppState) -> Result<Authed, DomainError> {
-    let (token, via_cookie) = if let Some(h) = header(parts, &header::AUTHORIZATION) {
-        (bearer_token(h).ok_or(DomainError::Unauthenticated)?, false)
-    } else if let Some(t) = header(parts, &header::COOKIE).and_then(cookie_token) {
-        (t, true)
-    } else {
+pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Authed, DomainError> {
+    if let Some(h) = header(parts, &header::AUTHORIZATION) {
+        let token = bearer_token(h).ok_or(DomainError::Unauthenticated)?;
+        let identity = state.keys.verify(token, now_unix()).map_err(|e| {
+            tracing::info!(reason = %e, "refused credentials");
+            DomainError::Unauthenticated
+        })?;
+        return Ok(Authed { caller: Caller { user: identity.user, role: identity.role }, via_cookie: false });
+    }
+    let Some(id) = sign_in_cookie(parts) else {
         return Err(DomainError::Unauthenticated);
     };
-    let identity = state.keys.verify(token, now_unix()).map_err(|e| {
-        tracing::info!(reason = %e, "refused credentials");
-        DomainError::Unauthenticated
-    })?;
-    if via_cookie && !csrf_ok(parts, state) {
+    let caller = signed_in(state, id).await?;
+    if !csrf_ok(parts, state) {
         return Err(DomainError::Forbidden);
     }
-    Ok(Authed { caller: Caller { user: identity.user, role: identity.role }, via_cookie })
+    Ok(Authed { caller, via_cookie: true })
+}
+
+/// The value of the request's `examroom_session` cookie, if it has one.
+pub fn sign_in_cookie(parts: &Parts) -> Option<&str> {
+    header(parts, &header::COOKIE).and_then(cookie_token)
+}
+
+/// Who a sign-in cookie stands for: its sign-in must be in the store, not signed out, not past its token's `exp`,
+/// and made under the server's current token keys.
+async fn signed_in(state: &AppState, id: &str) -> Result<Caller, DomainError> {
+    if !is_sign_in_id(id) {
+        tracing::info!("refused credentials: the cookie is not a sign-in id");
+        return Err(DomainError::Unauthenticated);
+    }
+    let now_ms = i64::try_from(now_unix()).unwrap_or(i64::MAX / 1000) * 1000;
+    match state.svc.find_sign_in(&sign_in_id_hash(id)).await? {
+        Some(rec) if rec.is_valid(now_ms, state.keys.fingerprint()) => Ok(Caller { user: rec.user_id, role: rec.role }),
+        Some(rec) => {
+            let why = if rec.signed_out_at.is_some() {
+                "signed out"
+            } else if now_ms >= rec.expires_at {
+                "expired"
+            } else {
+                "made under other token keys"
+            };
+            tracing::info!(user_id = %rec.user_id, reason = why, "refused credentials: the sign-in is not valid");
+            Err(DomainError::Unauthenticated)
+        }
+        None => {
+            tracing::info!("refused credentials: unknown sign-in");
+            Err(DomainError::Unauthenticated)
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        authenticate(parts, state).map_err(ApiError)
+        authenticate(parts, state).await.map_err(ApiError)
     }
 }
 

@@ -11,8 +11,10 @@
 //! - [`views`]: sessions and events as the API shows them (server-clock `remaining_seconds`, RFC 3339 times).
 //! - [`routes`]: one file per resource; `routes/terminal.rs` is the terminal WebSocket.
 //! - [`openapi`]: the OpenAPI document served at `/api/v1/openapi.json`.
+//! - [`connections`]: the accept loop: header-read and idle timeouts, connection caps, status streams per user.
 
 pub mod auth;
+pub mod connections;
 pub mod error;
 pub mod identity;
 pub mod openapi;
@@ -32,6 +34,8 @@ pub struct ApiConfig {
     pub public_origin: Option<String>,
     /// Mark the cookie `Secure` (behind TLS).
     pub secure_cookies: bool,
+    /// Connection caps and timeouts, status streams per user.
+    pub limits: connections::EdgeLimits,
 }
 
 /// What every handler can reach.
@@ -45,6 +49,8 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// The Prometheus recorder, when installed.
     pub metrics: Option<PrometheusHandle>,
+    /// Open status streams per user.
+    pub streams: Arc<connections::StreamSlots>,
 }
 
 impl AppState {
@@ -55,7 +61,8 @@ impl AppState {
         config: ApiConfig,
         metrics: Option<PrometheusHandle>,
     ) -> AppState {
-        AppState { svc, keys: Arc::new(keys), config: Arc::new(config), metrics }
+        let streams = connections::StreamSlots::new(config.limits.max_streams_per_user);
+        AppState { svc, keys: Arc::new(keys), config: Arc::new(config), metrics, streams }
     }
 }
 
@@ -70,27 +77,13 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5
 
 /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish, and closes whatever is
 /// still open (status streams and terminals never finish by themselves) after [`SHUTDOWN_GRACE`]. Environments are
-/// never touched: clients reconnect to the next server.
+/// never touched: clients reconnect to the next server. Connections are held within the state's
+/// [`ApiConfig::limits`] (see [`connections`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (began_tx, began_rx) = tokio::sync::oneshot::channel::<()>();
-    let graceful = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = began_tx.send(());
-    });
-    tokio::select! {
-        r = graceful => r,
-        _ = async {
-            if began_rx.await.is_err() {
-                std::future::pending::<()>().await;
-            }
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } => {
-            tracing::info!("closing the connections still open after the shutdown grace");
-            Ok(())
-        }
-    }
+    let limits = state.config.limits.clone();
+    connections::serve(listener, router(state), limits, shutdown, SHUTDOWN_GRACE).await
 }

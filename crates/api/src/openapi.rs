@@ -64,7 +64,7 @@ pub fn document() -> Value {
         json!({
             "post": op("Browser sign-in: exchange the Bearer token for the examroom_session cookie", "anyone with a token", "200", json!({"description": "signed in; Set-Cookie: examroom_session (HttpOnly, SameSite=Strict)"}), &auth),
             "get": op("Who is signed in: { user_id, role }", "anyone signed in", "200", ok("Me", "the caller"), &[401]),
-            "delete": op("Sign out (clears the cookie)", "anyone signed in", "204", json!({"description": "signed out"}), &[401, 403]),
+            "delete": op("Sign out: ends the browser sign-in (its cookie is refused from then on) and clears the cookie; a bearer token stays valid", "anyone signed in", "204", json!({"description": "signed out"}), &[401, 403]),
         }),
     );
     p("/api/v1/exams", json!({ "get": op("The catalog", "all", "200", ok("ExamList", "exams"), &auth) }));
@@ -75,16 +75,42 @@ pub fn document() -> Value {
         "summary": "One exam: title, description, duration (not its tasks)", "description": "Who: all.",
         "responses": { "200": ok("Exam", "the exam"), "401": error_ref(), "404": error_ref() } } }),
     );
+    let exam_param = json!([{ "name": "exam_id", "in": "path", "required": true, "schema": { "type": "string" } }]);
+    let mut attempts_get = op(
+        "A candidate's attempts at the exam: what the exam allows, what proctors granted, what is used and left (null: no limit). Attempts are sessions that reached active and did not end failed",
+        "candidate: own (user_id absent or their own); proctor: ?user_id= (required), with the grants",
+        "200",
+        ok("Attempts", "the attempts"),
+        &[400, 401, 403, 404],
+    );
+    attempts_get["parameters"] = exam_param.clone();
+    if let Some(params) = attempts_get["parameters"].as_array_mut() {
+        params.push(json!({ "name": "user_id", "in": "query", "required": false, "schema": { "type": "string" } }));
+    }
+    let mut attempts_post = op(
+        "Grant a candidate more attempts at the exam, with a reason (recorded, append-only)",
+        "proctor",
+        "201",
+        ok("Attempts", "the candidate's attempts after the grant"),
+        &[400, 401, 403, 404],
+    );
+    attempts_post["parameters"] = exam_param;
+    attempts_post["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/GrantAttempts" } } } });
+    p("/api/v1/exams/{exam_id}/attempts", json!({ "get": attempts_get, "post": attempts_post }));
     let mut create = op(
         "Start an exam",
         "candidate",
         "201",
         ok("Session", "created; provisioning runs in the background"),
-        &[400, 401, 403, 404, 409, 503],
+        &[400, 401, 403, 404, 409, 429, 503],
     );
     create["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/CreateSession" } } } });
     create["responses"]["409"]["description"] = json!("active_session_exists: the error carries session_id");
     create["responses"]["503"]["description"] = json!("capacity_exhausted, with Retry-After");
+    create["responses"]["403"]["description"] =
+        json!("forbidden (not a candidate); attempts_exhausted: every attempt at this exam is used, ask a proctor");
+    create["responses"]["429"]["description"] =
+        json!("rate_limited: too many sessions started in the last minute, with Retry-After");
     let mut list = op(
         "Sessions: a candidate's own; a proctor's: all",
         "candidate: own; proctor: all",
@@ -107,7 +133,7 @@ pub fn document() -> Value {
         "/api/v1/sessions/{id}/status",
         json!({ "get": with_id(op(
         "Live status (Server-Sent Events): `status` events carry the Session on every change; `heartbeat` events ({state, remaining_seconds}) come every 2 s; a final `status` event follows the final state",
-        "owner, proctor", "200", json!({"description": "text/event-stream"}), &[401, 403, 404])) }),
+        "owner, proctor", "200", json!({"description": "text/event-stream"}), &[401, 403, 404, 429])) }),
     );
     p(
         "/api/v1/sessions/{id}/result",
@@ -200,7 +226,8 @@ pub fn document() -> Value {
                     "reason": { "type": "string" }, "actor": { "type": "string" }, "data": { "type": "object" } } },
                 "EventList": { "type": "object", "properties": { "events": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } } } },
                 "Exam": { "type": "object", "properties": { "id": { "type": "string" }, "title": { "type": "string" },
-                    "description": { "type": "string" }, "duration_seconds": { "type": "integer" } } },
+                    "description": { "type": "string" }, "duration_seconds": { "type": "integer" },
+                    "attempts": { "type": "integer", "nullable": true, "description": "attempts each candidate has (proctors may grant more); null: no limit" } } },
                 "Result": { "type": "object", "required": ["status", "score", "max_score", "checks"],
                     "properties": { "status": { "type": "string", "enum": ["pending", "graded", "not_graded"] },
                         "score": { "type": "integer" }, "max_score": { "type": "integer" },
@@ -217,6 +244,22 @@ pub fn document() -> Value {
         "paths": session_ops,
     });
     // Added on its own: one more schema inside the literal above exceeds json!'s recursion limit.
+    doc["components"]["schemas"]["Attempts"] = json!({ "type": "object",
+        "required": ["exam_id", "user_id", "limit", "granted", "allowed", "used", "remaining"],
+        "properties": {
+            "exam_id": { "type": "string" }, "user_id": { "type": "string" },
+            "limit": { "type": "integer", "nullable": true, "description": "the exam's attempts; null: no limit" },
+            "granted": { "type": "integer", "description": "extra attempts proctors granted" },
+            "allowed": { "type": "integer", "nullable": true }, "used": { "type": "integer" },
+            "remaining": { "type": "integer", "nullable": true },
+            "grants": { "type": "array", "description": "proctors only", "items": { "type": "object", "properties": {
+                "extra": { "type": "integer" }, "reason": { "type": "string" }, "actor": { "type": "string" },
+                "at": { "type": "string", "format": "date-time" } } } } } });
+    doc["components"]["schemas"]["GrantAttempts"] = json!({ "type": "object", "required": ["user_id", "reason"],
+        "additionalProperties": false, "properties": {
+            "user_id": { "type": "string" },
+            "extra": { "type": "integer", "minimum": 1, "maximum": 100, "default": 1 },
+            "reason": { "type": "string", "minLength": 1, "maxLength": 500 } } });
     doc["components"]["schemas"]["Me"] = json!({ "type": "object", "required": ["user_id", "role"],
         "properties": { "user_id": { "type": "string" }, "role": { "type": "string", "enum": ["candidate", "proctor"] } } });
     doc

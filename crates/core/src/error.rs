@@ -131,11 +131,38 @@ pub enum DomainError {
         /// The incident id in the logs.
         incident: IncidentId,
     },
+    /// `attempts_exhausted` (403): the candidate has used every attempt the exam (and their proctor) allows.
+    #[error("You have used {used} of {allowed} allowed attempts at this exam.")]
+    AttemptsExhausted {
+        /// Attempts used (sessions that reached `active` and did not fail on the service's side).
+        used: u32,
+        /// Attempts allowed: the exam's `attempts` plus what proctors granted.
+        allowed: u32,
+    },
+    /// `rate_limited` (429, with `Retry-After`): the caller starts sessions faster than the service allows.
+    #[error("You are starting exam sessions too quickly.")]
+    RateLimited {
+        /// Seconds until another attempt can succeed; send it as `Retry-After`.
+        retry_after_secs: u32,
+    },
+    /// `too_many_streams` (429): the caller already holds as many live status streams as one person may.
+    #[error("You have too many live status streams open (at most {limit}).")]
+    TooManyStreams {
+        /// Streams one user may hold at once.
+        limit: u32,
+    },
+    /// `too_many_connections` (503, with `Retry-After`): the server holds as many connections as it may (in all,
+    /// or from this address).
+    #[error("The server has too many open connections right now.")]
+    TooManyConnections {
+        /// Seconds after which trying again makes sense; send it as `Retry-After`.
+        retry_after_secs: u32,
+    },
 }
 
 impl DomainError {
     /// Every code, with its HTTP status, for documentation such as the OpenAPI document.
-    pub const CODES: [(&'static str, u16); 14] = [
+    pub const CODES: [(&'static str, u16); 18] = [
         ("session_not_found", 404),
         ("exam_not_found", 404),
         ("active_session_exists", 409),
@@ -150,6 +177,10 @@ impl DomainError {
         ("not_found", 404),
         ("service_unavailable", 503),
         ("internal", 500),
+        ("attempts_exhausted", 403),
+        ("rate_limited", 429),
+        ("too_many_streams", 429),
+        ("too_many_connections", 503),
     ];
 
     /// An [`DomainError::InvalidRequest`] with this explanation.
@@ -179,6 +210,10 @@ impl DomainError {
             Self::NotFound => "not_found",
             Self::ServiceUnavailable { .. } => "service_unavailable",
             Self::Internal { .. } => "internal",
+            Self::AttemptsExhausted { .. } => "attempts_exhausted",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::TooManyStreams { .. } => "too_many_streams",
+            Self::TooManyConnections { .. } => "too_many_connections",
         }
     }
 
@@ -187,15 +222,16 @@ impl DomainError {
         match self {
             Self::InvalidRequest { .. } => 400,
             Self::Unauthenticated => 401,
-            Self::Forbidden => 403,
+            Self::Forbidden | Self::AttemptsExhausted { .. } => 403,
             Self::SessionNotFound | Self::ExamNotFound | Self::NotFound => 404,
             Self::ActiveSessionExists { .. }
             | Self::IllegalTransition { .. }
             | Self::SessionNotReady
             | Self::SessionNotEnded => 409,
             Self::SessionEnded => 410,
+            Self::RateLimited { .. } | Self::TooManyStreams { .. } => 429,
             Self::Internal { .. } => 500,
-            Self::CapacityExhausted { .. } | Self::ServiceUnavailable { .. } => 503,
+            Self::CapacityExhausted { .. } | Self::ServiceUnavailable { .. } | Self::TooManyConnections { .. } => 503,
         }
     }
 
@@ -250,6 +286,14 @@ impl DomainError {
             Self::Internal { incident } => {
                 format!("Try again. If it happens again, contact your proctor and quote incident {incident}.")
             }
+            Self::AttemptsExhausted { .. } => {
+                "Ask your proctor if you should have another attempt; they can allow one.".to_owned()
+            }
+            Self::RateLimited { retry_after_secs } => format!("Wait {retry_after_secs} seconds, then try again."),
+            Self::TooManyStreams { .. } => {
+                "Close the other tabs or windows that show your exam sessions, then reload this page.".to_owned()
+            }
+            Self::TooManyConnections { retry_after_secs } => format!("Try again in {retry_after_secs} seconds."),
         }
     }
 
@@ -270,10 +314,12 @@ impl DomainError {
         }
     }
 
-    /// The `Retry-After` value in seconds, for `capacity_exhausted`.
+    /// The `Retry-After` value in seconds, for `capacity_exhausted`, `rate_limited` and `too_many_connections`.
     pub const fn retry_after_secs(&self) -> Option<u32> {
         match self {
-            Self::CapacityExhausted { retry_after_secs, .. } => Some(*retry_after_secs),
+            Self::CapacityExhausted { retry_after_secs, .. }
+            | Self::RateLimited { retry_after_secs }
+            | Self::TooManyConnections { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         }
     }
@@ -385,6 +431,10 @@ mod tests {
             DomainError::NotFound,
             DomainError::ServiceUnavailable { incident: None },
             DomainError::internal(),
+            DomainError::AttemptsExhausted { used: 1, allowed: 1 },
+            DomainError::RateLimited { retry_after_secs: 12 },
+            DomainError::TooManyStreams { limit: 8 },
+            DomainError::TooManyConnections { retry_after_secs: 5 },
         ]
     }
 
@@ -472,6 +522,19 @@ mod tests {
         assert_eq!(DomainError::SessionNotReady.close_code(), Some(4409));
         assert_eq!(DomainError::SessionEnded.close_code(), Some(4410));
         assert_eq!(DomainError::ExamNotFound.close_code(), None);
+        let e = DomainError::RateLimited { retry_after_secs: 12 };
+        assert_eq!((e.retry_after_secs(), e.http_status()), (Some(12), 429));
+        assert_eq!(e.guidance(), "Wait 12 seconds, then try again.");
+        assert_eq!(DomainError::TooManyConnections { retry_after_secs: 5 }.retry_after_secs(), Some(5));
+        assert_eq!(DomainError::TooManyStreams { limit: 8 }.retry_after_secs(), None);
+    }
+
+    #[test]
+    fn attempts_exhausted_says_how_many_and_who_to_ask() {
+        let e = DomainError::AttemptsExhausted { used: 2, allowed: 2 };
+        assert_eq!((e.code(), e.http_status()), ("attempts_exhausted", 403));
+        assert_eq!(e.message(), "You have used 2 of 2 allowed attempts at this exam.");
+        assert!(e.guidance().contains("proctor"), "{}", e.guidance());
     }
 
     #[test]

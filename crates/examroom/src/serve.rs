@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use examroom_api::auth::TokenKeys;
+use examroom_api::connections::{max_connections_for, EdgeLimits};
 use examroom_api::{ApiConfig, AppState};
 use examroom_exams::Catalog;
 use examroom_runtime::sandbox::{SandboxConfig, SandboxRuntime};
@@ -34,6 +35,18 @@ pub struct FileConfig {
     pub memory_share: Option<f64>,
     /// The host's memory as admission sees it (`"1536M"`), instead of `MemTotal` (for tests).
     pub host_memory: Option<String>,
+    /// HTTP connections at once (default: the descriptor limit less a reserve for shims and the database).
+    pub max_connections: Option<usize>,
+    /// HTTP connections at once from one address (default 1000).
+    pub max_connections_per_address: Option<usize>,
+    /// The most a client may take to send a request's headers, and the keep-alive idle timeout (default "10s").
+    pub header_read_timeout: Option<String>,
+    /// A connection that moves no byte for this long is closed (default "60s").
+    pub idle_timeout: Option<String>,
+    /// Status streams one user may hold open (default 8).
+    pub max_streams_per_user: Option<usize>,
+    /// Sessions one candidate may start per minute (default 10; 0: no limit).
+    pub max_creates_per_minute: Option<u32>,
 }
 
 /// What `serve` runs with.
@@ -50,6 +63,10 @@ pub struct Settings {
     pub token_secret: Option<String>,
     pub memory_share: f64,
     pub host_memory: Option<u64>,
+    /// Connection caps and timeouts, status streams per user.
+    pub limits: EdgeLimits,
+    /// Sessions one candidate may start per minute (0: no limit).
+    pub max_creates_per_minute: u32,
 }
 
 impl Settings {
@@ -76,6 +93,45 @@ impl Settings {
             Some(v) => Some(examroom_exams::parse_size(&v).map_err(|e| anyhow::anyhow!("host_memory: {e}"))?),
             None => None,
         };
+        let max_live_sessions =
+            env("EXAMROOM_MAX_LIVE_SESSIONS").and_then(|v| v.parse().ok()).or(file.max_live_sessions).unwrap_or(200);
+        let defaults = EdgeLimits::default();
+        let max_connections = match number("EXAMROOM_MAX_CONNECTIONS", 1)?.or(file.max_connections) {
+            Some(n) => n,
+            None => max_connections_for(descriptor_limit(), max_live_sessions),
+        };
+        let limits = EdgeLimits {
+            max_connections,
+            max_connections_per_address: number("EXAMROOM_MAX_CONNECTIONS_PER_ADDRESS", 1)?
+                .or(file.max_connections_per_address)
+                .unwrap_or(defaults.max_connections_per_address),
+            header_read_timeout: duration("EXAMROOM_HEADER_READ_TIMEOUT", file.header_read_timeout.as_deref())?
+                .unwrap_or(defaults.header_read_timeout),
+            idle_timeout: duration("EXAMROOM_IDLE_TIMEOUT", file.idle_timeout.as_deref())?
+                .unwrap_or(defaults.idle_timeout),
+            max_streams_per_user: number("EXAMROOM_MAX_STREAMS_PER_USER", 1)?
+                .or(file.max_streams_per_user)
+                .unwrap_or(defaults.max_streams_per_user),
+            retry_after_secs: defaults.retry_after_secs,
+        };
+        // Status streams send a heartbeat every 2 s; an idle timeout must leave them room.
+        if limits.idle_timeout < Duration::from_secs(5) {
+            anyhow::bail!(
+                "the idle timeout of {} is too short: status streams send a heartbeat every 2 s; use at least \"5s\"",
+                examroom_core::format_duration(limits.idle_timeout)
+            );
+        }
+        for (name, n) in [
+            ("max_connections", limits.max_connections),
+            ("max_connections_per_address", limits.max_connections_per_address),
+            ("max_streams_per_user", limits.max_streams_per_user),
+        ] {
+            if n == 0 {
+                anyhow::bail!("{name} = 0 in the config file would refuse everyone; use at least 1");
+            }
+        }
+        let max_creates_per_minute =
+            number::<u32>("EXAMROOM_MAX_CREATES_PER_MINUTE", 0)?.or(file.max_creates_per_minute).unwrap_or(10);
         Ok(Settings {
             listen: listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir: data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("/var/lib/examroom")),
@@ -85,17 +141,47 @@ impl Settings {
                 .map(|v| v == "1" || v == "true")
                 .or(file.secure_cookies)
                 .unwrap_or(false),
-            max_live_sessions: env("EXAMROOM_MAX_LIVE_SESSIONS")
-                .and_then(|v| v.parse().ok())
-                .or(file.max_live_sessions)
-                .unwrap_or(200),
+            max_live_sessions,
             rs256_public_key: env("EXAMROOM_RS256_PUBLIC_KEY").map(PathBuf::from).or(file.rs256_public_key),
             label: env("EXAMROOM_LABEL").or(file.label).unwrap_or_else(|| "main".into()),
             token_secret: env("EXAMROOM_TOKEN_SECRET"),
             memory_share,
             host_memory,
+            limits,
+            max_creates_per_minute,
         })
     }
+}
+
+/// A whole number from the environment variable `name`, at least `min`; `None` when it is unset or empty, an error
+/// naming the variable when it does not parse.
+fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + From<u8>>(name: &str, min: u8) -> Result<Option<T>> {
+    let Some(v) = std::env::var(name).ok().filter(|v| !v.is_empty()) else { return Ok(None) };
+    match v.trim().parse::<T>() {
+        Ok(n) if n >= T::from(min) => Ok(Some(n)),
+        _ => anyhow::bail!("{name}={v:?} is not valid; it must be a whole number of at least {min}"),
+    }
+}
+
+/// A duration (`"10s"`, `"2m"`) from the environment variable `name`, else from the config file's `file` value.
+fn duration(name: &str, file: Option<&str>) -> Result<Option<Duration>> {
+    let (what, value) = match std::env::var(name).ok().filter(|v| !v.is_empty()) {
+        Some(v) => (name.to_string(), v),
+        None => match file {
+            Some(v) => {
+                (format!("{} in the config file", name.trim_start_matches("EXAMROOM_").to_lowercase()), v.into())
+            }
+            None => return Ok(None),
+        },
+    };
+    examroom_core::parse_duration(&value)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("{what} = {value:?} is not valid: {e}; write a duration such as \"10s\""))
+}
+
+/// The soft limit on open descriptors of this process.
+fn descriptor_limit() -> u64 {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map(|(soft, _)| soft).unwrap_or(1024)
 }
 
 fn absolute(p: &Path) -> Result<PathBuf> {
@@ -132,6 +218,7 @@ pub async fn build(s: &Settings) -> Result<AppState> {
     let config = ServiceConfig {
         max_live_sessions: fit.max_live_sessions,
         memory_budget: Some(fit.memory_budget),
+        max_creates_per_minute: s.max_creates_per_minute,
         ..ServiceConfig::default()
     };
     let svc = SessionService::start(store, runtime, catalog, config, Clock::system())
@@ -142,7 +229,11 @@ pub async fn build(s: &Settings) -> Result<AppState> {
     Ok(AppState::new(
         svc,
         keys,
-        ApiConfig { public_origin: s.public_origin.clone(), secure_cookies: s.secure_cookies },
+        ApiConfig {
+            public_origin: s.public_origin.clone(),
+            secure_cookies: s.secure_cookies,
+            limits: s.limits.clone(),
+        },
         metrics,
     ))
 }
@@ -245,7 +336,22 @@ pub async fn run(s: Settings) -> Result<()> {
     let state = build(&s).await?;
     let listener = tokio::net::TcpListener::bind(s.listen).await.with_context(|| format!("listen on {}", s.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "listening");
+    let nofile = descriptor_limit();
+    let budget = max_connections_for(nofile, s.max_live_sessions);
+    if s.limits.max_connections > budget {
+        tracing::warn!(
+            nofile,
+            max_connections = s.limits.max_connections,
+            max_live_sessions = s.max_live_sessions,
+            "max_connections leaves too few descriptors for shims and the database; raise the descriptor limit \
+             (LimitNOFILE in the service) or lower max_connections"
+        );
+    }
+    tracing::info!(%addr, max_connections = s.limits.max_connections,
+        max_connections_per_address = s.limits.max_connections_per_address,
+        header_read_timeout_s = s.limits.header_read_timeout.as_secs_f64(),
+        idle_timeout_s = s.limits.idle_timeout.as_secs_f64(), max_streams_per_user = s.limits.max_streams_per_user,
+        max_creates_per_minute = s.max_creates_per_minute, nofile, "listening");
     println!("examroom listening on http://{addr}");
     examroom_api::serve(listener, state, shutdown_signal()).await?;
     Ok(())

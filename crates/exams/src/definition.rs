@@ -108,6 +108,8 @@ pub struct Exam {
     pub tasks: Vec<Task>,
     /// What candidates see of their result (`[result] show`, default [`ResultPolicy::ShowChecks`]).
     pub result: ResultPolicy,
+    /// How many attempts a candidate has (`attempts`); see [`Attempts`] for the default.
+    pub attempts: Attempts,
 }
 
 impl Exam {
@@ -266,6 +268,52 @@ impl ResultPolicy {
 impl std::fmt::Display for ResultPolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// The most attempts `attempts = N` may allow; beyond it, write `"unlimited"`.
+pub const MAX_ATTEMPTS: u32 = 100;
+
+/// How many attempts a candidate has at an exam (`attempts`), before a proctor grants more.
+///
+/// An attempt is a session that reached `active` (its clock started) and did not end `failed`: a session that failed
+/// on the service's side, or that was never started, does not use one. When `attempts` is not written, an exam that
+/// has at least one check allows one attempt (a graded exam is taken once: each result tells which checks passed,
+/// or at least the score, and retrying until it is full would turn the exam into a guessing game); an exam without
+/// checks (nothing is graded) has no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Attempts {
+    /// `attempts = N`: at most N (1 to [`MAX_ATTEMPTS`]).
+    AtMost(u32),
+    /// `attempts = "unlimited"`.
+    Unlimited,
+}
+
+impl Attempts {
+    /// The default for an exam whose tasks are `tasks`: one attempt when anything is graded, else no limit.
+    pub fn default_for(tasks: &[Task]) -> Attempts {
+        if tasks.iter().any(|t| !t.checks.is_empty()) {
+            Attempts::AtMost(1)
+        } else {
+            Attempts::Unlimited
+        }
+    }
+
+    /// The limit, or `None` for no limit.
+    pub fn limit(self) -> Option<u32> {
+        match self {
+            Attempts::AtMost(n) => Some(n),
+            Attempts::Unlimited => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Attempts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Attempts::AtMost(n) => write!(f, "{n}"),
+            Attempts::Unlimited => f.write_str("unlimited"),
+        }
     }
 }
 

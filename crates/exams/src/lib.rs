@@ -69,8 +69,8 @@ pub mod problem;
 
 pub use catalog::{load_exam, validate, Catalog};
 pub use definition::{
-    BaseKind, Check, EnvironmentConfig, Exam, ResultPolicy, Script, Task, EXAM_FILE, MAX_EXAM_FILE_BYTES,
-    MAX_SCRIPT_BYTES,
+    Attempts, BaseKind, Check, EnvironmentConfig, Exam, ResultPolicy, Script, Task, EXAM_FILE, MAX_ATTEMPTS,
+    MAX_EXAM_FILE_BYTES, MAX_SCRIPT_BYTES,
 };
 pub use parse::{parse_cpu, parse_exam, parse_size};
 pub use problem::Problem;

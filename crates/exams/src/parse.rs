@@ -25,11 +25,11 @@ use examroom_core::{format_duration, parse_duration, ExamId, DEFAULT_PROVISIONIN
 use toml_edit::{ImDocument, Item, Key, TableLike, Value};
 
 use crate::definition::{
-    check_id, format_bytes, format_cpu, shorten, BaseKind, Check, EnvironmentConfig, Exam, ResultPolicy, Script, Task,
-    DEFAULT_CHECK_TIMEOUT, DEFAULT_CHECK_WEIGHT, DEFAULT_CPU_MILLICORES, DEFAULT_MEMORY_BYTES, DEFAULT_PIDS,
-    MAX_CHECKS_PER_TASK, MAX_CHECK_TIMEOUT, MAX_CHECK_WEIGHT, MAX_CPU_MILLICORES, MAX_MEMORY_BYTES, MAX_PIDS,
-    MAX_PROVISIONING_TIMEOUT, MAX_START_GRACE, MAX_TASKS, MIN_CHECK_TIMEOUT, MIN_CPU_MILLICORES, MIN_DISK_BYTES,
-    MIN_MEMORY_BYTES, MIN_PIDS, MIN_PROVISIONING_TIMEOUT, NETWORK_NONE,
+    check_id, format_bytes, format_cpu, shorten, Attempts, BaseKind, Check, EnvironmentConfig, Exam, ResultPolicy,
+    Script, Task, DEFAULT_CHECK_TIMEOUT, DEFAULT_CHECK_WEIGHT, DEFAULT_CPU_MILLICORES, DEFAULT_MEMORY_BYTES,
+    DEFAULT_PIDS, MAX_ATTEMPTS, MAX_CHECKS_PER_TASK, MAX_CHECK_TIMEOUT, MAX_CHECK_WEIGHT, MAX_CPU_MILLICORES,
+    MAX_MEMORY_BYTES, MAX_PIDS, MAX_PROVISIONING_TIMEOUT, MAX_START_GRACE, MAX_TASKS, MIN_CHECK_TIMEOUT,
+    MIN_CPU_MILLICORES, MIN_DISK_BYTES, MIN_MEMORY_BYTES, MIN_PIDS, MIN_PROVISIONING_TIMEOUT, NETWORK_NONE,
 };
 use crate::files::{check_script_body, ExamFiles};
 use crate::problem::Problem;
@@ -45,6 +45,7 @@ const TOP_FIELDS: &[&str] = &[
     "start_grace",
     "tasks",
     "result",
+    "attempts",
 ];
 
 /// The fields of `[environment]`.
@@ -128,6 +129,11 @@ pub(crate) fn parse_exam_located(text: &str, file: &Path, dir: &Path) -> Result<
         None => Some(ResultPolicy::default()),
         Some(f) => cx.section(&f, "result.").and_then(|section| cx.result(&section)),
     };
+    // `Some(None)`: not written (the default depends on the tasks).
+    let attempts = match cx.optional(&root, "attempts") {
+        None => Some(None),
+        Some(f) => cx.attempts(&f).map(Some),
+    };
 
     let exam = (|| {
         Some(Exam {
@@ -139,6 +145,7 @@ pub(crate) fn parse_exam_located(text: &str, file: &Path, dir: &Path) -> Result<
             provisioning_timeout: provisioning_timeout?,
             start_grace: start_grace?,
             dir: dir.to_path_buf(),
+            attempts: attempts?.unwrap_or_else(|| Attempts::default_for(tasks.as_deref().unwrap_or_default())),
             tasks: tasks?,
             result: result?,
         })
@@ -524,6 +531,34 @@ impl Checker {
         let body = self.files.read(written, what).map_err(|message| self.report(field, message)).ok()?;
         check_script_body(written, &body, what).map_err(|message| self.report(field, message)).ok()?;
         Some(Script { path: PathBuf::from(written), body })
+    }
+
+    /// `attempts`: a whole number from 1 to [`MAX_ATTEMPTS`], or `"unlimited"`.
+    fn attempts(&mut self, field: &Field<'_>) -> Option<Attempts> {
+        const EXPECTED: &str = "a whole number of attempts from 1 to 100, or \"unlimited\"";
+        match field.item.as_value() {
+            Some(Value::String(s)) if s.value() == "unlimited" => Some(Attempts::Unlimited),
+            Some(Value::String(s)) => {
+                let message = format!("{:?} is not a number of attempts; write {EXPECTED}", shorten(s.value()));
+                self.report(field, message);
+                None
+            }
+            Some(Value::Integer(i)) => match u32::try_from(*i.value()) {
+                Ok(n) if (1..=MAX_ATTEMPTS).contains(&n) => Some(Attempts::AtMost(n)),
+                Ok(0) => {
+                    self.report(field, format!("attempts = 0 would let nobody take the exam; write {EXPECTED}"));
+                    None
+                }
+                _ => {
+                    self.report(field, format!("attempts = {} is out of range; write {EXPECTED}", i.value()));
+                    None
+                }
+            },
+            _ => {
+                self.wrong_type(field, EXPECTED);
+                None
+            }
+        }
     }
 
     /// `[result]`.

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use examroom_core::ExamId;
 use examroom_exams::{
-    load_exam, parse_exam, validate, Catalog, EnvironmentConfig, Exam, Problem, ResultPolicy, MAX_SCRIPT_BYTES,
+    load_exam, parse_exam, validate, Attempts, Catalog, EnvironmentConfig, Exam, Problem, ResultPolicy,
+    MAX_SCRIPT_BYTES,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -1327,4 +1328,54 @@ fn a_broken_exam_with_tasks_is_skipped_and_the_others_kept() {
     assert_eq!(validate(root), ps.to_vec());
     assert!(validate(&root.join("a-good")).is_empty());
     assert_eq!(validate(&root.join("c-escaping")).len(), 1);
+}
+
+// ---- attempts (issue 9) ----
+
+/// [`task_text`] with `top` added to the top level.
+fn task_text_with(top: &str) -> String {
+    task_text().replacen("duration = \"10m\"\n", &format!("duration = \"10m\"\n{top}\n"), 1)
+}
+
+#[test]
+fn attempts_default_to_one_for_graded_exams_and_to_unlimited_without_checks() {
+    // Graded (it has checks), whatever candidates see of the result.
+    let dir = exam_dir(&task_text());
+    assert_eq!(load_ok(dir.path()).attempts, Attempts::AtMost(1));
+    write(&dir.path().join("exam.toml"), format!("{}\n[result]\nshow = \"score\"\n", task_text()));
+    assert_eq!(load_ok(dir.path()).attempts, Attempts::AtMost(1));
+    // Nothing graded: no limit.
+    assert_eq!(ok(&text("", "")).attempts, Attempts::Unlimited);
+    assert_eq!(Attempts::AtMost(3).limit(), Some(3));
+    assert_eq!(Attempts::Unlimited.limit(), None);
+    assert_eq!((Attempts::AtMost(3).to_string(), Attempts::Unlimited.to_string()), ("3".into(), "unlimited".into()));
+}
+
+#[test]
+fn attempts_can_be_written() {
+    let dir = exam_dir(&task_text_with("attempts = 3"));
+    assert_eq!(load_ok(dir.path()).attempts, Attempts::AtMost(3));
+    write(&dir.path().join("exam.toml"), task_text_with("attempts = \"unlimited\""));
+    assert_eq!(load_ok(dir.path()).attempts, Attempts::Unlimited);
+    assert_eq!(ok(&text("attempts = 1", "")).attempts, Attempts::AtMost(1));
+    assert_eq!(ok(&text("attempts = 100", "")).attempts, Attempts::AtMost(100));
+}
+
+#[test]
+fn bad_attempts_are_refused_with_what_to_write() {
+    for (value, message) in [
+        ("0", "would let nobody take the exam"),
+        ("-1", "out of range"),
+        ("101", "out of range"),
+        ("\"many\"", "is not a number of attempts"),
+        ("\"3\"", "is not a number of attempts"),
+        ("1.5", "expected a whole number of attempts"),
+        ("true", "expected a whole number of attempts"),
+    ] {
+        let t = text(&format!("attempts = {value}"), "");
+        let p = assert_one(&t, Some("attempts"), Some("attempts ="), message);
+        assert!(p.message.contains("\"unlimited\""), "{p}");
+    }
+    let t = text("attempt = 2", "");
+    assert_one(&t, Some("attempt"), Some("attempt ="), "did you mean \"attempts\"");
 }

@@ -34,6 +34,16 @@ pub enum RuntimeError {
     /// The shim spoke something unexpected.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// This process ran out of descriptors or kernel memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`) while trying
+    /// to reach the backend. It says nothing about the environment: treat its state as unknown and try again later,
+    /// never as lost.
+    #[error("out of resources on the server while trying to {context} ({source}); try again later")]
+    OutOfResources {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
     /// An I/O error talking to the backend.
     #[error("{context}: {source}")]
     Io {
@@ -50,9 +60,20 @@ impl RuntimeError {
         RuntimeError::InvalidSpec { field: field.into(), message: message.into() }
     }
 
-    /// An I/O error with context.
+    /// An I/O error with context: [`RuntimeError::OutOfResources`] when the error says this process is out of
+    /// descriptors or kernel memory (see [`is_out_of_resources`]), [`RuntimeError::Io`] otherwise.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        RuntimeError::Io { context: context.into(), source }
+        if is_out_of_resources(&source) {
+            RuntimeError::OutOfResources { context: context.into(), source }
+        } else {
+            RuntimeError::Io { context: context.into(), source }
+        }
+    }
+
+    /// Whether this error is about the server's own resources rather than about the environment (so an
+    /// environment's state is unknown, not lost).
+    pub fn is_out_of_resources(&self) -> bool {
+        matches!(self, RuntimeError::OutOfResources { .. })
     }
 
     /// A stable snake_case code for logs and for the session service.
@@ -65,7 +86,36 @@ impl RuntimeError {
             RuntimeError::Backend(_) => "backend_error",
             RuntimeError::Timeout { .. } => "timeout",
             RuntimeError::Protocol(_) => "protocol_error",
+            RuntimeError::OutOfResources { .. } => "out_of_resources",
             RuntimeError::Io { .. } => "io_error",
         }
+    }
+}
+
+/// Whether an I/O error means that this process (or the host) is out of descriptors or kernel memory: `EMFILE`,
+/// `ENFILE`, `ENOBUFS` or `ENOMEM`. Such a failure to connect to a shim says nothing about the shim.
+pub fn is_out_of_resources(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_out_of_descriptors_is_its_own_error_and_never_lost() {
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM] {
+            let e = RuntimeError::io("connect to shim", std::io::Error::from_raw_os_error(errno));
+            assert!(e.is_out_of_resources(), "{errno}: {e}");
+            assert_eq!(e.code(), "out_of_resources");
+            assert!(e.to_string().contains("try again later"), "{e}");
+        }
+        for errno in [libc::ECONNREFUSED, libc::ENOENT, libc::EPIPE, libc::ECONNRESET] {
+            let e = RuntimeError::io("connect to shim", std::io::Error::from_raw_os_error(errno));
+            assert!(!e.is_out_of_resources(), "{errno}: {e}");
+            assert_eq!(e.code(), "io_error");
+        }
+        let no_errno = std::io::Error::other("x");
+        assert!(!is_out_of_resources(&no_errno));
     }
 }

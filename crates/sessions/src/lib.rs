@@ -13,18 +13,23 @@
 //! - [`reconcile`]: at start-up and periodically, environments and sessions are made to agree.
 //! - [`clock`]: the service's clock (wall time for storage, tokio time for waiting, so tests can pause it).
 //! - [`metrics`]: the names of the metrics the service records.
+//! - [`attempts`]: attempts at an exam, proctors' grants of more, and the per-candidate create rate.
+//! - `signins`: browser sign-ins in the store (the api crate makes and checks them).
 //!
 //! The service owns no HTTP: the `api` crate translates requests into calls here.
 
 pub mod admission;
+pub mod attempts;
 pub mod clock;
 pub mod ending;
 pub mod metrics;
 pub mod provision;
 pub mod reconcile;
 pub mod service;
+mod signins;
 pub mod timers;
 
+pub use attempts::AttemptsStatus;
 pub use clock::Clock;
 pub use reconcile::ReconcileReport;
 pub use service::{Caller, ServiceConfig, SessionService};

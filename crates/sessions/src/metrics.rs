@@ -20,3 +20,5 @@ pub const ADMITTED_MEMORY: &str = "examroom_admitted_memory_bytes";
 pub const MEMORY_BUDGET: &str = "examroom_memory_budget_bytes";
 /// Counter: creates refused by admission, by `reason` (`memory`).
 pub const ADMISSION_REFUSALS: &str = "examroom_admission_refusals_total";
+/// Counter: creates refused by `reason` (`attempts`: none left; `rate`: too many in a minute).
+pub const CREATES_REFUSED: &str = "examroom_session_creates_refused_total";

@@ -45,7 +45,9 @@ pub fn environment_spec(exam: &Exam, rec: &SessionRecord) -> Result<EnvironmentS
 fn classify(e: &RuntimeError) -> FailureCode {
     match e {
         RuntimeError::Timeout { .. } => FailureCode::ProvisioningTimeout,
-        RuntimeError::Io { .. } | RuntimeError::Protocol(_) => FailureCode::BackendUnavailable,
+        RuntimeError::Io { .. } | RuntimeError::OutOfResources { .. } | RuntimeError::Protocol(_) => {
+            FailureCode::BackendUnavailable
+        }
         _ => FailureCode::ProvisioningFailed,
     }
 }

@@ -40,6 +40,11 @@ impl SessionService {
         let envs = match self.inner.runtime.list().await {
             Ok(e) => e,
             Err(e) => {
+                // Out of descriptors included: the environments' states are unknown, so nothing is failed or
+                // destroyed on this pass; the next one tries again.
+                if e.is_out_of_resources() {
+                    tracing::warn!(error = %e, "reconcile skipped: the server is out of resources");
+                }
                 report.errors.push(format!("runtime list: {e}"));
                 return report;
             }

@@ -60,6 +60,8 @@ pub struct ServiceConfig {
     /// Admission by memory: the memory limits of live sessions plus a new session's must stay within this many
     /// bytes, else `capacity_exhausted` (see [`crate::admission`]). `None` admits regardless of memory.
     pub memory_budget: Option<u64>,
+    /// Sessions one candidate may start in any 60 s (0: no limit); beyond, `rate_limited`.
+    pub max_creates_per_minute: u32,
 }
 
 impl Default for ServiceConfig {
@@ -70,6 +72,7 @@ impl Default for ServiceConfig {
             reconcile_interval: Duration::from_secs(30),
             fail_teardown_budget: Duration::from_secs(8),
             memory_budget: None,
+            max_creates_per_minute: 10,
         }
     }
 }
@@ -87,6 +90,8 @@ pub(crate) struct Inner {
     counts: Mutex<HashMap<SessionState, i64>>,
     /// The memory reservations of live sessions (admission).
     pub(crate) admission: MemoryAdmission,
+    /// Recent creates per candidate.
+    pub(crate) create_rate: crate::attempts::CreateRate,
 }
 
 /// The lifecycle driver. Cheap to clone.
@@ -127,8 +132,10 @@ impl SessionService {
     ) -> Result<SessionService, DomainError> {
         let (updates, _) = broadcast::channel(4096);
         let admission = MemoryAdmission::new(config.memory_budget);
+        let create_rate = crate::attempts::CreateRate::new(config.max_creates_per_minute);
         let svc = SessionService {
             inner: Arc::new(Inner {
+                create_rate,
                 store,
                 runtime,
                 catalog,
@@ -258,6 +265,8 @@ impl SessionService {
         if let Some(live) = self.inner.store.live_for_user(&caller.user).await.map_err(|e| store_error("live", e))? {
             return Err(DomainError::ActiveSessionExists { session_id: live.id });
         }
+        // Attempts at this exam (issue 9).
+        self.check_attempts(caller, exam).await?;
         if self.live_sessions() >= self.inner.config.max_live_sessions as i64 {
             return Err(DomainError::CapacityExhausted {
                 retry_after_secs: self.inner.config.retry_after_secs,
@@ -295,18 +304,26 @@ impl SessionService {
             actor: caller.actor(),
             data: None,
         };
+        // The candidate's create rate (issue 9): reserved here, taken back if the session is not stored.
+        let reserved_at = self.reserve_create(caller)?;
         // Admission by memory: reserved here, given back if the session is not stored, released at its final state.
-        let reservation =
-            Reservation::new(&self.inner.admission, rec.id, exam.environment.memory_bytes).map_err(|r| {
+        let reservation = match Reservation::new(&self.inner.admission, rec.id, exam.environment.memory_bytes) {
+            Ok(r) => r,
+            Err(r) => {
+                self.release_create(caller, reserved_at);
                 tracing::warn!(user_id = %rec.user_id, exam_id = %rec.exam_id, admitted_bytes = r.admitted,
                     asked_bytes = r.asked, budget_bytes = r.budget, "not admitted: {r}");
                 ::metrics::counter!(metrics::ADMISSION_REFUSALS, "reason" => Capacity::Memory.as_str()).increment(1);
-                DomainError::CapacityExhausted {
+                return Err(DomainError::CapacityExhausted {
                     retry_after_secs: self.inner.config.retry_after_secs,
                     reason: Capacity::Memory,
-                }
-            })?;
-        self.inner.store.insert(&rec, &event).await.map_err(|e| store_error("insert session", e))?;
+                });
+            }
+        };
+        if let Err(e) = self.inner.store.insert(&rec, &event).await {
+            self.release_create(caller, reserved_at);
+            return Err(store_error("insert session", e));
+        }
         reservation.keep();
         self.publish_admission();
         *self.counts().entry(SessionState::Created).or_default() += 1;

@@ -4,7 +4,7 @@
 //! default backend; PostgreSQL can follow as another variant of [`Store`].
 //!
 //! # Layout
-//! - this file: the records, the trait, the dispatch enum;
+//! - this file: the records (sessions, events, attempt grants, browser sign-ins), the trait, the dispatch enum;
 //! - [`sqlite`]: the SQLite backend, with its migrations in `migrations/`.
 //!
 //! Rules every backend keeps:
@@ -15,7 +15,8 @@
 pub mod sqlite;
 
 use examroom_core::{
-    EndReason, EnvironmentId, ExamId, ExamResult, ExamSessionId, Failure, Progress, SessionState, Transition, UserId,
+    EndReason, EnvironmentId, ExamId, ExamResult, ExamSessionId, Failure, Progress, Role, SessionState, Transition,
+    UserId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -187,6 +188,51 @@ pub struct ListFilter {
     pub live_only: bool,
 }
 
+/// Extra attempts at an exam that a proctor granted to a candidate. Grants are append-only: they are their own audit
+/// trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptGrant {
+    /// The candidate.
+    pub user_id: UserId,
+    /// The exam.
+    pub exam_id: ExamId,
+    /// How many attempts are added (1 to 100).
+    pub extra: u32,
+    /// Why, for the record.
+    pub reason: String,
+    /// Who granted them: `proctor:<id>`.
+    pub actor: String,
+    /// When (unix ms).
+    pub at: i64,
+}
+
+/// A browser sign-in: what the `examroom_session` cookie stands for. The cookie holds a random id; the store keeps
+/// only its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignInRecord {
+    /// The SHA-256 of the cookie's id, in hex.
+    pub id_hash: String,
+    /// Who signed in (the token's `sub`).
+    pub user_id: UserId,
+    /// Their role (the token's `role`).
+    pub role: Role,
+    /// Which token keys verified the token; a sign-in made under other keys is not valid.
+    pub key_fingerprint: String,
+    /// Signed in (unix ms).
+    pub created_at: i64,
+    /// The token's `exp` (unix ms): the sign-in is not valid from then on.
+    pub expires_at: i64,
+    /// Signed out (unix ms): the sign-in is not valid from then on.
+    pub signed_out_at: Option<i64>,
+}
+
+impl SignInRecord {
+    /// Whether the sign-in is valid at `now` (unix ms) under keys with `key_fingerprint`.
+    pub fn is_valid(&self, now: i64, key_fingerprint: &str) -> bool {
+        self.signed_out_at.is_none() && now < self.expires_at && self.key_fingerprint == key_fingerprint
+    }
+}
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -257,6 +303,20 @@ pub trait SessionStore {
     async fn events(&self, id: &ExamSessionId) -> Result<Vec<EventRecord>, StoreError>;
     /// Checks the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// The user's attempts at an exam: their sessions of it that reached `active` (`started_at` is set) and did not
+    /// end `failed`.
+    async fn attempts_used(&self, user: &UserId, exam: &ExamId) -> Result<u32, StoreError>;
+    /// Appends a grant of extra attempts.
+    async fn grant_attempts(&self, grant: &AttemptGrant) -> Result<(), StoreError>;
+    /// The grants for (user, exam), oldest first.
+    async fn attempt_grants(&self, user: &UserId, exam: &ExamId) -> Result<Vec<AttemptGrant>, StoreError>;
+    /// Stores a new browser sign-in, and deletes the sign-ins that expired before it was made.
+    async fn insert_sign_in(&self, rec: &SignInRecord) -> Result<(), StoreError>;
+    /// A browser sign-in by the hash of its id, valid or not.
+    async fn sign_in(&self, id_hash: &str) -> Result<Option<SignInRecord>, StoreError>;
+    /// Marks a sign-in signed out at `at`. True when it was signed in until now; false when it is unknown or was
+    /// already signed out.
+    async fn sign_out(&self, id_hash: &str, at: i64) -> Result<bool, StoreError>;
 }
 
 /// The backends, for dispatch without trait objects.
@@ -324,5 +384,23 @@ impl SessionStore for Store {
     }
     async fn ping(&self) -> Result<(), StoreError> {
         dispatch!(self, s => s.ping().await)
+    }
+    async fn attempts_used(&self, user: &UserId, exam: &ExamId) -> Result<u32, StoreError> {
+        dispatch!(self, s => s.attempts_used(user, exam).await)
+    }
+    async fn grant_attempts(&self, grant: &AttemptGrant) -> Result<(), StoreError> {
+        dispatch!(self, s => s.grant_attempts(grant).await)
+    }
+    async fn attempt_grants(&self, user: &UserId, exam: &ExamId) -> Result<Vec<AttemptGrant>, StoreError> {
+        dispatch!(self, s => s.attempt_grants(user, exam).await)
+    }
+    async fn insert_sign_in(&self, rec: &SignInRecord) -> Result<(), StoreError> {
+        dispatch!(self, s => s.insert_sign_in(rec).await)
+    }
+    async fn sign_in(&self, id_hash: &str) -> Result<Option<SignInRecord>, StoreError> {
+        dispatch!(self, s => s.sign_in(id_hash).await)
+    }
+    async fn sign_out(&self, id_hash: &str, at: i64) -> Result<bool, StoreError> {
+        dispatch!(self, s => s.sign_out(id_hash, at).await)
     }
 }

@@ -39,7 +39,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use examroom_core::{
-    EndReason, EnvironmentId, ExamId, ExamResult, ExamSessionId, Failure, Progress, SessionState, Transition, UserId,
+    EndReason, EnvironmentId, ExamId, ExamResult, ExamSessionId, Failure, Progress, Role, SessionState, Transition,
+    UserId,
 };
 use sqlx::error::{BoxDynError, ErrorKind};
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
@@ -49,7 +50,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
-use crate::{EventKind, EventRecord, ListFilter, NewEvent, SessionChanges, SessionRecord, SessionStore, StoreError};
+use crate::{
+    AttemptGrant, EventKind, EventRecord, ListFilter, NewEvent, SessionChanges, SessionRecord, SessionStore,
+    SignInRecord, StoreError,
+};
 
 /// How long a connection waits for another one's lock before it gives up with `database is locked`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -61,6 +65,8 @@ const MAX_CONNECTIONS: u32 = 8;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "sessions", include_str!("../migrations/0001_sessions.sql")),
     (2, "results", include_str!("../migrations/0002_results.sql")),
+    (3, "attempt grants", include_str!("../migrations/0003_attempt_grants.sql")),
+    (4, "sign ins", include_str!("../migrations/0004_sign_ins.sql")),
 ];
 
 /// The columns of `sessions`, in the order [`session_from_row`] reads them.
@@ -403,6 +409,123 @@ impl SessionStore for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(backend)?;
         Ok(())
+    }
+
+    async fn attempts_used(&self, user: &UserId, exam: &ExamId) -> Result<u32, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sessions \
+             WHERE user_id = ?1 AND exam_id = ?2 AND started_at IS NOT NULL AND state <> 'failed'",
+        )
+        .bind(user.as_str())
+        .bind(exam.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    async fn grant_attempts(&self, grant: &AttemptGrant) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO attempt_grants (user_id, exam_id, extra, reason, actor, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(grant.user_id.as_str())
+        .bind(grant.exam_id.as_str())
+        .bind(i64::from(grant.extra))
+        .bind(grant.reason.as_str())
+        .bind(grant.actor.as_str())
+        .bind(grant.at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn attempt_grants(&self, user: &UserId, exam: &ExamId) -> Result<Vec<AttemptGrant>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT user_id, exam_id, extra, reason, actor, at FROM attempt_grants \
+             WHERE user_id = ?1 AND exam_id = ?2 ORDER BY seq",
+        )
+        .bind(user.as_str())
+        .bind(exam.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|row| {
+                let user_id: String = column(row, "user_id")?;
+                let exam_id: String = column(row, "exam_id")?;
+                let extra: i64 = column(row, "extra")?;
+                Ok(AttemptGrant {
+                    user_id: UserId::parse(&user_id).map_err(|e| corrupt("user_id", e))?,
+                    exam_id: ExamId::parse(&exam_id).map_err(|e| corrupt("exam_id", e))?,
+                    extra: u32::try_from(extra).map_err(|e| corrupt("extra", e))?,
+                    reason: column(row, "reason")?,
+                    actor: column(row, "actor")?,
+                    at: column(row, "at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_sign_in(&self, rec: &SignInRecord) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let done = async {
+            sqlx::query("DELETE FROM sign_ins WHERE expires_at <= ?1").bind(rec.created_at).execute(&mut *tx).await?;
+            sqlx::query(
+                "INSERT INTO sign_ins (id_hash, user_id, role, key_fingerprint, created_at, expires_at, \
+                 signed_out_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .bind(rec.id_hash.as_str())
+            .bind(rec.user_id.as_str())
+            .bind(rec.role.as_str())
+            .bind(rec.key_fingerprint.as_str())
+            .bind(rec.created_at)
+            .bind(rec.expires_at)
+            .bind(rec.signed_out_at)
+            .execute(&mut *tx)
+            .await
+        }
+        .await;
+        match done {
+            Ok(_) => tx.commit().await.map_err(backend),
+            Err(e) => {
+                rollback(tx).await;
+                Err(backend(e))
+            }
+        }
+    }
+
+    async fn sign_in(&self, id_hash: &str) -> Result<Option<SignInRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id_hash, user_id, role, key_fingerprint, created_at, expires_at, signed_out_at FROM sign_ins \
+             WHERE id_hash = ?1",
+        )
+        .bind(id_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else { return Ok(None) };
+        let user_id: String = column(&row, "user_id")?;
+        let role: String = column(&row, "role")?;
+        Ok(Some(SignInRecord {
+            id_hash: column(&row, "id_hash")?,
+            user_id: UserId::parse(&user_id).map_err(|e| corrupt("user_id", e))?,
+            role: role.parse::<Role>().map_err(|e| corrupt("role", e))?,
+            key_fingerprint: column(&row, "key_fingerprint")?,
+            created_at: column(&row, "created_at")?,
+            expires_at: column(&row, "expires_at")?,
+            signed_out_at: column(&row, "signed_out_at")?,
+        }))
+    }
+
+    async fn sign_out(&self, id_hash: &str, at: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE sign_ins SET signed_out_at = ?1 WHERE id_hash = ?2 AND signed_out_at IS NULL")
+            .bind(at)
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() > 0)
     }
 }
 

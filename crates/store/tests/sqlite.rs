@@ -591,3 +591,140 @@ async fn memory_store_works_like_a_file() {
     to_terminated(&store, &live.id, T0 + 1).await;
     assert_eq!(store.events(&live.id).await.unwrap().len(), 6);
 }
+
+// ---- Attempts (issue 9) ----
+
+fn exam(s: &str) -> ExamId {
+    ExamId::parse(s).unwrap()
+}
+
+#[tokio::test]
+async fn attempts_count_sessions_that_reached_active_and_did_not_fail() {
+    let (_dir, _path, store) = file_store().await;
+    let (nora, basics) = (user("nora"), exam("linux-basics"));
+    assert_eq!(store.attempts_used(&nora, &basics).await.unwrap(), 0);
+
+    // Failed while provisioning: never active, no attempt.
+    let a = minimal("nora", T0);
+    store.insert(&a, &accepted(&a)).await.unwrap();
+    advance(&store, &a.id, Trigger::ProvisioningStarted, T0 + 1).await;
+    advance(&store, &a.id, Trigger::Failed(FailureCode::ProvisioningFailed), T0 + 2).await;
+    assert_eq!(store.attempts_used(&nora, &basics).await.unwrap(), 0);
+
+    // Ready, never started (not_started): no attempt.
+    let b = minimal("nora", T0 + MIN);
+    store.insert(&b, &accepted(&b)).await.unwrap();
+    advance(&store, &b.id, Trigger::ProvisioningStarted, T0 + MIN + 1).await;
+    advance(&store, &b.id, Trigger::ProvisioningSucceeded, T0 + MIN + 2).await;
+    assert_eq!(store.attempts_used(&nora, &basics).await.unwrap(), 0);
+    advance(&store, &b.id, Trigger::StartGraceExpired, T0 + MIN + 3).await;
+    advance(&store, &b.id, Trigger::TeardownVerified, T0 + MIN + 4).await;
+    assert_eq!(store.attempts_used(&nora, &basics).await.unwrap(), 0);
+
+    // Active, then lost on our side (failed): no attempt.
+    let c = minimal("nora", T0 + 2 * MIN);
+    store.insert(&c, &accepted(&c)).await.unwrap();
+    to_active(&store, &c.id, T0 + 2 * MIN).await;
+    assert_eq!(store.attempts_used(&nora, &basics).await.unwrap(), 1, "an active session is an attempt");
+    advance(&store, &c.id, Trigger::Failed(FailureCode::EnvironmentLost), T0 + 2 * MIN + 5).await;
+    assert_eq!(store.attempts_used(&nora, &basics).await.unwrap(), 0, "a failed session is not");
+
+    // Started and submitted: one attempt; other users and other exams are not counted.
+    let d = minimal("nora", T0 + 3 * MIN);
+    store.insert(&d, &accepted(&d)).await.unwrap();
+    to_terminated(&store, &d.id, T0 + 3 * MIN).await;
+    let other_user = minimal("otto", T0);
+    store.insert(&other_user, &accepted(&other_user)).await.unwrap();
+    to_terminated(&store, &other_user.id, T0).await;
+    let mut other_exam = minimal("nora", T0 + 4 * MIN);
+    other_exam.exam_id = exam("networking-101");
+    store.insert(&other_exam, &accepted(&other_exam)).await.unwrap();
+    to_terminated(&store, &other_exam.id, T0 + 4 * MIN).await;
+    assert_eq!(store.attempts_used(&nora, &basics).await.unwrap(), 1);
+    assert_eq!(store.attempts_used(&nora, &exam("networking-101")).await.unwrap(), 1);
+    assert_eq!(store.attempts_used(&user("otto"), &basics).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn attempt_grants_round_trip_and_are_append_only() {
+    let (_dir, path, store) = file_store().await;
+    let grant = |who: &str, extra: u32, at: i64| examroom_store::AttemptGrant {
+        user_id: user(who),
+        exam_id: exam("linux-basics"),
+        extra,
+        reason: format!("grant at {at} — ünïcode"),
+        actor: "proctor:pat".into(),
+        at,
+    };
+    let (g1, g2, other) = (grant("nora", 1, T0), grant("nora", 3, T0 + 1), grant("otto", 2, T0 + 2));
+    for g in [&g1, &g2, &other] {
+        store.grant_attempts(g).await.unwrap();
+    }
+    assert_eq!(store.attempt_grants(&user("nora"), &exam("linux-basics")).await.unwrap(), vec![g1, g2]);
+    assert_eq!(store.attempt_grants(&user("nora"), &exam("networking-101")).await.unwrap(), vec![]);
+    // The database refuses a grant of 0 and any change to the trail.
+    assert!(store.grant_attempts(&grant("nora", 0, T0)).await.is_err());
+    use sqlx::{ConnectOptions, Connection};
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).connect().await.unwrap();
+    let e = sqlx::query("UPDATE attempt_grants SET extra = 50").execute(&mut conn).await.unwrap_err();
+    assert!(e.to_string().contains("append-only"), "{e}");
+    let e = sqlx::query("DELETE FROM attempt_grants").execute(&mut conn).await.unwrap_err();
+    assert!(e.to_string().contains("append-only"), "{e}");
+    conn.close().await.unwrap();
+    assert_eq!(store.attempt_grants(&user("otto"), &exam("linux-basics")).await.unwrap(), vec![other]);
+}
+
+// ---- Browser sign-ins (issue 9) ----
+
+fn sign_in(hash: &str, created_at: i64, expires_at: i64) -> examroom_store::SignInRecord {
+    examroom_store::SignInRecord {
+        id_hash: hash.into(),
+        user_id: user("nora"),
+        role: examroom_core::Role::Proctor,
+        key_fingerprint: "k1".into(),
+        created_at,
+        expires_at,
+        signed_out_at: None,
+    }
+}
+
+#[tokio::test]
+async fn sign_ins_round_trip_sign_out_once_and_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("examroom.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let rec = sign_in("aa", T0, T0 + 60 * MIN);
+    store.insert_sign_in(&rec).await.unwrap();
+    assert_eq!(store.sign_in("aa").await.unwrap().as_ref(), Some(&rec));
+    assert!(rec.is_valid(T0 + 1, "k1"));
+    assert!(!rec.is_valid(T0 + 60 * MIN, "k1"), "not valid from its expiry on");
+    assert!(!rec.is_valid(T0 + 1, "k2"), "not valid under other keys");
+    assert_eq!(store.sign_in("bb").await.unwrap(), None);
+    // The same id twice is refused.
+    assert!(store.insert_sign_in(&rec).await.is_err());
+
+    assert!(store.sign_out("aa", T0 + 5).await.unwrap());
+    assert!(!store.sign_out("aa", T0 + 6).await.unwrap(), "already signed out");
+    assert!(!store.sign_out("bb", T0 + 6).await.unwrap(), "unknown");
+    store.close().await;
+    drop(store);
+
+    // After a restart the sign-out still holds.
+    let store = SqliteStore::open(&path).await.unwrap();
+    let back = store.sign_in("aa").await.unwrap().unwrap();
+    assert_eq!(back.signed_out_at, Some(T0 + 5));
+    assert!(!back.is_valid(T0 + 7, "k1"));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn expired_sign_ins_are_deleted_when_a_new_one_is_made() {
+    let (_dir, _path, store) = file_store().await;
+    store.insert_sign_in(&sign_in("old", T0, T0 + MIN)).await.unwrap();
+    store.insert_sign_in(&sign_in("current", T0, T0 + 10 * MIN)).await.unwrap();
+    assert!(store.sign_in("old").await.unwrap().is_some());
+    store.insert_sign_in(&sign_in("new", T0 + 2 * MIN, T0 + 30 * MIN)).await.unwrap();
+    assert_eq!(store.sign_in("old").await.unwrap(), None, "expired before the new sign-in: deleted");
+    assert!(store.sign_in("current").await.unwrap().is_some());
+    assert!(store.sign_in("new").await.unwrap().is_some());
+}

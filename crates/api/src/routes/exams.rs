@@ -19,6 +19,8 @@ pub struct ExamView {
     title: String,
     description: String,
     duration_seconds: u64,
+    /// Attempts a candidate has (before grants); `null`: no limit.
+    attempts: Option<u32>,
 }
 
 fn view(e: &Exam) -> ExamView {
@@ -27,6 +29,7 @@ fn view(e: &Exam) -> ExamView {
         title: e.title.clone(),
         description: e.description.clone(),
         duration_seconds: e.duration.as_secs(),
+        attempts: e.attempts.limit(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The routes, one file per resource.
 
+mod attempts;
 mod auth;
 mod exams;
 mod health;
@@ -39,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/auth/session", post(auth::sign_in).get(auth::whoami).delete(auth::sign_out))
         .route("/api/v1/exams", get(exams::list))
         .route("/api/v1/exams/{exam_id}", get(exams::get))
+        .route("/api/v1/exams/{exam_id}/attempts", get(attempts::get).post(attempts::grant))
         .route("/api/v1/sessions", post(sessions::create).get(sessions::list))
         .route("/api/v1/sessions/{id}", get(sessions::get))
         .route("/api/v1/sessions/{id}/status", get(status::stream))

@@ -1,6 +1,7 @@
 //! `GET /api/v1/sessions/{id}/status`: Server-Sent Events. One `status` event per change (pushed as it is stored),
 //! a `heartbeat` every 2 s (state and `remaining_seconds` by the server's clock), and a final `status` event once the
-//! session is in a final state, after which the stream ends.
+//! session is in a final state, after which the stream ends. One user holds at most `max_streams_per_user` streams at
+//! once; the next is `429 too_many_streams`.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -31,8 +32,11 @@ pub async fn stream(State(st): State<AppState>, who: Authed, SessionIdPath(id): 
     // Subscribe before reading, so that no change between the read and the subscription is missed.
     let mut updates = st.svc.subscribe();
     let mut rec = st.svc.get(&who.caller, &id).await?;
+    // At most so many open streams per user (issue 9); the slot is freed when the stream's task ends.
+    let slot = st.streams.acquire(&who.caller.user)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(32);
     tokio::spawn(async move {
+        let _slot = slot;
         if tx.send(Ok(status_event(&rec, &st, &who))).await.is_err() {
             return;
         }

@@ -53,7 +53,7 @@ pub async fn upgrade(
     super::SessionIdPath(id): super::SessionIdPath,
     parts: Parts,
 ) -> Response {
-    let who = authenticate(&parts, &st);
+    let who = authenticate(&parts, &st).await;
     ws.max_message_size(64 * 1024).on_upgrade(move |socket| async move {
         let mut socket = socket;
         let who = match who {

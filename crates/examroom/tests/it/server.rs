@@ -54,6 +54,8 @@ pub struct Options {
     pub shim_program: Option<PathBuf>,
     /// The sandbox's create timeout.
     pub create_timeout: Duration,
+    /// Connection caps and timeouts, status streams per user.
+    pub limits: examroom_api::connections::EdgeLimits,
 }
 
 impl Default for Options {
@@ -63,6 +65,7 @@ impl Default for Options {
             service: ServiceConfig::default(),
             shim_program: None,
             create_timeout: Duration::from_secs(30),
+            limits: examroom_api::connections::EdgeLimits::default(),
         }
     }
 }
@@ -189,7 +192,8 @@ pub async fn build_state(data_dir: &Path, catalog_dir: &Path, label: &str, opts:
     let store = Store::Sqlite(SqliteStore::open(&data_dir.join("examroom.db")).await.unwrap());
     let runtime = Runtime::Sandbox(SandboxRuntime::new(sandbox_config(data_dir, catalog_dir, label, opts)).unwrap());
     let svc = SessionService::start(store, runtime, catalog, opts.service.clone(), Clock::system()).await.unwrap();
-    AppState::new(svc, TokenKeys::from_secret(SECRET), ApiConfig::default(), None)
+    let config = ApiConfig { limits: opts.limits.clone(), ..ApiConfig::default() };
+    AppState::new(svc, TokenKeys::from_secret(SECRET), config, None)
 }
 
 /// An HTTP answer.

@@ -171,6 +171,8 @@ impl SandboxRuntime {
                 RuntimeError::Io { source, .. } => RuntimeError::Lost(format!("its shim went away ({source})")),
                 other => other,
             }),
+            // Out of descriptors (or kernel memory) here: nothing is known about the shim. Never call it lost.
+            Ok(Err(e)) if crate::error::is_out_of_resources(&e) => Err(RuntimeError::io("connect to a shim", e)),
             Ok(Err(_)) if !dir.exists() => Err(RuntimeError::NotFound),
             Ok(Err(e)) => Err(RuntimeError::Lost(format!("its shim does not answer ({e})"))),
             Err(_) => {
@@ -488,6 +490,9 @@ impl ExecutionRuntime for SandboxRuntime {
             match self.status(&id).await {
                 Ok(s) => out.push(s),
                 Err(RuntimeError::NotFound) => {}
+                // The server itself is out of descriptors: the whole answer would be a guess. Callers (the
+                // reconciler, readiness) treat this as "unknown, try later", never as lost environments.
+                Err(e) if e.is_out_of_resources() => return Err(e),
                 Err(e) => out.push(EnvironmentStatus {
                     id,
                     state: EnvironmentState::Lost { reason: e.to_string() },
