@@ -11,12 +11,16 @@
 //! - [`views`]: sessions and events as the API shows them (server-clock `remaining_seconds`, RFC 3339 times).
 //! - [`routes`]: one file per resource; `routes/terminal.rs` is the terminal WebSocket.
 //! - [`openapi`]: the OpenAPI document served at `/api/v1/openapi.json`.
+//! - [`headers`]: the security headers every answer gets, and which answers are compressed.
+//! - [`telemetry`]: the Prometheus recorder, request and WebSocket metrics.
 
 pub mod auth;
 pub mod error;
+pub mod headers;
 pub mod identity;
 pub mod openapi;
 pub mod routes;
+pub mod telemetry;
 pub mod views;
 
 use std::sync::Arc;
@@ -30,7 +34,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 pub struct ApiConfig {
     /// The origin browsers see (`https://exams.example.org`); when unset, the request's `Host` is used.
     pub public_origin: Option<String>,
-    /// Mark the cookie `Secure` (behind TLS).
+    /// The server is behind TLS: the cookie is `Secure`, and without `public_origin` a browser's `Origin` must be
+    /// `https://` (otherwise `http://`, the listener's own scheme).
     pub secure_cookies: bool,
 }
 
@@ -59,9 +64,14 @@ impl AppState {
     }
 }
 
-/// The whole HTTP surface.
+/// The whole HTTP surface. Around every route and fallback, innermost first: the security headers, the request
+/// metrics (which see the matched route), and compression.
 pub fn router(state: AppState) -> Router {
-    routes::router().with_state(state)
+    routes::router()
+        .layer(axum::middleware::from_fn(headers::security_headers))
+        .layer(axum::middleware::from_fn(telemetry::count_requests))
+        .layer(tower_http::compression::CompressionLayer::new().compress_when(headers::compress_when()))
+        .with_state(state)
 }
 
 /// After shutdown begins, open connections (status streams, terminals) get this long to finish before they are

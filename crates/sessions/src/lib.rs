@@ -11,7 +11,7 @@
 //! - [`timers`]: the deadline and the start grace, enforced by the server's own clock.
 //! - [`reconcile`]: at start-up and periodically, environments and sessions are made to agree.
 //! - [`clock`]: the service's clock (wall time for storage, tokio time for waiting, so tests can pause it).
-//! - [`metrics`]: the names of the metrics the service records.
+//! - [`metrics`]: the names of the metrics the service records, and their HELP text.
 //!
 //! The service owns no HTTP: the `api` crate translates requests into calls here.
 

@@ -1,4 +1,6 @@
-//! The metrics the service records (Prometheus names; exported by the api's `/metrics`).
+//! The metrics the service records (Prometheus names; exported by the api's `/metrics`), and their HELP text.
+
+use ::metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 
 /// Gauge: sessions by `state`.
 pub const SESSIONS: &str = "examroom_sessions";
@@ -14,3 +16,18 @@ pub const ORPHANS_DESTROYED: &str = "examroom_orphans_destroyed_total";
 pub const RECONCILE_DURATION: &str = "examroom_reconcile_seconds";
 /// Histogram (seconds): from the end request to the verified release.
 pub const RELEASE_LATENCY: &str = "examroom_session_release_seconds";
+
+/// Gives every metric above its HELP text and unit. Call it after the recorder is installed.
+pub fn describe() {
+    describe_gauge!(SESSIONS, Unit::Count, "Exam sessions in each state.");
+    describe_histogram!(START_LATENCY, Unit::Seconds, "Time from a session's start request until it is ready.");
+    describe_counter!(FAILURES, Unit::Count, "Sessions that failed, by failure code.");
+    describe_gauge!(ORPHANS, Unit::Count, "Environments that no live session owns, found by the last reconcile pass.");
+    describe_counter!(ORPHANS_DESTROYED, Unit::Count, "Orphan environments the reconciler destroyed.");
+    describe_histogram!(RECONCILE_DURATION, Unit::Seconds, "Time one reconcile pass took.");
+    describe_histogram!(
+        RELEASE_LATENCY,
+        Unit::Seconds,
+        "Time from a session's end until its environment's release was verified."
+    );
+}

@@ -2,6 +2,7 @@
 //! so they run as root; every leak check is scoped to the label of the runtime the test made.
 
 mod api_access;
+mod api_clients;
 mod api_results;
 mod api_sessions;
 mod api_setup;
