@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/examroom
 
-.PHONY: deps web build test test-web run shell bench lint clean
+.PHONY: deps web build test test-web test-conformance run shell bench lint clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -20,15 +20,25 @@ build: deps web
 	$(CARGO) build --workspace --all-features
 
 # Every test: the unit tests of every crate, each crate's tests/ (SQLite, exam files), the integration tests of the
-# binary (real namespaces, cgroups and servers; needs root), two at a time for two cores; then the browser tests
-# (Playwright driving Debian's Chromium against a real server). The last line sums them all.
+# binary (real namespaces, cgroups and servers; needs root; promtool checks /metrics), two at a time for two cores;
+# then the API conformance run (openapi-spec-validator, schemathesis and promtool against a real server); then the
+# browser tests (Playwright driving Debian's Chromium against a real server). The last line sums them all.
 test: deps web
+	./scripts/install-deps.sh --conformance
 	mkdir -p target; set -o pipefail; $(CARGO) test --workspace --all-features --lib --bins --tests -- --test-threads=2 2>&1 \
 	  | tee target/test.log
+	set -o pipefail; ./scripts/api-conformance.sh 2>&1 | tee target/test-conformance.log
 	./scripts/install-deps.sh --browser
 	set -o pipefail; node web/tests/run.mjs 2>&1 | tee target/test-web.log
-	@awk '/^test result:/ { p += $$4; f += $$6 } /^web: [0-9]+ passed/ { p += $$2; f += $$4 } \
-	  END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log target/test-web.log
+	@awk '/^test result:/ { p += $$4; f += $$6 } /^(web|conformance): [0-9]+ passed/ { p += $$2; f += $$4 } \
+	  END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log target/test-conformance.log target/test-web.log
+
+# The API conformance run alone: the served OpenAPI document validated, schemathesis as a candidate and as a proctor,
+# and promtool on /metrics, against a real server on a free port (scripts/api-conformance.sh; output in
+# target/conformance/).
+test-conformance: build
+	@./scripts/install-deps.sh --conformance
+	./scripts/api-conformance.sh
 
 # The browser tests: Playwright (playwright-core) driving Debian's Chromium against a real server on a free port.
 # Screenshots and the server's log go to web/test-output/.

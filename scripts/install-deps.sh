@@ -15,17 +15,55 @@ have python3 || [ -x /usr/bin/python3 ] || need+=(python3)
 have tmux || need+=(tmux)
 have curl || need+=(curl)
 # The web UI is built with node and npm (Vite 7 needs Node.js 20 or newer). `--browser` adds Chromium for the
-# browser tests (`make test-web`), and only then.
+# browser tests (`make test-web`), and only then. `--conformance` adds what scripts/api-conformance.sh runs:
+# promtool (Debian's `prometheus` package, about 19 MB to download, 96 MB installed; no daemon is started) and a
+# virtualenv with schemathesis and openapi-spec-validator from PyPI (Debian's python3; venv needs python3-venv).
 have node || need+=(nodejs)
 have npm || need+=(npm)
-if [ "${1:-}" = "--browser" ]; then
+browser=0 conformance=0
+for arg in "$@"; do
+  case "$arg" in
+    --browser) browser=1 ;;
+    --conformance) conformance=1 ;;
+    *) echo "usage: $0 [--browser] [--conformance]" >&2; exit 2 ;;
+  esac
+done
+if [ "$browser" = 1 ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
+fi
+if [ "$conformance" = 1 ]; then
+  have promtool || need+=(prometheus)
+  /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 fi
 if [ "${#need[@]}" -gt 0 ]; then
   echo "installing: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # Packages with a daemon (prometheus) must not start it: a policy-rc.d that refuses every start, for the length of
+  # this install, unless the machine has one already.
+  policy=/usr/sbin/policy-rc.d own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=1
+  fi
+  status=0
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || status=$?
+  [ "$own_policy" = 1 ] && rm -f "$policy"
+  [ "$status" = 0 ] || exit "$status"
+fi
+if [ "$conformance" = 1 ]; then
+  # The virtualenv lives in target/ (ignored by git, removed by `make clean`); it is made again only when the pinned
+  # versions change.
+  root="$(cd "$(dirname "$0")/.." && pwd)"
+  venv="$root/target/venv"
+  pins="schemathesis==4.32.5 openapi-spec-validator==0.9.0"
+  if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$pins" ]; then
+    echo "installing into $venv: $pins"
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    # shellcheck disable=SC2086
+    "$venv/bin/pip" install -q --disable-pip-version-check $pins
+    echo "$pins" >"$venv/.pins"
+  fi
 fi
 if ! have cargo; then
   echo "cargo is missing: install the Rust toolchain (rustup) first" >&2

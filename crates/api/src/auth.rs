@@ -849,10 +849,13 @@ pub fn csrf_allows(
     x_examroom: Option<&str>,
     host: Option<&str>,
     public_origin: Option<&str>,
+    behind_tls: bool,
 ) -> bool {
     match credential {
         Credential::Bearer(_) => true,
-        Credential::Cookie(_) => x_examroom.map(str::trim) == Some("1") && check_origin(origin, host, public_origin),
+        Credential::Cookie(_) => {
+            x_examroom.map(str::trim) == Some("1") && check_origin(origin, host, public_origin, behind_tls)
+        }
     }
 }
 
@@ -920,19 +923,20 @@ pub fn is_valid_origin(public_origin: &str) -> bool {
 /// Whether a request's `Origin` header is the server's own origin.
 ///
 /// When `public_origin` is configured (for example `https://exam.example.org` behind a proxy), the origin must
-/// equal it: scheme, host and port. Otherwise it must be `http` or `https` with the host and port of the request's
-/// `Host` header (the request's own scheme is not known here; the cookie is `SameSite=Strict`, which browsers apply
-/// per scheme). Hosts compare case-insensitively and a scheme's default port may be left out on either side. A
-/// missing origin, `null`, anything that is not a bare `scheme://host[:port]`, or a missing `Host` without a
+/// equal it: scheme, host and port. Otherwise the server's origin is the scheme it is reached with and the host and
+/// port of the request's `Host` header. The scheme is `http` (the listener speaks plain HTTP), or `https` when
+/// `behind_tls` says a TLS proxy sits in front (the `secure_cookies` setting); the request itself cannot be trusted
+/// to say. Hosts compare case-insensitively and a scheme's default port may be left out on either side. A missing
+/// origin, `null`, another scheme, anything that is not a bare `scheme://host[:port]`, or a missing `Host` without a
 /// configured origin is refused.
-pub fn check_origin(origin: Option<&str>, host: Option<&str>, public_origin: Option<&str>) -> bool {
+pub fn check_origin(origin: Option<&str>, host: Option<&str>, public_origin: Option<&str>, behind_tls: bool) -> bool {
     let Some(origin) = origin.and_then(Origin::parse) else { return false };
     if let Some(public) = public_origin {
         return Origin::parse(public.strip_suffix('/').unwrap_or(public)).is_some_and(|p| p == origin);
     }
     let Some((host, port)) = host.and_then(parse_authority) else { return false };
-    let default = if origin.https { 443 } else { 80 };
-    host == origin.host && port.filter(|&p| p != default) == origin.port
+    let default = if behind_tls { 443 } else { 80 };
+    origin.https == behind_tls && host == origin.host && port.filter(|&p| p != default) == origin.port
 }
 
 #[cfg(test)]
@@ -1595,19 +1599,23 @@ boAjEU9jLxXnFvTJDQIDAQAB
 
     #[test]
     fn check_origin_against_the_host_header() {
-        let yes = |o: &str, h: &str| assert!(check_origin(Some(o), Some(h), None), "{o} vs {h}");
-        let no = |o: &str, h: &str| assert!(!check_origin(Some(o), Some(h), None), "{o} vs {h}");
+        let yes = |o: &str, h: &str| assert!(check_origin(Some(o), Some(h), None, false), "{o} vs {h}");
+        let no = |o: &str, h: &str| assert!(!check_origin(Some(o), Some(h), None, false), "{o} vs {h}");
         yes("http://exam.example", "exam.example");
-        yes("https://exam.example", "exam.example");
         yes("http://exam.example:8080", "exam.example:8080");
         yes("http://127.0.0.1:8080", "127.0.0.1:8080");
         yes("http://[::1]:8080", "[::1]:8080");
         yes("HTTP://Exam.Example:8080", "exam.example:8080");
-        yes("https://exam.example", "exam.example:443");
         yes("http://exam.example:80", "exam.example");
+        yes("http://exam.example", "exam.example:80");
         no("http://exam.example:8080", "exam.example:8081");
         no("http://exam.example:8080", "exam.example");
         no("http://exam.example", "exam.example:8080");
+        // The listener speaks plain HTTP: an https page is another origin, whatever its host and port.
+        no("https://exam.example", "exam.example");
+        no("https://exam.example:8080", "exam.example:8080");
+        no("https://127.0.0.1:8080", "127.0.0.1:8080");
+        no("https://exam.example", "exam.example:443");
         no("https://exam.example", "exam.example:80");
         no("http://evil.example", "exam.example");
         no("http://exam.example.evil.example", "exam.example");
@@ -1619,29 +1627,44 @@ boAjEU9jLxXnFvTJDQIDAQAB
         no("http://user@exam.example", "exam.example");
         no("http://exam.example:8080 ", "exam.example:8080");
         no("http://exam.example", "");
-        assert!(!check_origin(None, Some("exam.example"), None));
-        assert!(!check_origin(Some("http://exam.example"), None, None));
-        assert!(!check_origin(None, None, None));
+        assert!(!check_origin(None, Some("exam.example"), None, false));
+        assert!(!check_origin(Some("http://exam.example"), None, None, false));
+        assert!(!check_origin(None, None, None, false));
+    }
+
+    #[test]
+    fn check_origin_behind_tls_wants_https() {
+        let yes = |o: &str, h: &str| assert!(check_origin(Some(o), Some(h), None, true), "{o} vs {h}");
+        let no = |o: &str, h: &str| assert!(!check_origin(Some(o), Some(h), None, true), "{o} vs {h}");
+        yes("https://exam.example", "exam.example");
+        yes("https://exam.example", "exam.example:443");
+        yes("https://exam.example:443", "exam.example");
+        yes("https://exam.example:8443", "exam.example:8443");
+        no("http://exam.example", "exam.example");
+        no("http://exam.example:8443", "exam.example:8443");
+        no("https://exam.example", "exam.example:80");
+        no("https://exam.example:8443", "exam.example");
+        no("https://evil.example", "exam.example");
     }
 
     #[test]
     fn check_origin_against_a_configured_public_origin() {
         let public = Some("https://exam.example.org");
-        assert!(check_origin(Some("https://exam.example.org"), Some("127.0.0.1:8080"), public));
-        assert!(check_origin(Some("https://exam.example.org"), None, public));
-        assert!(check_origin(Some("https://exam.example.org"), None, Some("https://exam.example.org/")));
-        assert!(check_origin(Some("https://exam.example.org"), None, Some("https://exam.example.org:443")));
+        assert!(check_origin(Some("https://exam.example.org"), Some("127.0.0.1:8080"), public, false));
+        assert!(check_origin(Some("https://exam.example.org"), None, public, false));
+        assert!(check_origin(Some("https://exam.example.org"), None, Some("https://exam.example.org/"), false));
+        assert!(check_origin(Some("https://exam.example.org"), None, Some("https://exam.example.org:443"), false));
         // Different scheme, host or port.
-        assert!(!check_origin(Some("http://exam.example.org"), Some("exam.example.org"), public));
-        assert!(!check_origin(Some("https://evil.example"), Some("evil.example"), public));
-        assert!(!check_origin(Some("https://exam.example.org:8443"), None, public));
+        assert!(!check_origin(Some("http://exam.example.org"), Some("exam.example.org"), public, false));
+        assert!(!check_origin(Some("https://evil.example"), Some("evil.example"), public, false));
+        assert!(!check_origin(Some("https://exam.example.org:8443"), None, public, false));
         // The Host header does not count once a public origin is configured.
-        assert!(!check_origin(Some("http://127.0.0.1:8080"), Some("127.0.0.1:8080"), public));
+        assert!(!check_origin(Some("http://127.0.0.1:8080"), Some("127.0.0.1:8080"), public, false));
         // Missing and null origins.
-        assert!(!check_origin(None, Some("exam.example.org"), public));
-        assert!(!check_origin(Some("null"), Some("exam.example.org"), public));
+        assert!(!check_origin(None, Some("exam.example.org"), public, false));
+        assert!(!check_origin(Some("null"), Some("exam.example.org"), public, false));
         // A broken configuration matches nothing.
-        assert!(!check_origin(Some("https://exam.example.org"), None, Some("exam.example.org")));
+        assert!(!check_origin(Some("https://exam.example.org"), None, Some("exam.example.org"), false));
         assert!(is_valid_origin("https://exam.example.org/"));
         assert!(is_valid_origin("http://localhost:8080"));
         assert!(!is_valid_origin("exam.example.org"));
@@ -1654,14 +1677,15 @@ boAjEU9jLxXnFvTJDQIDAQAB
         let bearer = Credential::Bearer("t");
         let o = Some("https://exam.example");
         let h = Some("exam.example");
-        assert!(csrf_allows(&cookie, o, Some("1"), h, None));
-        assert!(!csrf_allows(&cookie, o, None, h, None));
-        assert!(!csrf_allows(&cookie, o, Some("0"), h, None));
-        assert!(!csrf_allows(&cookie, o, Some("true"), h, None));
-        assert!(!csrf_allows(&cookie, Some("https://evil.example"), Some("1"), h, None));
-        assert!(!csrf_allows(&cookie, None, Some("1"), h, None));
-        assert!(!csrf_allows(&cookie, Some("null"), Some("1"), h, None));
+        assert!(csrf_allows(&cookie, o, Some("1"), h, None, true));
+        assert!(!csrf_allows(&cookie, o, Some("1"), h, None, false));
+        assert!(!csrf_allows(&cookie, o, None, h, None, true));
+        assert!(!csrf_allows(&cookie, o, Some("0"), h, None, true));
+        assert!(!csrf_allows(&cookie, o, Some("true"), h, None, true));
+        assert!(!csrf_allows(&cookie, Some("https://evil.example"), Some("1"), h, None, true));
+        assert!(!csrf_allows(&cookie, None, Some("1"), h, None, true));
+        assert!(!csrf_allows(&cookie, Some("null"), Some("1"), h, None, true));
         // Programmatic clients with a bearer token are not subject to it.
-        assert!(csrf_allows(&bearer, None, None, None, None));
+        assert!(csrf_allows(&bearer, None, None, None, None, false));
     }
 }

@@ -40,6 +40,7 @@ pub fn csrf_ok(parts: &Parts, state: &AppState) -> bool {
         header(parts, &header::ORIGIN),
         header(parts, &header::HOST),
         state.config.public_origin.as_deref(),
+        state.config.secure_cookies,
     );
     let upgrade = header(parts, &header::UPGRADE).is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
     if upgrade {

@@ -12,13 +12,17 @@
 //! - [`routes`]: one file per resource; `routes/terminal.rs` is the terminal WebSocket.
 //! - [`openapi`]: the OpenAPI document served at `/api/v1/openapi.json`.
 //! - [`connections`]: the accept loop: header-read and idle timeouts, connection caps, status streams per user.
+//! - [`headers`]: the security headers every answer gets, and which answers are compressed.
+//! - [`telemetry`]: the Prometheus recorder, request and WebSocket metrics.
 
 pub mod auth;
 pub mod connections;
 pub mod error;
+pub mod headers;
 pub mod identity;
 pub mod openapi;
 pub mod routes;
+pub mod telemetry;
 pub mod views;
 
 use std::sync::Arc;
@@ -32,7 +36,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 pub struct ApiConfig {
     /// The origin browsers see (`https://exams.example.org`); when unset, the request's `Host` is used.
     pub public_origin: Option<String>,
-    /// Mark the cookie `Secure` (behind TLS).
+    /// The server is behind TLS: the cookie is `Secure`, and without `public_origin` a browser's `Origin` must be
+    /// `https://` (otherwise `http://`, the listener's own scheme).
     pub secure_cookies: bool,
     /// Connection caps and timeouts, status streams per user.
     pub limits: connections::EdgeLimits,
@@ -66,9 +71,14 @@ impl AppState {
     }
 }
 
-/// The whole HTTP surface.
+/// The whole HTTP surface. Around every route and fallback, innermost first: the security headers, the request
+/// metrics (which see the matched route), and compression.
 pub fn router(state: AppState) -> Router {
-    routes::router().with_state(state)
+    routes::router()
+        .layer(axum::middleware::from_fn(headers::security_headers))
+        .layer(axum::middleware::from_fn(telemetry::count_requests))
+        .layer(tower_http::compression::CompressionLayer::new().compress_when(headers::compress_when()))
+        .with_state(state)
 }
 
 /// After shutdown begins, open connections (status streams, terminals) get this long to finish before they are

@@ -31,6 +31,22 @@ fn op(summary: &str, who: &str, ok_code: &str, ok_body: Value, errs: &[u16]) -> 
     json!({ "summary": summary, "description": format!("Who: {who}."), "responses": responses })
 }
 
+/// An operation that needs no credentials.
+fn public(mut v: Value) -> Value {
+    v["security"] = json!([]);
+    v
+}
+
+/// A 200 answer whose JSON body is described inline.
+fn ok_inline(schema: Value, what: &str) -> Value {
+    json!({ "description": what, "content": { "application/json": { "schema": schema } } })
+}
+
+/// `{"status": <value>}`, the body of the health endpoints.
+fn status_body(value: &str) -> Value {
+    json!({ "type": "object", "required": ["status"], "properties": { "status": { "type": "string", "enum": [value] } } })
+}
+
 fn id_param() -> Value {
     json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" },
         "description": "exam_session_id. Another candidate's session, a random id and a malformed id all answer 404 session_not_found." }])
@@ -46,35 +62,45 @@ pub fn document() -> Value {
     let mut p = |path: &str, v: Value| {
         session_ops.insert(path.to_string(), v);
     };
-    p("/healthz", json!({ "get": op("Liveness", "all", "200", json!({"description": "alive"}), &[]) }));
+    p(
+        "/healthz",
+        json!({ "get": public(op("Liveness", "all, without credentials", "200", ok_inline(status_body("ok"), "alive"), &[])) }),
+    );
     p(
         "/readyz",
-        json!({ "get": op("Readiness: the store and the runtime answer", "all", "200", json!({"description": "ready"}), &[503]) }),
+        json!({ "get": public(op("Readiness: the store and the runtime answer", "all, without credentials", "200",
+            ok_inline(status_body("ready"), "ready"), &[503])) }),
     );
     p(
         "/metrics",
-        json!({ "get": op("Prometheus metrics", "operator", "200", json!({"description": "text exposition format"}), &[]) }),
+        json!({ "get": public(op("Prometheus metrics (text exposition format 0.0.4); 404 when the server runs without a recorder", "operators, without credentials (keep it off the public network)", "200",
+            json!({"description": "text exposition format", "content": { "text/plain": { "schema": { "type": "string" } } } }), &[404])) }),
     );
     p(
         "/api/v1/openapi.json",
-        json!({ "get": op("This document", "all", "200", json!({"description": "OpenAPI 3"}), &[]) }),
+        json!({ "get": public(op("This document", "all, without credentials", "200", ok_inline(json!({ "type": "object" }), "OpenAPI 3"), &[])) }),
     );
+    let mut sign_in = op(
+        "Browser sign-in: exchange the Bearer token for the examroom_session cookie",
+        "anyone with a token (Bearer only)",
+        "200",
+        ok("SignedIn", "signed in; Set-Cookie: examroom_session (HttpOnly, SameSite=Strict)"),
+        &auth,
+    );
+    sign_in["security"] = json!([{ "bearer": [] }]);
     p(
         "/api/v1/auth/session",
         json!({
-            "post": op("Browser sign-in: exchange the Bearer token for the examroom_session cookie", "anyone with a token", "200", json!({"description": "signed in; Set-Cookie: examroom_session (HttpOnly, SameSite=Strict)"}), &auth),
+            "post": sign_in,
             "get": op("Who is signed in: { user_id, role }", "anyone signed in", "200", ok("Me", "the caller"), &[401]),
             "delete": op("Sign out: ends the browser sign-in (its cookie is refused from then on) and clears the cookie; a bearer token stays valid", "anyone signed in", "204", json!({"description": "signed out"}), &[401, 403]),
         }),
     );
     p("/api/v1/exams", json!({ "get": op("The catalog", "all", "200", ok("ExamList", "exams"), &auth) }));
-    p(
-        "/api/v1/exams/{exam_id}",
-        json!({ "get": {
-        "parameters": [{ "name": "exam_id", "in": "path", "required": true, "schema": { "type": "string" } }],
-        "summary": "One exam: title, description, duration (not its tasks)", "description": "Who: all.",
-        "responses": { "200": ok("Exam", "the exam"), "401": error_ref(), "404": error_ref() } } }),
-    );
+    let mut exam =
+        op("One exam: title, description, duration (not its tasks)", "all", "200", ok("Exam", "the exam"), &[401, 404]);
+    exam["parameters"] = json!([{ "name": "exam_id", "in": "path", "required": true, "schema": { "type": "string" } }]);
+    p("/api/v1/exams/{exam_id}", json!({ "get": exam }));
     let exam_param = json!([{ "name": "exam_id", "in": "path", "required": true, "schema": { "type": "string" } }]);
     let mut attempts_get = op(
         "A candidate's attempts at the exam: what the exam allows, what proctors granted, what is used and left (null: no limit). Attempts are sessions that reached active and did not end failed",
@@ -116,10 +142,10 @@ pub fn document() -> Value {
         "candidate: own; proctor: all",
         "200",
         ok("SessionList", "sessions"),
-        &[400, 401, 403],
+        &[400, 401],
     );
-    list["parameters"] =
-        json!([{ "name": "state", "in": "query", "required": false, "schema": { "type": "string", "enum": states } }]);
+    list["parameters"] = json!([{ "name": "state", "in": "query", "required": false, "schema": { "type": "string", "enum": states },
+        "description": "only sessions in this state; an empty or unknown state is 400 invalid_request" }]);
     p("/api/v1/sessions", json!({ "post": create, "get": list }));
     let with_id = |mut v: Value| {
         v["parameters"] = id_param();
@@ -127,33 +153,33 @@ pub fn document() -> Value {
     };
     p(
         "/api/v1/sessions/{id}",
-        json!({ "get": with_id(op("One session", "owner, proctor", "200", ok("Session", "the session"), &[401, 403, 404])) }),
+        json!({ "get": with_id(op("One session", "owner, proctor", "200", ok("Session", "the session"), &[401, 404])) }),
     );
     p(
         "/api/v1/sessions/{id}/status",
         json!({ "get": with_id(op(
         "Live status (Server-Sent Events): `status` events carry the Session on every change; `heartbeat` events ({state, remaining_seconds}) come every 2 s; a final `status` event follows the final state",
-        "owner, proctor", "200", json!({"description": "text/event-stream"}), &[401, 403, 404, 429])) }),
+        "owner, proctor", "200", json!({"description": "the event stream; the schema is one event's", "content": { "text/event-stream": { "schema": { "$ref": "#/components/schemas/StatusEvent" } } } }), &[401, 403, 404, 429])) }),
     );
     p(
         "/api/v1/sessions/{id}/result",
         json!({ "get": with_id(op(
             "The result: {status: pending | graded | not_graded, score, max_score, checks}. The owner sees it once the session has ended (checks only when the exam shows them, never output); a proctor sees everything",
-            "owner, proctor", "200", ok("Result", "the result"), &[401, 403, 404, 409])) }),
+            "owner, proctor", "200", ok("Result", "the result"), &[401, 404, 409])) }),
     );
     p(
         "/api/v1/sessions/{id}/terminal",
         json!({ "get": with_id(op(
-            "The terminal (WebSocket). Binary frames carry raw bytes both ways; the client sends {\"type\":\"resize\",\"cols\":N,\"rows\":N}; the server sends {\"type\":\"status\"}, {\"type\":\"notice\",\"message\"} and {\"type\":\"ended\",\"reason\",\"message\"}. The scrollback is replayed on connect. Close codes: 4401 unauthenticated, 4403 Origin refused, 4404 not found, 4409 not ready, 4410 ended, 4412 replaced by a newer connection",
-            "owner", "101", json!({"description": "switching protocols"}), &[])) }),
+            "The terminal (WebSocket). Binary frames carry raw bytes both ways; the client sends {\"type\":\"resize\",\"cols\":N,\"rows\":N}; the server sends {\"type\":\"status\"}, {\"type\":\"notice\",\"message\"} and {\"type\":\"ended\",\"reason\",\"message\"}. The scrollback is replayed on connect. An upgrade is always accepted, and refusals are close codes: 4401 unauthenticated, 4403 Origin refused or not a candidate, 4404 not found, 4409 not ready, 4410 ended, 4412 replaced by a newer connection. A request that is not a WebSocket upgrade gets the same checks as HTTP errors (401, 403, 404), and then 400 invalid_request",
+            "owner", "101", json!({"description": "switching protocols"}), &[400, 401, 403, 404])) }),
     );
     p(
         "/api/v1/sessions/{id}/events",
-        json!({ "get": with_id(op("The audit trail", "owner, proctor", "200", ok("EventList", "events, oldest first"), &[401, 403, 404])) }),
+        json!({ "get": with_id(op("The audit trail", "owner, proctor", "200", ok("EventList", "events, oldest first"), &[401, 404])) }),
     );
     p(
         "/api/v1/sessions/{id}/tasks",
-        json!({ "get": with_id(op("Task prompts (markdown)", "owner once ready; proctor", "200", json!({"description": "tasks"}), &[401, 403, 404, 409])) }),
+        json!({ "get": with_id(op("Task prompts (markdown), never their checks", "owner once ready; proctor", "200", ok("TaskList", "tasks, in the exam's order"), &[401, 404, 409])) }),
     );
     p(
         "/api/v1/sessions/{id}/start",
@@ -193,9 +219,9 @@ pub fn document() -> Value {
                         "message": { "type": "string" }, "guidance": { "type": "string" },
                         "incident": { "type": "string" }, "session_id": { "type": "string" } } } } },
                 "CreateSession": { "type": "object", "required": ["exam_id"], "additionalProperties": false,
-                    "properties": { "exam_id": { "type": "string" } } },
+                    "properties": { "exam_id": { "type": "string", "example": "quick-check" } } },
                 "Terminate": { "type": "object", "required": ["reason"], "additionalProperties": false,
-                    "properties": { "reason": { "type": "string", "minLength": 1, "maxLength": 500 }, "grade": { "type": "boolean", "default": true } } },
+                    "properties": { "reason": { "type": "string", "minLength": 1, "maxLength": 500, "pattern": "\\S", "description": "why, for the trail; not only spaces" }, "grade": { "type": "boolean", "default": true } } },
                 "Progress": { "type": "object", "required": ["step", "total", "message"],
                     "properties": { "step": { "type": "integer" }, "total": { "type": "integer" }, "message": { "type": "string" } } },
                 "Failure": { "type": "object", "required": ["code", "message", "guidance"],
@@ -219,13 +245,13 @@ pub fn document() -> Value {
                         "end_reason": { "type": "string", "enum": reasons, "nullable": true },
                         "failure": { "nullable": true, "allOf": [{ "$ref": "#/components/schemas/Failure" }] },
                         "resources_released_at": { "type": "string", "format": "date-time", "nullable": true } } },
-                "SessionList": { "type": "object", "properties": { "sessions": { "type": "array", "items": { "$ref": "#/components/schemas/Session" } } } },
-                "Event": { "type": "object", "properties": { "seq": { "type": "integer" }, "at": { "type": "string", "format": "date-time" },
+                "SessionList": { "type": "object", "required": ["sessions"], "properties": { "sessions": { "type": "array", "items": { "$ref": "#/components/schemas/Session" } } } },
+                "Event": { "type": "object", "required": ["seq", "at", "kind", "from", "to", "reason", "actor"], "properties": { "seq": { "type": "integer" }, "at": { "type": "string", "format": "date-time" },
                     "kind": { "type": "string", "enum": ["transition", "progress", "attach", "takeover", "proctor_action", "reconcile"] },
                     "from": { "type": "string", "nullable": true }, "to": { "type": "string", "nullable": true },
                     "reason": { "type": "string" }, "actor": { "type": "string" }, "data": { "type": "object" } } },
-                "EventList": { "type": "object", "properties": { "events": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } } } },
-                "Exam": { "type": "object", "properties": { "id": { "type": "string" }, "title": { "type": "string" },
+                "EventList": { "type": "object", "required": ["events"], "properties": { "events": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } } } },
+                "Exam": { "type": "object", "required": ["id", "title", "description", "duration_seconds"], "properties": { "id": { "type": "string" }, "title": { "type": "string" },
                     "description": { "type": "string" }, "duration_seconds": { "type": "integer" },
                     "attempts": { "type": "integer", "nullable": true, "description": "attempts each candidate has (proctors may grant more); null: no limit" } } },
                 "Result": { "type": "object", "required": ["status", "score", "max_score", "checks"],
@@ -237,14 +263,15 @@ pub fn document() -> Value {
                             "description": { "type": "string" }, "passed": { "type": "boolean" },
                             "weight": { "type": "integer" }, "duration_ms": { "type": "integer" },
                             "error": { "type": "string" }, "output_tail": { "type": "string", "description": "proctors only" } } } } } },
-                "ExamList": { "type": "object", "properties": { "exams": { "type": "array", "items": { "$ref": "#/components/schemas/Exam" } } } }
+                "ExamList": { "type": "object", "required": ["exams"], "properties": { "exams": { "type": "array", "items": { "$ref": "#/components/schemas/Exam" } } } }
             }
         },
         "security": [{ "bearer": [] }, { "cookie": [] }],
         "paths": session_ops,
     });
     // Added on its own: one more schema inside the literal above exceeds json!'s recursion limit.
-    doc["components"]["schemas"]["Attempts"] = json!({ "type": "object",
+    let schemas = &mut doc["components"]["schemas"];
+    schemas["Attempts"] = json!({ "type": "object",
         "required": ["exam_id", "user_id", "limit", "granted", "allowed", "used", "remaining"],
         "properties": {
             "exam_id": { "type": "string" }, "user_id": { "type": "string" },
@@ -255,17 +282,98 @@ pub fn document() -> Value {
             "grants": { "type": "array", "description": "proctors only", "items": { "type": "object", "properties": {
                 "extra": { "type": "integer" }, "reason": { "type": "string" }, "actor": { "type": "string" },
                 "at": { "type": "string", "format": "date-time" } } } } } });
-    doc["components"]["schemas"]["GrantAttempts"] = json!({ "type": "object", "required": ["user_id", "reason"],
+    schemas["GrantAttempts"] = json!({ "type": "object", "required": ["user_id", "reason"],
         "additionalProperties": false, "properties": {
             "user_id": { "type": "string" },
             "extra": { "type": "integer", "minimum": 1, "maximum": 100, "default": 1 },
             "reason": { "type": "string", "minLength": 1, "maxLength": 500 } } });
-    doc["components"]["schemas"]["Me"] = json!({ "type": "object", "required": ["user_id", "role"],
+    schemas["Me"] = json!({ "type": "object", "required": ["user_id", "role"],
         "properties": { "user_id": { "type": "string" }, "role": { "type": "string", "enum": ["candidate", "proctor"] } } });
+    schemas["SignedIn"] = json!({ "type": "object", "required": ["user_id", "role", "expires_at"],
+        "properties": { "user_id": { "type": "string" }, "role": { "type": "string", "enum": ["candidate", "proctor"] },
+            "expires_at": { "type": "string", "format": "date-time", "description": "when the cookie (and the token) expires" } } });
+    schemas["StatusEvent"] = json!({ "type": "object", "required": ["event", "data"], "properties": {
+        "event": { "type": "string", "enum": ["status", "heartbeat"] },
+        "data": { "type": "string", "description": "JSON: a Session for `status`; {state, remaining_seconds} for `heartbeat`" } } });
+    schemas["TaskList"] = json!({ "type": "object", "required": ["tasks"], "properties": { "tasks": { "type": "array",
+        "items": { "type": "object", "required": ["id", "title", "prompt", "points"], "properties": {
+            "id": { "type": "string" }, "title": { "type": "string" }, "prompt": { "type": "string", "description": "markdown" },
+            "points": { "type": "integer", "description": "the sum of the task's check weights" } } } } } });
     doc
 }
 
 /// `GET /api/v1/openapi.json`.
 pub async fn serve() -> Response {
     crate::routes::json_value(StatusCode::OK, &document())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
+
+    fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+        let mut ops = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for m in METHODS {
+                if let Some(op) = item.get(m) {
+                    ops.push((m.to_string(), path.clone(), op.clone()));
+                }
+            }
+        }
+        ops
+    }
+
+    #[test]
+    fn every_response_has_a_description() {
+        let doc = document();
+        for (m, path, op) in operations(&doc) {
+            for (code, r) in op["responses"].as_object().unwrap() {
+                assert!(r["description"].as_str().is_some_and(|d| !d.is_empty()), "{m} {path} {code}: {r}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_open_endpoints_need_no_credentials() {
+        let doc = document();
+        let open = ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"];
+        for (m, path, op) in operations(&doc) {
+            let none = op.get("security") == Some(&json!([]));
+            assert_eq!(none, open.contains(&path.as_str()), "{m} {path}: security {:?}", op.get("security"));
+        }
+        assert_eq!(doc["paths"]["/api/v1/auth/session"]["post"]["security"], json!([{ "bearer": [] }]));
+    }
+
+    #[test]
+    fn path_parameters_are_declared_and_refs_resolve() {
+        let doc = document();
+        for (m, path, op) in operations(&doc) {
+            for name in path.split('/').filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}')) {
+                let declared = op["parameters"]
+                    .as_array()
+                    .is_some_and(|ps| ps.iter().any(|p| p["name"] == name && p["in"] == "path"));
+                assert!(declared, "{m} {path}: {{{name}}} is not declared");
+            }
+        }
+        let text = doc.to_string();
+        for r in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+            let name = &r[..r.find('"').unwrap()];
+            assert!(doc["components"]["schemas"][name].is_object(), "dangling $ref {name}");
+        }
+    }
+
+    #[test]
+    fn every_answer_with_a_body_documents_its_body() {
+        let doc = document();
+        for (m, path, op) in operations(&doc) {
+            for (code, r) in op["responses"].as_object().unwrap() {
+                if code == "101" || code == "204" {
+                    continue;
+                }
+                assert!(r["content"].is_object(), "{m} {path} {code} has no content: {r}");
+            }
+        }
+    }
 }

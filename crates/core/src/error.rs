@@ -119,6 +119,9 @@ pub enum DomainError {
     /// `not_found` (404): no such endpoint.
     #[error("There is nothing at this address.")]
     NotFound,
+    /// `method_not_allowed` (405, with `Allow`): the address exists, but not with this method.
+    #[error("This address does not accept this method.")]
+    MethodNotAllowed,
     /// `service_unavailable` (503): a dependency (the store, the runtime) is down.
     #[error("The service is temporarily unavailable.")]
     ServiceUnavailable {
@@ -162,7 +165,7 @@ pub enum DomainError {
 
 impl DomainError {
     /// Every code, with its HTTP status, for documentation such as the OpenAPI document.
-    pub const CODES: [(&'static str, u16); 18] = [
+    pub const CODES: [(&'static str, u16); 19] = [
         ("session_not_found", 404),
         ("exam_not_found", 404),
         ("active_session_exists", 409),
@@ -175,6 +178,7 @@ impl DomainError {
         ("session_not_ended", 409),
         ("session_ended", 410),
         ("not_found", 404),
+        ("method_not_allowed", 405),
         ("service_unavailable", 503),
         ("internal", 500),
         ("attempts_exhausted", 403),
@@ -208,6 +212,7 @@ impl DomainError {
             Self::SessionNotEnded => "session_not_ended",
             Self::SessionEnded => "session_ended",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::ServiceUnavailable { .. } => "service_unavailable",
             Self::Internal { .. } => "internal",
             Self::AttemptsExhausted { .. } => "attempts_exhausted",
@@ -224,6 +229,7 @@ impl DomainError {
             Self::Unauthenticated => 401,
             Self::Forbidden | Self::AttemptsExhausted { .. } => 403,
             Self::SessionNotFound | Self::ExamNotFound | Self::NotFound => 404,
+            Self::MethodNotAllowed => 405,
             Self::ActiveSessionExists { .. }
             | Self::IllegalTransition { .. }
             | Self::SessionNotReady
@@ -277,6 +283,7 @@ impl DomainError {
             Self::SessionNotEnded => "The result is available once the session has ended.".to_owned(),
             Self::SessionEnded => "Open the session to see how it ended and its result.".to_owned(),
             Self::NotFound => "Check the address.".to_owned(),
+            Self::MethodNotAllowed => "Use one of the methods in the Allow header.".to_owned(),
             Self::ServiceUnavailable { incident: Some(id) } => {
                 format!("Try again in a minute. If it keeps happening, contact your proctor and quote incident {id}.")
             }
@@ -429,6 +436,7 @@ mod tests {
             DomainError::SessionNotEnded,
             DomainError::SessionEnded,
             DomainError::NotFound,
+            DomainError::MethodNotAllowed,
             DomainError::ServiceUnavailable { incident: None },
             DomainError::internal(),
             DomainError::AttemptsExhausted { used: 1, allowed: 1 },

@@ -214,7 +214,13 @@ pub async fn build(s: &Settings) -> Result<AppState> {
     rcfg.hidden = vec![data_dir.clone(), exams_dir.canonicalize().unwrap_or(exams_dir.clone())];
     rcfg.create_timeout = Duration::from_secs(55);
     let runtime = Runtime::Sandbox(SandboxRuntime::new(rcfg).context("start the sandbox runtime")?);
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+    let metrics = match examroom_api::telemetry::install_recorder() {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::warn!(error = %e, "no metrics recorder; /metrics answers 404");
+            None
+        }
+    };
     let config = ServiceConfig {
         max_live_sessions: fit.max_live_sessions,
         memory_budget: Some(fit.memory_budget),

@@ -164,9 +164,19 @@ fn samples_have_a_solution_for_every_task_and_no_stray_scripts() {
         assert_eq!(used, on_disk, "{}: scripts named in exam.toml and on disk differ", exam.id.as_str());
         for task in &exam.tasks {
             for script in task.setup.iter().chain(task.checks.iter().map(|c| &c.script)) {
-                // Run by /bin/sh (or bash) as root inside the environment, with the PATH set by the script.
                 assert!(["#!/bin/sh\n", "#!/bin/bash\n"].iter().any(|s| script.body.starts_with(s)), "{script:?}");
+            }
+            // Setup runs as root inside the environment with the PATH it sets; checks run with examroom's fixed
+            // PATH (the pristine base and examroom-run) and must not reach for the candidate's directories.
+            for script in &task.setup {
                 assert!(script.body.contains("\nPATH=/usr/local/sbin:"), "{}: set PATH", script.path.display());
+            }
+            for check in &task.checks {
+                assert!(
+                    !check.script.body.contains("PATH="),
+                    "{}: a check keeps the fixed PATH",
+                    check.script.path.display()
+                );
             }
         }
     }

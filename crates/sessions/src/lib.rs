@@ -12,7 +12,7 @@
 //! - [`timers`]: the deadline and the start grace, enforced by the server's own clock.
 //! - [`reconcile`]: at start-up and periodically, environments and sessions are made to agree.
 //! - [`clock`]: the service's clock (wall time for storage, tokio time for waiting, so tests can pause it).
-//! - [`metrics`]: the names of the metrics the service records.
+//! - [`metrics`]: the names of the metrics the service records, and their HELP text.
 //! - [`attempts`]: attempts at an exam, proctors' grants of more, and the per-candidate create rate.
 //! - `signins`: browser sign-ins in the store (the api crate makes and checks them).
 //!

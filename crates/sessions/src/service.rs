@@ -462,7 +462,7 @@ impl SessionService {
         }
         let rec = self.get(caller, id).await?;
         let reason = reason.trim();
-        if reason.is_empty() || reason.len() > 500 {
+        if reason.is_empty() || reason.chars().count() > 500 {
             return Err(DomainError::invalid_request("a reason of 1 to 500 characters is required"));
         }
         let new =

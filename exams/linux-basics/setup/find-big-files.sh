@@ -2,6 +2,7 @@
 # A tree of files of many sizes under /srv/archive: some big ones hidden, one with a space in its name, and a
 # symlink to a big file (which is not a regular file).
 set -e
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mkdir -p /srv/archive/2023/q1 /srv/archive/2023/q2 /srv/archive/2024 /srv/archive/tmp
 big() { head -c "$2" /dev/zero | tr '\0' 'x' > "$1"; }
 big /srv/archive/2023/q1/sales.csv 150000

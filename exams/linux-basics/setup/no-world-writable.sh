@@ -1,6 +1,7 @@
 #!/bin/sh
 # A web site where some things are writable by everyone.
 set -e
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mkdir -p /srv/www/site/data /srv/www/site/assets
 echo "<h1>hello</h1>" > /srv/www/site/index.html
 echo "body { }" > /srv/www/site/assets/style.css

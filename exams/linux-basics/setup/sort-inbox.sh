@@ -1,6 +1,7 @@
 #!/bin/sh
 # A mix of files in /root/inbox: three .log files and three others (one of them only looks like a log).
 set -e
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mkdir -p /root/inbox
 cd /root/inbox
 echo "app started" > app.log

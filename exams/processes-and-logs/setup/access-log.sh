@@ -1,6 +1,7 @@
 #!/bin/sh
 # The web server's /var/log/app/access.log: 300 requests, the same every time.
 set -e
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mkdir -p /var/log/app
 awk 'BEGIN {
     split("10.0.0.5 10.0.0.17 192.168.1.20 172.16.4.2 10.0.0.50 203.0.113.9 198.51.100.7 10.0.0.8", ip, " ")

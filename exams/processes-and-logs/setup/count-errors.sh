@@ -2,6 +2,7 @@
 # The application log /var/log/app/app.log: 400 lines, the same every time.
 # Format: TIMESTAMP LEVEL COMPONENT: MESSAGE. A few INFO lines mention "ERRORS" in their message.
 set -e
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mkdir -p /var/log/app
 awk 'BEGIN {
     split("auth db api cache mailer", comp, " ")

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The rotation script to schedule.
 set -e
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mkdir -p /opt/app
 cat > /opt/app/rotate.sh <<'PROGRAM'
 #!/bin/sh

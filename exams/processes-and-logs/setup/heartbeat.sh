@@ -1,6 +1,7 @@
 #!/bin/sh
 # The heartbeat program the candidate starts: it appends a line to /var/log/app/heartbeat.log every second.
 set -e
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mkdir -p /opt/app /var/log/app
 cat > /opt/app/heartbeat.sh <<'PROGRAM'
 #!/bin/sh

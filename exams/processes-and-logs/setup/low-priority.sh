@@ -1,6 +1,7 @@
 #!/bin/sh
 # A batch job that runs for ever.
 set -e
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mkdir -p /opt/app
 cat > /opt/app/batch.sh <<'PROGRAM'
 #!/bin/sh

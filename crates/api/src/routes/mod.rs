@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(health::metrics))
         .route("/api/v1/openapi.json", get(crate::openapi::serve))
         .route("/signin", get(signin::page))
+        .route("/signin.js", get(signin::script))
         .route("/", get(web::index))
         .route("/proctor", get(web::index))
         .route("/sessions/{*rest}", get(web::index_under))
@@ -52,12 +53,17 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/sessions/{id}/submit", post(sessions::submit))
         .route("/api/v1/sessions/{id}/terminate", post(sessions::terminate))
         .fallback(not_found)
-        .method_not_allowed_fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
 async fn not_found() -> ApiError {
     ApiError(DomainError::NotFound)
+}
+
+/// A known address with another method: 405 with the envelope; axum adds the `Allow` header.
+async fn method_not_allowed() -> ApiError {
+    ApiError(DomainError::MethodNotAllowed)
 }
 
 /// Parses a JSON body (an object) into `T`, answering `invalid_request` with the reason when it does not fit. A body

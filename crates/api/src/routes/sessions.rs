@@ -47,10 +47,10 @@ pub async fn list(
     let Query(q) =
         q.map_err(|_| ApiError(DomainError::invalid_request("the query string is not valid; use ?state=<one state>")))?;
     let state = match q.state.as_deref() {
-        None | Some("") => None,
+        None => None,
         Some(s) => Some(
             s.parse::<SessionState>()
-                .map_err(|_| ApiError(DomainError::invalid_request(format!("unknown state {s:?}"))))?,
+                .map_err(|e| ApiError(DomainError::invalid_request(format!("?state= must name a state: {e}"))))?,
         ),
     };
     let now = st.svc.now_ms();

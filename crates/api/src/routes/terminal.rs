@@ -11,18 +11,21 @@
 
 use std::time::Duration;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::request::Parts;
-use axum::response::Response;
-use examroom_core::{DomainError, EndReason, SessionState};
+use axum::response::{IntoResponse, Response};
+use examroom_core::{DomainError, EndReason, Role, SessionState};
 use examroom_runtime::{Terminal, TerminalEvent};
 use examroom_store::{EventKind, SessionRecord};
 use futures::FutureExt;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
+use crate::error::ApiError;
 use crate::identity::authenticate;
+use crate::telemetry::WsConnection;
 use crate::views::remaining_seconds;
 use crate::AppState;
 
@@ -47,21 +50,30 @@ pub mod close {
 /// A send to the client that takes longer than this drops the client.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The upgrade. A request that is not a WebSocket upgrade gets the same checks as any endpoint, in the same order
+/// (401 without credentials, 403 for a role other than the candidate's, 404 for a session that is not the caller's),
+/// and then 400 `invalid_request`: every refusal is the contract's envelope, and none says more than the caller may
+/// know. A real upgrade is always accepted and refusals are close codes, which browsers can read (an HTTP status on
+/// a failed upgrade is invisible to a page).
 pub async fn upgrade(
     State(st): State<AppState>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     super::SessionIdPath(id): super::SessionIdPath,
     parts: Parts,
 ) -> Response {
     let who = authenticate(&parts, &st).await;
-    ws.max_message_size(64 * 1024).on_upgrade(move |socket| async move {
-        let mut socket = socket;
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return not_an_upgrade(&st, who, &id, rejection).await.into_response(),
+    };
+    ws.max_message_size(64 * 1024).on_upgrade(move |ws| async move {
+        let mut socket = Peer { ws, metrics: WsConnection::open("terminal") };
         let who = match who {
             Ok(w) => w,
             Err(e) => return close_with(&mut socket, code_for(&e), &e.message()).await,
         };
         match st.svc.attach_terminal(&who.caller, &id).await {
-            Ok((rec, term)) => relay(socket, st, rec, term, &who.caller.actor()).await,
+            Ok((rec, term)) => relay(&mut socket, st, rec, term, &who.caller.actor()).await,
             Err(DomainError::SessionEnded) => {
                 // Say how it ended, then close.
                 if let Ok(rec) = st.svc.get(&who.caller, &id).await {
@@ -72,6 +84,28 @@ pub async fn upgrade(
             Err(e) => close_with(&mut socket, code_for(&e), &e.message()).await,
         }
     })
+}
+
+async fn not_an_upgrade(
+    st: &AppState,
+    who: Result<crate::identity::Authed, DomainError>,
+    id: &str,
+    rejection: WebSocketUpgradeRejection,
+) -> ApiError {
+    let who = match who {
+        Ok(w) => w,
+        Err(e) => return ApiError(e),
+    };
+    if who.caller.role != Role::Candidate {
+        return ApiError(DomainError::Forbidden);
+    }
+    if let Err(e) = st.svc.get(&who.caller, id).await {
+        return ApiError(e);
+    }
+    ApiError(DomainError::invalid_request(format!(
+        "this address is the terminal's WebSocket; connect with a WebSocket client ({})",
+        rejection.body_text().trim_end_matches('.')
+    )))
 }
 
 fn code_for(e: &DomainError) -> u16 {
@@ -85,18 +119,25 @@ fn code_for(e: &DomainError) -> u16 {
     }
 }
 
-async fn send(socket: &mut WebSocket, m: Message) -> bool {
-    matches!(tokio::time::timeout(SEND_TIMEOUT, socket.send(m)).await, Ok(Ok(())))
+/// The client's end of the connection, and its metrics (closed by the server with a code, or by the client).
+struct Peer {
+    ws: WebSocket,
+    metrics: WsConnection,
 }
 
-async fn close_with(socket: &mut WebSocket, code: u16, reason: &str) {
+async fn send(socket: &mut Peer, m: Message) -> bool {
+    matches!(tokio::time::timeout(SEND_TIMEOUT, socket.ws.send(m)).await, Ok(Ok(())))
+}
+
+async fn close_with(socket: &mut Peer, code: u16, reason: &str) {
+    socket.metrics.closed_by_server(code);
     // A close reason is at most 123 bytes.
     let mut r = reason.to_string();
     while r.len() > 120 {
         r.pop();
     }
     let frame = CloseFrame { code, reason: Utf8Bytes::from(r) };
-    let _ = tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+    let _ = tokio::time::timeout(SEND_TIMEOUT, socket.ws.send(Message::Close(Some(frame)))).await;
 }
 
 fn json_text(v: serde_json::Value) -> Message {
@@ -136,7 +177,7 @@ enum ClientFrame {
 
 /// Handles a terminal event other than output; false when the connection is over (closed with its code).
 async fn handle_event(
-    socket: &mut WebSocket,
+    socket: &mut Peer,
     st: &AppState,
     current: &mut SessionRecord,
     ev: Result<Option<TerminalEvent>, examroom_runtime::RuntimeError>,
@@ -172,13 +213,13 @@ async fn handle_event(
     }
 }
 
-async fn relay(mut socket: WebSocket, st: AppState, rec: SessionRecord, term: Terminal, actor: &str) {
+async fn relay(socket: &mut Peer, st: AppState, rec: SessionRecord, term: Terminal, actor: &str) {
     let Terminal { mut output, mut input } = term;
     st.svc.record_event(&rec, EventKind::Attach, "terminal attached", actor).await;
     let mut updates = st.svc.subscribe();
     let mut current = rec;
     // Replay and status, then live.
-    if !send(&mut socket, status_frame(&current, st.svc.now_ms())).await {
+    if !send(socket, status_frame(&current, st.svc.now_ms())).await {
         return;
     }
     loop {
@@ -197,25 +238,25 @@ async fn relay(mut socket: WebSocket, st: AppState, rec: SessionRecord, term: Te
                             None => break,
                         }
                     }
-                    if !send(&mut socket, Message::Binary(bytes.into())).await {
+                    if !send(socket, Message::Binary(bytes.into())).await {
                         break;
                     }
                     if let Some(ev) = pending {
-                        if !handle_event(&mut socket, &st, &mut current, ev).await {
+                        if !handle_event(socket, &st, &mut current, ev).await {
                             break;
                         }
                     }
                 }
                 other => {
-                    if !handle_event(&mut socket, &st, &mut current, other).await {
+                    if !handle_event(socket, &st, &mut current, other).await {
                         break;
                     }
                 }
             },
-            msg = socket.recv() => match msg {
+            msg = socket.ws.recv() => match msg {
                 Some(Ok(Message::Binary(b))) => {
                     if input.write(&b).await.is_err() {
-                        close_with(&mut socket, close::UNAVAILABLE, "the terminal connection was lost; reconnect").await;
+                        close_with(socket, close::UNAVAILABLE, "the terminal connection was lost; reconnect").await;
                         break;
                     }
                 }
@@ -225,7 +266,7 @@ async fn relay(mut socket: WebSocket, st: AppState, rec: SessionRecord, term: Te
                     }
                     Err(_) => {
                         let notice = "unknown control frame; expected {\"type\":\"resize\",\"cols\":N,\"rows\":N}";
-                        let _ = send(&mut socket, json_text(serde_json::json!({"type": "notice", "message": notice}))).await;
+                        let _ = send(socket, json_text(serde_json::json!({"type": "notice", "message": notice}))).await;
                     }
                 },
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
@@ -236,11 +277,11 @@ async fn relay(mut socket: WebSocket, st: AppState, rec: SessionRecord, term: Te
                     current = (*new).clone();
                     if current.state == SessionState::Terminating || !current.state.is_live() {
                         // Access stops the moment the session leaves `active`.
-                        let _ = send(&mut socket, Message::Text(ended_frame(&current))).await;
-                        close_with(&mut socket, close::ENDED, "the exam session has ended").await;
+                        let _ = send(socket, Message::Text(ended_frame(&current))).await;
+                        close_with(socket, close::ENDED, "the exam session has ended").await;
                         break;
                     }
-                    if !send(&mut socket, status_frame(&current, st.svc.now_ms())).await {
+                    if !send(socket, status_frame(&current, st.svc.now_ms())).await {
                         break;
                     }
                 }
@@ -250,8 +291,8 @@ async fn relay(mut socket: WebSocket, st: AppState, rec: SessionRecord, term: Te
                     if let Ok(r) = st.svc.get(&caller, &current.id.to_string()).await {
                         current = r;
                         if current.state == SessionState::Terminating || !current.state.is_live() {
-                            let _ = send(&mut socket, Message::Text(ended_frame(&current))).await;
-                            close_with(&mut socket, close::ENDED, "the exam session has ended").await;
+                            let _ = send(socket, Message::Text(ended_frame(&current))).await;
+                            close_with(socket, close::ENDED, "the exam session has ended").await;
                             break;
                         }
                     }

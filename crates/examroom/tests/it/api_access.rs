@@ -723,7 +723,9 @@ async fn sign_in_cookie_is_http_only_and_strict() {
     let r = c.http.get(s.url(&format!("/signin?token={token}"))).send().await.unwrap();
     let text = r.text().await.unwrap();
     assert!(!text.contains(&token), "the page must not echo a token from the query string");
-    assert!(text.contains("/api/v1/auth/session"), "the page posts to the sign-in endpoint");
+    assert!(text.contains(r#"<script src="/signin.js""#), "the page loads its script: {text}");
+    let script = c.http.get(s.url("/signin.js")).send().await.unwrap().text().await.unwrap();
+    assert!(script.contains("/api/v1/auth/session"), "the page's script posts to the sign-in endpoint");
 
     s.teardown().await;
 }

@@ -699,6 +699,9 @@ async fn refusals_have_their_close_codes() {
     )
     .await;
     refused(&s.base, &id, Cred::Cookie { cookie: &cookie, origin: None }, 4403, "a cookie without Origin").await;
+    // The server's host and port over another scheme: this listener speaks plain http.
+    let https = s.base.replacen("http://", "https://", 1);
+    refused(&s.base, &id, Cred::Cookie { cookie: &cookie, origin: Some(&https) }, 4403, "an https Origin").await;
     // None of the refusals touched the sessions.
     for (tok, sess) in [(&alice, &id), (&bob, &bobs)] {
         let v = get(&c, &s, tok, sess).await;

@@ -3,6 +3,7 @@
 
 mod admission;
 mod api_access;
+mod api_clients;
 mod api_limits;
 mod api_results;
 mod api_sessions;
