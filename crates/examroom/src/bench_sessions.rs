@@ -160,6 +160,7 @@ impl BenchServer {
             limits: examroom_api::connections::EdgeLimits::default(),
             // One candidate runs many sessions in a row here.
             max_creates_per_minute: 0,
+            concurrent_creates: None,
         };
         let state = build(&settings).await?;
         let keys = state.keys.clone();

@@ -47,6 +47,8 @@ pub struct FileConfig {
     pub max_streams_per_user: Option<usize>,
     /// Sessions one candidate may start per minute (default 10; 0: no limit).
     pub max_creates_per_minute: Option<u32>,
+    /// Environments being made at once; more wait their turn (default: twice the CPUs).
+    pub concurrent_creates: Option<usize>,
 }
 
 /// What `serve` runs with.
@@ -67,6 +69,8 @@ pub struct Settings {
     pub limits: EdgeLimits,
     /// Sessions one candidate may start per minute (0: no limit).
     pub max_creates_per_minute: u32,
+    /// Environments being made at once (`None`: the runtime's default).
+    pub concurrent_creates: Option<usize>,
 }
 
 impl Settings {
@@ -149,6 +153,7 @@ impl Settings {
             host_memory,
             limits,
             max_creates_per_minute,
+            concurrent_creates: number::<usize>("EXAMROOM_CONCURRENT_CREATES", 1)?.or(file.concurrent_creates),
         })
     }
 }
@@ -213,6 +218,9 @@ pub async fn build(s: &Settings) -> Result<AppState> {
     let mut rcfg = SandboxConfig::new(data_dir.join("sandbox"), &s.label);
     rcfg.hidden = vec![data_dir.clone(), exams_dir.canonicalize().unwrap_or(exams_dir.clone())];
     rcfg.create_timeout = Duration::from_secs(55);
+    if let Some(n) = s.concurrent_creates {
+        rcfg.concurrent_creates = n;
+    }
     let runtime = Runtime::Sandbox(SandboxRuntime::new(rcfg).context("start the sandbox runtime")?);
     let metrics = match examroom_api::telemetry::install_recorder() {
         Ok(h) => Some(h),

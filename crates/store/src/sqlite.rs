@@ -55,6 +55,9 @@ use crate::{
     SignInRecord, StoreError,
 };
 
+/// A writer's turn in this process (see [`SqliteStore`]).
+type WriterTurn = tokio::sync::OwnedMutexGuard<()>;
+
 /// How long a connection waits for another one's lock before it gives up with `database is locked`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -90,6 +93,12 @@ const SYSTEM_ACTOR: &str = "system";
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One writer at a time in this process. SQLite takes one writer at a time anyway; without this, writers that
+    /// find the lock taken wait in SQLite's busy handler, which sleeps in growing steps (up to 100 ms) instead of
+    /// waking when the lock frees, so a burst of writes (fifty sessions starting, each recording its steps)
+    /// collapsed into seconds of sleeping and "database is locked" after the 5 s busy timeout. Waiting here is a
+    /// FIFO queue that wakes at once; reads never wait (WAL).
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -106,14 +115,18 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
+            .busy_timeout(BUSY_TIMEOUT)
+            // No checkpoint inside a commit (it would fsync while this process's writers wait their turn): a
+            // background task checkpoints instead (PASSIVE: it never blocks a writer).
+            .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Backend(format!("opening {}: {e}", path.display())))?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore { pool, writer: Default::default() };
         store.migrate().await?;
+        tokio::spawn(checkpoints(store.pool.clone()));
         Ok(store)
     }
 
@@ -131,7 +144,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Backend(format!("opening an in-memory database: {e}")))?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore { pool, writer: Default::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -149,9 +162,17 @@ impl SqliteStore {
         migrator.run(&self.pool).await.map_err(|e| StoreError::Backend(format!("migrations: {e}")))
     }
 
-    /// Starts a write transaction that holds SQLite's write lock from the start.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)
+    /// Starts a write transaction that holds SQLite's write lock from the start, and this process's writer turn
+    /// (released when the returned guard drops, after the commit).
+    async fn begin_write(&self) -> Result<(WriterTurn, Transaction<'static, Sqlite>), StoreError> {
+        let turn = self.writer.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+        Ok((turn, tx))
+    }
+
+    /// This process's writer turn, for a write outside a transaction (one statement).
+    async fn writer_turn(&self) -> WriterTurn {
+        self.writer.clone().lock_owned().await
     }
 
     /// The row of `id` after a compare-and-swap updated nothing: `NotFound`, or the state it is really in.
@@ -172,11 +193,32 @@ impl SqliteStore {
     }
 }
 
+/// Copies the write-ahead log into the database file every [`CHECKPOINT_EVERY`], in the background, until the pool
+/// is closed. With `synchronous=NORMAL` a commit writes the log without syncing it; only checkpoints sync, and here
+/// they never sit inside a writer's turn.
+async fn checkpoints(pool: SqlitePool) {
+    loop {
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, "WAL checkpoint");
+        }
+    }
+}
+
+/// How often the background task checkpoints the write-ahead log.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
 impl SessionStore for SqliteStore {
     async fn insert(&self, rec: &SessionRecord, event: &NewEvent) -> Result<(), StoreError> {
         let progress = rec.progress.as_ref().map(to_json).transpose()?;
         let failure = rec.failure.as_ref().map(to_json).transpose()?;
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let inserted = sqlx::query(
             "INSERT INTO sessions (id, user_id, exam_id, environment_id, state, progress, created_at, ready_at, \
              started_at, deadline, duration_ms, start_grace_ms, provisioning_timeout_ms, ended_at, end_reason, \
@@ -280,7 +322,7 @@ impl SessionStore for SqliteStore {
             _ => None,
         };
         let failure = changes.failure.as_ref().map(to_json).transpose()?;
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         // `COALESCE(?, col)` keeps the column when the change is `None`; the progress has an explicit flag
         // because `Some(None)` clears it.
         let updated = sqlx::query(&format!(
@@ -335,7 +377,7 @@ impl SessionStore for SqliteStore {
             actor: SYSTEM_ACTOR.to_owned(),
             data: Some(data.clone()),
         };
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let updated = sqlx::query(&format!(
             "UPDATE sessions SET progress = ?1, updated_at = ?2 WHERE id = ?3 AND state = ?4 \
              RETURNING {SESSION_COLUMNS}"
@@ -351,7 +393,7 @@ impl SessionStore for SqliteStore {
 
     async fn mark_released(&self, id: &ExamSessionId, at: i64, event: &NewEvent) -> Result<SessionRecord, StoreError> {
         let state = SessionState::Failed;
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let updated = sqlx::query(&format!(
             "UPDATE sessions SET resources_released_at = ?1, updated_at = ?1 \
              WHERE id = ?2 AND state = ?3 AND resources_released_at IS NULL RETURNING {SESSION_COLUMNS}"
@@ -366,6 +408,7 @@ impl SessionStore for SqliteStore {
 
     async fn set_result(&self, id: &ExamSessionId, result: &ExamResult, at: i64) -> Result<(), StoreError> {
         let json = serde_json::to_string(result).map_err(|e| StoreError::Backend(format!("encoding JSON: {e}")))?;
+        let _turn = self.writer_turn().await;
         let done = sqlx::query(
             "INSERT INTO results (session_id, result, updated_at) VALUES (?1, ?2, ?3) \
              ON CONFLICT(session_id) DO UPDATE SET result = excluded.result, updated_at = excluded.updated_at",
@@ -393,6 +436,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn append_event(&self, id: &ExamSessionId, event: &NewEvent) -> Result<(), StoreError> {
+        let _turn = self.writer_turn().await;
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         insert_event(&mut conn, id, event).await
     }
@@ -425,6 +469,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn grant_attempts(&self, grant: &AttemptGrant) -> Result<(), StoreError> {
+        let _turn = self.writer_turn().await;
         sqlx::query(
             "INSERT INTO attempt_grants (user_id, exam_id, extra, reason, actor, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
@@ -468,7 +513,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn insert_sign_in(&self, rec: &SignInRecord) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let done = async {
             sqlx::query("DELETE FROM sign_ins WHERE expires_at <= ?1").bind(rec.created_at).execute(&mut *tx).await?;
             sqlx::query(
@@ -519,6 +564,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn sign_out(&self, id_hash: &str, at: i64) -> Result<bool, StoreError> {
+        let _turn = self.writer_turn().await;
         let done = sqlx::query("UPDATE sign_ins SET signed_out_at = ?1 WHERE id_hash = ?2 AND signed_out_at IS NULL")
             .bind(at)
             .bind(id_hash)

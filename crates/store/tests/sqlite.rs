@@ -728,3 +728,40 @@ async fn expired_sign_ins_are_deleted_when_a_new_one_is_made() {
     assert!(store.sign_in("current").await.unwrap().is_some());
     assert!(store.sign_in("new").await.unwrap().is_some());
 }
+
+/// A start storm's burst of writes: many sessions at once each recording several steps. Every write succeeds, and
+/// none waits in SQLite's busy handler (whose sleeps turned such a burst into seconds of waiting and "database is
+/// locked" after the busy timeout): writers queue in the process instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_concurrent_writes_all_succeed() {
+    let (_dir, _path, store) = file_store().await;
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        let mut rec = minimal(&format!("burst-{i}"), T0);
+        rec.state = SessionState::Provisioning;
+        store.insert(&rec, &accepted(&rec)).await.unwrap();
+        ids.push(rec.id);
+    }
+    let mut tasks = Vec::new();
+    for id in ids.iter().copied() {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for step in 1..=10u32 {
+                s.set_progress(
+                    &id,
+                    SessionState::Provisioning,
+                    &Progress::new(step, 10, "Preparing"),
+                    T0 + i64::from(step),
+                )
+                .await?;
+            }
+            Ok::<_, StoreError>(())
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    for id in &ids {
+        assert_eq!(store.events(id).await.unwrap().len(), 11, "every step recorded");
+    }
+}

@@ -39,8 +39,12 @@ pub struct SandboxConfig {
     pub hidden: Vec<PathBuf>,
     /// Scrollback per terminal.
     pub scrollback_bytes: usize,
-    /// How long a create may take.
+    /// How long a create may take (once its turn came, see `concurrent_creates`).
     pub create_timeout: Duration,
+    /// Environments being made at once; more wait their turn, first come first served. Making one is mostly mount
+    /// and namespace work in the kernel, under locks that CPU weights cannot share out: a short queue keeps a start
+    /// storm from slowing everything down at once, the candidates who are typing included.
+    pub concurrent_creates: usize,
 }
 
 impl SandboxConfig {
@@ -56,8 +60,14 @@ impl SandboxConfig {
             hidden: Vec::new(),
             scrollback_bytes: 256 * 1024,
             create_timeout: Duration::from_secs(30),
+            concurrent_creates: default_concurrent_creates(),
         }
     }
+}
+
+/// Twice the CPUs this process may use, at least 2.
+pub fn default_concurrent_creates() -> usize {
+    std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(2).max(2)
 }
 
 /// Checks a label: 1 to 32 of `[a-z0-9-]`, not starting with `-`.
@@ -84,6 +94,8 @@ pub struct SandboxRuntime {
     base_etc: PathBuf,
     userns: bool,
     cg: Arc<Cgroups<RealOs>>,
+    /// Turns to make an environment (`SandboxConfig::concurrent_creates`).
+    creating: Arc<tokio::sync::Semaphore>,
 }
 
 impl SandboxRuntime {
@@ -122,7 +134,8 @@ impl SandboxRuntime {
             cfg.hidden.push(cfg.state_dir.clone());
         }
         let cg = Arc::new(Cgroups::new(RealOs, layout, &cfg.cgroup_root, &cfg.label));
-        Ok(SandboxRuntime { cfg, dir, base_etc, userns, cg })
+        let creating = Arc::new(tokio::sync::Semaphore::new(cfg.concurrent_creates.max(1)));
+        Ok(SandboxRuntime { cfg, dir, base_etc, userns, cg, creating })
     }
 
     /// Whether environments get a user namespace.
@@ -331,6 +344,9 @@ impl ExecutionRuntime for SandboxRuntime {
 
     async fn create(&self, spec: EnvironmentSpec) -> Result<(), RuntimeError> {
         self.validate(&spec)?;
+        // Wait for a turn (bounded by the caller: a session's provisioning timeout covers the wait).
+        let _turn =
+            self.creating.acquire().await.map_err(|_| RuntimeError::Backend("the runtime is closing".into()))?;
         let dir = self.env_dir(&spec.id);
         match std::fs::create_dir(&dir) {
             Ok(()) => {}

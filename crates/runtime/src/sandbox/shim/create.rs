@@ -12,7 +12,7 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
 
 use super::serve::{Shim, Term};
-use crate::sandbox::cgroup::{self, Cgroups, RealOs};
+use crate::sandbox::cgroup::{self, Cgroups, CpuWeight, RealOs};
 use crate::sandbox::idmap::RANGE;
 use crate::sandbox::init::{self, FromInit, InitConfig, ToInit};
 use crate::sandbox::rootfs::{userns_of, BaseTrees, Supers};
@@ -153,6 +153,11 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
     let shim_group = cg.create_shim(&id).map_err(ctx("shim cgroup"))?;
     made.state.shim_group = Some(shim_group.clone());
     cg.add_process(&shim_group, made.state.shim_pid).map_err(ctx("join shim cgroup"))?;
+    // Making an environment yields to the shims that already relay candidates' keystrokes (back to normal once
+    // ready, in `shim::main`).
+    if let Err(e) = cg.set_cpu_weight(&shim_group, CpuWeight::Starting) {
+        eprintln!("examroom shim: lowering the CPU weight while starting: {e}");
+    }
     let lim = &spec.limits;
     let limits = cgroup::Limits { memory_bytes: lim.memory_bytes, pids: lim.pids, cpu_millicores: lim.cpu_millicores };
     let env_group = cg.create_env(&id, &limits).map_err(ctx("environment cgroup"))?;

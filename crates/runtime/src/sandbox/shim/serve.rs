@@ -146,6 +146,15 @@ impl Shim {
         })
     }
 
+    /// The environment is made: this shim gets the normal CPU weight back (see `create.rs`).
+    pub fn started(&self) {
+        if let Some(g) = &self.state.shim_group {
+            if let Err(e) = self.cg.set_cpu_weight(g, crate::sandbox::cgroup::CpuWeight::Normal) {
+                eprintln!("examroom shim: restoring the CPU weight: {e}");
+            }
+        }
+    }
+
     /// Sends a request to init and waits (bounded) for its answer, keeping exit reports that arrive meanwhile.
     pub fn init_call(&mut self, msg: &ToInit, fds: &[RawFd]) -> io::Result<(FromInit, Vec<OwnedFd>)> {
         if !self.init_alive {
