@@ -743,7 +743,7 @@ async fn a_burst_of_concurrent_writes_all_succeed() {
         ids.push(rec.id);
     }
     let mut tasks = Vec::new();
-    for id in ids.iter().copied() {
+    for id in ids.clone() {
         let s = store.clone();
         tasks.push(tokio::spawn(async move {
             for step in 1..=10u32 {
