@@ -261,6 +261,10 @@ fn setup(cfg: &InitConfig, names: Vec<String>, links: Vec<(String, PathBuf)>, mu
         // SAFETY: plain prctl.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     }
+    // `ping` without CAP_NET_RAW: ICMP echo sockets for every group of the environment (a per-network-namespace
+    // setting; written now, while a writable /proc/sys is still reachable).
+    sys::write_file(Path::new("/proc/sys/net/ipv4/ping_group_range"), "0 65535")
+        .map_err(|e| io::Error::other(format!("ping_group_range: {e}")))?;
     let trees = BaseTrees { trees: names.into_iter().zip(fds).collect(), links };
     let plan = RootPlan {
         disk_bytes: cfg.disk_bytes,
@@ -521,6 +525,8 @@ unsafe fn child_exec(
     }
     libc::umask(0o022);
     if let Some(uid) = cfg.unprivileged_uid {
+        // No user namespace: the base is not idmapped, so a set-user-ID root program would mean host root. Keep
+        // no_new_privs (set by `apply`), after giving up every capability.
         if caps::drop_for_setuid().is_err() {
             return libc::EPERM;
         }
@@ -530,11 +536,16 @@ unsafe fn child_exec(
         if caps::drop_all().is_err() {
             return libc::EPERM;
         }
-    } else if caps::drop_to_candidate_set().is_err() {
-        return libc::EPERM;
-    }
-    if seccomp::apply(&cfg.filter).is_err() {
-        return libc::EPERM;
+        if seccomp::apply(&cfg.filter).is_err() {
+            return libc::EPERM;
+        }
+    } else {
+        // The filter goes in while this process still holds CAP_SYS_ADMIN in the namespace, so that no_new_privs is
+        // not needed: sudo, su, passwd and crontab work, and can grant no more than root of this namespace with the
+        // candidate's bounding set (the base is idmapped).
+        if seccomp::apply_keeping_setuid(&cfg.filter).is_err() || caps::drop_to_candidate_set().is_err() {
+            return libc::EPERM;
+        }
     }
     if !lower_oom_priority() {
         return libc::EPERM;

@@ -4,6 +4,7 @@
 //! shim protocol on a unix socket), an **init** (PID 1 of the environment's pid namespace; reaps, spawns), and the
 //! candidate's **shells** and commands. See `docs/ARCHITECTURE.md` and `docs/SECURITY.md`.
 
+pub mod base_etc;
 pub mod caps;
 pub mod cgroup;
 pub mod idmap;

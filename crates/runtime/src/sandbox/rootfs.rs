@@ -35,8 +35,13 @@ pub struct BaseTrees {
 
 impl BaseTrees {
     /// Opens the base's trees, idmapped through `userns` when given. Host side, as host root.
+    ///
+    /// Idmapped, a set-user-ID file of the base can grant no more than root of the environment's own user namespace,
+    /// so set-user-ID programs (`sudo`, `su`, `passwd`) are allowed there; without a user namespace the trees are
+    /// `nosuid`, since a set-user-ID root file would then mean host root.
     pub fn open(base: &Base, base_etc: &Path, userns: Option<RawFd>) -> io::Result<BaseTrees> {
-        let attrs = sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV;
+        let attrs =
+            if userns.is_some() { sys::MOUNT_ATTR_NODEV } else { sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV };
         let mut trees = Vec::new();
         let mut links = Vec::new();
         match base {
@@ -183,8 +188,13 @@ pub fn build_root(plan: &RootPlan<'_>, trees: &BaseTrees, supers: &Supers) -> io
         };
         let opts =
             format!("lowerdir={},upperdir={},workdir={},userxattr,volatile", l.display(), u.display(), w.display());
-        // Overlayfs does not inherit the lower mount's nosuid/nodev: set them on the overlay itself.
-        m(Some("overlay"), &target, Some("overlay"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(&opts))?;
+        // Overlayfs does not inherit the lower mount's nosuid/nodev: set them on the overlay itself (nosuid only
+        // without a user namespace, see `BaseTrees::open`).
+        let flags = match plan.unprivileged_owner {
+            Some(_) => MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            None => MsFlags::MS_NODEV,
+        };
+        m(Some("overlay"), &target, Some("overlay"), flags, Some(&opts))?;
     }
     if !root_is_overlay {
         // pivot_root needs the new root to be a mount point.
@@ -436,156 +446,6 @@ fn mask(target: &OwnedFd, empty: Option<&Path>) -> io::Result<()> {
     sys::attach_tree_at_fd(&cover, target)
 }
 
-/// Entries of the host's `/etc` copied into the curated `/etc` of the host base. Secrets (`shadow`, `gshadow`, keys,
-/// credentials) and host identity (`hostname`, `hosts`, `machine-id`, `resolv.conf`) are never among them;
-/// `passwd`, `group`, `shadow` and `gshadow` are generated from the host's system accounts only.
-pub const ETC_ALLOWLIST: &[&str] = &[
-    "adduser.conf",
-    "alternatives",
-    "bash.bashrc",
-    "bash_completion",
-    "bash_completion.d",
-    "bindresvport.blacklist",
-    "ca-certificates",
-    "ca-certificates.conf",
-    "debian_version",
-    "default",
-    "deluser.conf",
-    "dpkg",
-    "environment",
-    "ethertypes",
-    "gai.conf",
-    "host.conf",
-    "inputrc",
-    "issue",
-    "issue.net",
-    "ld.so.cache",
-    "ld.so.conf",
-    "ld.so.conf.d",
-    "locale.alias",
-    "locale.gen",
-    "localtime",
-    "login.defs",
-    "logrotate.conf",
-    "lsb-release",
-    "magic",
-    "magic.mime",
-    "mime.types",
-    "mke2fs.conf",
-    "networks",
-    "nsswitch.conf",
-    "os-release",
-    "pam.conf",
-    "pam.d",
-    "profile",
-    "profile.d",
-    "protocols",
-    "python3",
-    "python3.11",
-    "rpc",
-    "security",
-    "services",
-    "shells",
-    "skel",
-    "ssl",
-    "terminfo",
-    "timezone",
-    "vim",
-    "wgetrc",
-    "xattr.conf",
-    "zsh",
-];
-
-/// Builds the curated `/etc` of the host base into `dir` (replaced atomically). Host side, once per runtime.
-pub fn build_base_etc(dir: &Path) -> io::Result<()> {
-    let parent = dir.parent().ok_or_else(|| io::Error::other("base etc needs a parent directory"))?;
-    std::fs::create_dir_all(parent)?;
-    let tmp = parent.join(format!(".etc-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir(&tmp)?;
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
-    for name in ETC_ALLOWLIST {
-        let src = Path::new("/etc").join(name);
-        if std::fs::symlink_metadata(&src).is_ok() {
-            copy_tree(&src, &tmp.join(name))?;
-        }
-    }
-    let (passwd, shadow) = system_accounts(&std::fs::read_to_string("/etc/passwd").unwrap_or_default(), 6);
-    let (group, gshadow) = system_accounts(&std::fs::read_to_string("/etc/group").unwrap_or_default(), 3);
-    for (name, body, mode) in [
-        ("passwd", passwd, 0o644),
-        ("group", group, 0o644),
-        ("shadow", shadow, 0o640),
-        ("gshadow", gshadow, 0o640),
-        ("resolv.conf", String::new(), 0o644),
-        ("machine-id", String::new(), 0o444),
-        ("fstab", String::new(), 0o644),
-        ("mtab", String::new(), 0o644),
-    ] {
-        let p = tmp.join(name);
-        std::fs::write(&p, body)?;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode))?;
-    }
-    let old = parent.join(format!(".etc-old-{}", std::process::id()));
-    if dir.exists() {
-        std::fs::rename(dir, &old)?;
-    }
-    std::fs::rename(&tmp, dir)?;
-    let _ = std::fs::remove_dir_all(&old);
-    Ok(())
-}
-
-/// From `/etc/passwd` (`id_field` = 2, 6 fields... ) or `/etc/group`: keeps the system entries (id < 1000, plus
-/// `nogroup`/`nobody`), clears group member lists, and derives a shadow file with locked passwords.
-fn system_accounts(text: &str, fields: usize) -> (String, String) {
-    let mut out = String::new();
-    let mut shadow = String::new();
-    for line in text.lines() {
-        let mut f: Vec<&str> = line.split(':').collect();
-        if f.len() < 3 {
-            continue;
-        }
-        let id: u64 = f[2].parse().unwrap_or(u64::MAX);
-        if id >= 1000 && f[0] != "nobody" && f[0] != "nogroup" {
-            continue;
-        }
-        if fields == 3 && f.len() == 4 {
-            f[3] = "";
-        }
-        f[1] = "x";
-        out.push_str(&f.join(":"));
-        out.push('\n');
-        if fields == 6 {
-            shadow.push_str(&format!("{}:*:19000:0:99999:7:::\n", f[0]));
-        } else {
-            shadow.push_str(&format!("{}:*::\n", f[0]));
-        }
-    }
-    (out, shadow)
-}
-
-fn copy_tree(src: &Path, dst: &Path) -> io::Result<()> {
-    let md = std::fs::symlink_metadata(src)?;
-    let ft = md.file_type();
-    if ft.is_symlink() {
-        symlink(std::fs::read_link(src)?, dst)?;
-    } else if ft.is_dir() {
-        std::fs::create_dir(dst)?;
-        for e in std::fs::read_dir(src)? {
-            let e = e?;
-            copy_tree(&e.path(), &dst.join(e.file_name()))?;
-        }
-        std::fs::set_permissions(dst, md.permissions())?;
-    } else if ft.is_file() {
-        // Unreadable host files (keys) are skipped rather than copied.
-        if md.permissions().mode() & 0o004 == 0 {
-            return Ok(());
-        }
-        std::fs::copy(src, dst)?;
-    }
-    Ok(())
-}
-
 /// Opens the user namespace of `pid` (for idmapping).
 pub fn userns_of(pid: i32) -> io::Result<OwnedFd> {
     let f = std::fs::File::open(format!("/proc/{pid}/ns/user"))?;
@@ -597,17 +457,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_system_accounts_reach_the_base() {
-        let passwd = "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
-        let (p, s) = system_accounts(passwd, 6);
-        assert!(p.contains("root:x:0:0") && p.contains("nobody") && !p.contains("alice"));
-        assert!(s.starts_with("root:*:") && !s.contains("alice"));
-        let group = "root:x:0:\nsudo:x:27:alice\nalice:x:1000:\n";
-        let (g, _) = system_accounts(group, 3);
-        assert_eq!(g, "root:x:0:\nsudo:x:27:\n");
-    }
-
-    #[test]
     fn hidden_paths_map_into_the_base() {
         assert_eq!(
             inside_path(&Base::Host, Path::new("/usr/share/examroom/exams")),
@@ -617,24 +466,5 @@ mod tests {
         let r = Base::Rootfs("/srv/rootfs".into());
         assert_eq!(inside_path(&r, Path::new("/srv/rootfs/opt/exams")), Some("/opt/exams".into()));
         assert_eq!(inside_path(&r, Path::new("/srv/other")), None);
-    }
-
-    #[test]
-    fn no_secret_is_allowlisted() {
-        for bad in [
-            "shadow",
-            "gshadow",
-            "hostname",
-            "hosts",
-            "machine-id",
-            "resolv.conf",
-            "ld.so.preload",
-            "ssh",
-            "sudoers",
-            "subuid",
-            "subgid",
-        ] {
-            assert!(!ETC_ALLOWLIST.contains(&bad), "{bad}");
-        }
     }
 }

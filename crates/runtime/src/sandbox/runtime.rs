@@ -12,7 +12,6 @@ use tokio::net::UnixStream;
 
 use super::cgroup::{self, Cgroups, RealOs};
 use super::idmap::UidPool;
-use super::rootfs;
 use super::state::{self, ShimConfig, ShimState};
 use crate::error::RuntimeError;
 use crate::protocol::client::{ShimClient, TerminalReader, TerminalWriter, REQUEST_TIMEOUT};
@@ -91,7 +90,10 @@ pub struct SandboxRuntime {
     cfg: SandboxConfig,
     /// `<state_dir>/<label>`.
     dir: PathBuf,
-    base_etc: PathBuf,
+    /// `<state>/base`: the curated `/etc` builds (`base_etc.rs`), one per host package state.
+    base_dir: PathBuf,
+    /// One build at a time.
+    building: Arc<std::sync::Mutex<()>>,
     userns: bool,
     cg: Arc<Cgroups<RealOs>>,
     /// Turns to make an environment (`SandboxConfig::concurrent_creates`).
@@ -118,10 +120,9 @@ impl SandboxRuntime {
                 format!("{} is too long for unix sockets inside it ({longest} > 107 bytes)", dir.display()),
             ));
         }
-        let base_etc = cfg.state_dir.join("base").join("etc");
-        if !base_etc.join("passwd").exists() {
-            rootfs::build_base_etc(&base_etc).map_err(|e| RuntimeError::io("build the curated /etc", e))?;
-        }
+        let base_dir = cfg.state_dir.join("base");
+        let building = Arc::new(std::sync::Mutex::new(()));
+        current_base_etc(&base_dir, &building)?;
         let layout = cgroup::detect_layout(&RealOs).map_err(|e| RuntimeError::Backend(e.to_string()))?;
         let userns = match cfg.userns {
             Some(v) => v,
@@ -135,7 +136,7 @@ impl SandboxRuntime {
         }
         let cg = Arc::new(Cgroups::new(RealOs, layout, &cfg.cgroup_root, &cfg.label));
         let creating = Arc::new(tokio::sync::Semaphore::new(cfg.concurrent_creates.max(1)));
-        Ok(SandboxRuntime { cfg, dir, base_etc, userns, cg, creating })
+        Ok(SandboxRuntime { cfg, dir, base_dir, building, userns, cg, creating })
     }
 
     /// Whether environments get a user namespace.
@@ -347,6 +348,11 @@ impl ExecutionRuntime for SandboxRuntime {
         // Wait for a turn (bounded by the caller: a session's provisioning timeout covers the wait).
         let _turn =
             self.creating.acquire().await.map_err(|_| RuntimeError::Backend("the runtime is closing".into()))?;
+        // The curated /etc for the host's packages as they are now (built again when they changed).
+        let (base_dir, building) = (self.base_dir.clone(), self.building.clone());
+        let base_etc = tokio::task::spawn_blocking(move || current_base_etc(&base_dir, &building))
+            .await
+            .map_err(|e| RuntimeError::Backend(format!("building the curated /etc: {e}")))??;
         let dir = self.env_dir(&spec.id);
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
@@ -359,7 +365,7 @@ impl ExecutionRuntime for SandboxRuntime {
             cgroup_root: self.cfg.cgroup_root.clone(),
             uid_pool: self.cfg.uid_pool.clone(),
             userns: self.userns,
-            base_etc: self.base_etc.clone(),
+            base_etc,
             hidden: self.cfg.hidden.clone(),
             scrollback_bytes: self.cfg.scrollback_bytes,
         };
@@ -604,4 +610,11 @@ mod tests {
             assert!(validate_label(bad).is_err(), "{bad}");
         }
     }
+}
+
+/// The curated `/etc` for the host's current package state, built first if needed (one build at a time).
+fn current_base_etc(base_dir: &Path, building: &std::sync::Mutex<()>) -> Result<PathBuf, RuntimeError> {
+    let _one = building.lock().unwrap_or_else(|p| p.into_inner());
+    crate::sandbox::base_etc::current(Path::new("/"), base_dir)
+        .map_err(|e| RuntimeError::io("build the curated /etc", e))
 }
