@@ -597,6 +597,13 @@ fn reply_error(r: Reply) -> RuntimeError {
     }
 }
 
+/// The curated `/etc` for the host's current package state, built first if needed (one build at a time).
+fn current_base_etc(base_dir: &Path, building: &std::sync::Mutex<()>) -> Result<PathBuf, RuntimeError> {
+    let _one = building.lock().unwrap_or_else(|p| p.into_inner());
+    crate::sandbox::base_etc::current(Path::new("/"), base_dir)
+        .map_err(|e| RuntimeError::io("build the curated /etc", e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -610,11 +617,4 @@ mod tests {
             assert!(validate_label(bad).is_err(), "{bad}");
         }
     }
-}
-
-/// The curated `/etc` for the host's current package state, built first if needed (one build at a time).
-fn current_base_etc(base_dir: &Path, building: &std::sync::Mutex<()>) -> Result<PathBuf, RuntimeError> {
-    let _one = building.lock().unwrap_or_else(|p| p.into_inner());
-    crate::sandbox::base_etc::current(Path::new("/"), base_dir)
-        .map_err(|e| RuntimeError::io("build the curated /etc", e))
 }
