@@ -288,7 +288,9 @@ async fn two_environments_do_not_see_each_other() {
         let host_entries: Vec<String> = std::fs::read_dir(dir)
             .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
-        for e in inside.lines() {
+        // Made inside on purpose: an empty /run/lock and /run/sshd, and dpkg's database (read-only, the base's).
+        let ours = ["lock", "sshd", "dpkg"];
+        for e in inside.lines().filter(|e| !ours.contains(e)) {
             assert!(!host_entries.iter().any(|x| x == e), "host {dir}/{e} is visible inside: {inside:?}");
         }
     }
@@ -941,6 +943,13 @@ async fn setuid_programs_debuggers_chroot_and_ping_work_inside() {
         ["0", "65535"]
     );
     assert_eq!(py_ok(&h, &id, PING_PY).await, "pong 0 127.0.0.1\n");
+    // The real tools (installed by scripts/install-deps.sh on the host that serves the base).
+    let tools = "echo 'alice ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/alice && chmod 440 /etc/sudoers.d/alice && \
+                 su alice -s /bin/sh -c 'sudo -n id -u' && \
+                 su alice -s /bin/sh -c 'echo \"* * * * * true\" | crontab -' && crontab -l -u alice && \
+                 ping -c 1 -W 2 127.0.0.1 >/dev/null && echo pinged && \
+                 strace -f -o /dev/null true && echo traced";
+    assert_eq!(h.sh_ok(&id, tools).await, "0\n* * * * * true\npinged\ntraced\n");
     h.teardown().await;
 }
 
@@ -983,4 +992,55 @@ async fn the_curated_etc_follows_the_packages_and_never_the_administrator() {
     assert_ne!(old.exit_code, Some(0), "a running environment's /etc changed under it");
     h.teardown().await;
     drop(host);
+}
+
+/// `/sys` is the environment's own (its network namespace, read-only) with its own cgroups mounted where programs look
+/// for their limits: the memory limit reads back from inside, and a JVM sizes its heap to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sys_shows_the_environments_own_network_and_limits() {
+    let h = Harness::new();
+    let id = h.create_spec(|s| s.limits.memory_bytes = 384 << 20).await;
+    assert_eq!(h.sh_ok(&id, "ls /sys/class/net").await, "lo\n");
+    let out =
+        h.sh(&id, "touch /sys/x 2>&1; echo 1 > /sys/fs/cgroup/memory/memory.limit_in_bytes 2>&1 || echo refused").await;
+    assert!(out.stdout_text().contains("refused"), "{out:?}");
+    let limit = h
+        .sh_ok(&id, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max")
+        .await;
+    assert_eq!(limit.trim(), (384u64 << 20).to_string());
+    assert_eq!(
+        h.sh_ok(&id, "cat /proc/self/cgroup | grep -c ':/$'").await.trim(),
+        h.sh_ok(&id, "wc -l < /proc/self/cgroup").await.trim(),
+        "the cgroup namespace is rooted at the environment's group"
+    );
+    if std::path::Path::new("/usr/bin/java").exists() {
+        let heap = h
+            .sh_ok(&id, "java -XX:+PrintFlagsFinal -version 2>/dev/null | awk '$2 == \"MaxHeapSize\" { print $4 }'")
+            .await;
+        let heap: u64 = heap.trim().parse().unwrap();
+        assert!(heap <= 384 << 20, "the JVM sizes its heap from the host's memory: {heap}");
+    }
+    h.teardown().await;
+}
+
+/// The host base looks like a Debian system: dpkg's database (read-only), the directories packages expect, man pages
+/// with their configuration, and crontabs for ordinary users.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_base_looks_like_a_debian_system() {
+    let h = Harness::new();
+    let id = h.create().await;
+    assert_eq!(h.sh_ok(&id, "dpkg -S /bin/ls | cut -d: -f1").await, "coreutils\n");
+    assert!(h.sh_ok(&id, "dpkg -l coreutils | tail -n 1").await.starts_with("ii"));
+    let out = h.sh(&id, "touch /var/lib/dpkg/x").await;
+    assert_ne!(out.exit_code, Some(0), "dpkg's database is writable: {out:?}");
+    let group = if h.sh_ok(&id, "getent group crontab || true").await.is_empty() { "root" } else { "crontab" };
+    assert_eq!(
+        h.sh_ok(&id, "stat -c '%a %U:%G' /var/spool/cron/crontabs; readlink /var/run; test -d /var/log && test -d /run/sshd && echo dirs").await,
+        format!("1730 root:{group}\n/run\ndirs\n")
+    );
+    assert_eq!(h.sh_ok(&id, "readlink /etc/mtab").await, "../proc/self/mounts\n");
+    if std::path::Path::new("/usr/bin/man").exists() {
+        assert_eq!(h.sh_ok(&id, "test -f /etc/manpath.config && echo manpath").await, "manpath\n");
+    }
+    h.teardown().await;
 }

@@ -248,7 +248,7 @@ fn run(ctl: OwnedFd, cfg: &InitConfig) -> io::Result<()> {
 }
 
 fn setup(cfg: &InitConfig, names: Vec<String>, links: Vec<(String, PathBuf)>, mut fds: Vec<OwnedFd>) -> io::Result<()> {
-    if names.len() + 4 != fds.len() {
+    if names.len() + 5 != fds.len() {
         return Err(io::Error::other("base trees and descriptors disagree"));
     }
     let supers = crate::sandbox::rootfs::Supers::from_fds(fds.split_off(names.len()))?;
@@ -275,12 +275,16 @@ fn setup(cfg: &InitConfig, names: Vec<String>, links: Vec<(String, PathBuf)>, mu
         unprivileged_owner: cfg.unprivileged_uid,
     };
     build_root(&plan, &trees, &supers)?;
-    drop((trees, supers));
+    drop(trees);
     nix::unistd::sethostname(&cfg.hostname).map_err(|e| io::Error::other(format!("sethostname: {e}")))?;
     sys::loopback_up().map_err(|e| io::Error::other(format!("loopback up: {e}")))?;
     // A cgroup namespace rooted at the environment's own cgroup (the shim moved us there before setup).
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
         .map_err(|e| io::Error::other(format!("cgroup namespace: {e}")))?;
+    if cfg.unprivileged_uid.is_none() {
+        crate::sandbox::rootfs::mount_cgroups(&supers.cgroup)
+            .map_err(|e| io::Error::other(format!("cgroups under /sys: {e}")))?;
+    }
     if cfg.unprivileged_uid.is_none() {
         lock_mounts().map_err(|e| io::Error::other(format!("lock the mounts: {e}")))?;
     }

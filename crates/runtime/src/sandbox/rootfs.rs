@@ -33,6 +33,10 @@ pub struct BaseTrees {
     pub links: Vec<(String, PathBuf)>,
 }
 
+/// Host directories the host base shows read-only as they are (not overlaid): dpkg's database, so that `dpkg -l` and
+/// `dpkg -S` answer for the base's packages.
+const HOST_READ_ONLY: &[&str] = &["var/lib/dpkg"];
+
 impl BaseTrees {
     /// Opens the base's trees, idmapped through `userns` when given. Host side, as host root.
     ///
@@ -48,6 +52,13 @@ impl BaseTrees {
             Base::Host => {
                 trees.push(("usr".to_string(), sys::detached_idmapped_tree(Path::new("/usr"), userns, attrs)?));
                 trees.push(("etc".to_string(), sys::detached_idmapped_tree(base_etc, userns, attrs)?));
+                for name in HOST_READ_ONLY {
+                    let p = Path::new("/").join(name);
+                    if p.is_dir() {
+                        let ro = attrs | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC;
+                        trees.push((name.to_string(), sys::detached_idmapped_tree(&p, userns, ro)?));
+                    }
+                }
                 for name in HOST_TOP {
                     let p = Path::new("/").join(name);
                     match std::fs::symlink_metadata(&p) {
@@ -91,6 +102,8 @@ pub struct Supers {
     pub dev: OwnedFd,
     pub shm: OwnedFd,
     pub empty: OwnedFd,
+    /// `/sys/fs/cgroup` on a v1 or hybrid host (a directory per hierarchy).
+    pub cgroup: OwnedFd,
 }
 
 impl Supers {
@@ -110,9 +123,13 @@ impl Supers {
                 &[("size", "4k"), ("nr_inodes", "1"), ("mode", "0000")],
                 sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
             )?,
+            cgroup: sys::detached_tmpfs(
+                &[("size", "64k"), ("nr_inodes", "64"), ("mode", "0755")],
+                sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
+            )?,
         };
         if let Some(id) = owner {
-            for fd in [&supers.stage, &supers.dev, &supers.shm] {
+            for fd in [&supers.stage, &supers.dev, &supers.shm, &supers.cgroup] {
                 sys::chown_fd(fd, id)?;
             }
         }
@@ -120,16 +137,22 @@ impl Supers {
     }
 
     /// The descriptors, in the order [`Supers::from_fds`] takes them.
-    pub fn fds(&self) -> [RawFd; 4] {
+    pub fn fds(&self) -> [RawFd; 5] {
         use std::os::fd::AsRawFd;
-        [self.stage.as_raw_fd(), self.dev.as_raw_fd(), self.shm.as_raw_fd(), self.empty.as_raw_fd()]
+        [
+            self.stage.as_raw_fd(),
+            self.dev.as_raw_fd(),
+            self.shm.as_raw_fd(),
+            self.empty.as_raw_fd(),
+            self.cgroup.as_raw_fd(),
+        ]
     }
 
     /// From descriptors received in [`Supers::fds`] order.
     pub fn from_fds(fds: Vec<OwnedFd>) -> io::Result<Supers> {
-        let [stage, dev, shm, empty]: [OwnedFd; 4] =
-            fds.try_into().map_err(|_| io::Error::other("expected four filesystems"))?;
-        Ok(Supers { stage, dev, shm, empty })
+        let [stage, dev, shm, empty, cgroup]: [OwnedFd; 5] =
+            fds.try_into().map_err(|_| io::Error::other("expected five filesystems"))?;
+        Ok(Supers { stage, dev, shm, empty, cgroup })
     }
 }
 
@@ -171,7 +194,8 @@ pub fn build_root(plan: &RootPlan<'_>, trees: &BaseTrees, supers: &Supers) -> io
     sys::attach_tree(&supers.empty, &empty).map_err(|e| io::Error::new(e.kind(), format!("attach the mask: {e}")))?;
     let root = stage.join("r");
     let mut root_is_overlay = false;
-    for (name, tree) in &trees.trees {
+    let (overlaid, read_only): (Vec<_>, Vec<_>) = trees.trees.iter().partition(|(name, _)| !name.contains('/'));
+    for (name, tree) in overlaid {
         let key = if name.is_empty() { "root" } else { name.as_str() };
         let (l, u, w) = (stage.join("l").join(key), stage.join("u").join(key), stage.join("w").join(key));
         for d in [&l, &u, &w] {
@@ -200,6 +224,11 @@ pub fn build_root(plan: &RootPlan<'_>, trees: &BaseTrees, supers: &Supers) -> io
         // pivot_root needs the new root to be a mount point.
         m(Some(root.to_str().unwrap_or_default()), &root, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
     }
+    for (name, tree) in read_only {
+        let at = root.join(name);
+        std::fs::create_dir_all(&at)?;
+        sys::attach_tree(tree, &at).map_err(|e| io::Error::new(e.kind(), format!("attach {name}: {e}")))?;
+    }
     for (name, target) in &trees.links {
         let l = root.join(name);
         if std::fs::symlink_metadata(&l).is_err() {
@@ -208,6 +237,7 @@ pub fn build_root(plan: &RootPlan<'_>, trees: &BaseTrees, supers: &Supers) -> io
     }
     for (d, mode) in [
         ("proc", 0o555),
+        ("sys", 0o555),
         ("dev", 0o755),
         ("tmp", 0o1777),
         ("root", 0o700),
@@ -222,6 +252,31 @@ pub fn build_root(plan: &RootPlan<'_>, trees: &BaseTrees, supers: &Supers) -> io
         ("media", 0o755),
     ] {
         mkdir(root.join(d), mode)?;
+    }
+    if matches!(plan.base, Base::Host) {
+        // What a Debian system has and packages expect (a rootfs or an image brings its own).
+        for (d, mode) in [
+            ("var/log", 0o755),
+            ("var/lib", 0o755),
+            ("var/cache", 0o755),
+            ("var/spool", 0o755),
+            ("var/spool/cron", 0o755),
+            ("var/spool/cron/crontabs", 0o1730),
+            ("run/lock", 0o1777),
+            ("run/sshd", 0o755),
+        ] {
+            mkdir(root.join(d), mode)?;
+        }
+        let group = std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
+        if let Some(gid) = group.lines().find_map(|l| l.strip_prefix("crontab:x:")?.split(':').next()?.parse().ok()) {
+            nix::unistd::chown(&root.join("var/spool/cron/crontabs"), None, Some(nix::unistd::Gid::from_raw(gid)))
+                .map_err(io::Error::from)?;
+        }
+        for (link, target) in [("var/run", "/run"), ("var/lock", "/run/lock")] {
+            if std::fs::symlink_metadata(root.join(link)).is_err() {
+                symlink(target, root.join(link))?;
+            }
+        }
     }
     if let Some(uid) = plan.unprivileged_owner {
         for d in ["root", "home"] {
@@ -238,6 +293,26 @@ pub fn build_root(plan: &RootPlan<'_>, trees: &BaseTrees, supers: &Supers) -> io
         None,
     )?;
     mask_proc(&root.join("proc"), Some(&empty))?;
+    // /sys of the environment's own network namespace, read-only. A new sysfs must be mounted while the host's is
+    // still in this mount table (the kernel wants a fully visible one to compare with): before the pivot.
+    m(
+        Some("sysfs"),
+        root.join("sys"),
+        Some("sysfs"),
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None,
+    )?;
+    for masked in ["firmware", "kernel/security", "kernel/debug", "devices/virtual/powercap"] {
+        let Ok(target) = sys::open_beneath(
+            libc::AT_FDCWD,
+            &root.join("sys").join(masked),
+            libc::O_PATH | libc::O_NOFOLLOW,
+            sys::RESOLVE_NO_SYMLINKS,
+        ) else {
+            continue;
+        };
+        mask(&target, Some(&empty)).map_err(|e| io::Error::new(e.kind(), format!("mask /sys/{masked}: {e}")))?;
+    }
     hide(&root, plan.hidden, plan.base, Some(&empty))?;
     std::env::set_current_dir(&root)?;
     sys::pivot_root_here().map_err(|e| io::Error::new(e.kind(), format!("pivot_root: {e}")))?;
@@ -352,6 +427,44 @@ pub(crate) fn hide(root: &Path, hidden: &[PathBuf], base: &Base, empty: Option<&
         mask(&target, empty).map_err(|e| io::Error::new(e.kind(), format!("hide {}: {e}", inside.display())))?;
     }
     Ok(())
+}
+
+/// Mounts the environment's own cgroups, read-only, under `/sys/fs/cgroup` (a tmpfs made read-only after), as a
+/// host shows them: one directory per v1 hierarchy the process is in (`memory`, `cpu`…) and `unified` for the cgroup2
+/// tree on a hybrid host, or the cgroup2 tree itself on a pure v2 host. Called by init inside its new cgroup namespace,
+/// so each shows the environment's group as its root: a JVM or a Go program finds its limits where it looks.
+pub(crate) fn mount_cgroups(tmpfs: &OwnedFd) -> io::Result<()> {
+    let dir = Path::new("/sys/fs/cgroup");
+    let lines = std::fs::read_to_string("/proc/self/cgroup")?;
+    let mut v1: Vec<String> = Vec::new();
+    let mut v2 = false;
+    for line in lines.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, controllers) = (f.next(), f.next().unwrap_or(""));
+        if controllers.is_empty() {
+            v2 = true;
+        } else if !controllers.starts_with("name=") {
+            v1.push(controllers.to_string());
+        }
+    }
+    let ro = MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    if v1.is_empty() {
+        if v2 {
+            m(Some("cgroup2"), dir, Some("cgroup2"), ro, None)?;
+        }
+        return Ok(());
+    }
+    sys::attach_tree(tmpfs, dir).map_err(|e| io::Error::new(e.kind(), format!("attach /sys/fs/cgroup: {e}")))?;
+    for controllers in &v1 {
+        let at = dir.join(controllers);
+        mkdir(&at, 0o555)?;
+        m(Some("cgroup"), &at, Some("cgroup"), ro, Some(controllers))?;
+    }
+    if v2 {
+        mkdir(dir.join("unified"), 0o555)?;
+        m(Some("cgroup2"), dir.join("unified"), Some("cgroup2"), ro, None)?;
+    }
+    sys::set_mount_attrs_at(dir, sys::MOUNT_ATTR_RDONLY, 0, false)
 }
 
 /// Entries of `/proc` that an exam environment does not need and that tell about the host (its kernel command line
