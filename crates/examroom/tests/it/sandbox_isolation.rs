@@ -1044,3 +1044,30 @@ async fn the_host_base_looks_like_a_debian_system() {
     }
     h.teardown().await;
 }
+
+/// `free`, `nproc`, `uptime` and `top` see the environment, not the host: the memory limit as the total, an allocation
+/// within a second, as many CPUs as the limit gives, the environment's own uptime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proc_shows_the_environments_memory_cpus_and_uptime() {
+    let h = Harness::new();
+    let id = h
+        .create_spec(|s| {
+            s.limits.memory_bytes = 512 << 20;
+            s.limits.cpu_millicores = 1000;
+        })
+        .await;
+    let total: u64 = h.sh_ok(&id, "free -m | awk '/^Mem:/ { print $2 }'").await.trim().parse().unwrap();
+    assert_eq!(total, 512, "free shows the limit as the total");
+    assert_eq!(h.sh_ok(&id, "grep -c ^processor /proc/cpuinfo").await.trim(), "1");
+    let up: f64 = h.sh_ok(&id, "cut -d' ' -f1 /proc/uptime").await.trim().parse().unwrap();
+    assert!(up < 60.0, "the host's uptime shows: {up}");
+    let used_before: u64 = h.sh_ok(&id, "free -m | awk '/^Mem:/ { print $3 }'").await.trim().parse().unwrap();
+    // Hold 100 MiB for a while and look at free from another process.
+    h.sh_ok(&id, "python3 -c 'import time; b = bytearray(100 << 20); b[::4096] = b\"x\" * len(b[::4096]); time.sleep(8)' >/dev/null 2>&1 & echo started").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let used_after: u64 = h.sh_ok(&id, "free -m | awk '/^Mem:/ { print $3 }'").await.trim().parse().unwrap();
+    assert!(used_after >= used_before + 90, "free does not see a 100 MiB allocation: {used_before} → {used_after}");
+    let top = h.sh_ok(&id, "top -b -n 1 | head -n 5").await;
+    assert!(top.contains("512.0 total") || top.contains("512 total"), "{top}");
+    h.teardown().await;
+}

@@ -40,6 +40,8 @@ pub enum ToInit {
         trees: Vec<String>,
         /// Symlinks at the top of the root.
         links: Vec<(String, PathBuf)>,
+        /// Names of the `/proc` views attached after the filesystems (`procviews.rs`).
+        views: Vec<String>,
     },
     /// Open a PTY in the sandbox's devpts; the master comes back attached to `PtyOpened`.
     OpenPty,
@@ -205,10 +207,10 @@ fn isolate_fds(ctl: OwnedFd) -> OwnedFd {
 fn run(ctl: OwnedFd, cfg: &InitConfig) -> io::Result<()> {
     let sock = ctl.as_raw_fd();
     let mut buf = vec![0u8; MAX_MSG];
-    let Some((ToInit::Setup { trees, links }, fds)) = recv::<ToInit>(sock, &mut buf)? else {
+    let Some((ToInit::Setup { trees, links, views }, fds)) = recv::<ToInit>(sock, &mut buf)? else {
         return Err(io::Error::other("expected setup"));
     };
-    if let Err(e) = setup(cfg, trees, links, fds) {
+    if let Err(e) = setup(cfg, trees, links, views, fds) {
         let _ = send(sock, &FromInit::SetupFailed { error: e.to_string() }, &[]);
         return Err(e);
     }
@@ -247,11 +249,19 @@ fn run(ctl: OwnedFd, cfg: &InitConfig) -> io::Result<()> {
     }
 }
 
-fn setup(cfg: &InitConfig, names: Vec<String>, links: Vec<(String, PathBuf)>, mut fds: Vec<OwnedFd>) -> io::Result<()> {
-    if names.len() + 5 != fds.len() {
+fn setup(
+    cfg: &InitConfig,
+    names: Vec<String>,
+    links: Vec<(String, PathBuf)>,
+    views: Vec<String>,
+    mut fds: Vec<OwnedFd>,
+) -> io::Result<()> {
+    if names.len() + 5 + views.len() != fds.len() {
         return Err(io::Error::other("base trees and descriptors disagree"));
     }
+    let view_fds = fds.split_off(names.len() + 5);
     let supers = crate::sandbox::rootfs::Supers::from_fds(fds.split_off(names.len()))?;
+    let views: Vec<(String, OwnedFd)> = views.into_iter().zip(view_fds).collect();
     if cfg.unprivileged_uid.is_none() {
         // We were cloned as host root, which the user namespace's map does not cover: become its root (host uid
         // `base`), so that what we create is owned by a mapped uid.
@@ -274,7 +284,8 @@ fn setup(cfg: &InitConfig, names: Vec<String>, links: Vec<(String, PathBuf)>, mu
         base: &cfg.base,
         unprivileged_owner: cfg.unprivileged_uid,
     };
-    build_root(&plan, &trees, &supers)?;
+    build_root(&plan, &trees, &supers, &views)?;
+    drop(views);
     drop(trees);
     nix::unistd::sethostname(&cfg.hostname).map_err(|e| io::Error::other(format!("sethostname: {e}")))?;
     sys::loopback_up().map_err(|e| io::Error::other(format!("loopback up: {e}")))?;

@@ -9,6 +9,7 @@ pub mod caps;
 pub mod cgroup;
 pub mod idmap;
 pub mod init;
+pub mod procviews;
 pub mod ring;
 pub mod rootfs;
 pub mod runtime;

@@ -181,7 +181,12 @@ pub(crate) fn mkdir(p: impl AsRef<Path>, mode: u32) -> io::Result<()> {
 
 /// Builds the new root and pivots into it. Sandbox side: the caller is init, inside its own user, mount and pid
 /// namespaces, single-threaded.
-pub fn build_root(plan: &RootPlan<'_>, trees: &BaseTrees, supers: &Supers) -> io::Result<()> {
+pub fn build_root(
+    plan: &RootPlan<'_>,
+    trees: &BaseTrees,
+    supers: &Supers,
+    views: &[(String, OwnedFd)],
+) -> io::Result<()> {
     // Nothing we mount may propagate back to the host.
     m(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
     let stage = Path::new(STAGE);
@@ -293,6 +298,14 @@ pub fn build_root(plan: &RootPlan<'_>, trees: &BaseTrees, supers: &Supers) -> io
         None,
     )?;
     mask_proc(&root.join("proc"), Some(&empty))?;
+    // The environment's own views of memory, CPUs, time and load (`procviews.rs`).
+    for (name, view) in views {
+        if !crate::sandbox::procviews::VIEWS.contains(&name.as_str()) {
+            return Err(io::Error::other(format!("unknown /proc view {name:?}")));
+        }
+        sys::attach_tree(view, &root.join("proc").join(name))
+            .map_err(|e| io::Error::new(e.kind(), format!("/proc/{name}: {e}")))?;
+    }
     // /sys of the environment's own network namespace, read-only. A new sysfs must be mounted while the host's is
     // still in this mount table (the kernel wants a fully visible one to compare with): before the pivot.
     m(
