@@ -24,6 +24,7 @@ pub enum Op {
     Rmdir(PathBuf),
     Kill(i32, i32),
     Sleep(Duration),
+    Chown(PathBuf, u32),
 }
 
 #[derive(Default)]
@@ -128,7 +129,12 @@ impl FakeOs {
         );
         os.mount("/sys/fs/cgroup/cpuacct", &[procs], &[procs, ("cpuacct.usage", "0\n")]);
         os.mount("/sys/fs/cgroup/freezer", &[procs], &[procs, ("freezer.state", "THAWED\n")]);
-        for m in ["cpuset", "devices", "blkio", "systemd"] {
+        os.mount(
+            "/sys/fs/cgroup/cpuset",
+            &[procs, ("cpuset.cpus", "0-1\n"), ("cpuset.mems", "0\n")],
+            &[procs, ("cpuset.cpus", "\n"), ("cpuset.mems", "\n")],
+        );
+        for m in ["devices", "blkio", "systemd"] {
             os.mount(&format!("/sys/fs/cgroup/{m}"), &[procs], &[procs]);
         }
         os.mount(
@@ -454,6 +460,16 @@ impl CgroupOs for FakeOs {
             .filter(|d| d.parent() == Some(path))
             .filter_map(|d| d.file_name().and_then(|n| n.to_str()).map(String::from))
             .collect())
+    }
+
+    fn chown(&self, path: &Path, uid: u32) -> io::Result<()> {
+        let mut st = self.st.borrow_mut();
+        st.log.push(Op::Chown(path.to_path_buf(), uid));
+        if st.dirs.contains(path) || st.files.contains_key(path) {
+            Ok(())
+        } else {
+            Err(errno(libc::ENOENT))
+        }
     }
 
     fn kill(&self, pid: i32, sig: i32) -> io::Result<()> {

@@ -52,12 +52,17 @@ enum Freezer {
 /// The pids in `paths/cgroup.procs`, union, sorted; a missing group has none.
 pub(super) fn read_procs(os: &impl CgroupOs, paths: &[PathBuf]) -> Result<Vec<i32>, CgroupError> {
     let mut pids = Vec::new();
-    for dir in paths {
+    // Groups below count too: a service manager inside a delegated group makes its own.
+    let mut pending: Vec<PathBuf> = paths.to_vec();
+    while let Some(dir) = pending.pop() {
         let file = dir.join("cgroup.procs");
         match os.read(&file) {
             Ok(text) => pids.extend(text.split_whitespace().filter_map(|s| s.parse::<i32>().ok()).filter(|p| *p > 0)),
-            Err(e) if is_not_found(&e) => {}
+            Err(e) if is_not_found(&e) => continue,
             Err(source) => return Err(CgroupError::Read { path: file, source }),
+        }
+        if let Ok(children) = os.list_dirs(&dir) {
+            pending.extend(children.into_iter().map(|c| dir.join(c)));
         }
     }
     pids.sort_unstable();

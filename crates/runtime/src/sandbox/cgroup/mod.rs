@@ -484,6 +484,43 @@ impl<O: CgroupOs> Cgroups<O> {
         plan::run(&self.os, &plan)
     }
 
+    /// Creates the group of a `system` environment `env` with `limits`: as [`Cgroups::create_env`], and on a v1 or
+    /// hybrid host in every hierarchy (see `v1::system_env_plan`). Delegate it with [`Cgroups::delegate`].
+    pub fn create_system_env(&self, env: &str, limits: &Limits) -> Result<Group, CgroupError> {
+        self.tree.validate()?;
+        check_env_name(env)?;
+        let plan = match &self.layout {
+            Layout::V1 { controllers, unified } => {
+                v1::system_env_plan(&self.tree, controllers, unified.as_ref(), env, limits)?
+            }
+            Layout::V2 { root } => v2::env_plan(&self.tree, root, env, limits),
+        };
+        plan::run(&self.os, &plan)
+    }
+
+    /// Delegates the group to `uid` (root of an environment's user namespace), as LXC does: its directories and the
+    /// files that move processes and make children (`cgroup.procs`, `tasks`, `cgroup.threads`,
+    /// `cgroup.subtree_control`), never a limit file. A service manager inside can then make and fill its own groups
+    /// below, which can only be tighter.
+    pub fn delegate(&self, group: &Group, uid: u32) -> Result<(), CgroupError> {
+        self.check_group(group)?;
+        for dir in &group.paths {
+            for p in std::iter::once(dir.clone()).chain(
+                ["cgroup.procs", "tasks", "cgroup.threads", "cgroup.subtree_control"].iter().map(|f| dir.join(f)),
+            ) {
+                if !self.os.exists(&p) {
+                    continue;
+                }
+                self.os.chown(&p, uid).map_err(|source| CgroupError::Write {
+                    path: p.clone(),
+                    data: format!("chown {uid}"),
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// Creates the group of environment `env`'s shim (no limits). On any
     /// failure everything made is removed and the error returned.
     pub fn create_shim(&self, env: &str) -> Result<Group, CgroupError> {

@@ -28,6 +28,8 @@ pub trait CgroupOs {
     fn list_dirs(&self, path: &Path) -> io::Result<Vec<String>>;
     /// Sends signal `sig` to process `pid`. Implementations must refuse `pid <= 0`.
     fn kill(&self, pid: i32, sig: i32) -> io::Result<()>;
+    /// Gives `path` (a group's directory or one of its files) to `uid`:`uid` (delegation).
+    fn chown(&self, path: &Path, uid: u32) -> io::Result<()>;
     /// Sleeps for `d`. All waiting in this module goes through here, and
     /// timeouts are measured as the sum of the requested sleeps, so a fake
     /// can make time-dependent code deterministic.
@@ -60,6 +62,9 @@ impl<T: CgroupOs + ?Sized> CgroupOs for &T {
     }
     fn kill(&self, pid: i32, sig: i32) -> io::Result<()> {
         (**self).kill(pid, sig)
+    }
+    fn chown(&self, path: &Path, uid: u32) -> io::Result<()> {
+        (**self).chown(path, uid)
     }
     fn sleep(&self, d: Duration) {
         (**self).sleep(d)
@@ -114,6 +119,10 @@ impl CgroupOs for RealOs {
         }
         out.sort();
         Ok(out)
+    }
+
+    fn chown(&self, path: &Path, uid: u32) -> io::Result<()> {
+        std::os::unix::fs::chown(path, Some(uid), Some(uid))
     }
 
     fn kill(&self, pid: i32, sig: i32) -> io::Result<()> {

@@ -26,6 +26,9 @@ pub(super) enum Step {
     Write { file: PathBuf, data: String, optional: bool },
     /// Fail unless `dir/cgroup.controllers` lists every controller (v2).
     Require { dir: PathBuf, controllers: &'static [&'static str] },
+    /// Give `dir` the values of its parent's `files` where its own are empty (a new v1 cpuset group has no CPUs
+    /// and no memory nodes until told, and then can hold no process).
+    Inherit { dir: PathBuf, files: &'static [&'static str] },
     /// Make sure `dir/cgroup.subtree_control` enables the controllers (v2);
     /// writes only the ones missing, so an already-delegated parent that
     /// holds processes (no-internal-process rule) is left alone.
@@ -106,6 +109,20 @@ fn exec(os: &impl CgroupOs, step: &Step, made: &mut Vec<PathBuf>) -> Result<(), 
                     detail: format!("not listed in {} ({:?})", file.display(), text.trim()),
                 }),
             }
+        }
+        Step::Inherit { dir, files } => {
+            let Some(parent) = dir.parent() else { return Ok(()) };
+            for f in *files {
+                let (own, from) = (dir.join(f), parent.join(f));
+                let mine = os.read(&own).map_err(|source| CgroupError::Read { path: own.clone(), source })?;
+                if !mine.trim().is_empty() {
+                    continue;
+                }
+                let data = os.read(&from).map_err(|source| CgroupError::Read { path: from.clone(), source })?;
+                let data = data.trim().to_string();
+                os.write(&own, &data).map_err(|source| CgroupError::Write { path: own.clone(), data, source })?;
+            }
+            Ok(())
         }
         Step::Enable { dir, controllers } => {
             let file = dir.join("cgroup.subtree_control");

@@ -177,6 +177,36 @@ fn v1_create_shim_joins_systemd_and_unified() {
 }
 
 #[test]
+fn a_system_environment_is_in_every_hierarchy_and_delegated() {
+    let os = FakeOs::hybrid();
+    let c = cg(os, "t");
+    let g = c.create_system_env("e", &LIMITS).expect("create");
+    let leaf = |h: &str| p(&format!("/sys/fs/cgroup/{h}/examroom/t/envs/e"));
+    for h in ["memory", "pids", "cpu", "freezer", "cpuacct", "cpuset", "devices", "blkio", "systemd", "unified"] {
+        assert!(g.paths.contains(&leaf(h)), "{h} missing from {:?}", g.paths);
+        assert!(c.os().is_dir(leaf(h)), "{h}");
+    }
+    // The cpuset group can hold processes: it has its parent's CPUs and nodes.
+    assert_eq!(c.os().file("/sys/fs/cgroup/cpuset/examroom/t/envs/e/cpuset.cpus").as_deref(), Some("0-1"));
+    assert_eq!(c.os().file("/sys/fs/cgroup/cpuset/examroom/t/envs/e/cpuset.mems").as_deref(), Some("0"));
+    c.delegate(&g, 4242).expect("delegate");
+    let chowned: Vec<PathBuf> = c
+        .os()
+        .log()
+        .into_iter()
+        .filter_map(|op| match op {
+            super::fake::Op::Chown(path, 4242) => Some(path),
+            _ => None,
+        })
+        .collect();
+    assert!(chowned.contains(&leaf("memory")));
+    assert!(chowned.contains(&leaf("memory").join("cgroup.procs")));
+    assert!(chowned.contains(&leaf("unified").join("cgroup.subtree_control")));
+    // Never a limit file.
+    assert!(chowned.iter().all(|f| !f.to_string_lossy().contains("limit") && !f.ends_with("pids.max")), "{chowned:?}");
+}
+
+#[test]
 fn a_starting_shim_yields_its_cpu_weight_and_takes_it_back() {
     let c = cg(FakeOs::hybrid(), "t");
     let g = c.create_shim("e").expect("create");
@@ -273,6 +303,9 @@ impl CgroupOs for VanishingParent<'_> {
     }
     fn kill(&self, pid: i32, sig: i32) -> io::Result<()> {
         self.inner.kill(pid, sig)
+    }
+    fn chown(&self, path: &Path, uid: u32) -> io::Result<()> {
+        self.inner.chown(path, uid)
     }
     fn sleep(&self, d: Duration) {
         self.inner.sleep(d)

@@ -110,6 +110,42 @@ pub(super) fn env_plan(
     Ok(Plan { steps, group: Group { paths: leaves } })
 }
 
+/// Creates `<root>/<label>/envs/<env>` with `limits` for a `system` environment: in every hierarchy the host has
+/// (a service manager inside mounts them all, and would otherwise find itself in the host's own groups), the unified
+/// tree included, with the cpuset group given its parent's CPUs and memory nodes.
+pub(super) fn system_env_plan(
+    tree: &Tree,
+    controllers: &BTreeMap<String, PathBuf>,
+    unified: Option<&PathBuf>,
+    env: &str,
+    limits: &Limits,
+) -> Result<Plan, CgroupError> {
+    let mut plan = env_plan(tree, controllers, env, limits)?;
+    let mut extra: Vec<PathBuf> = Vec::new();
+    for m in controllers.values().chain(unified) {
+        if !plan.group.paths.iter().any(|p| p.starts_with(m)) && !extra.contains(m) {
+            extra.push(m.clone());
+        }
+    }
+    let mut steps = Vec::new();
+    for m in &extra {
+        for p in tree.parents(m, Kind::Env) {
+            steps.push(Step::Parent(p.clone()));
+            if controllers.get("cpuset") == Some(m) {
+                steps.push(Step::Inherit { dir: p, files: &["cpuset.cpus", "cpuset.mems"] });
+            }
+        }
+        let leaf = tree.leaf(m, Kind::Env, env);
+        steps.push(Step::Leaf(leaf.clone()));
+        if controllers.get("cpuset") == Some(m) {
+            steps.push(Step::Inherit { dir: leaf.clone(), files: &["cpuset.cpus", "cpuset.mems"] });
+        }
+        plan.group.paths.push(leaf);
+    }
+    plan.steps.extend(steps);
+    Ok(plan)
+}
+
 /// Creates `<root>/<label>/shims/<env>` (no limits).
 pub(super) fn shim_plan(
     tree: &Tree,
