@@ -50,7 +50,7 @@ test-web: build
 run: build
 	BIN=$(BIN) ./scripts/run-demo.sh
 
-# An interactive shell in a fresh sandbox environment; it is destroyed when you leave (Ctrl-]).
+# An interactive shell in a fresh sandbox environment; it is destroyed when you leave (Enter ~ .).
 shell: build
 	$(BIN) sandbox shell
 

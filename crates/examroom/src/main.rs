@@ -112,7 +112,16 @@ enum ExamCommand {
 
 #[derive(Subcommand)]
 enum SandboxCommand {
-    /// Create an environment, attach this terminal to its shell, and destroy it when you detach with Ctrl-].
+    /// Create an environment, attach this terminal to its shell, and destroy it when you leave with Enter ~ .
+    ///
+    /// Leaving: escapes as in ssh, recognised only right after Enter: `~.` leaves and destroys the environment (with
+    /// --keep: detaches, and the environment keeps running), `~?` lists the escapes, `~~` types a single `~`. Every
+    /// other key, Ctrl-C and Ctrl-] included, goes to the environment.
+    ///
+    /// The environment's terminal follows this terminal's size. This terminal's settings, and the modes programs
+    /// inside switched on (alternate screen, mouse, bracketed paste...), are restored however the command ends: on
+    /// leaving, when the environment ends, on an error, and on SIGTERM, SIGINT or SIGHUP (which destroy the
+    /// environment unless --keep, and exit with 128 + the signal's number). Standard input must be a terminal.
     Shell {
         /// Where environments keep their state.
         #[arg(long, default_value = "/var/lib/examroom/sandbox")]
@@ -123,6 +132,13 @@ enum SandboxCommand {
         /// `host` or `rootfs:/PATH`.
         #[arg(long, default_value = "host")]
         base: String,
+        /// Leave the environment running when this command ends; it prints how to re-attach.
+        #[arg(long)]
+        keep: bool,
+        /// Attach to this environment of the label (see `sandbox list`) instead of creating one; a client already
+        /// attached to it lets go without destroying it.
+        #[arg(long, value_name = "ID", conflicts_with = "base")]
+        attach: Option<examroom_core::EnvironmentId>,
     },
     /// List environments of a label (including ones left by a dead server), or remove the lost ones.
     List {
@@ -199,8 +215,8 @@ fn main() {
                 }
             }
             Command::Bench { what } => bench::run(what).await,
-            Command::Sandbox { what: SandboxCommand::Shell { state_dir, label, base } } => {
-                shell::run(state_dir, &label, &base).await
+            Command::Sandbox { what: SandboxCommand::Shell { state_dir, label, base, keep, attach } } => {
+                shell::run(shell::ShellArgs { state_dir, label, base, keep, attach }).await
             }
             Command::Sandbox { what: SandboxCommand::List { state_dir, label, reap } } => {
                 shell::list(state_dir, &label, reap).await

@@ -14,4 +14,5 @@ mod exams_samples;
 mod grading_attacks;
 mod sandbox_isolation;
 mod sandbox_lifecycle;
+mod sandbox_shell;
 mod server;
