@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - this file: the records (sessions, events, attempt grants, browser sign-ins), the trait, the dispatch enum;
+//! - [`pool`]: warm pools (pooled environments, claims, announcements) and their [`PoolStore`] trait;
 //! - [`sqlite`]: the SQLite backend, with its migrations in `migrations/`.
 //!
 //! Rules every backend keeps:
@@ -12,7 +13,10 @@
 //! - **a user has at most one live (not final) session**, enforced by the database itself;
 //! - **a candidate's lookup is one query keyed by (session id, user id).**
 
+pub mod pool;
 pub mod sqlite;
+
+pub use pool::{Claim, NewPoolSchedule, PoolEntry, PoolSchedule, PoolState, PoolStore};
 
 use examroom_core::{
     EndReason, EnvironmentId, ExamId, ExamResult, ExamSessionId, Failure, Progress, Role, SessionState, Transition,

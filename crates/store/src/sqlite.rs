@@ -32,6 +32,8 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod pool;
+
 use std::borrow::Cow;
 use std::future::Future;
 use std::path::Path;
@@ -67,6 +69,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "results", include_str!("../migrations/0002_results.sql")),
     (3, "attempt grants", include_str!("../migrations/0003_attempt_grants.sql")),
     (4, "sign ins", include_str!("../migrations/0004_sign_ins.sql")),
+    (5, "pools", include_str!("../migrations/0005_pools.sql")),
 ];
 
 /// The columns of `sessions`, in the order [`session_from_row`] reads them.
@@ -174,54 +177,11 @@ impl SqliteStore {
 
 impl SessionStore for SqliteStore {
     async fn insert(&self, rec: &SessionRecord, event: &NewEvent) -> Result<(), StoreError> {
-        let progress = rec.progress.as_ref().map(to_json).transpose()?;
-        let failure = rec.failure.as_ref().map(to_json).transpose()?;
         let mut tx = self.begin_write().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO sessions (id, user_id, exam_id, environment_id, state, progress, created_at, ready_at, \
-             started_at, deadline, duration_ms, start_grace_ms, provisioning_timeout_ms, ended_at, end_reason, \
-             failure, resources_released_at, graded, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-        )
-        .bind(rec.id.to_string())
-        .bind(rec.user_id.as_str())
-        .bind(rec.exam_id.as_str())
-        .bind(rec.environment_id.to_string())
-        .bind(rec.state.as_str())
-        .bind(progress)
-        .bind(rec.created_at)
-        .bind(rec.ready_at)
-        .bind(rec.started_at)
-        .bind(rec.deadline)
-        .bind(rec.duration_ms)
-        .bind(rec.start_grace_ms)
-        .bind(rec.provisioning_timeout_ms)
-        .bind(rec.ended_at)
-        .bind(rec.end_reason.map(EndReason::as_str))
-        .bind(failure)
-        .bind(rec.resources_released_at)
-        .bind(rec.graded)
-        .bind(rec.updated_at)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            Err(e) if is_live_session_violation(&e) => {
-                // Still inside the write transaction: the live session that blocked the insert cannot end
-                // between the failure and this lookup.
-                let live = live_for_user_on(&mut tx, &rec.user_id).await;
-                rollback(tx).await;
-                return match live? {
-                    Some(live) => Err(StoreError::LiveSessionExists { session_id: live.id }),
-                    None => Err(backend(e)),
-                };
-            }
-            Err(e) => {
-                rollback(tx).await;
-                return Err(backend(e));
-            }
+        if let Err(e) = insert_session(&mut tx, rec, event).await {
+            rollback(tx).await;
+            return Err(e);
         }
-        insert_event(&mut tx, &rec.id, event).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -595,6 +555,57 @@ async fn finish_cas(
     }
     tx.commit().await.map_err(backend)?;
     Ok(rec)
+}
+
+/// Inserts a session and its first event inside the write transaction `tx` (the caller commits or rolls back). A live
+/// session of the same user is [`StoreError::LiveSessionExists`].
+async fn insert_session(
+    tx: &mut Transaction<'static, Sqlite>,
+    rec: &SessionRecord,
+    event: &NewEvent,
+) -> Result<(), StoreError> {
+    let progress = rec.progress.as_ref().map(to_json).transpose()?;
+    let failure = rec.failure.as_ref().map(to_json).transpose()?;
+    let inserted = sqlx::query(
+        "INSERT INTO sessions (id, user_id, exam_id, environment_id, state, progress, created_at, ready_at, \
+         started_at, deadline, duration_ms, start_grace_ms, provisioning_timeout_ms, ended_at, end_reason, \
+         failure, resources_released_at, graded, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+    )
+    .bind(rec.id.to_string())
+    .bind(rec.user_id.as_str())
+    .bind(rec.exam_id.as_str())
+    .bind(rec.environment_id.to_string())
+    .bind(rec.state.as_str())
+    .bind(progress)
+    .bind(rec.created_at)
+    .bind(rec.ready_at)
+    .bind(rec.started_at)
+    .bind(rec.deadline)
+    .bind(rec.duration_ms)
+    .bind(rec.start_grace_ms)
+    .bind(rec.provisioning_timeout_ms)
+    .bind(rec.ended_at)
+    .bind(rec.end_reason.map(EndReason::as_str))
+    .bind(failure)
+    .bind(rec.resources_released_at)
+    .bind(rec.graded)
+    .bind(rec.updated_at)
+    .execute(&mut **tx)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        Err(e) if is_live_session_violation(&e) => {
+            // Still inside the write transaction: the live session that blocked the insert cannot end between the
+            // failure and this lookup.
+            return match live_for_user_on(tx, &rec.user_id).await? {
+                Some(live) => Err(StoreError::LiveSessionExists { session_id: live.id }),
+                None => Err(backend(e)),
+            };
+        }
+        Err(e) => return Err(backend(e)),
+    }
+    insert_event(tx, &rec.id, event).await
 }
 
 /// The user's live session, on a given connection (inside a transaction, or not).
