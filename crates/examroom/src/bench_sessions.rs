@@ -160,6 +160,9 @@ impl BenchServer {
             limits: examroom_api::connections::EdgeLimits::default(),
             // One candidate runs many sessions in a row here.
             max_creates_per_minute: 0,
+            pool_max: max_live_sessions / 2,
+            pool_fill_concurrency: 2,
+            pool_lead: Duration::from_secs(15 * 60),
         };
         let state = build(&settings).await?;
         let keys = state.keys.clone();

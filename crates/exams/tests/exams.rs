@@ -1488,21 +1488,21 @@ fn the_digest_follows_what_goes_into_an_environment() {
     assert_eq!(same.digest(), digest);
 
     // Everything that does reach one changes it.
-    let changed: Vec<Box<dyn Fn(&mut Exam)>> = vec![
-        Box::new(|e| e.environment.memory_bytes += 1),
-        Box::new(|e| e.environment.base = "rootfs:/srv/root".into()),
-        Box::new(|e| e.environment.pids += 1),
-        Box::new(|e| e.environment.cpu_millicores += 1),
-        Box::new(|e| e.environment.disk_bytes = Some(64 * MIB)),
-        Box::new(|e| e.environment.desktop = true),
-        Box::new(|e| e.tasks[1].setup.as_mut().unwrap().body.push_str("echo more\n")),
-        Box::new(|e| e.tasks[1].setup_at = examroom_exams::SetupAt::Claim),
-        Box::new(|e| e.tasks[0].checks[0].script.body.push('\n')),
-        Box::new(|e| e.tasks[0].id = "renamed".into()),
-        Box::new(|e| e.tasks.swap(0, 1)),
-        Box::new(|e| {
+    let changed: Vec<fn(&mut Exam)> = vec![
+        |e| e.environment.memory_bytes += 1,
+        |e| e.environment.base = "rootfs:/srv/root".into(),
+        |e| e.environment.pids += 1,
+        |e| e.environment.cpu_millicores += 1,
+        |e| e.environment.disk_bytes = Some(64 * MIB),
+        |e| e.environment.desktop = true,
+        |e| e.tasks[1].setup.as_mut().unwrap().body.push_str("echo more\n"),
+        |e| e.tasks[1].setup_at = examroom_exams::SetupAt::Claim,
+        |e| e.tasks[0].checks[0].script.body.push('\n'),
+        |e| e.tasks[0].id = "renamed".into(),
+        |e| e.tasks.swap(0, 1),
+        |e| {
             e.tasks.pop();
-        }),
+        },
     ];
     for (i, change) in changed.iter().enumerate() {
         let mut e = base.clone();
