@@ -628,7 +628,11 @@ impl SessionService {
         if t.to == SessionState::Failed {
             changes.ended_at.get_or_insert(now);
         }
-        let event = NewEvent::transition(&t, now, actor);
+        let mut event = NewEvent::transition(&t, now, actor);
+        // A step that begins with the transition (provisioning's first) is in the trail with it.
+        if let (Some(Some(p)), Some(data)) = (&changes.progress, event.data.as_mut()) {
+            data["progress"] = serde_json::json!(p);
+        }
         let new = match self.inner.store.apply(&rec.id, &t, &changes, &event).await {
             Ok(new) => new,
             Err(StoreError::StateConflict { actual, .. }) => {
