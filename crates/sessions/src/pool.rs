@@ -76,6 +76,10 @@ pub const MAX_ANNOUNCED: u32 = 10_000;
 pub const MAX_ANNOUNCED_AHEAD: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// What filling one environment is assumed to take before one was measured (for an announcement's lead).
 const ASSUMED_FILL: Duration = Duration::from_secs(10);
+/// The first pause of an exam's pool after a failed fill; each further failure doubles it, up to [`BACKOFF_MAX`].
+const BACKOFF_MIN: Duration = Duration::from_secs(5);
+/// The longest pause of an exam's pool after failed fills.
+const BACKOFF_MAX: Duration = Duration::from_secs(600);
 /// How long destroying one pooled environment is retried.
 const DESTROY_BUDGET: Duration = Duration::from_secs(30);
 
@@ -524,9 +528,10 @@ impl SessionService {
                 ::metrics::counter!(metrics::POOL_FILLS, "exam" => e.clone(), "outcome" => "failed").increment(1);
                 let pause = {
                     let mut book = pools.book();
-                    let next = book.backoff.get(&exam_id).map_or(Duration::from_secs(5), |(_, d)| *d);
-                    book.backoff.insert(exam_id.clone(), (self.now_ms() + next.as_millis() as i64, next * 2));
-                    next.min(Duration::from_secs(600))
+                    let pause = book.backoff.get(&exam_id).map_or(BACKOFF_MIN, |(_, d)| *d);
+                    let next = (pause * 2).min(BACKOFF_MAX);
+                    book.backoff.insert(exam_id.clone(), (self.now_ms() + pause.as_millis() as i64, next));
+                    pause
                 };
                 tracing::warn!(environment_id = %env, exam_id = %exam_id, %detail, pause_s = pause.as_secs(),
                     "pools: a pooled environment could not be made; the exam's pool pauses");
@@ -831,5 +836,59 @@ async fn destroy(svc: &SessionService, env: &EnvironmentId) -> bool {
         }
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_secs(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(exam: &str, state: PoolState, created_at: i64) -> Known {
+        Known { exam: ExamId::parse(exam).unwrap(), state, created_at, current: true }
+    }
+
+    #[test]
+    fn a_candidate_takes_room_from_other_exams_first_and_oldest_first() {
+        let pools = Pools::new(PoolSettings::default(), &examroom_exams::Catalog::empty());
+        let ids: Vec<EnvironmentId> = (0..6).map(|_| EnvironmentId::new_v4()).collect();
+        {
+            let mut book = pools.book();
+            book.entries.insert(ids[0], known("mine", PoolState::Ready, 1));
+            book.entries.insert(ids[1], known("other", PoolState::Ready, 5));
+            book.entries.insert(ids[2], known("other", PoolState::Ready, 3));
+            book.entries.insert(ids[3], known("other", PoolState::Filling, 0));
+            book.entries.insert(ids[4], known("other", PoolState::Retiring, 0));
+            book.entries.insert(ids[5], known("other", PoolState::Ready, 2));
+            // Busy with a retirement: not a victim while ready.
+            book.busy.insert(ids[5]);
+            book.busy.insert(ids[3]);
+        }
+        let mine = ExamId::parse("mine").unwrap();
+        let mut tried = HashSet::new();
+        let mut order = Vec::new();
+        while let Some(v) = pools.victim(&mine, &tried) {
+            tried.insert(v);
+            order.push(v);
+        }
+        // Other exams' ready ones (oldest first), then the exam's own, then one still being made; never a retiring
+        // one or a ready one being retired.
+        assert_eq!(order, [ids[2], ids[1], ids[0], ids[3]]);
+    }
+
+    #[test]
+    fn a_claim_needs_a_current_ready_environment_of_the_exam() {
+        let pools = Pools::new(PoolSettings::default(), &examroom_exams::Catalog::empty());
+        let exam = ExamId::parse("x").unwrap();
+        assert!(!pools.may_claim(&exam));
+        let env = EnvironmentId::new_v4();
+        pools.book().entries.insert(env, known("x", PoolState::Filling, 0));
+        assert!(!pools.may_claim(&exam));
+        pools.set_state(&env, PoolState::Ready);
+        assert!(pools.may_claim(&exam));
+        pools.book().entries.get_mut(&env).unwrap().current = false;
+        assert!(!pools.may_claim(&exam), "made under another digest");
+        pools.book().entries.get_mut(&env).unwrap().current = true;
+        pools.claimed(&env);
+        assert!(!pools.may_claim(&exam));
     }
 }

@@ -523,3 +523,31 @@ async fn a_restart_keeps_the_pool_and_a_changed_exam_drains_it() {
     srv.destroy_all();
     crate::common::assert_no_leaks(&srv.label, &srv.sandbox_dir()).await;
 }
+
+/// A pool whose prepare-time setup fails.
+fn broken(catalog: &Path) {
+    pool_exam(catalog, "broken-pool", "[pool]\nsize = 2", "#!/bin/sh\necho 'no widget here' >&2\nexit 3\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pool_whose_setup_fails_pauses_and_leaves_nothing() {
+    let s = TestServer::start_with(Options { exams: broken, ..options(20) }).await;
+    let c = Client::default();
+    let proctor = s.proctor("pat");
+    // The first fills fail; the pool then pauses (5 s, doubling), holding nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let p = pool(&c, &s.base, &proctor, "broken-pool").await;
+    assert_eq!((p["target"].as_u64(), p["ready"].as_u64(), p["filling"].as_u64()), (Some(2), Some(0), Some(0)), "{p}");
+    let left: Vec<_> = std::fs::read_dir(s.sandbox_dir().join(&s.label)).unwrap().flatten().collect();
+    assert!(left.is_empty(), "a failed fill left {left:?}");
+    assert_eq!(s.state.svc.admitted_memory().0, 0, "a failed fill gave its memory back");
+    // A candidate's start takes the ordinary path and fails as it would without a pool, naming the step.
+    let t = s.candidate("fay");
+    let v = create(&c, &s, &t, "broken-pool").await;
+    let v = wait_state(&c, &s, &t, &sid(&v), READY, "failed").await;
+    assert_eq!(v["failure"]["code"], "provisioning_failed", "{v}");
+    let p = c.get(&s.url(&format!("{SESSIONS}/{}", sid(&v))), &proctor).await;
+    let detail = p.body["failure"]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("status 3") && detail.contains("no widget here"), "{detail}");
+    s.teardown().await;
+}
