@@ -92,12 +92,21 @@ struct Known {
     current: bool,
 }
 
+/// What a task of this server does with an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Task {
+    /// Makes it (until the fill ends, whatever the store says meanwhile).
+    Fill,
+    /// Destroys it.
+    Retire,
+}
+
 #[derive(Default)]
 struct Book {
     /// This server's unclaimed entries.
     entries: HashMap<EnvironmentId, Known>,
     /// Entries a task of this server is making or destroying.
-    busy: HashSet<EnvironmentId>,
+    busy: HashMap<EnvironmentId, Task>,
     /// What each exam's pool aims for, as of the last pass.
     targets: HashMap<ExamId, u32>,
     /// Exams whose fills failed: no fill before `until` (unix ms); the next pause is `next`.
@@ -172,23 +181,29 @@ impl Pools {
     /// then an out-of-date one, then one still being made.
     fn victim(&self, exam: &ExamId, tried: &HashSet<EnvironmentId>) -> Option<EnvironmentId> {
         let book = self.book();
-        let rank = |k: &Known, busy: bool| match k.state {
-            PoolState::Ready if !busy && k.exam != *exam => Some(0),
-            PoolState::Ready if !busy => Some(1),
-            PoolState::Filling => Some(2),
+        let rank = |k: &Known, task: Option<&Task>| match (k.state, task) {
+            (PoolState::Ready, None) if k.exam != *exam => Some(0),
+            (PoolState::Ready, None) => Some(1),
+            (PoolState::Filling | PoolState::Ready, Some(Task::Fill)) => Some(2),
             _ => None,
         };
         book.entries
             .iter()
             .filter(|(env, _)| !tried.contains(env))
-            .filter_map(|(env, k)| rank(k, book.busy.contains(env)).map(|r| (r, k.created_at, *env)))
+            .filter_map(|(env, k)| rank(k, book.busy.get(env)).map(|r| (r, k.created_at, *env)))
             .min()
             .map(|(_, _, env)| env)
     }
 
-    /// Marks `env` busy; false if it already was.
+    /// Marks `env` busy with a retirement; false if a task already has it.
     fn take(&self, env: EnvironmentId) -> bool {
-        self.book().busy.insert(env)
+        match self.book().busy.entry(env) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Task::Retire);
+                true
+            }
+        }
     }
 
     fn done(&self, env: &EnvironmentId, gone: bool) {
@@ -320,7 +335,7 @@ impl SessionService {
         {
             let mut book = pools.book();
             let stored: HashSet<EnvironmentId> = entries.iter().map(|e| e.environment_id).collect();
-            let busy = book.busy.clone();
+            let busy: HashSet<EnvironmentId> = book.busy.keys().copied().collect();
             // What a task of this server is making may not be stored yet.
             book.entries.retain(|env, _| busy.contains(env) && !stored.contains(env));
             for e in &entries {
@@ -366,15 +381,16 @@ impl SessionService {
                     if k.exam != exam.id || !k.current {
                         continue;
                     }
-                    match k.state {
-                        PoolState::Ready if now < k.created_at + exam.pool.max_age.as_millis() as i64 => {
+                    // A fill under way counts as filling until it ends, whatever the store says meanwhile; an entry
+                    // being retired does not count.
+                    match (k.state, book.busy.get(env)) {
+                        (_, Some(Task::Fill)) => filling += 1,
+                        (PoolState::Ready, None) if now < k.created_at + exam.pool.max_age.as_millis() as i64 => {
                             ready.push((k.created_at, *env))
                         }
-                        PoolState::Filling if book.busy.contains(env) => filling += 1,
                         _ => {}
                     }
                 }
-                ready.retain(|(_, env)| !book.busy.contains(env));
                 ready.sort();
                 let n = ready.len() as u32;
                 (n, filling, ready)
@@ -473,7 +489,7 @@ impl SessionService {
         self.publish_admission();
         {
             let mut book = pools.book();
-            book.busy.insert(env);
+            book.busy.insert(env, Task::Fill);
             let known =
                 Known { exam: exam.id.clone(), state: PoolState::Filling, created_at: self.now_ms(), current: true };
             book.entries.insert(env, known);
@@ -666,16 +682,20 @@ impl SessionService {
 
     /// The reconciler's part: this server's ready pooled environments that are gone or lost are retired. Returns
     /// how many.
+    /// `listed_at` is when the runtime began listing `envs`: an entry that became ready later may hold an environment
+    /// the list could not see.
     pub(crate) fn reconcile_pools(
         &self,
         entries: &[PoolEntry],
         envs: &HashMap<EnvironmentId, &EnvironmentStatus>,
+        listed_at: i64,
     ) -> usize {
         if self.pools().stopped() {
             return 0;
         }
         let mut lost = 0;
-        for e in entries.iter().filter(|e| e.owner == self.owner() && e.state == PoolState::Ready) {
+        let mine = entries.iter().filter(|e| e.owner == self.owner() && e.state == PoolState::Ready);
+        for e in mine.filter(|e| e.ready_at.is_some_and(|r| r < listed_at)) {
             let gone = match envs.get(&e.environment_id).map(|s| &s.state) {
                 None => true,
                 Some(EnvironmentState::Lost { .. }) => true,
@@ -860,8 +880,8 @@ mod tests {
             book.entries.insert(ids[4], known("other", PoolState::Retiring, 0));
             book.entries.insert(ids[5], known("other", PoolState::Ready, 2));
             // Busy with a retirement: not a victim while ready.
-            book.busy.insert(ids[5]);
-            book.busy.insert(ids[3]);
+            book.busy.insert(ids[5], Task::Retire);
+            book.busy.insert(ids[3], Task::Fill);
         }
         let mine = ExamId::parse("mine").unwrap();
         let mut tried = HashSet::new();

@@ -6,8 +6,10 @@
 //! - **fresh**: create the environment, run every setup script (first the `prepare` ones, then the `claim` ones, which
 //!   get the candidate's identity), check that the terminal answers;
 //! - **claimed** (the session took a pooled environment, see [`crate::pool`]): check that the prepared environment
-//!   answers, run only the `claim` setup scripts, done. A prepared environment that no longer answers is destroyed
-//!   and the session takes the fresh path with the same environment id: nothing fails because of a pool.
+//!   answers, run only the `claim` setup scripts, done. Without `claim` scripts, `created → provisioning → ready` is
+//!   stored in one transaction once the environment answered (each transition with its event, published in order).
+//!   A prepared environment that no longer answers is destroyed and the session takes the fresh path with the same
+//!   environment id: nothing fails because of a pool.
 
 use examroom_core::{EnvironmentId, ExamSessionId, FailureCode, Progress, SessionState, Trigger, UserId};
 use examroom_exams::{Exam, Script, Task};
@@ -109,6 +111,51 @@ async fn run(svc: &SessionService, rec: SessionRecord, path: Path) {
         _ => false,
     };
     let claimed = claimed && exam.is_some();
+    // A claim with nothing to run for the candidate: once the prepared environment answers, provisioning begins and
+    // ends in one store transaction (two transitions, each with its event, published in order).
+    if let (true, Some(exam), SessionState::Created) = (claimed, exam, rec.state) {
+        if exam.claim_steps().is_empty() {
+            match check_running(&svc.inner.runtime, &rec.environment_id).await {
+                Ok(()) => {
+                    let first = Progress::new(1, claimed_steps(exam), TAKING_PREPARED);
+                    let steps = vec![
+                        (
+                            Trigger::ProvisioningStarted,
+                            SessionChanges { progress: Some(Some(first)), ..SessionChanges::default() },
+                        ),
+                        (
+                            Trigger::ProvisioningSucceeded,
+                            SessionChanges {
+                                ready_at: Some(svc.now_ms()),
+                                progress: Some(None),
+                                ..SessionChanges::default()
+                            },
+                        ),
+                    ];
+                    if let Err(e) = svc.apply_chain(&rec, steps, "system").await {
+                        tracing::warn!(session_id = %rec.id, error = %e, "could not record the claim's provisioning");
+                    }
+                    return;
+                }
+                Err((_, detail)) => {
+                    unusable(&rec, &detail);
+                    return run_path(svc, rec, false).await;
+                }
+            }
+        }
+    }
+    run_path(svc, rec, claimed).await
+}
+
+/// A claimed environment that no longer answers: the session takes the fresh path with the same environment id.
+fn unusable(rec: &SessionRecord, detail: &str) {
+    tracing::warn!(session_id = %rec.id, environment_id = %rec.environment_id, %detail,
+        "the claimed environment is not usable; making a new one");
+    ::metrics::counter!(metrics::POOL_MISSES, "exam" => rec.exam_id.to_string(), "reason" => "unusable").increment(1);
+}
+
+async fn run_path(svc: &SessionService, rec: SessionRecord, claimed: bool) {
+    let exam = svc.catalog().get(&rec.exam_id);
     let rec = if rec.state == SessionState::Created {
         let first = match exam {
             Some(exam) if claimed => Progress::new(1, claimed_steps(exam), TAKING_PREPARED),
@@ -249,10 +296,7 @@ async fn steps(svc: &SessionService, rec: &SessionRecord, claimed: bool) -> Resu
             }
             Err((_, detail)) => {
                 // The prepared environment died after it was made: make a new one instead.
-                tracing::warn!(session_id = %rec.id, environment_id = %rec.environment_id, %detail,
-                    "the claimed environment is not usable; making a new one");
-                ::metrics::counter!(metrics::POOL_MISSES, "exam" => rec.exam_id.to_string(), "reason" => "unusable")
-                    .increment(1);
+                unusable(rec, &detail);
                 progress(svc, rec, 1, fresh_steps(Some(exam)), "Creating your isolated environment").await;
             }
         }

@@ -41,6 +41,7 @@ impl SessionService {
     /// One reconcile pass.
     pub async fn reconcile_once(&self) -> ReconcileReport {
         let t0 = Instant::now();
+        let listed_at = self.now_ms();
         let mut report = ReconcileReport::default();
         let envs = match self.inner.runtime.list().await {
             Ok(e) => e,
@@ -93,7 +94,7 @@ impl SessionService {
         }
         ::metrics::gauge!(metrics::ORPHANS).set(report.orphans as f64);
         ::metrics::gauge!(metrics::RECONCILE_POOLED).set(report.pooled as f64);
-        report.pooled_lost = self.reconcile_pools(&pooled, &by_env);
+        report.pooled_lost = self.reconcile_pools(&pooled, &by_env, listed_at);
 
         for s in &live {
             if self.is_busy(&s.id) {
@@ -102,6 +103,8 @@ impl SessionService {
             match s.state {
                 SessionState::Ready | SessionState::Active => {
                     let why = match by_env.get(&s.environment_id).map(|e| &e.state) {
+                        // Ready since the list began: its environment may have been made after the list looked.
+                        None if s.ready_at.is_none_or(|r| r >= listed_at) => None,
                         None => Some("the environment no longer exists".to_string()),
                         Some(EnvironmentState::Lost { reason }) => Some(format!("the environment was lost: {reason}")),
                         Some(EnvironmentState::Running) => None,

@@ -108,6 +108,13 @@ pub struct SessionService {
     pub(crate) inner: Arc<Inner>,
 }
 
+/// A guarded transition, ready to store.
+struct Guarded {
+    t: examroom_core::Transition,
+    changes: SessionChanges,
+    event: NewEvent,
+}
+
 /// Parses a session id from a request. A malformed id is answered exactly like an unknown one.
 fn parse_id(id: &str) -> Result<ExamSessionId, DomainError> {
     id.parse().map_err(|_| DomainError::SessionNotFound)
@@ -610,12 +617,63 @@ impl SessionService {
         &self,
         rec: &SessionRecord,
         trigger: Trigger,
-        mut changes: SessionChanges,
+        changes: SessionChanges,
         actor: &str,
     ) -> Result<SessionRecord, DomainError> {
-        let t = transition(rec.state, &trigger)
-            .map_err(|_| DomainError::IllegalTransition { state: rec.state, trigger })?;
         let now = self.now_ms();
+        let step = self.guard(rec.state, trigger, changes, actor, now)?;
+        let new = match self.inner.store.apply(&rec.id, &step.t, &step.changes, &step.event).await {
+            Ok(new) => new,
+            Err(StoreError::StateConflict { actual, .. }) => {
+                return Err(DomainError::IllegalTransition { state: actual, trigger })
+            }
+            Err(e) => return Err(store_error("apply a transition", e)),
+        };
+        self.applied(&step.t, &new, now);
+        Ok(new)
+    }
+
+    /// Applies consecutive guarded transitions of one session in one store transaction (all or none), each stored
+    /// with its event and then published, in order, as [`SessionService::apply`] does one by one. Returns the last
+    /// record.
+    pub(crate) async fn apply_chain(
+        &self,
+        rec: &SessionRecord,
+        steps: Vec<(Trigger, SessionChanges)>,
+        actor: &str,
+    ) -> Result<SessionRecord, DomainError> {
+        let now = self.now_ms();
+        let mut state = rec.state;
+        let mut guarded = Vec::with_capacity(steps.len());
+        for (trigger, changes) in steps {
+            let step = self.guard(state, trigger, changes, actor, now)?;
+            state = step.t.to;
+            guarded.push((step.t, step.changes, step.event));
+        }
+        let records = match self.inner.store.apply_chain(&rec.id, &guarded).await {
+            Ok(records) => records,
+            Err(StoreError::StateConflict { actual, .. }) => {
+                let trigger = guarded.first().map_or(Trigger::ProvisioningStarted, |(t, _, _)| t.trigger);
+                return Err(DomainError::IllegalTransition { state: actual, trigger });
+            }
+            Err(e) => return Err(store_error("apply transitions", e)),
+        };
+        for ((t, _, _), new) in guarded.iter().zip(&records) {
+            self.applied(t, new, now);
+        }
+        records.last().cloned().ok_or_else(|| incident("apply transitions", &"no transition"))
+    }
+
+    /// The core's guard for `trigger` from `from`, and what the transition changes and records.
+    fn guard(
+        &self,
+        from: SessionState,
+        trigger: Trigger,
+        mut changes: SessionChanges,
+        actor: &str,
+        now: i64,
+    ) -> Result<Guarded, DomainError> {
+        let t = transition(from, &trigger).map_err(|_| DomainError::IllegalTransition { state: from, trigger })?;
         if let Some(reason) = t.end_reason {
             changes.end_reason = Some(reason);
             changes.ended_at.get_or_insert(now);
@@ -633,20 +691,18 @@ impl SessionService {
         if let (Some(Some(p)), Some(data)) = (&changes.progress, event.data.as_mut()) {
             data["progress"] = serde_json::json!(p);
         }
-        let new = match self.inner.store.apply(&rec.id, &t, &changes, &event).await {
-            Ok(new) => new,
-            Err(StoreError::StateConflict { actual, .. }) => {
-                return Err(DomainError::IllegalTransition { state: actual, trigger })
-            }
-            Err(e) => return Err(store_error("apply a transition", e)),
-        };
+        Ok(Guarded { t, changes, event })
+    }
+
+    /// Everything that follows a stored transition: counts, admission, publishing, metrics, timers, the end flow.
+    fn applied(&self, t: &examroom_core::Transition, new: &SessionRecord, now: i64) {
         {
             let mut counts = self.counts();
             *counts.entry(t.from).or_default() -= 1;
             *counts.entry(t.to).or_default() += 1;
         }
         self.publish_counts();
-        if !t.to.is_live() && self.inner.admission.release(rec.id) {
+        if !t.to.is_live() && self.inner.admission.release(new.id) {
             self.publish_admission();
         }
         tracing::info!(session_id = %new.id, user_id = %new.user_id, environment_id = %new.environment_id,
@@ -655,13 +711,13 @@ impl SessionService {
         if t.from == SessionState::Provisioning || !t.to.is_live() {
             self.inner.pools.wake();
         }
-        self.publish(&new);
+        self.publish(new);
         match new.state {
             SessionState::Ready => {
                 ::metrics::histogram!(metrics::START_LATENCY).record((now - new.created_at).max(0) as f64 / 1000.0);
-                crate::timers::arm(self.clone(), &new);
+                crate::timers::arm(self.clone(), new);
             }
-            SessionState::Active => crate::timers::arm(self.clone(), &new),
+            SessionState::Active => crate::timers::arm(self.clone(), new),
             SessionState::Terminating => crate::ending::spawn(self.clone(), new.clone()),
             SessionState::Failed => {
                 if let Some(f) = &new.failure {
@@ -675,7 +731,6 @@ impl SessionService {
             }
             _ => {}
         }
-        Ok(new)
     }
 
     /// Runs `work` for a session in a background task, unless another task already drives that session.

@@ -285,6 +285,14 @@ pub trait SessionStore {
         changes: &SessionChanges,
         event: &NewEvent,
     ) -> Result<SessionRecord, StoreError>;
+    /// Applies consecutive transitions of one session (each `from` the previous `to`) in one transaction, each a
+    /// compare-and-swap stored with its event, as [`SessionStore::apply`] would one by one; all or none. Returns the
+    /// record after each.
+    async fn apply_chain(
+        &self,
+        id: &ExamSessionId,
+        steps: &[(Transition, SessionChanges, NewEvent)],
+    ) -> Result<Vec<SessionRecord>, StoreError>;
     /// Sets the progress while the session is in `expected` (else `StateConflict`), with a `Progress` event.
     async fn set_progress(
         &self,
@@ -361,6 +369,13 @@ impl SessionStore for Store {
         event: &NewEvent,
     ) -> Result<SessionRecord, StoreError> {
         dispatch!(self, s => s.apply(id, t, changes, event).await)
+    }
+    async fn apply_chain(
+        &self,
+        id: &ExamSessionId,
+        steps: &[(Transition, SessionChanges, NewEvent)],
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        dispatch!(self, s => s.apply_chain(id, steps).await)
     }
     async fn set_progress(
         &self,

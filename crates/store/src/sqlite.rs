@@ -17,7 +17,10 @@
 //!
 //! Every write transaction starts with `BEGIN IMMEDIATE`: it takes SQLite's write lock up front (waiting up to
 //! the busy timeout), so two writers never both hold a read snapshot and then fail to upgrade it with
-//! `SQLITE_BUSY`.
+//! `SQLITE_BUSY`. Before that, every write of this process (transaction or single statement) waits for its turn on
+//! an in-process lock ([`WriteTx`]): SQLite admits one writer at a time anyway, and writers that queue here, in
+//! order, never sleep in SQLite's busy handler (whose backoff, 1 to 100 ms a try, made a start storm of 50 sessions
+//! take hundreds of milliseconds) and never hold a pooled connection that readers need while they wait.
 //!
 //! # Stored forms
 //!
@@ -36,8 +39,10 @@ mod pool;
 
 use std::borrow::Cow;
 use std::future::Future;
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use examroom_core::{
@@ -93,6 +98,34 @@ const SYSTEM_ACTOR: &str = "system";
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Writers take turns here before they write (see the module's documentation).
+    writer: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction (`BEGIN IMMEDIATE`), begun on this process's turn to write and holding it until it commits or
+/// rolls back. It derefs to the connection, for queries.
+pub(crate) struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Deref for WriteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.tx
+    }
+}
+
+impl WriteTx {
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
 }
 
 impl SqliteStore {
@@ -112,10 +145,12 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            // A connection to a local file does not go stale; a ping before every use is a round trip for nothing.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Backend(format!("opening {}: {e}", path.display())))?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore { pool, writer: Arc::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -134,7 +169,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Backend(format!("opening an in-memory database: {e}")))?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore { pool, writer: Arc::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -152,9 +187,17 @@ impl SqliteStore {
         migrator.run(&self.pool).await.map_err(|e| StoreError::Backend(format!("migrations: {e}")))
     }
 
-    /// Starts a write transaction that holds SQLite's write lock from the start.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)
+    /// Starts a write transaction, on this process's turn to write, that holds SQLite's write lock from the start.
+    async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+        let turn = self.writer.clone().lock_owned().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+        Ok(WriteTx { tx, _turn: turn })
+    }
+
+    /// Waits for this process's turn to write one statement outside a transaction; the turn lasts as long as the
+    /// guard.
+    async fn turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writer.lock().await
     }
 
     /// The row of `id` after a compare-and-swap updated nothing: `NotFound`, or the state it is really in.
@@ -234,48 +277,41 @@ impl SessionStore for SqliteStore {
         changes: &SessionChanges,
         event: &NewEvent,
     ) -> Result<SessionRecord, StoreError> {
-        let set_progress = changes.progress.is_some();
-        let progress = match &changes.progress {
-            Some(Some(p)) => Some(to_json(p)?),
-            _ => None,
-        };
-        let failure = changes.failure.as_ref().map(to_json).transpose()?;
         let mut tx = self.begin_write().await?;
-        // `COALESCE(?, col)` keeps the column when the change is `None`; the progress has an explicit flag
-        // because `Some(None)` clears it.
-        let updated = sqlx::query(&format!(
-            "UPDATE sessions SET \
-                 state = ?1, \
-                 progress = CASE WHEN ?2 THEN ?3 ELSE progress END, \
-                 ready_at = COALESCE(?4, ready_at), \
-                 started_at = COALESCE(?5, started_at), \
-                 deadline = COALESCE(?6, deadline), \
-                 ended_at = COALESCE(?7, ended_at), \
-                 end_reason = COALESCE(?8, end_reason), \
-                 failure = COALESCE(?9, failure), \
-                 resources_released_at = COALESCE(?10, resources_released_at), \
-                 graded = COALESCE(?11, graded), \
-                 updated_at = ?12 \
-             WHERE id = ?13 AND state = ?14 \
-             RETURNING {SESSION_COLUMNS}"
-        ))
-        .bind(t.to.as_str())
-        .bind(set_progress)
-        .bind(progress)
-        .bind(changes.ready_at)
-        .bind(changes.started_at)
-        .bind(changes.deadline)
-        .bind(changes.ended_at)
-        .bind(changes.end_reason.map(EndReason::as_str))
-        .bind(failure)
-        .bind(changes.resources_released_at)
-        .bind(changes.graded)
-        .bind(event.at)
-        .bind(id.to_string())
-        .bind(t.from.as_str())
-        .fetch_optional(&mut *tx)
-        .await;
+        let updated = cas_transition(&mut tx, id, t, changes, event.at).await;
         finish_cas(tx, id, t.from, updated, event).await
+    }
+
+    async fn apply_chain(
+        &self,
+        id: &ExamSessionId,
+        steps: &[(Transition, SessionChanges, NewEvent)],
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let mut records = Vec::with_capacity(steps.len());
+        for (t, changes, event) in steps {
+            let rec = match cas_transition(&mut tx, id, t, changes, event.at).await {
+                Ok(Some(row)) => session_from_row(&row),
+                Ok(None) => Err(match SqliteStore::conflict(&mut tx, id, t.from).await {
+                    Ok(why) | Err(why) => why,
+                }),
+                Err(e) => Err(e),
+            };
+            let rec = match rec {
+                Ok(rec) => rec,
+                Err(e) => {
+                    rollback(tx).await;
+                    return Err(e);
+                }
+            };
+            if let Err(e) = insert_event(&mut tx, id, event).await {
+                rollback(tx).await;
+                return Err(e);
+            }
+            records.push(rec);
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(records)
     }
 
     async fn set_progress(
@@ -305,7 +341,8 @@ impl SessionStore for SqliteStore {
         .bind(id.to_string())
         .bind(expected.as_str())
         .fetch_optional(&mut *tx)
-        .await;
+        .await
+        .map_err(backend);
         finish_cas(tx, id, expected, updated, &event).await
     }
 
@@ -320,11 +357,13 @@ impl SessionStore for SqliteStore {
         .bind(id.to_string())
         .bind(state.as_str())
         .fetch_optional(&mut *tx)
-        .await;
+        .await
+        .map_err(backend);
         finish_cas(tx, id, state, updated, event).await
     }
 
     async fn set_result(&self, id: &ExamSessionId, result: &ExamResult, at: i64) -> Result<(), StoreError> {
+        let _turn = self.turn().await;
         let json = serde_json::to_string(result).map_err(|e| StoreError::Backend(format!("encoding JSON: {e}")))?;
         let done = sqlx::query(
             "INSERT INTO results (session_id, result, updated_at) VALUES (?1, ?2, ?3) \
@@ -353,6 +392,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn append_event(&self, id: &ExamSessionId, event: &NewEvent) -> Result<(), StoreError> {
+        let _turn = self.turn().await;
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         insert_event(&mut conn, id, event).await
     }
@@ -385,6 +425,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn grant_attempts(&self, grant: &AttemptGrant) -> Result<(), StoreError> {
+        let _turn = self.turn().await;
         sqlx::query(
             "INSERT INTO attempt_grants (user_id, exam_id, extra, reason, actor, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
@@ -479,6 +520,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn sign_out(&self, id_hash: &str, at: i64) -> Result<bool, StoreError> {
+        let _turn = self.turn().await;
         let done = sqlx::query("UPDATE sign_ins SET signed_out_at = ?1 WHERE id_hash = ?2 AND signed_out_at IS NULL")
             .bind(at)
             .bind(id_hash)
@@ -521,13 +563,65 @@ async fn create_private_file(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The compare-and-swap of a transition inside a write transaction: `UPDATE … WHERE id = ? AND state = <from>
+/// RETURNING …`, setting the state and the `changes` (`updated_at` = `at`). `None` when no row matched.
+async fn cas_transition(
+    conn: &mut SqliteConnection,
+    id: &ExamSessionId,
+    t: &Transition,
+    changes: &SessionChanges,
+    at: i64,
+) -> Result<Option<SqliteRow>, StoreError> {
+    let set_progress = changes.progress.is_some();
+    let progress = match &changes.progress {
+        Some(Some(p)) => Some(to_json(p)?),
+        _ => None,
+    };
+    let failure = changes.failure.as_ref().map(to_json).transpose()?;
+    // `COALESCE(?, col)` keeps the column when the change is `None`; the progress has an explicit flag because
+    // `Some(None)` clears it.
+    sqlx::query(&format!(
+        "UPDATE sessions SET \
+             state = ?1, \
+             progress = CASE WHEN ?2 THEN ?3 ELSE progress END, \
+             ready_at = COALESCE(?4, ready_at), \
+             started_at = COALESCE(?5, started_at), \
+             deadline = COALESCE(?6, deadline), \
+             ended_at = COALESCE(?7, ended_at), \
+             end_reason = COALESCE(?8, end_reason), \
+             failure = COALESCE(?9, failure), \
+             resources_released_at = COALESCE(?10, resources_released_at), \
+             graded = COALESCE(?11, graded), \
+             updated_at = ?12 \
+         WHERE id = ?13 AND state = ?14 \
+         RETURNING {SESSION_COLUMNS}"
+    ))
+    .bind(t.to.as_str())
+    .bind(set_progress)
+    .bind(progress)
+    .bind(changes.ready_at)
+    .bind(changes.started_at)
+    .bind(changes.deadline)
+    .bind(changes.ended_at)
+    .bind(changes.end_reason.map(EndReason::as_str))
+    .bind(failure)
+    .bind(changes.resources_released_at)
+    .bind(changes.graded)
+    .bind(at)
+    .bind(id.to_string())
+    .bind(t.from.as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)
+}
+
 /// The end of `apply` and `set_progress`: the compare-and-swap `UPDATE … RETURNING` has run in `tx`. If it
 /// updated the row, appends `event` and commits; otherwise rolls back and says why.
 async fn finish_cas(
-    mut tx: Transaction<'static, Sqlite>,
+    mut tx: WriteTx,
     id: &ExamSessionId,
     expected: SessionState,
-    updated: Result<Option<SqliteRow>, sqlx::Error>,
+    updated: Result<Option<SqliteRow>, StoreError>,
     event: &NewEvent,
 ) -> Result<SessionRecord, StoreError> {
     let row = match updated {
@@ -539,7 +633,7 @@ async fn finish_cas(
         }
         Err(e) => {
             rollback(tx).await;
-            return Err(backend(e));
+            return Err(e);
         }
     };
     let rec = match session_from_row(&row) {
@@ -559,11 +653,7 @@ async fn finish_cas(
 
 /// Inserts a session and its first event inside the write transaction `tx` (the caller commits or rolls back). A live
 /// session of the same user is [`StoreError::LiveSessionExists`].
-async fn insert_session(
-    tx: &mut Transaction<'static, Sqlite>,
-    rec: &SessionRecord,
-    event: &NewEvent,
-) -> Result<(), StoreError> {
+async fn insert_session(conn: &mut SqliteConnection, rec: &SessionRecord, event: &NewEvent) -> Result<(), StoreError> {
     let progress = rec.progress.as_ref().map(to_json).transpose()?;
     let failure = rec.failure.as_ref().map(to_json).transpose()?;
     let inserted = sqlx::query(
@@ -591,21 +681,21 @@ async fn insert_session(
     .bind(rec.resources_released_at)
     .bind(rec.graded)
     .bind(rec.updated_at)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await;
     match inserted {
         Ok(_) => {}
         Err(e) if is_live_session_violation(&e) => {
             // Still inside the write transaction: the live session that blocked the insert cannot end between the
             // failure and this lookup.
-            return match live_for_user_on(tx, &rec.user_id).await? {
+            return match live_for_user_on(conn, &rec.user_id).await? {
                 Some(live) => Err(StoreError::LiveSessionExists { session_id: live.id }),
                 None => Err(backend(e)),
             };
         }
         Err(e) => return Err(backend(e)),
     }
-    insert_event(tx, &rec.id, event).await
+    insert_event(conn, &rec.id, event).await
 }
 
 /// The user's live session, on a given connection (inside a transaction, or not).
@@ -645,8 +735,8 @@ async fn insert_event(conn: &mut SqliteConnection, id: &ExamSessionId, event: &N
 
 /// Rolls back, logging (not returning) a failure: the caller already has the error to report, and a
 /// transaction that fails to roll back is rolled back when its connection is reused or closed.
-async fn rollback(tx: Transaction<'static, Sqlite>) {
-    if let Err(e) = tx.rollback().await {
+async fn rollback(tx: WriteTx) {
+    if let Err(e) = tx.tx.rollback().await {
         tracing::warn!(error = %e, "sqlite rollback failed");
     }
 }
