@@ -70,6 +70,8 @@ impl StatusStream {
 }
 
 struct Sample {
+    /// From sending the POST to its answer.
+    post_answered: Duration,
     post_to_ready: Duration,
     push: Vec<i64>,
     end_to_released: Duration,
@@ -88,6 +90,7 @@ async fn one(http: reqwest::Client, base: String, token: String, exam: &str) -> 
         bail!("create answered {}: {}", r.status(), r.text().await.unwrap_or_default());
     }
     let v: serde_json::Value = r.json().await?;
+    let post_answered = t0.elapsed();
     let id = v["id"].as_str().context("no id")?.to_string();
     let environment_id = v["execution_environment_id"].as_str().context("no environment id")?.to_string();
     let sse = http.get(format!("{base}/api/v1/sessions/{id}/status")).bearer_auth(&token).send().await?;
@@ -116,7 +119,7 @@ async fn one(http: reqwest::Client, base: String, token: String, exam: &str) -> 
     if let Some(t) = parse_ms(&done["resources_released_at"]) {
         push.push(at - t);
     }
-    Ok(Sample { post_to_ready, push, end_to_released, environment_id })
+    Ok(Sample { post_answered, post_to_ready, push, end_to_released, environment_id })
 }
 
 /// A server for a bench: in-process, on an ephemeral port, with one exam `bench` and its own data directory.
@@ -444,13 +447,17 @@ async fn pool_storm(exam_dir: &Path, users: usize) -> Result<()> {
     let claimed = warm.iter().filter(|s| pooled.contains(&s.environment_id)).count();
     let mut ready: Vec<Duration> = warm.iter().map(|s| s.post_to_ready).collect();
     ready.sort();
+    let mut answered: Vec<Duration> = warm.iter().map(|s| s.post_answered).collect();
+    answered.sort();
     println!(
-        "{exam}, {users} at once, warm pool of {users} (filled in {:.1} s, {:.1} environments/s): POST→ready p50 {}  p99 {}  max {}  | {claimed}/{users} took a prepared environment",
+        "{exam}, {users} at once, warm pool of {users} (filled in {:.1} s, {:.1} environments/s): POST→ready p50 {}  p99 {}  max {}  | POST answered p50 {}  p99 {}  | {claimed}/{users} took a prepared environment",
         filled.as_secs_f64(),
         users as f64 / filled.as_secs_f64(),
         ms(percentile(&ready, 50.0)),
         ms(percentile(&ready, 99.0)),
-        ms(*ready.last().unwrap_or(&Duration::ZERO))
+        ms(*ready.last().unwrap_or(&Duration::ZERO)),
+        ms(percentile(&answered, 50.0)),
+        ms(percentile(&answered, 99.0)),
     );
     srv.stop().await
 }
