@@ -13,6 +13,11 @@ have ipcmk || need+=(util-linux)
 have python3 || [ -x /usr/bin/python3 ] || need+=(python3)
 [ -x /usr/bin/python3 ] || need+=(python3)
 have tmux || need+=(tmux)
+# What candidates expect of a Linux machine on the host base (issue 11): sudo, cron, ping, strace.
+have sudo || need+=(sudo)
+[ -x /usr/sbin/cron ] || need+=(cron)
+have ping || need+=(iputils-ping)
+have strace || need+=(strace)
 have curl || need+=(curl)
 # The web UI is built with node and npm (Vite 7 needs Node.js 20 or newer). `--browser` adds Chromium for the
 # browser tests (`make test-web`), and only then. `--conformance` adds what scripts/api-conformance.sh runs:

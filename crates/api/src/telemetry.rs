@@ -67,6 +67,20 @@ pub fn describe() {
          or went away)."
     );
     describe_gauge!(WS_LIVE, Unit::Count, "WebSocket connections open now, by endpoint.");
+    use crate::connections as c;
+    describe_gauge!(c::METRIC_CONNECTIONS, Unit::Count, "HTTP connections open now (upgraded WebSockets included).");
+    describe_counter!(c::METRIC_REFUSED, Unit::Count, "Connections refused over a cap, by reason (total, address).");
+    describe_counter!(
+        c::METRIC_TIMED_OUT,
+        Unit::Count,
+        "Connections closed by a timeout, by reason (header_read, idle)."
+    );
+    describe_counter!(c::METRIC_ACCEPT_ERRORS, Unit::Count, "Failed accepts, by kind (out_of_resources, other).");
+    describe_counter!(
+        c::METRIC_STREAMS_REFUSED,
+        Unit::Count,
+        "Status streams refused because the user holds as many as they may."
+    );
 }
 
 /// The `method` label: a standard method, or `other` (a client may send any token as a method).

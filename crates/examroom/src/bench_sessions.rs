@@ -189,6 +189,7 @@ impl BenchServer {
             pool_max: max_live_sessions / 2,
             pool_fill_concurrency: 2,
             pool_lead: Duration::from_secs(15 * 60),
+            concurrent_creates: None,
         };
         let state = build(&settings).await?;
         let keys = state.keys.clone();

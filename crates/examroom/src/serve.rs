@@ -53,6 +53,8 @@ pub struct FileConfig {
     pub pool_fill_concurrency: Option<usize>,
     /// Filling for announced candidates begins at least this long before their start (default "15m").
     pub pool_lead: Option<String>,
+    /// Environments being made at once; more wait their turn (default: twice the CPUs).
+    pub concurrent_creates: Option<usize>,
 }
 
 /// What `serve` runs with.
@@ -79,6 +81,8 @@ pub struct Settings {
     pub pool_fill_concurrency: usize,
     /// Filling for announced candidates begins at least this long before their start.
     pub pool_lead: Duration,
+    /// Environments being made at once (`None`: the runtime's default).
+    pub concurrent_creates: Option<usize>,
 }
 
 impl Settings {
@@ -178,6 +182,7 @@ impl Settings {
             pool_max,
             pool_fill_concurrency,
             pool_lead,
+            concurrent_creates: number::<usize>("EXAMROOM_CONCURRENT_CREATES", 1)?.or(file.concurrent_creates),
         })
     }
 }
@@ -242,6 +247,9 @@ pub async fn build(s: &Settings) -> Result<AppState> {
     let mut rcfg = SandboxConfig::new(data_dir.join("sandbox"), &s.label);
     rcfg.hidden = vec![data_dir.clone(), exams_dir.canonicalize().unwrap_or(exams_dir.clone())];
     rcfg.create_timeout = Duration::from_secs(55);
+    if let Some(n) = s.concurrent_creates {
+        rcfg.concurrent_creates = n;
+    }
     let runtime = Runtime::Sandbox(SandboxRuntime::new(rcfg).context("start the sandbox runtime")?);
     let metrics = match examroom_api::telemetry::install_recorder() {
         Ok(h) => Some(h),

@@ -18,9 +18,7 @@
 //! Every write transaction starts with `BEGIN IMMEDIATE`: it takes SQLite's write lock up front (waiting up to
 //! the busy timeout), so two writers never both hold a read snapshot and then fail to upgrade it with
 //! `SQLITE_BUSY`. Before that, every write of this process (transaction or single statement) waits for its turn on
-//! an in-process lock ([`WriteTx`]): SQLite admits one writer at a time anyway, and writers that queue here, in
-//! order, never sleep in SQLite's busy handler (whose backoff, 1 to 100 ms a try, made a start storm of 50 sessions
-//! take hundreds of milliseconds) and never hold a pooled connection that readers need while they wait.
+//! an in-process lock (see [`SqliteStore`]), holding no pooled connection meanwhile.
 //!
 //! # Stored forms
 //!
@@ -39,10 +37,8 @@ mod pool;
 
 use std::borrow::Cow;
 use std::future::Future;
-use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use examroom_core::{
@@ -61,6 +57,9 @@ use crate::{
     AttemptGrant, EventKind, EventRecord, ListFilter, NewEvent, SessionChanges, SessionRecord, SessionStore,
     SignInRecord, StoreError,
 };
+
+/// A writer's turn in this process (see [`SqliteStore`]).
+type WriterTurn = tokio::sync::OwnedMutexGuard<()>;
 
 /// How long a connection waits for another one's lock before it gives up with `database is locked`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -98,34 +97,12 @@ const SYSTEM_ACTOR: &str = "system";
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// Writers take turns here before they write (see the module's documentation).
-    writer: Arc<tokio::sync::Mutex<()>>,
-}
-
-/// A write transaction (`BEGIN IMMEDIATE`), begun on this process's turn to write and holding it until it commits or
-/// rolls back. It derefs to the connection, for queries.
-pub(crate) struct WriteTx {
-    tx: Transaction<'static, Sqlite>,
-    _turn: tokio::sync::OwnedMutexGuard<()>,
-}
-
-impl Deref for WriteTx {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
-        &self.tx
-    }
-}
-
-impl DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.tx
-    }
-}
-
-impl WriteTx {
-    async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
-    }
+    /// One writer at a time in this process. SQLite takes one writer at a time anyway; without this, writers that
+    /// find the lock taken wait in SQLite's busy handler, which sleeps in growing steps (up to 100 ms) instead of
+    /// waking when the lock frees, so a burst of writes (fifty sessions starting, each recording its steps)
+    /// collapsed into seconds of sleeping and "database is locked" after the 5 s busy timeout. Waiting here is a
+    /// FIFO queue that wakes at once; reads never wait (WAL).
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -142,7 +119,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT);
+            .busy_timeout(BUSY_TIMEOUT)
+            // No checkpoint inside a commit (it would fsync while this process's writers wait their turn): a
+            // background task checkpoints instead (PASSIVE: it never blocks a writer).
+            .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             // A connection to a local file does not go stale; a ping before every use is a round trip for nothing.
@@ -150,8 +130,9 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Backend(format!("opening {}: {e}", path.display())))?;
-        let store = SqliteStore { pool, writer: Arc::default() };
+        let store = SqliteStore { pool, writer: Default::default() };
         store.migrate().await?;
+        tokio::spawn(checkpoints(store.pool.clone()));
         Ok(store)
     }
 
@@ -169,7 +150,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Backend(format!("opening an in-memory database: {e}")))?;
-        let store = SqliteStore { pool, writer: Arc::default() };
+        let store = SqliteStore { pool, writer: Default::default() };
         store.migrate().await?;
         Ok(store)
     }
@@ -187,17 +168,17 @@ impl SqliteStore {
         migrator.run(&self.pool).await.map_err(|e| StoreError::Backend(format!("migrations: {e}")))
     }
 
-    /// Starts a write transaction, on this process's turn to write, that holds SQLite's write lock from the start.
-    async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+    /// Starts a write transaction that holds SQLite's write lock from the start, and this process's writer turn
+    /// (released when the returned guard drops, after the commit).
+    async fn begin_write(&self) -> Result<(WriterTurn, Transaction<'static, Sqlite>), StoreError> {
         let turn = self.writer.clone().lock_owned().await;
         let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
-        Ok(WriteTx { tx, _turn: turn })
+        Ok((turn, tx))
     }
 
-    /// Waits for this process's turn to write one statement outside a transaction; the turn lasts as long as the
-    /// guard.
-    async fn turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.writer.lock().await
+    /// This process's writer turn, for a write outside a transaction (one statement).
+    async fn writer_turn(&self) -> WriterTurn {
+        self.writer.clone().lock_owned().await
     }
 
     /// The row of `id` after a compare-and-swap updated nothing: `NotFound`, or the state it is really in.
@@ -218,9 +199,30 @@ impl SqliteStore {
     }
 }
 
+/// Copies the write-ahead log into the database file every [`CHECKPOINT_EVERY`], in the background, until the pool
+/// is closed. With `synchronous=NORMAL` a commit writes the log without syncing it; only checkpoints sync, and here
+/// they never sit inside a writer's turn.
+async fn checkpoints(pool: SqlitePool) {
+    loop {
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, "WAL checkpoint");
+        }
+    }
+}
+
+/// How often the background task checkpoints the write-ahead log.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
 impl SessionStore for SqliteStore {
     async fn insert(&self, rec: &SessionRecord, event: &NewEvent) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         if let Err(e) = insert_session(&mut tx, rec, event).await {
             rollback(tx).await;
             return Err(e);
@@ -277,7 +279,7 @@ impl SessionStore for SqliteStore {
         changes: &SessionChanges,
         event: &NewEvent,
     ) -> Result<SessionRecord, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let updated = cas_transition(&mut tx, id, t, changes, event.at).await;
         finish_cas(tx, id, t.from, updated, event).await
     }
@@ -287,7 +289,7 @@ impl SessionStore for SqliteStore {
         id: &ExamSessionId,
         steps: &[(Transition, SessionChanges, NewEvent)],
     ) -> Result<Vec<SessionRecord>, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let mut records = Vec::with_capacity(steps.len());
         for (t, changes, event) in steps {
             let rec = match cas_transition(&mut tx, id, t, changes, event.at).await {
@@ -331,7 +333,7 @@ impl SessionStore for SqliteStore {
             actor: SYSTEM_ACTOR.to_owned(),
             data: Some(data.clone()),
         };
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let updated = sqlx::query(&format!(
             "UPDATE sessions SET progress = ?1, updated_at = ?2 WHERE id = ?3 AND state = ?4 \
              RETURNING {SESSION_COLUMNS}"
@@ -348,7 +350,7 @@ impl SessionStore for SqliteStore {
 
     async fn mark_released(&self, id: &ExamSessionId, at: i64, event: &NewEvent) -> Result<SessionRecord, StoreError> {
         let state = SessionState::Failed;
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let updated = sqlx::query(&format!(
             "UPDATE sessions SET resources_released_at = ?1, updated_at = ?1 \
              WHERE id = ?2 AND state = ?3 AND resources_released_at IS NULL RETURNING {SESSION_COLUMNS}"
@@ -363,8 +365,8 @@ impl SessionStore for SqliteStore {
     }
 
     async fn set_result(&self, id: &ExamSessionId, result: &ExamResult, at: i64) -> Result<(), StoreError> {
-        let _turn = self.turn().await;
         let json = serde_json::to_string(result).map_err(|e| StoreError::Backend(format!("encoding JSON: {e}")))?;
+        let _turn = self.writer_turn().await;
         let done = sqlx::query(
             "INSERT INTO results (session_id, result, updated_at) VALUES (?1, ?2, ?3) \
              ON CONFLICT(session_id) DO UPDATE SET result = excluded.result, updated_at = excluded.updated_at",
@@ -392,7 +394,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn append_event(&self, id: &ExamSessionId, event: &NewEvent) -> Result<(), StoreError> {
-        let _turn = self.turn().await;
+        let _turn = self.writer_turn().await;
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         insert_event(&mut conn, id, event).await
     }
@@ -425,7 +427,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn grant_attempts(&self, grant: &AttemptGrant) -> Result<(), StoreError> {
-        let _turn = self.turn().await;
+        let _turn = self.writer_turn().await;
         sqlx::query(
             "INSERT INTO attempt_grants (user_id, exam_id, extra, reason, actor, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
@@ -469,7 +471,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn insert_sign_in(&self, rec: &SignInRecord) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let done = async {
             sqlx::query("DELETE FROM sign_ins WHERE expires_at <= ?1").bind(rec.created_at).execute(&mut *tx).await?;
             sqlx::query(
@@ -520,7 +522,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn sign_out(&self, id_hash: &str, at: i64) -> Result<bool, StoreError> {
-        let _turn = self.turn().await;
+        let _turn = self.writer_turn().await;
         let done = sqlx::query("UPDATE sign_ins SET signed_out_at = ?1 WHERE id_hash = ?2 AND signed_out_at IS NULL")
             .bind(at)
             .bind(id_hash)
@@ -618,7 +620,7 @@ async fn cas_transition(
 /// The end of `apply` and `set_progress`: the compare-and-swap `UPDATE … RETURNING` has run in `tx`. If it
 /// updated the row, appends `event` and commits; otherwise rolls back and says why.
 async fn finish_cas(
-    mut tx: WriteTx,
+    mut tx: Transaction<'static, Sqlite>,
     id: &ExamSessionId,
     expected: SessionState,
     updated: Result<Option<SqliteRow>, StoreError>,
@@ -735,8 +737,8 @@ async fn insert_event(conn: &mut SqliteConnection, id: &ExamSessionId, event: &N
 
 /// Rolls back, logging (not returning) a failure: the caller already has the error to report, and a
 /// transaction that fails to roll back is rolled back when its connection is reused or closed.
-async fn rollback(tx: WriteTx) {
-    if let Err(e) = tx.tx.rollback().await {
+async fn rollback(tx: Transaction<'static, Sqlite>) {
+    if let Err(e) = tx.rollback().await {
         tracing::warn!(error = %e, "sqlite rollback failed");
     }
 }

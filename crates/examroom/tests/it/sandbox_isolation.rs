@@ -288,7 +288,9 @@ async fn two_environments_do_not_see_each_other() {
         let host_entries: Vec<String> = std::fs::read_dir(dir)
             .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
-        for e in inside.lines() {
+        // Made inside on purpose: an empty /run/lock and /run/sshd, and dpkg's database (read-only, the base's).
+        let ours = ["lock", "sshd", "dpkg"];
+        for e in inside.lines().filter(|e| !ours.contains(e)) {
             assert!(!host_entries.iter().any(|x| x == e), "host {dir}/{e} is visible inside: {inside:?}");
         }
     }
@@ -521,7 +523,9 @@ async fn attacks_from_inside_are_refused() {
     assert_eq!(cap_eff & (1 << 21), 0, "CAP_SYS_ADMIN is effective: {cap_eff:#x}");
     let cap_bnd = u64::from_str_radix(&field("CapBnd:"), 16).unwrap();
     assert_eq!(cap_bnd & (1 << 21), 0, "CAP_SYS_ADMIN is in the bounding set: {cap_bnd:#x}");
-    assert_eq!(field("NoNewPrivs:"), "1");
+    // No no_new_privs with a user namespace: the filter went in while CAP_SYS_ADMIN was held, so set-user-ID programs
+    // work (and grant no more than root of the namespace with the candidate's bounding set).
+    assert_eq!(field("NoNewPrivs:"), "0");
     assert_eq!(field("Seccomp:"), "2");
 
     // TIOCSTI needs a terminal.
@@ -662,7 +666,8 @@ async fn uid_ranges_are_distinct_and_base_appears_root_owned() {
     }
 
     let host_passwd = std::fs::read("/etc/passwd").unwrap();
-    let base_passwd_path = h.state_dir.join("base/etc/passwd");
+    let base_passwd_path =
+        examroom_runtime::sandbox::base_etc::current(Path::new("/"), &h.state_dir.join("base")).unwrap().join("passwd");
     let base_passwd = std::fs::read(&base_passwd_path).unwrap();
     h.sh_ok(&a, "echo x >> /etc/passwd").await;
     assert!(h.sh_ok(&a, "tail -n 1 /etc/passwd").await == "x\n", "the write inside did not take");
@@ -892,4 +897,177 @@ async fn proc_is_masked_and_every_mask_is_locked() {
     assert!(!hidden.stdout_text().contains("42") && !hidden.stdout_text().contains("secret"), "{hidden:?}");
     h.teardown().await;
     drop(host);
+}
+
+const TRACE_PY: &str = r#"
+import ctypes, os, signal
+libc = ctypes.CDLL(None, use_errno=True)
+pid = os.fork()
+if pid == 0:
+    libc.ptrace(0, 0, 0, 0)           # PTRACE_TRACEME
+    os.kill(os.getpid(), signal.SIGSTOP)
+    os._exit(7)
+_, st = os.waitpid(pid, 0)
+assert os.WIFSTOPPED(st), st
+assert libc.ptrace(7, pid, 0, 0) == 0  # PTRACE_CONT
+_, st = os.waitpid(pid, 0)
+print("traced", os.WEXITSTATUS(st))
+os.makedirs("/tmp/jail", exist_ok=True)
+os.chroot("/tmp/jail")
+print("chrooted", os.listdir("/"))
+"#;
+
+const PING_PY: &str = r#"
+import socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
+s.settimeout(2)
+s.sendto(struct.pack("!BBHHH", 8, 0, 0, 0, 1) + b"examroom", ("127.0.0.1", 0))
+data, addr = s.recvfrom(64)
+print("pong", data[0], addr[0])
+"#;
+
+/// What a shell user expects of a Linux machine: set-user-ID programs (for an ordinary user), tracing their own
+/// programs, `chroot`, `setarch -R`, and ping on loopback without CAP_NET_RAW.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setuid_programs_debuggers_chroot_and_ping_work_inside() {
+    let h = Harness::new();
+    let id = h.create().await;
+    h.sh_ok(&id, "useradd -m alice").await;
+    // chage is set-group-ID shadow: an ordinary user reads their own password ageing only through it.
+    let out = h.sh(&id, "su alice -s /bin/sh -c 'chage -l alice'").await;
+    assert!(out.exit_code == Some(0) && out.stdout_text().contains("Last password change"), "{}", describe(&out));
+    assert_eq!(h.sh_ok(&id, "setarch \"$(uname -m)\" -R echo no-aslr").await, "no-aslr\n");
+    assert_eq!(py_ok(&h, &id, TRACE_PY).await, "traced 7\nchrooted []\n");
+    assert_eq!(
+        h.sh_ok(&id, "cat /proc/sys/net/ipv4/ping_group_range").await.split_whitespace().collect::<Vec<_>>(),
+        ["0", "65535"]
+    );
+    assert_eq!(py_ok(&h, &id, PING_PY).await, "pong 0 127.0.0.1\n");
+    // The real tools (installed by scripts/install-deps.sh on the host that serves the base).
+    let tools = "echo 'alice ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/alice && chmod 440 /etc/sudoers.d/alice && \
+                 su alice -s /bin/sh -c 'sudo -n id -u' && \
+                 su alice -s /bin/sh -c 'echo \"* * * * * true\" | crontab -' && crontab -l -u alice && \
+                 ping -c 1 -W 2 127.0.0.1 >/dev/null && echo pinged && \
+                 strace -f -o /dev/null true && echo traced";
+    assert_eq!(h.sh_ok(&id, tools).await, "0\n* * * * * true\npinged\ntraced\n");
+    h.teardown().await;
+}
+
+/// The curated `/etc` takes from the host's `/etc` only what packages own, as they shipped it: a secret the
+/// administrator put there (a drop-in of examroom's own unit holding the token secret) never shows inside, and when
+/// the host's package state changes (a package adds a system group) new environments see it, while a running one keeps
+/// the `/etc` it started with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_curated_etc_follows_the_packages_and_never_the_administrator() {
+    let tag = unique_label("etc").replace('-', "");
+    let mut host = HostPaths::new();
+    let dropin = host.add(format!("/etc/systemd/system/examroom-it-{tag}.service.d"));
+    std::fs::create_dir_all(&dropin).unwrap();
+    std::fs::write(dropin.join("secret.conf"), "[Service]\nEnvironment=EXAMROOM_TOKEN_SECRET=it-secret-4711\n")
+        .unwrap();
+    let h = Harness::new();
+    let a = h.create().await;
+    let seen = h
+        .sh(
+            &a,
+            &format!("cat /etc/systemd/system/examroom-it-{tag}.service.d/secret.conf; grep -rs it-secret-4711 /etc"),
+        )
+        .await;
+    assert!(!seen.stdout_text().contains("it-secret-4711"), "the administrator's secret reached the environment");
+    assert_eq!(h.sh_ok(&a, "getent group shadow >/dev/null && echo shadow-ok").await, "shadow-ok\n");
+    // A "package" adds a system group on the host.
+    let group = format!("eit{}", &tag[tag.len().saturating_sub(8)..]);
+    let added = std::process::Command::new("groupadd").args(["-r", &group]).status().unwrap();
+    assert!(added.success());
+    struct Remove(String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("groupdel").arg(&self.0).status();
+        }
+    }
+    let _remove = Remove(group.clone());
+    let b = h.create().await;
+    assert_eq!(h.sh_ok(&b, &format!("getent group {group} | cut -d: -f1")).await, format!("{group}\n"));
+    let old = h.sh(&a, &format!("getent group {group}")).await;
+    assert_ne!(old.exit_code, Some(0), "a running environment's /etc changed under it");
+    h.teardown().await;
+    drop(host);
+}
+
+/// `/sys` is the environment's own (its network namespace, read-only) with its own cgroups mounted where programs look
+/// for their limits: the memory limit reads back from inside, and a JVM sizes its heap to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sys_shows_the_environments_own_network_and_limits() {
+    let h = Harness::new();
+    let id = h.create_spec(|s| s.limits.memory_bytes = 384 << 20).await;
+    assert_eq!(h.sh_ok(&id, "ls /sys/class/net").await, "lo\n");
+    let out =
+        h.sh(&id, "touch /sys/x 2>&1; echo 1 > /sys/fs/cgroup/memory/memory.limit_in_bytes 2>&1 || echo refused").await;
+    assert!(out.stdout_text().contains("refused"), "{out:?}");
+    let limit = h
+        .sh_ok(&id, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max")
+        .await;
+    assert_eq!(limit.trim(), (384u64 << 20).to_string());
+    assert_eq!(
+        h.sh_ok(&id, "cat /proc/self/cgroup | grep -c ':/$'").await.trim(),
+        h.sh_ok(&id, "wc -l < /proc/self/cgroup").await.trim(),
+        "the cgroup namespace is rooted at the environment's group"
+    );
+    if std::path::Path::new("/usr/bin/java").exists() {
+        let heap = h
+            .sh_ok(&id, "java -XX:+PrintFlagsFinal -version 2>/dev/null | awk '$2 == \"MaxHeapSize\" { print $4 }'")
+            .await;
+        let heap: u64 = heap.trim().parse().unwrap();
+        assert!(heap <= 384 << 20, "the JVM sizes its heap from the host's memory: {heap}");
+    }
+    h.teardown().await;
+}
+
+/// The host base looks like a Debian system: dpkg's database (read-only), the directories packages expect, man pages
+/// with their configuration, and crontabs for ordinary users.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_base_looks_like_a_debian_system() {
+    let h = Harness::new();
+    let id = h.create().await;
+    assert_eq!(h.sh_ok(&id, "dpkg -S /bin/ls | cut -d: -f1").await, "coreutils\n");
+    assert!(h.sh_ok(&id, "dpkg -l coreutils | tail -n 1").await.starts_with("ii"));
+    let out = h.sh(&id, "touch /var/lib/dpkg/x").await;
+    assert_ne!(out.exit_code, Some(0), "dpkg's database is writable: {out:?}");
+    let group = if h.sh_ok(&id, "getent group crontab || true").await.is_empty() { "root" } else { "crontab" };
+    assert_eq!(
+        h.sh_ok(&id, "stat -c '%a %U:%G' /var/spool/cron/crontabs; readlink /var/run; test -d /var/log && test -d /run/sshd && echo dirs").await,
+        format!("1730 root:{group}\n/run\ndirs\n")
+    );
+    assert_eq!(h.sh_ok(&id, "readlink /etc/mtab").await, "../proc/self/mounts\n");
+    if std::path::Path::new("/usr/bin/man").exists() {
+        assert_eq!(h.sh_ok(&id, "test -f /etc/manpath.config && echo manpath").await, "manpath\n");
+    }
+    h.teardown().await;
+}
+
+/// `free`, `nproc`, `uptime` and `top` see the environment, not the host: the memory limit as the total, an allocation
+/// within a second, as many CPUs as the limit gives, the environment's own uptime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proc_shows_the_environments_memory_cpus_and_uptime() {
+    let h = Harness::new();
+    let id = h
+        .create_spec(|s| {
+            s.limits.memory_bytes = 512 << 20;
+            s.limits.cpu_millicores = 1000;
+        })
+        .await;
+    let total: u64 = h.sh_ok(&id, "free -m | awk '/^Mem:/ { print $2 }'").await.trim().parse().unwrap();
+    assert_eq!(total, 512, "free shows the limit as the total");
+    assert_eq!(h.sh_ok(&id, "grep -c ^processor /proc/cpuinfo").await.trim(), "1");
+    let up: f64 = h.sh_ok(&id, "cut -d' ' -f1 /proc/uptime").await.trim().parse().unwrap();
+    assert!(up < 60.0, "the host's uptime shows: {up}");
+    let used_before: u64 = h.sh_ok(&id, "free -m | awk '/^Mem:/ { print $3 }'").await.trim().parse().unwrap();
+    // Hold 100 MiB for a while and look at free from another process.
+    h.sh_ok(&id, "python3 -c 'import time; b = bytearray(100 << 20); b[::4096] = b\"x\" * len(b[::4096]); time.sleep(8)' >/dev/null 2>&1 & echo started").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let used_after: u64 = h.sh_ok(&id, "free -m | awk '/^Mem:/ { print $3 }'").await.trim().parse().unwrap();
+    assert!(used_after >= used_before + 90, "free does not see a 100 MiB allocation: {used_before} → {used_after}");
+    let top = h.sh_ok(&id, "top -b -n 1 | head -n 5").await;
+    assert!(top.contains("512.0 total") || top.contains("512 total"), "{top}");
+    h.teardown().await;
 }

@@ -7,8 +7,8 @@
 //! guarded by `ns_capable()` are large and historically buggy attack surface
 //! (`CAP_NET_ADMIN` → nf_tables, `CAP_SYS_ADMIN` → mounting filesystems, …).
 //! So candidate processes keep only what an ordinary root session needs:
-//! Docker's default set minus `CAP_NET_RAW` and `CAP_MKNOD`
-//! ([`CANDIDATE_CAPS`]).
+//! Docker's default set minus `CAP_MKNOD` ([`CANDIDATE_CAPS`]; `CAP_NET_RAW`
+//! is kept but acts on nothing, see there).
 //!
 //! # What is changed, and why this way
 //!
@@ -93,10 +93,10 @@ pub enum CapsError {
 }
 
 /// The capabilities a candidate keeps (inside its own user namespace):
-/// Docker's default set minus `CAP_NET_RAW` and `CAP_MKNOD`.
+/// Docker's default set minus `CAP_MKNOD`.
 ///
 /// Notably absent: `CAP_SYS_ADMIN`, `CAP_SYS_PTRACE`, `CAP_NET_ADMIN`,
-/// `CAP_NET_RAW`, `CAP_MKNOD`, `CAP_SYS_MODULE`, `CAP_SYS_RAWIO`,
+/// `CAP_MKNOD`, `CAP_SYS_MODULE`, `CAP_SYS_RAWIO`,
 /// `CAP_SYS_TIME`, `CAP_SYSLOG`, `CAP_DAC_READ_SEARCH`,
 /// `CAP_LINUX_IMMUTABLE`, `CAP_IPC_LOCK`, `CAP_IPC_OWNER`, `CAP_SYS_BOOT`,
 /// `CAP_SYS_NICE`, `CAP_SYS_RESOURCE`, `CAP_SYS_PACCT`, `CAP_SYS_TTY_CONFIG`,
@@ -113,6 +113,11 @@ pub const CANDIDATE_CAPS: &[Capability] = &[
     Capability::CAP_SETUID,
     Capability::CAP_SETPCAP,
     Capability::CAP_NET_BIND_SERVICE,
+    // Held in the candidate's own (nested) user namespace, it grants nothing over the environment's network
+    // namespace, which the environment's user namespace owns: raw and packet sockets stay refused. It is here because
+    // programs shipped with the file capability `cap_net_raw=ep` (Debian's ping) fail to execute unless it is in the
+    // bounding set; ping then uses an ICMP echo socket (`ping_group_range`).
+    Capability::CAP_NET_RAW,
     Capability::CAP_SYS_CHROOT,
     Capability::CAP_AUDIT_WRITE,
     Capability::CAP_SETFCAP,
@@ -397,17 +402,16 @@ mod tests {
     use std::ffi::CString;
     use std::ptr;
 
-    /// Docker's default set is 0xa80425fb; minus NET_RAW (13) and MKNOD (27).
-    const EXPECTED_MASK: u64 = 0xa804_25fb & !(1 << 13) & !(1 << 27);
+    /// Docker's default set is 0xa80425fb; minus MKNOD (27).
+    const EXPECTED_MASK: u64 = 0xa804_25fb & !(1 << 27);
 
     #[test]
-    fn candidate_set_is_docker_default_minus_net_raw_and_mknod() {
+    fn candidate_set_is_docker_default_minus_mknod() {
         assert_eq!(candidate_mask(), EXPECTED_MASK);
         for cap in [
             Capability::CAP_SYS_ADMIN,
             Capability::CAP_SYS_PTRACE,
             Capability::CAP_NET_ADMIN,
-            Capability::CAP_NET_RAW,
             Capability::CAP_MKNOD,
             Capability::CAP_SYS_MODULE,
             Capability::CAP_SYS_RAWIO,

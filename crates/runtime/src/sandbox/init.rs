@@ -40,6 +40,8 @@ pub enum ToInit {
         trees: Vec<String>,
         /// Symlinks at the top of the root.
         links: Vec<(String, PathBuf)>,
+        /// Names of the `/proc` views attached after the filesystems (`procviews.rs`).
+        views: Vec<String>,
     },
     /// Open a PTY in the sandbox's devpts; the master comes back attached to `PtyOpened`.
     OpenPty,
@@ -205,10 +207,10 @@ fn isolate_fds(ctl: OwnedFd) -> OwnedFd {
 fn run(ctl: OwnedFd, cfg: &InitConfig) -> io::Result<()> {
     let sock = ctl.as_raw_fd();
     let mut buf = vec![0u8; MAX_MSG];
-    let Some((ToInit::Setup { trees, links }, fds)) = recv::<ToInit>(sock, &mut buf)? else {
+    let Some((ToInit::Setup { trees, links, views }, fds)) = recv::<ToInit>(sock, &mut buf)? else {
         return Err(io::Error::other("expected setup"));
     };
-    if let Err(e) = setup(cfg, trees, links, fds) {
+    if let Err(e) = setup(cfg, trees, links, views, fds) {
         let _ = send(sock, &FromInit::SetupFailed { error: e.to_string() }, &[]);
         return Err(e);
     }
@@ -247,11 +249,19 @@ fn run(ctl: OwnedFd, cfg: &InitConfig) -> io::Result<()> {
     }
 }
 
-fn setup(cfg: &InitConfig, names: Vec<String>, links: Vec<(String, PathBuf)>, mut fds: Vec<OwnedFd>) -> io::Result<()> {
-    if names.len() + 4 != fds.len() {
+fn setup(
+    cfg: &InitConfig,
+    names: Vec<String>,
+    links: Vec<(String, PathBuf)>,
+    views: Vec<String>,
+    mut fds: Vec<OwnedFd>,
+) -> io::Result<()> {
+    if names.len() + 5 + views.len() != fds.len() {
         return Err(io::Error::other("base trees and descriptors disagree"));
     }
+    let view_fds = fds.split_off(names.len() + 5);
     let supers = crate::sandbox::rootfs::Supers::from_fds(fds.split_off(names.len()))?;
+    let views: Vec<(String, OwnedFd)> = views.into_iter().zip(view_fds).collect();
     if cfg.unprivileged_uid.is_none() {
         // We were cloned as host root, which the user namespace's map does not cover: become its root (host uid
         // `base`), so that what we create is owned by a mapped uid.
@@ -261,6 +271,10 @@ fn setup(cfg: &InitConfig, names: Vec<String>, links: Vec<(String, PathBuf)>, mu
         // SAFETY: plain prctl.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     }
+    // `ping` without CAP_NET_RAW: ICMP echo sockets for every group of the environment (a per-network-namespace
+    // setting; written now, while a writable /proc/sys is still reachable).
+    sys::write_file(Path::new("/proc/sys/net/ipv4/ping_group_range"), "0 65535")
+        .map_err(|e| io::Error::other(format!("ping_group_range: {e}")))?;
     let trees = BaseTrees { trees: names.into_iter().zip(fds).collect(), links };
     let plan = RootPlan {
         disk_bytes: cfg.disk_bytes,
@@ -270,13 +284,18 @@ fn setup(cfg: &InitConfig, names: Vec<String>, links: Vec<(String, PathBuf)>, mu
         base: &cfg.base,
         unprivileged_owner: cfg.unprivileged_uid,
     };
-    build_root(&plan, &trees, &supers)?;
-    drop((trees, supers));
+    build_root(&plan, &trees, &supers, &views)?;
+    drop(views);
+    drop(trees);
     nix::unistd::sethostname(&cfg.hostname).map_err(|e| io::Error::other(format!("sethostname: {e}")))?;
     sys::loopback_up().map_err(|e| io::Error::other(format!("loopback up: {e}")))?;
     // A cgroup namespace rooted at the environment's own cgroup (the shim moved us there before setup).
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
         .map_err(|e| io::Error::other(format!("cgroup namespace: {e}")))?;
+    if cfg.unprivileged_uid.is_none() {
+        crate::sandbox::rootfs::mount_cgroups(&supers.cgroup)
+            .map_err(|e| io::Error::other(format!("cgroups under /sys: {e}")))?;
+    }
     if cfg.unprivileged_uid.is_none() {
         lock_mounts().map_err(|e| io::Error::other(format!("lock the mounts: {e}")))?;
     }
@@ -521,6 +540,8 @@ unsafe fn child_exec(
     }
     libc::umask(0o022);
     if let Some(uid) = cfg.unprivileged_uid {
+        // No user namespace: the base is not idmapped, so a set-user-ID root program would mean host root. Keep
+        // no_new_privs (set by `apply`), after giving up every capability.
         if caps::drop_for_setuid().is_err() {
             return libc::EPERM;
         }
@@ -530,11 +551,16 @@ unsafe fn child_exec(
         if caps::drop_all().is_err() {
             return libc::EPERM;
         }
-    } else if caps::drop_to_candidate_set().is_err() {
-        return libc::EPERM;
-    }
-    if seccomp::apply(&cfg.filter).is_err() {
-        return libc::EPERM;
+        if seccomp::apply(&cfg.filter).is_err() {
+            return libc::EPERM;
+        }
+    } else {
+        // The filter goes in while this process still holds CAP_SYS_ADMIN in the namespace, so that no_new_privs is
+        // not needed: sudo, su, passwd and crontab work, and can grant no more than root of this namespace with the
+        // candidate's bounding set (the base is idmapped).
+        if seccomp::apply_keeping_setuid(&cfg.filter).is_err() || caps::drop_to_candidate_set().is_err() {
+            return libc::EPERM;
+        }
     }
     if !lower_oom_priority() {
         return libc::EPERM;

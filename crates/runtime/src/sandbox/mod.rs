@@ -4,10 +4,12 @@
 //! shim protocol on a unix socket), an **init** (PID 1 of the environment's pid namespace; reaps, spawns), and the
 //! candidate's **shells** and commands. See `docs/ARCHITECTURE.md` and `docs/SECURITY.md`.
 
+pub mod base_etc;
 pub mod caps;
 pub mod cgroup;
 pub mod idmap;
 pub mod init;
+pub mod procviews;
 pub mod ring;
 pub mod rootfs;
 pub mod runtime;

@@ -12,7 +12,6 @@ use tokio::net::UnixStream;
 
 use super::cgroup::{self, Cgroups, RealOs};
 use super::idmap::UidPool;
-use super::rootfs;
 use super::state::{self, ShimConfig, ShimState};
 use crate::error::RuntimeError;
 use crate::protocol::client::{ShimClient, TerminalReader, TerminalWriter, REQUEST_TIMEOUT};
@@ -39,8 +38,12 @@ pub struct SandboxConfig {
     pub hidden: Vec<PathBuf>,
     /// Scrollback per terminal.
     pub scrollback_bytes: usize,
-    /// How long a create may take.
+    /// How long a create may take (once its turn came, see `concurrent_creates`).
     pub create_timeout: Duration,
+    /// Environments being made at once; more wait their turn, first come first served. Making one is mostly mount
+    /// and namespace work in the kernel, under locks that CPU weights cannot share out: a short queue keeps a start
+    /// storm from slowing everything down at once, the candidates who are typing included.
+    pub concurrent_creates: usize,
 }
 
 impl SandboxConfig {
@@ -56,8 +59,14 @@ impl SandboxConfig {
             hidden: Vec::new(),
             scrollback_bytes: 256 * 1024,
             create_timeout: Duration::from_secs(30),
+            concurrent_creates: default_concurrent_creates(),
         }
     }
+}
+
+/// Twice the CPUs this process may use, at least 2.
+pub fn default_concurrent_creates() -> usize {
+    std::thread::available_parallelism().map(|n| n.get() * 2).unwrap_or(2).max(2)
 }
 
 /// Checks a label: 1 to 32 of `[a-z0-9-]`, not starting with `-`.
@@ -81,9 +90,14 @@ pub struct SandboxRuntime {
     cfg: SandboxConfig,
     /// `<state_dir>/<label>`.
     dir: PathBuf,
-    base_etc: PathBuf,
+    /// `<state>/base`: the curated `/etc` builds (`base_etc.rs`), one per host package state.
+    base_dir: PathBuf,
+    /// One build at a time.
+    building: Arc<std::sync::Mutex<()>>,
     userns: bool,
     cg: Arc<Cgroups<RealOs>>,
+    /// Turns to make an environment (`SandboxConfig::concurrent_creates`).
+    creating: Arc<tokio::sync::Semaphore>,
 }
 
 impl SandboxRuntime {
@@ -106,10 +120,9 @@ impl SandboxRuntime {
                 format!("{} is too long for unix sockets inside it ({longest} > 107 bytes)", dir.display()),
             ));
         }
-        let base_etc = cfg.state_dir.join("base").join("etc");
-        if !base_etc.join("passwd").exists() {
-            rootfs::build_base_etc(&base_etc).map_err(|e| RuntimeError::io("build the curated /etc", e))?;
-        }
+        let base_dir = cfg.state_dir.join("base");
+        let building = Arc::new(std::sync::Mutex::new(()));
+        current_base_etc(&base_dir, &building)?;
         let layout = cgroup::detect_layout(&RealOs).map_err(|e| RuntimeError::Backend(e.to_string()))?;
         let userns = match cfg.userns {
             Some(v) => v,
@@ -122,7 +135,8 @@ impl SandboxRuntime {
             cfg.hidden.push(cfg.state_dir.clone());
         }
         let cg = Arc::new(Cgroups::new(RealOs, layout, &cfg.cgroup_root, &cfg.label));
-        Ok(SandboxRuntime { cfg, dir, base_etc, userns, cg })
+        let creating = Arc::new(tokio::sync::Semaphore::new(cfg.concurrent_creates.max(1)));
+        Ok(SandboxRuntime { cfg, dir, base_dir, building, userns, cg, creating })
     }
 
     /// Whether environments get a user namespace.
@@ -331,6 +345,14 @@ impl ExecutionRuntime for SandboxRuntime {
 
     async fn create(&self, spec: EnvironmentSpec) -> Result<(), RuntimeError> {
         self.validate(&spec)?;
+        // Wait for a turn (bounded by the caller: a session's provisioning timeout covers the wait).
+        let _turn =
+            self.creating.acquire().await.map_err(|_| RuntimeError::Backend("the runtime is closing".into()))?;
+        // The curated /etc for the host's packages as they are now (built again when they changed).
+        let (base_dir, building) = (self.base_dir.clone(), self.building.clone());
+        let base_etc = tokio::task::spawn_blocking(move || current_base_etc(&base_dir, &building))
+            .await
+            .map_err(|e| RuntimeError::Backend(format!("building the curated /etc: {e}")))??;
         let dir = self.env_dir(&spec.id);
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
@@ -343,7 +365,7 @@ impl ExecutionRuntime for SandboxRuntime {
             cgroup_root: self.cfg.cgroup_root.clone(),
             uid_pool: self.cfg.uid_pool.clone(),
             userns: self.userns,
-            base_etc: self.base_etc.clone(),
+            base_etc,
             hidden: self.cfg.hidden.clone(),
             scrollback_bytes: self.cfg.scrollback_bytes,
         };
@@ -573,6 +595,13 @@ fn reply_error(r: Reply) -> RuntimeError {
         Reply::Error { code, message } => RuntimeError::Backend(format!("{code}: {message}")),
         other => RuntimeError::Protocol(format!("unexpected answer {other:?}")),
     }
+}
+
+/// The curated `/etc` for the host's current package state, built first if needed (one build at a time).
+fn current_base_etc(base_dir: &Path, building: &std::sync::Mutex<()>) -> Result<PathBuf, RuntimeError> {
+    let _one = building.lock().unwrap_or_else(|p| p.into_inner());
+    crate::sandbox::base_etc::current(Path::new("/"), base_dir)
+        .map_err(|e| RuntimeError::io("build the curated /etc", e))
 }
 
 #[cfg(test)]

@@ -381,7 +381,7 @@ pub fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) -> io::Result<()> 
 /// Receives one message and the descriptors attached to it. `Ok(None)` at end of stream.
 pub fn recv_with_fds(sock: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, Vec<OwnedFd>)>> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    let mut cmsg = nix::cmsg_space!([RawFd; 8]);
+    let mut cmsg = nix::cmsg_space!([RawFd; 32]);
     let mut iov = [io::IoSliceMut::new(buf)];
     let msg = recvmsg::<()>(sock, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC).map_err(io::Error::from)?;
     let mut fds = Vec::new();

@@ -21,7 +21,7 @@ const SCHEDULE_COLUMNS: &str = "id, exam_id, candidates, at, fill_from, until, c
 
 impl PoolStore for SqliteStore {
     async fn insert_pool_entry(&self, entry: &PoolEntry) -> Result<(), StoreError> {
-        let _turn = self.turn().await;
+        let _turn = self.writer_turn().await;
         sqlx::query(
             "INSERT INTO pool_environments (environment_id, owner, exam_id, exam_digest, state, created_at, ready_at, \
              claimed_at, session_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -42,7 +42,7 @@ impl PoolStore for SqliteStore {
     }
 
     async fn pool_entry_ready(&self, env: &EnvironmentId, at: i64) -> Result<bool, StoreError> {
-        let _turn = self.turn().await;
+        let _turn = self.writer_turn().await;
         let done = sqlx::query(
             "UPDATE pool_environments SET state = 'ready', ready_at = ?1 WHERE environment_id = ?2 AND state = 'filling'",
         )
@@ -60,7 +60,7 @@ impl PoolStore for SqliteStore {
         event: &NewEvent,
         claim: &Claim<'_>,
     ) -> Result<Option<EnvironmentId>, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let found: Result<Option<String>, _> = sqlx::query_scalar(
             "SELECT environment_id FROM pool_environments \
              WHERE owner = ?1 AND exam_id = ?2 AND state = 'ready' AND exam_digest = ?3 AND created_at > ?4 \
@@ -125,7 +125,7 @@ impl PoolStore for SqliteStore {
         owner: &str,
         from: &[PoolState],
     ) -> Result<Option<PoolState>, StoreError> {
-        let mut tx = self.begin_write().await?;
+        let (_turn, mut tx) = self.begin_write().await?;
         let state: Result<Option<String>, _> =
             sqlx::query_scalar("SELECT state FROM pool_environments WHERE environment_id = ?1 AND owner = ?2")
                 .bind(env.to_string())
@@ -170,7 +170,7 @@ impl PoolStore for SqliteStore {
     }
 
     async fn delete_pool_entry(&self, env: &EnvironmentId) -> Result<bool, StoreError> {
-        let _turn = self.turn().await;
+        let _turn = self.writer_turn().await;
         let done = sqlx::query("DELETE FROM pool_environments WHERE environment_id = ?1 AND state <> 'claimed'")
             .bind(env.to_string())
             .execute(&self.pool)
@@ -216,7 +216,7 @@ impl PoolStore for SqliteStore {
     }
 
     async fn insert_pool_schedule(&self, s: &NewPoolSchedule) -> Result<PoolSchedule, StoreError> {
-        let _turn = self.turn().await;
+        let _turn = self.writer_turn().await;
         let row = sqlx::query(&format!(
             "INSERT INTO pool_schedules (exam_id, candidates, at, fill_from, until, created_at, actor) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING {SCHEDULE_COLUMNS}"
@@ -246,7 +246,7 @@ impl PoolStore for SqliteStore {
     }
 
     async fn cancel_pool_schedule(&self, exam: &ExamId, id: i64, at: i64) -> Result<bool, StoreError> {
-        let _turn = self.turn().await;
+        let _turn = self.writer_turn().await;
         let done = sqlx::query(
             "UPDATE pool_schedules SET cancelled_at = ?1 WHERE id = ?2 AND exam_id = ?3 AND cancelled_at IS NULL",
         )

@@ -262,6 +262,31 @@ pub struct Group {
     pub paths: Vec<PathBuf>,
 }
 
+/// A group's CPU weight among its siblings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuWeight {
+    /// The kernel's default (v1 `cpu.shares` 1024, v2 `cpu.weight` 100).
+    Normal,
+    /// A sixteenth of that (64, 6): a shim that is still making its environment yields to the shims that relay
+    /// candidates' keystrokes.
+    Starting,
+}
+
+impl CpuWeight {
+    fn shares(self) -> u64 {
+        match self {
+            CpuWeight::Normal => 1024,
+            CpuWeight::Starting => 64,
+        }
+    }
+    fn weight(self) -> u64 {
+        match self {
+            CpuWeight::Normal => 100,
+            CpuWeight::Starting => 6,
+        }
+    }
+}
+
 /// Which subtree of `<root>/<label>` a group is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -469,6 +494,23 @@ impl<O: CgroupOs> Cgroups<O> {
             Layout::V2 { root } => v2::shim_plan(&self.tree, root, env),
         };
         plan::run(&self.os, &plan)
+    }
+
+    /// Sets the group's CPU weight among its siblings: `cpu.shares` (v1) or `cpu.weight` (v2, where the cpu
+    /// controller reaches the group), in every directory that has the file. A group without either is left alone.
+    pub fn set_cpu_weight(&self, group: &Group, weight: CpuWeight) -> Result<(), CgroupError> {
+        self.check_group(group)?;
+        for dir in &group.paths {
+            let (file, data) = if self.os.exists(&dir.join("cpu.shares")) {
+                (dir.join("cpu.shares"), weight.shares().to_string())
+            } else if self.os.exists(&dir.join("cpu.weight")) {
+                (dir.join("cpu.weight"), weight.weight().to_string())
+            } else {
+                continue;
+            };
+            self.os.write(&file, &data).map_err(|source| CgroupError::Write { path: file, data, source })?;
+        }
+        Ok(())
     }
 
     /// Refuses groups outside `<mount>/<root>/<label>/{envs,shims}/<name>`.

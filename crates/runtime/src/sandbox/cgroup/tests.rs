@@ -177,6 +177,20 @@ fn v1_create_shim_joins_systemd_and_unified() {
 }
 
 #[test]
+fn a_starting_shim_yields_its_cpu_weight_and_takes_it_back() {
+    let c = cg(FakeOs::hybrid(), "t");
+    let g = c.create_shim("e").expect("create");
+    c.set_cpu_weight(&g, CpuWeight::Starting).expect("starting");
+    assert_eq!(c.os().file("/sys/fs/cgroup/cpu/examroom/t/shims/e/cpu.shares").as_deref(), Some("64"));
+    c.set_cpu_weight(&g, CpuWeight::Normal).expect("normal");
+    assert_eq!(c.os().file("/sys/fs/cgroup/cpu/examroom/t/shims/e/cpu.shares").as_deref(), Some("1024"));
+    // Only the cpu hierarchy has the file; a foreign group is refused.
+    assert!(c.os().file("/sys/fs/cgroup/memory/examroom/t/shims/e/cpu.shares").is_none());
+    let foreign = Group { paths: vec![p("/sys/fs/cgroup/cpu/other/shims/e")] };
+    assert!(matches!(c.set_cpu_weight(&foreign, CpuWeight::Normal), Err(CgroupError::ForeignPath { .. })));
+}
+
+#[test]
 fn v1_failing_write_rolls_back_everything_made() {
     let os = FakeOs::hybrid();
     os.fail_write("/sys/fs/cgroup/pids/examroom/t/envs/e/pids.max");

@@ -12,9 +12,10 @@ use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
 
 use super::serve::{Shim, Term};
-use crate::sandbox::cgroup::{self, Cgroups, RealOs};
+use crate::sandbox::cgroup::{self, Cgroups, CpuWeight, RealOs};
 use crate::sandbox::idmap::RANGE;
 use crate::sandbox::init::{self, FromInit, InitConfig, ToInit};
+use crate::sandbox::procviews::ProcViews;
 use crate::sandbox::rootfs::{userns_of, BaseTrees, Supers};
 use crate::sandbox::state::{self, ShimConfig, ShimState};
 use crate::sandbox::{seccomp, sys};
@@ -153,6 +154,11 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
     let shim_group = cg.create_shim(&id).map_err(ctx("shim cgroup"))?;
     made.state.shim_group = Some(shim_group.clone());
     cg.add_process(&shim_group, made.state.shim_pid).map_err(ctx("join shim cgroup"))?;
+    // Making an environment yields to the shims that already relay candidates' keystrokes (back to normal once
+    // ready, in `shim::main`).
+    if let Err(e) = cg.set_cpu_weight(&shim_group, CpuWeight::Starting) {
+        eprintln!("examroom shim: lowering the CPU weight while starting: {e}");
+    }
     let lim = &spec.limits;
     let limits = cgroup::Limits { memory_bytes: lim.memory_bytes, pids: lim.pids, cpu_millicores: lim.cpu_millicores };
     let env_group = cg.create_env(&id, &limits).map_err(ctx("environment cgroup"))?;
@@ -214,8 +220,22 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
     let supers = Supers::make(init_disk, init_shm, cfg.userns.then_some(slot.base)).map_err(ctx("make filesystems"))?;
     let mut fds: Vec<RawFd> = trees.trees.iter().map(|(_, f)| f.as_raw_fd()).collect();
     fds.extend(supers.fds());
+    let (views, view_mounts) = ProcViews::make(
+        lim.memory_bytes,
+        u64::from(lim.cpu_millicores),
+        env_group.paths.clone(),
+        made.state.created_unix_ms / 1000,
+    )
+    .map_err(ctx("/proc views"))?;
+    fds.extend(view_mounts.iter().map(|(_, f)| f.as_raw_fd()));
+    let view_names: Vec<String> = view_mounts.iter().map(|(n, _)| n.clone()).collect();
     steps.mark("idmap");
-    init::send(parent_sock.as_raw_fd(), &ToInit::Setup { trees: names, links: trees.links.clone() }, &fds)?;
+    init::send(
+        parent_sock.as_raw_fd(),
+        &ToInit::Setup { trees: names, links: trees.links.clone(), views: view_names },
+        &fds,
+    )?;
+    drop(view_mounts);
     drop((trees, supers));
     match call(&parent_sock)? {
         (FromInit::Ready, _) => {}
@@ -229,7 +249,7 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
     let listener = UnixListener::bind(&sock_path).map_err(ctx("bind shim socket"))?;
     listener.set_nonblocking(true)?;
     let mut shim =
-        Shim::new(cfg.clone(), made.state.clone(), cg, env_group, parent_sock, listener, hostname, build_mnt)?;
+        Shim::new(cfg.clone(), made.state.clone(), cg, env_group, parent_sock, listener, hostname, build_mnt, views)?;
     let term = open_terminal(&mut shim, spec.cols, spec.rows)?;
     shim.terminals.push(term);
     steps.mark("shell");

@@ -23,6 +23,7 @@ pub fn main(state_dir: &Path) -> i32 {
     match create::create(state_dir) {
         Ok(shim) => {
             create::report(&Ready::ok(shim.state.shim_pid, shim.state.init_pid));
+            shim.started();
             serve::run(shim)
         }
         Err(e) => {

@@ -90,6 +90,9 @@ pub(crate) struct Shim {
     grade_group: Option<Group>,
     /// The mount namespace init built the root in, before it moved into its nested, locked copy.
     build_mnt: OwnedFd,
+    /// The environment's `/proc` views and when they are next rewritten.
+    views: crate::sandbox::procviews::ProcViews,
+    views_due: Instant,
 }
 
 enum Src {
@@ -113,6 +116,7 @@ impl Shim {
         listener: UnixListener,
         hostname: String,
         build_mnt: OwnedFd,
+        views: crate::sandbox::procviews::ProcViews,
     ) -> io::Result<Shim> {
         let mut mask = SigSet::empty();
         mask.add(Signal::SIGCHLD);
@@ -143,7 +147,18 @@ impl Shim {
             read_buf: Vec::new(),
             grade_group: None,
             build_mnt,
+            views,
+            views_due: Instant::now(),
         })
+    }
+
+    /// The environment is made: this shim gets the normal CPU weight back (see `create.rs`).
+    pub fn started(&self) {
+        if let Some(g) = &self.state.shim_group {
+            if let Err(e) = self.cg.set_cpu_weight(g, crate::sandbox::cgroup::CpuWeight::Normal) {
+                eprintln!("examroom shim: restoring the CPU weight: {e}");
+            }
+        }
     }
 
     /// Sends a request to init and waits (bounded) for its answer, keeping exit reports that arrive meanwhile.
@@ -350,6 +365,9 @@ impl Shim {
     fn next_timer(&self, now: Instant) -> Option<Duration> {
         let mut next: Option<Instant> = None;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        if self.init_alive {
+            consider(self.views_due);
+        }
         for e in self.execs.values() {
             if e.exit.is_none() && !e.timed_out {
                 consider(e.deadline);
@@ -832,6 +850,12 @@ impl Shim {
     }
 
     fn tick(&mut self, now: Instant) {
+        if self.init_alive && now >= self.views_due {
+            if let Err(e) = self.views.refresh() {
+                eprintln!("examroom shim: /proc views: {e}");
+            }
+            self.views_due = now + crate::sandbox::procviews::REFRESH;
+        }
         let mut kill = Vec::new();
         let mut done = Vec::new();
         for (pid, e) in self.execs.iter_mut() {

@@ -255,7 +255,7 @@ fn grade(cfg: &ShimConfig, g: Grader) -> io::Result<i32> {
         } else {
             layers.push(name.clone());
             let at = pristine.join(name);
-            mkdir(&at, 0o755)?;
+            std::fs::create_dir_all(&at)?;
             at
         };
         sys::attach_tree(tree, &at).map_err(|e| io::Error::other(format!("attach base {name}: {e}")))?;

@@ -86,6 +86,7 @@ pub(super) fn build(view: &Path, src: &Sources<'_>) -> io::Result<()> {
             libc::S_IFDIR => {
                 mkdir(&at, 0o755)?;
                 let tree = sys::clone_mount_at(pristine.as_raw_fd(), &c, true)?;
+                sys::set_mount_attrs(&tree, sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV, 0, true)?;
                 sys::attach_tree(&tree, &at)?;
             }
             _ => {}
