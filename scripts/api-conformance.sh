@@ -31,6 +31,9 @@ tmp=$(mktemp -d /tmp/er-conf-XXXXXX)
 port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 BASE="http://127.0.0.1:$port"
 export EXAMROOM_LABEL="conf$$"
+# No warm pools: a fuzzed announcement would otherwise make environments that outlive the run (stopping the server
+# never destroys one). The pool endpoints still answer (an announcement is then 400); api_pools.rs tests them.
+export EXAMROOM_POOL_MAX=0
 "$BIN" serve --listen "127.0.0.1:$port" --data-dir "$tmp/data" --exams exams >"$OUT/server.log" 2>&1 &
 server=$!
 

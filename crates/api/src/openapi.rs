@@ -123,6 +123,33 @@ pub fn document() -> Value {
     attempts_post["parameters"] = exam_param;
     attempts_post["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/GrantAttempts" } } } });
     p("/api/v1/exams/{exam_id}/attempts", json!({ "get": attempts_get, "post": attempts_post }));
+    let mut pools = op(
+        "Warm pools: per exam, its size, what it aims for now (size plus announced candidates, less their claims), its environments (made ahead of demand, each taken by one candidate) and its announcements",
+        "proctor",
+        "200",
+        ok("Pools", "every exam with a pool, an announcement or pooled environments"),
+        &[401, 403],
+    );
+    pools["responses"]["403"]["description"] = json!("forbidden: not a proctor");
+    p("/api/v1/pools", json!({ "get": pools }));
+    let mut schedule = op(
+        "Announce candidates for an exam: its pool fills for them ahead of their start (from `at` less a lead), at the rate the server allows, and holds them until an hour after `at`",
+        "proctor",
+        "201",
+        ok("PoolSchedule", "announced; Location names the announcement"),
+        &[400, 401, 403, 404],
+    );
+    schedule["parameters"] =
+        json!([{ "name": "exam_id", "in": "path", "required": true, "schema": { "type": "string" } }]);
+    schedule["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/NewPoolSchedule" } } } });
+    p("/api/v1/pools/{exam_id}/schedule", json!({ "post": schedule }));
+    let mut cancel =
+        op("Cancel an announcement", "proctor", "204", json!({ "description": "cancelled" }), &[401, 403, 404]);
+    cancel["parameters"] = json!([
+        { "name": "exam_id", "in": "path", "required": true, "schema": { "type": "string" } },
+        { "name": "schedule_id", "in": "path", "required": true, "schema": { "type": "integer" } }
+    ]);
+    p("/api/v1/pools/{exam_id}/schedule/{schedule_id}", json!({ "delete": cancel }));
     let mut create = op(
         "Start an exam",
         "candidate",
@@ -287,6 +314,37 @@ pub fn document() -> Value {
             "user_id": { "type": "string" },
             "extra": { "type": "integer", "minimum": 1, "maximum": 100, "default": 1 },
             "reason": { "type": "string", "minLength": 1, "maxLength": 500 } } });
+    schemas["NewPoolSchedule"] = json!({ "type": "object", "required": ["candidates", "at"],
+        "additionalProperties": false, "properties": {
+            "candidates": { "type": "integer", "minimum": 1, "maximum": 10000 },
+            "at": { "type": "string", "format": "date-time", "description": "when they start: RFC 3339, not in the past, at most 30 days ahead" } } });
+    schemas["PoolSchedule"] = json!({ "type": "object",
+        "required": ["id", "exam_id", "candidates", "at", "fill_from", "until", "created_at", "actor"],
+        "properties": {
+            "id": { "type": "integer" }, "exam_id": { "type": "string" }, "candidates": { "type": "integer" },
+            "at": { "type": "string", "format": "date-time" },
+            "fill_from": { "type": "string", "format": "date-time", "description": "when the pool starts filling for them" },
+            "until": { "type": "string", "format": "date-time", "description": "when the announcement ends" },
+            "created_at": { "type": "string", "format": "date-time" }, "actor": { "type": "string" } } });
+    schemas["Pools"] = json!({ "type": "object", "required": ["max_environments", "fill_concurrency", "pools"],
+        "properties": {
+            "max_environments": { "type": "integer", "description": "the most pooled environments for all exams together" },
+            "fill_concurrency": { "type": "integer", "description": "pooled environments made at once, at most" },
+            "pools": { "type": "array", "items": { "type": "object",
+                "required": ["exam_id", "size", "max_age_seconds", "target", "ready", "filling", "environments", "schedules"],
+                "properties": {
+                    "exam_id": { "type": "string" },
+                    "size": { "type": "integer", "description": "kept ready at all times ([pool] size)" },
+                    "max_age_seconds": { "type": "integer" },
+                    "target": { "type": "integer", "description": "what the pool aims for now" },
+                    "ready": { "type": "integer" }, "filling": { "type": "integer" },
+                    "environments": { "type": "array", "items": { "type": "object",
+                        "required": ["environment_id", "owner", "state", "created_at"], "properties": {
+                            "environment_id": { "type": "string" }, "owner": { "type": "string", "description": "the label of the server that holds it" },
+                            "state": { "type": "string", "enum": ["filling", "ready", "retiring"] },
+                            "created_at": { "type": "string", "format": "date-time" },
+                            "ready_at": { "type": "string", "format": "date-time", "nullable": true } } } },
+                    "schedules": { "type": "array", "items": { "$ref": "#/components/schemas/PoolSchedule" } } } } } } });
     schemas["Me"] = json!({ "type": "object", "required": ["user_id", "role"],
         "properties": { "user_id": { "type": "string" }, "role": { "type": "string", "enum": ["candidate", "proctor"] } } });
     schemas["SignedIn"] = json!({ "type": "object", "required": ["user_id", "role", "expires_at"],

@@ -44,6 +44,7 @@ pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
         .set_buckets(FAST)?
         .set_buckets_for_metric(Matcher::Full(sessions::START_LATENCY.into()), SLOW)?
         .set_buckets_for_metric(Matcher::Full(sessions::RELEASE_LATENCY.into()), SLOW)?
+        .set_buckets_for_metric(Matcher::Full(sessions::POOL_FILL_DURATION.into()), SLOW)?
         .install_recorder()?;
     describe();
     Ok(handle)

@@ -70,24 +70,29 @@ impl StatusStream {
 }
 
 struct Sample {
+    /// From sending the POST to its answer.
+    post_answered: Duration,
     post_to_ready: Duration,
     push: Vec<i64>,
     end_to_released: Duration,
+    environment_id: String,
 }
 
-async fn one(http: reqwest::Client, base: String, token: String) -> Result<Sample> {
+async fn one(http: reqwest::Client, base: String, token: String, exam: &str) -> Result<Sample> {
     let t0 = Instant::now();
     let r = http
         .post(format!("{base}/api/v1/sessions"))
         .bearer_auth(&token)
-        .json(&serde_json::json!({"exam_id": "bench"}))
+        .json(&serde_json::json!({"exam_id": exam}))
         .send()
         .await?;
     if r.status() != 201 {
         bail!("create answered {}: {}", r.status(), r.text().await.unwrap_or_default());
     }
     let v: serde_json::Value = r.json().await?;
+    let post_answered = t0.elapsed();
     let id = v["id"].as_str().context("no id")?.to_string();
+    let environment_id = v["execution_environment_id"].as_str().context("no environment id")?.to_string();
     let sse = http.get(format!("{base}/api/v1/sessions/{id}/status")).bearer_auth(&token).send().await?;
     let mut st = StatusStream { body: Box::pin(sse.bytes_stream()), buf: String::new() };
     let (ready, at) = st.until("ready").await?;
@@ -114,7 +119,7 @@ async fn one(http: reqwest::Client, base: String, token: String) -> Result<Sampl
     if let Some(t) = parse_ms(&done["resources_released_at"]) {
         push.push(at - t);
     }
-    Ok(Sample { post_to_ready, push, end_to_released })
+    Ok(Sample { post_answered, post_to_ready, push, end_to_released, environment_id })
 }
 
 /// A server for a bench: in-process, on an ephemeral port, with one exam `bench` and its own data directory.
@@ -145,6 +150,27 @@ impl BenchServer {
             exams.join("bench/exam.toml"),
             format!("id = \"bench\"\ntitle = \"Bench\"\ndescription = \"no setup\"\nduration = \"30m\"\n[environment]\n{environment}"),
         )?;
+        Self::serve(tmp, exams, max_live_sessions).await
+    }
+
+    /// A server whose catalog is a copy of the exam directory `sample` with its memory set to `memory`.
+    async fn start_sample(sample: &Path, memory: &str, max_live_sessions: usize) -> Result<BenchServer> {
+        let tmp = tempfile::Builder::new().prefix("examroom-bench-").tempdir_in("/tmp")?;
+        let exams = tmp.path().join("exams");
+        let name = sample.file_name().context("the sample exam directory has no name")?;
+        copy_dir(sample, &exams.join(name))?;
+        let toml = exams.join(name).join("exam.toml");
+        let text = std::fs::read_to_string(&toml)?;
+        let text: Vec<String> = text
+            .lines()
+            .map(|l| if l.trim_start().starts_with("memory =") { format!("memory = \"{memory}\"") } else { l.into() })
+            .collect();
+        std::fs::write(&toml, text.join("\n"))?;
+        Self::serve(tmp, exams, max_live_sessions).await
+    }
+
+    /// Serves the catalog `exams` with a data directory in `tmp`.
+    async fn serve(tmp: tempfile::TempDir, exams: std::path::PathBuf, max_live_sessions: usize) -> Result<BenchServer> {
         let settings = Settings {
             listen: "127.0.0.1:0".parse()?,
             data_dir: tmp.path().join("data"),
@@ -160,6 +186,9 @@ impl BenchServer {
             limits: examroom_api::connections::EdgeLimits::default(),
             // One candidate runs many sessions in a row here.
             max_creates_per_minute: 0,
+            pool_max: max_live_sessions / 2,
+            pool_fill_concurrency: 2,
+            pool_lead: Duration::from_secs(15 * 60),
             concurrent_creates: None,
         };
         let state = build(&settings).await?;
@@ -294,7 +323,7 @@ pub async fn run(users: usize, exam: &Path) -> Result<()> {
         let (http, base, barrier) = (http.clone(), base.clone(), barrier.clone());
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            one(http, base, token).await
+            one(http, base, token, "bench").await
         }));
     }
     let wall = Instant::now();
@@ -330,10 +359,108 @@ pub async fn run(users: usize, exam: &Path) -> Result<()> {
     srv.stop().await?;
     if exam.join("exam.toml").is_file() {
         setup_and_grading(exam).await?;
+        pool_storm(exam, users).await?;
     } else {
-        println!("(no sample exam at {}: setup and grading figures skipped)", exam.display());
+        println!("(no sample exam at {}: setup, grading and pool figures skipped)", exam.display());
     }
     Ok(())
+}
+
+/// `users` candidates start the sample exam (with its setup scripts) at the same instant: first without a pool, then
+/// with a warm pool of `users` prepared environments, announced through the API (`POST /api/v1/pools/{exam}/schedule`).
+/// Figures: POST→ready for each, how long the pool took to fill, and how many starts took a prepared environment. The
+/// exam's memory is set to 256 MiB in the copy so that all of them fit this machine's admission budget. Each candidate
+/// is distinct (a graded exam allows one attempt each) and the create rate is off.
+async fn pool_storm(exam_dir: &Path, users: usize) -> Result<()> {
+    let exam = exam_dir.file_name().and_then(|n| n.to_str()).context("exam name")?.to_string();
+    let srv = BenchServer::start_sample(exam_dir, "256M", users * 2 + 4).await?;
+    let http = reqwest::Client::builder().pool_max_idle_per_host(users).build()?;
+    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
+
+    let storm = |prefix: &'static str| {
+        let (http, base, exam) = (http.clone(), srv.base.clone(), exam.clone());
+        let tokens: Result<Vec<String>> = (0..users).map(|i| srv.token(&format!("{prefix}-{i}"))).collect();
+        async move {
+            let barrier = Arc::new(tokio::sync::Barrier::new(users));
+            let mut tasks = Vec::new();
+            for token in tokens? {
+                let (http, base, barrier, exam) = (http.clone(), base.clone(), barrier.clone(), exam.clone());
+                tasks.push(tokio::spawn(async move {
+                    barrier.wait().await;
+                    one(http, base, token, &exam).await
+                }));
+            }
+            let mut samples = Vec::new();
+            for t in tasks {
+                samples.push(t.await??);
+            }
+            Ok::<_, anyhow::Error>(samples)
+        }
+    };
+
+    let cold = storm("cold").await?;
+    let mut ready: Vec<Duration> = cold.iter().map(|s| s.post_to_ready).collect();
+    ready.sort();
+    println!(
+        "{exam}, {users} at once, no pool: POST→ready p50 {}  p99 {}  max {}",
+        ms(percentile(&ready, 50.0)),
+        ms(percentile(&ready, 99.0)),
+        ms(*ready.last().unwrap_or(&Duration::ZERO))
+    );
+
+    // A proctor announces the candidates five minutes ahead; the pool fills at once (its lead is longer).
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let proctor = srv.keys.mint(&UserId::parse("bench-proctor")?, Role::Proctor, Duration::from_secs(3600), now);
+    let at = time::OffsetDateTime::now_utc() + time::Duration::minutes(5);
+    let at = at.format(&time::format_description::well_known::Rfc3339)?;
+    let t_fill = Instant::now();
+    let r = http
+        .post(format!("{}/api/v1/pools/{exam}/schedule", srv.base))
+        .bearer_auth(&proctor)
+        .json(&serde_json::json!({ "candidates": users, "at": at }))
+        .send()
+        .await?;
+    if r.status() != 201 {
+        bail!("schedule answered {}: {}", r.status(), r.text().await.unwrap_or_default());
+    }
+    let pooled: std::collections::HashSet<String> = loop {
+        let v: serde_json::Value =
+            http.get(format!("{}/api/v1/pools", srv.base)).bearer_auth(&proctor).send().await?.json().await?;
+        let pool = v["pools"].as_array().and_then(|p| p.iter().find(|p| p["exam_id"] == exam.as_str()).cloned());
+        let envs = pool.as_ref().and_then(|p| p["environments"].as_array().cloned()).unwrap_or_default();
+        let ready: Vec<String> = envs
+            .iter()
+            .filter(|e| e["state"] == "ready")
+            .filter_map(|e| e["environment_id"].as_str().map(String::from))
+            .collect();
+        if ready.len() >= users && envs.len() == ready.len() {
+            break ready.into_iter().collect();
+        }
+        if t_fill.elapsed() > Duration::from_secs(600) {
+            bail!("the pool did not fill within 10 minutes: {v}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let filled = t_fill.elapsed();
+    // Let the last fill's bookkeeping settle.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let warm = storm("warm").await?;
+    let claimed = warm.iter().filter(|s| pooled.contains(&s.environment_id)).count();
+    let mut ready: Vec<Duration> = warm.iter().map(|s| s.post_to_ready).collect();
+    ready.sort();
+    let mut answered: Vec<Duration> = warm.iter().map(|s| s.post_answered).collect();
+    answered.sort();
+    println!(
+        "{exam}, {users} at once, warm pool of {users} (filled in {:.1} s, {:.1} environments/s): POST→ready p50 {}  p99 {}  max {}  | POST answered p50 {}  p99 {}  | {claimed}/{users} took a prepared environment",
+        filled.as_secs_f64(),
+        users as f64 / filled.as_secs_f64(),
+        ms(percentile(&ready, 50.0)),
+        ms(percentile(&ready, 99.0)),
+        ms(*ready.last().unwrap_or(&Duration::ZERO)),
+        ms(percentile(&answered, 50.0)),
+        ms(percentile(&answered, 99.0)),
+    );
+    srv.stop().await
 }
 
 /// A terminal connection for the terminal bench.

@@ -11,7 +11,7 @@ use examroom_api::{ApiConfig, AppState};
 use examroom_exams::Catalog;
 use examroom_runtime::sandbox::{SandboxConfig, SandboxRuntime};
 use examroom_runtime::Runtime;
-use examroom_sessions::{Clock, ServiceConfig, SessionService};
+use examroom_sessions::{Clock, PoolSettings, ServiceConfig, SessionService};
 use examroom_store::sqlite::SqliteStore;
 use examroom_store::Store;
 use serde::Deserialize;
@@ -47,6 +47,12 @@ pub struct FileConfig {
     pub max_streams_per_user: Option<usize>,
     /// Sessions one candidate may start per minute (default 10; 0: no limit).
     pub max_creates_per_minute: Option<u32>,
+    /// Pooled environments for all exams together (default: half of max_live_sessions; 0 turns pools off).
+    pub pool_max: Option<usize>,
+    /// Pooled environments made at once, at most (default 2).
+    pub pool_fill_concurrency: Option<usize>,
+    /// Filling for announced candidates begins at least this long before their start (default "15m").
+    pub pool_lead: Option<String>,
     /// Environments being made at once; more wait their turn (default: twice the CPUs).
     pub concurrent_creates: Option<usize>,
 }
@@ -69,6 +75,12 @@ pub struct Settings {
     pub limits: EdgeLimits,
     /// Sessions one candidate may start per minute (0: no limit).
     pub max_creates_per_minute: u32,
+    /// Pooled environments for all exams together (0: no pools).
+    pub pool_max: usize,
+    /// Pooled environments made at once, at most.
+    pub pool_fill_concurrency: usize,
+    /// Filling for announced candidates begins at least this long before their start.
+    pub pool_lead: Duration,
     /// Environments being made at once (`None`: the runtime's default).
     pub concurrent_creates: Option<usize>,
 }
@@ -136,6 +148,20 @@ impl Settings {
         }
         let max_creates_per_minute =
             number::<u32>("EXAMROOM_MAX_CREATES_PER_MINUTE", 0)?.or(file.max_creates_per_minute).unwrap_or(10);
+        let pool_max = number::<usize>("EXAMROOM_POOL_MAX", 0)?.or(file.pool_max).unwrap_or(max_live_sessions / 2);
+        if pool_max > max_live_sessions {
+            anyhow::bail!(
+                "pool_max = {pool_max} is more than max_live_sessions = {max_live_sessions}: pooled environments count \
+                 toward max_live_sessions; use at most {max_live_sessions}"
+            );
+        }
+        let pool_fill_concurrency =
+            number::<usize>("EXAMROOM_POOL_FILL_CONCURRENCY", 1)?.or(file.pool_fill_concurrency).unwrap_or(2);
+        if pool_fill_concurrency == 0 {
+            anyhow::bail!("pool_fill_concurrency = 0 in the config file would never fill a pool; use at least 1");
+        }
+        let pool_lead =
+            duration("EXAMROOM_POOL_LEAD", file.pool_lead.as_deref())?.unwrap_or(Duration::from_secs(15 * 60));
         Ok(Settings {
             listen: listen.or(file.listen).unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             data_dir: data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("/var/lib/examroom")),
@@ -153,6 +179,9 @@ impl Settings {
             host_memory,
             limits,
             max_creates_per_minute,
+            pool_max,
+            pool_fill_concurrency,
+            pool_lead,
             concurrent_creates: number::<usize>("EXAMROOM_CONCURRENT_CREATES", 1)?.or(file.concurrent_creates),
         })
     }
@@ -233,6 +262,13 @@ pub async fn build(s: &Settings) -> Result<AppState> {
         max_live_sessions: fit.max_live_sessions,
         memory_budget: Some(fit.memory_budget),
         max_creates_per_minute: s.max_creates_per_minute,
+        pool: PoolSettings {
+            owner: s.label.clone(),
+            max_environments: s.pool_max.min(fit.max_live_sessions),
+            fill_concurrency: s.pool_fill_concurrency,
+            lead: s.pool_lead,
+            ..PoolSettings::default()
+        },
         ..ServiceConfig::default()
     };
     let svc = SessionService::start(store, runtime, catalog, config, Clock::system())
@@ -365,7 +401,8 @@ pub async fn run(s: Settings) -> Result<()> {
         max_connections_per_address = s.limits.max_connections_per_address,
         header_read_timeout_s = s.limits.header_read_timeout.as_secs_f64(),
         idle_timeout_s = s.limits.idle_timeout.as_secs_f64(), max_streams_per_user = s.limits.max_streams_per_user,
-        max_creates_per_minute = s.max_creates_per_minute, nofile, "listening");
+        max_creates_per_minute = s.max_creates_per_minute, pool_max = s.pool_max,
+        pool_fill_concurrency = s.pool_fill_concurrency, nofile, "listening");
     println!("examroom listening on http://{addr}");
     examroom_api::serve(listener, state, shutdown_signal()).await?;
     Ok(())

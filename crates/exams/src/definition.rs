@@ -110,6 +110,8 @@ pub struct Exam {
     pub result: ResultPolicy,
     /// How many attempts a candidate has (`attempts`); see [`Attempts`] for the default.
     pub attempts: Attempts,
+    /// The warm pool of prepared environments (`[pool]`): none by default.
+    pub pool: PoolConfig,
 }
 
 impl Exam {
@@ -123,10 +125,74 @@ impl Exam {
         self.tasks.iter().fold(0u32, |sum, task| sum.saturating_add(task.max_score()))
     }
 
-    /// The setup scripts to run while provisioning, in order: each task that has one, with its script. Shown
-    /// to the candidate as "Preparing task N of M", where M is the number of steps.
+    /// The setup scripts to run while provisioning, in the order they run: first every task's that runs when the
+    /// environment is prepared ([`SetupAt::Prepare`]), in task order, then every task's that runs when a candidate
+    /// takes the environment ([`SetupAt::Claim`]), in task order. Shown to the candidate as "Preparing task N of M",
+    /// where M is the number of steps.
     pub fn setup_steps(&self) -> Vec<(&Task, &Script)> {
-        self.tasks.iter().filter_map(|task| task.setup.as_ref().map(|script| (task, script))).collect()
+        let mut steps = self.prepare_steps();
+        steps.extend(self.claim_steps());
+        steps
+    }
+
+    /// The setup scripts that need no candidate ([`SetupAt::Prepare`]), in task order: they run when the environment
+    /// is made, which for a pooled environment is ahead of demand.
+    pub fn prepare_steps(&self) -> Vec<(&Task, &Script)> {
+        self.setups_at(SetupAt::Prepare)
+    }
+
+    /// The setup scripts that run when a candidate takes the environment ([`SetupAt::Claim`]), in task order. They
+    /// are given the candidate's identity (see `docs/exams.md`).
+    pub fn claim_steps(&self) -> Vec<(&Task, &Script)> {
+        self.setups_at(SetupAt::Claim)
+    }
+
+    fn setups_at(&self, at: SetupAt) -> Vec<(&Task, &Script)> {
+        self.tasks
+            .iter()
+            .filter(|task| task.setup_at == at)
+            .filter_map(|task| task.setup.as_ref().map(|script| (task, script)))
+            .collect()
+    }
+
+    /// A digest (SHA-256, hex) of everything that goes into an environment of this exam: the `[environment]`
+    /// section and the tasks with their setup and check scripts (and when each setup runs). A prepared (pooled)
+    /// environment made under another digest is out of date. Titles, prompts, durations and the `[pool]` section do
+    /// not count: changing them changes nothing inside an environment.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        // Every field is length-prefixed, so no two different exams write the same bytes.
+        let mut field = |name: &str, value: &[u8]| {
+            h.update((name.len() as u64).to_be_bytes());
+            h.update(name.as_bytes());
+            h.update((value.len() as u64).to_be_bytes());
+            h.update(value);
+        };
+        field("digest", b"examroom exam digest v1");
+        let env = &self.environment;
+        field("environment.base", env.base.as_bytes());
+        field("environment.memory", &env.memory_bytes.to_be_bytes());
+        field("environment.pids", &env.pids.to_be_bytes());
+        field("environment.cpu", &env.cpu_millicores.to_be_bytes());
+        field("environment.disk", env.disk_bytes.map(|d| d.to_string()).unwrap_or_default().as_bytes());
+        field("environment.network", env.network.as_bytes());
+        field("environment.desktop", &[u8::from(env.desktop)]);
+        for task in &self.tasks {
+            field("task", task.id.as_bytes());
+            field("task.setup_at", task.setup_at.as_str().as_bytes());
+            if let Some(setup) = &task.setup {
+                field("task.setup.path", setup.path.to_string_lossy().as_bytes());
+                field("task.setup.body", setup.body.as_bytes());
+            }
+            for check in &task.checks {
+                field("check", check.id.as_bytes());
+                field("check.script.path", check.script.path.to_string_lossy().as_bytes());
+                field("check.script.body", check.script.body.as_bytes());
+            }
+        }
+        let out = h.finalize();
+        out.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// The task with this id.
@@ -148,6 +214,8 @@ pub struct Task {
     /// A script run as root inside the environment while it is provisioned (`setup`), before the candidate
     /// gets it.
     pub setup: Option<Script>,
+    /// When the setup script runs (`setup_at`, default [`SetupAt::Prepare`]).
+    pub setup_at: SetupAt,
     /// How the task is checked (`[[tasks.checks]]`): at least one, ids unique within the task.
     pub checks: Vec<Check>,
 }
@@ -229,6 +297,63 @@ impl Script {
 pub(crate) fn shebang(body: &str) -> Option<&str> {
     let rest = body.strip_prefix("#!")?;
     Some(rest.split('\n').next().unwrap_or(rest))
+}
+
+/// When a task's setup script runs (`setup_at`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SetupAt {
+    /// `"prepare"` (the default): when the environment is made, before any candidate has it. For an exam with a warm
+    /// pool that is ahead of demand, so the script must not need the candidate.
+    #[default]
+    Prepare,
+    /// `"claim"`: when a candidate takes the environment, after every `prepare` script, with the candidate's
+    /// identity in `EXAMROOM_USER_ID` and `EXAMROOM_SESSION_ID`.
+    Claim,
+}
+
+impl SetupAt {
+    /// How it is written in `exam.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Prepare => "prepare",
+            Self::Claim => "claim",
+        }
+    }
+
+    /// From how it is written in `exam.toml`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "prepare" => Some(Self::Prepare),
+            "claim" => Some(Self::Claim),
+            _ => None,
+        }
+    }
+}
+
+/// The most environments a standing pool (`[pool] size`) may hold for one exam.
+pub const MAX_POOL_SIZE: u32 = 1000;
+/// How long a prepared environment may wait for a candidate when `[pool] max_age` is not given: 4 hours.
+pub const DEFAULT_POOL_MAX_AGE: Duration = Duration::from_secs(4 * 60 * 60);
+/// The shortest `[pool] max_age` allowed: 10 s.
+pub const MIN_POOL_MAX_AGE: Duration = Duration::from_secs(10);
+/// The longest `[pool] max_age` allowed: 7 days.
+pub const MAX_POOL_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// The warm pool of an exam (`[pool]`): environments made and set up ahead of demand, each taken by one candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PoolConfig {
+    /// How many prepared environments to keep ready at all times (`size`, default 0: none, unless a proctor
+    /// schedules candidates), at most [`MAX_POOL_SIZE`]. The server's `pool_max` caps all pools together.
+    pub size: u32,
+    /// A prepared environment not taken within this is destroyed (and replaced) (`max_age`, default
+    /// [`DEFAULT_POOL_MAX_AGE`]), from [`MIN_POOL_MAX_AGE`] to [`MAX_POOL_MAX_AGE`].
+    pub max_age: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig { size: 0, max_age: DEFAULT_POOL_MAX_AGE }
+    }
 }
 
 /// What candidates see of their result (`[result] show`). Proctors always see everything.

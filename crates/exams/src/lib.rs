@@ -21,6 +21,10 @@
 //! network = "none"                     # optional; only "none" for now
 //! desktop = false                      # optional, default false
 //!
+//! [pool]                               # optional: a warm pool of prepared environments
+//! size = 0                             # optional, default 0; environments kept ready, 0 to 1000
+//! max_age = "4h"                       # optional, default 4h; from 10s to 168h: older ones are replaced
+//!
 //! [result]                             # optional
 //! show = "checks"                      # optional, default "checks"; or "score" (candidates see only the score)
 //!
@@ -29,6 +33,7 @@
 //! title = "Create a directory"         # required, not blank
 //! prompt = "Create `/srv/data`..."     # Markdown; or prompt_file = "tasks/make-dir.md" (exactly one of them)
 //! setup = "setup/make-dir.sh"          # optional: run as root while the environment is provisioned
+//! setup_at = "prepare"                 # optional, default "prepare"; "claim": when a candidate takes it (pools)
 //!
 //! [[tasks.checks]]                     # at least 1, up to 50 per task
 //! id = "exists"                        # required: like a task id; unique within the task
@@ -69,8 +74,8 @@ pub mod problem;
 
 pub use catalog::{load_exam, validate, Catalog};
 pub use definition::{
-    Attempts, BaseKind, Check, EnvironmentConfig, Exam, ResultPolicy, Script, Task, EXAM_FILE, MAX_ATTEMPTS,
-    MAX_EXAM_FILE_BYTES, MAX_SCRIPT_BYTES,
+    Attempts, BaseKind, Check, EnvironmentConfig, Exam, PoolConfig, ResultPolicy, Script, SetupAt, Task, EXAM_FILE,
+    MAX_ATTEMPTS, MAX_EXAM_FILE_BYTES, MAX_POOL_SIZE, MAX_SCRIPT_BYTES,
 };
 pub use parse::{parse_cpu, parse_exam, parse_size};
 pub use problem::Problem;

@@ -25,11 +25,12 @@ use examroom_core::{format_duration, parse_duration, ExamId, DEFAULT_PROVISIONIN
 use toml_edit::{ImDocument, Item, Key, TableLike, Value};
 
 use crate::definition::{
-    check_id, format_bytes, format_cpu, shorten, Attempts, BaseKind, Check, EnvironmentConfig, Exam, ResultPolicy,
-    Script, Task, DEFAULT_CHECK_TIMEOUT, DEFAULT_CHECK_WEIGHT, DEFAULT_CPU_MILLICORES, DEFAULT_MEMORY_BYTES,
-    DEFAULT_PIDS, MAX_ATTEMPTS, MAX_CHECKS_PER_TASK, MAX_CHECK_TIMEOUT, MAX_CHECK_WEIGHT, MAX_CPU_MILLICORES,
-    MAX_MEMORY_BYTES, MAX_PIDS, MAX_PROVISIONING_TIMEOUT, MAX_START_GRACE, MAX_TASKS, MIN_CHECK_TIMEOUT,
-    MIN_CPU_MILLICORES, MIN_DISK_BYTES, MIN_MEMORY_BYTES, MIN_PIDS, MIN_PROVISIONING_TIMEOUT, NETWORK_NONE,
+    check_id, format_bytes, format_cpu, shorten, Attempts, BaseKind, Check, EnvironmentConfig, Exam, PoolConfig,
+    ResultPolicy, Script, SetupAt, Task, DEFAULT_CHECK_TIMEOUT, DEFAULT_CHECK_WEIGHT, DEFAULT_CPU_MILLICORES,
+    DEFAULT_MEMORY_BYTES, DEFAULT_PIDS, DEFAULT_POOL_MAX_AGE, MAX_ATTEMPTS, MAX_CHECKS_PER_TASK, MAX_CHECK_TIMEOUT,
+    MAX_CHECK_WEIGHT, MAX_CPU_MILLICORES, MAX_MEMORY_BYTES, MAX_PIDS, MAX_POOL_MAX_AGE, MAX_POOL_SIZE,
+    MAX_PROVISIONING_TIMEOUT, MAX_START_GRACE, MAX_TASKS, MIN_CHECK_TIMEOUT, MIN_CPU_MILLICORES, MIN_DISK_BYTES,
+    MIN_MEMORY_BYTES, MIN_PIDS, MIN_POOL_MAX_AGE, MIN_PROVISIONING_TIMEOUT, NETWORK_NONE,
 };
 use crate::files::{check_script_body, ExamFiles};
 use crate::problem::Problem;
@@ -46,19 +47,23 @@ const TOP_FIELDS: &[&str] = &[
     "tasks",
     "result",
     "attempts",
+    "pool",
 ];
 
 /// The fields of `[environment]`.
 const ENVIRONMENT_FIELDS: &[&str] = &["base", "memory", "pids", "cpu", "disk", "network", "desktop"];
 
 /// The fields of a task (`[[tasks]]`).
-const TASK_FIELDS: &[&str] = &["id", "title", "prompt", "prompt_file", "setup", "checks"];
+const TASK_FIELDS: &[&str] = &["id", "title", "prompt", "prompt_file", "setup", "setup_at", "checks"];
 
 /// The fields of a check (`[[tasks.checks]]`).
 const CHECK_FIELDS: &[&str] = &["id", "description", "script", "weight", "timeout"];
 
 /// The fields of `[result]`.
 const RESULT_FIELDS: &[&str] = &["show"];
+
+/// The fields of `[pool]`.
+const POOL_FIELDS: &[&str] = &["size", "max_age"];
 
 /// Parses and validates the text of an `exam.toml`.
 ///
@@ -134,6 +139,10 @@ pub(crate) fn parse_exam_located(text: &str, file: &Path, dir: &Path) -> Result<
         None => Some(None),
         Some(f) => cx.attempts(&f).map(Some),
     };
+    let pool = match cx.optional(&root, "pool") {
+        None => Some(PoolConfig::default()),
+        Some(f) => cx.section(&f, "pool.").and_then(|section| cx.pool(&section)),
+    };
 
     let exam = (|| {
         Some(Exam {
@@ -148,6 +157,7 @@ pub(crate) fn parse_exam_located(text: &str, file: &Path, dir: &Path) -> Result<
             attempts: attempts?.unwrap_or_else(|| Attempts::default_for(tasks.as_deref().unwrap_or_default())),
             tasks: tasks?,
             result: result?,
+            pool: pool?,
         })
     })();
     match exam {
@@ -413,6 +423,10 @@ impl Checker {
             None => Some(None),
             Some(f) => self.script(&f, "setup script").map(Some),
         };
+        let setup_at = match self.optional(section, "setup_at") {
+            None => Some(SetupAt::default()),
+            Some(f) => self.setup_at(&f, self.optional(section, "setup").is_some()),
+        };
         let checks = match self.optional(section, "checks") {
             None => {
                 let field = format!("{}checks", section.prefix);
@@ -426,7 +440,7 @@ impl Checker {
             }
             Some(f) => self.checks(&f),
         };
-        Some(Task { id: id?, title: title?, prompt: prompt?, setup: setup?, checks: checks? })
+        Some(Task { id: id?, title: title?, prompt: prompt?, setup: setup?, setup_at: setup_at?, checks: checks? })
     }
 
     /// A task's prompt: `prompt` (Markdown) or `prompt_file` (a Markdown file), exactly one of them.
@@ -559,6 +573,42 @@ impl Checker {
                 None
             }
         }
+    }
+
+    /// A task's `setup_at`: `"prepare"` or `"claim"`, only with a `setup` script (`has_setup`).
+    fn setup_at(&mut self, field: &Field<'_>, has_setup: bool) -> Option<SetupAt> {
+        let s = self.string(field)?;
+        let Some(at) = SetupAt::parse(s) else {
+            let mut message = format!("unknown setup time {:?}", shorten(s));
+            if let Some(near) = closest(s, &["prepare", "claim"]) {
+                message.push_str(&format!(" (did you mean {near:?}?)"));
+            }
+            message.push_str(
+                "; write setup_at = \"prepare\" (when the environment is made, possibly ahead of demand) or \
+                 setup_at = \"claim\" (when a candidate takes it, with their identity)",
+            );
+            self.report(field, message);
+            return None;
+        };
+        if !has_setup {
+            self.report(field, "setup_at says when the setup script runs, but the task has no setup script");
+            return None;
+        }
+        Some(at)
+    }
+
+    /// `[pool]`.
+    fn pool(&mut self, section: &Section<'_>) -> Option<PoolConfig> {
+        self.unknown_fields(section, POOL_FIELDS);
+        let size = match self.optional(section, "size") {
+            None => Some(0),
+            Some(f) => self.integer_in(&f, 0, u64::from(MAX_POOL_SIZE)).map(|n| n as u32),
+        };
+        let max_age = match self.optional(section, "max_age") {
+            None => Some(DEFAULT_POOL_MAX_AGE),
+            Some(f) => self.duration(&f, Some(MIN_POOL_MAX_AGE), Some(MAX_POOL_MAX_AGE)),
+        };
+        Some(PoolConfig { size: size?, max_age: max_age? })
     }
 
     /// `[result]`.

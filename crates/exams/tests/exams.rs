@@ -1389,3 +1389,124 @@ fn bad_attempts_are_refused_with_what_to_write() {
     let t = text("attempt = 2", "");
     assert_one(&t, Some("attempt"), Some("attempt ="), "did you mean \"attempts\"");
 }
+
+// ---- warm pools: [pool], setup_at, the digest ----
+
+/// Two tasks with setup scripts; the first runs when a candidate takes the environment.
+fn claim_text(extra: &str) -> String {
+    format!(
+        "{}\n{extra}\n{}",
+        text("", ""),
+        r#"[[tasks]]
+id = "whoami"
+title = "Who"
+prompt = "Your id is in /root/id."
+setup = "setup/make-dir.sh"
+setup_at = "claim"
+[[tasks.checks]]
+id = "a"
+description = "A"
+script = "checks/exists.sh"
+
+[[tasks]]
+id = "later"
+title = "Later"
+prompt = "Do it."
+setup = "checks/other.sh"
+[[tasks.checks]]
+id = "a"
+description = "A"
+script = "checks/exists.sh"
+"#
+    )
+}
+
+#[test]
+fn setup_at_claim_runs_after_every_prepare_script() {
+    let dir = exam_dir(&claim_text(""));
+    let exam = load_ok(dir.path());
+    assert_eq!(exam.tasks[0].setup_at, examroom_exams::SetupAt::Claim);
+    assert_eq!(exam.tasks[1].setup_at, examroom_exams::SetupAt::Prepare);
+    let ids = |steps: Vec<(&examroom_exams::Task, &examroom_exams::Script)>| -> Vec<String> {
+        steps.iter().map(|(t, _)| t.id.clone()).collect()
+    };
+    assert_eq!(ids(exam.prepare_steps()), ["later"]);
+    assert_eq!(ids(exam.claim_steps()), ["whoami"]);
+    // Every path runs the prepare scripts first, then the claim scripts.
+    assert_eq!(ids(exam.setup_steps()), ["later", "whoami"]);
+    // The default pool: none, 4 hours.
+    assert_eq!(exam.pool, examroom_exams::PoolConfig::default());
+    assert_eq!((exam.pool.size, exam.pool.max_age), (0, Duration::from_secs(4 * 3600)));
+}
+
+#[test]
+fn bad_setup_at_and_pool_fields_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, body) in TASK_FILES {
+        write(&dir.path().join(path), body);
+    }
+    let good = claim_text("");
+    let bad = good.replace("setup_at = \"claim\"", "setup_at = \"clam\"");
+    let p = assert_one_on_disk(dir.path(), &bad, "tasks[0].setup_at", Some("clam"), "unknown setup time");
+    assert!(p.message.contains("did you mean \"claim\""), "{p}");
+    let bad = good.replace("setup = \"setup/make-dir.sh\"\n", "");
+    assert_one_on_disk(dir.path(), &bad, "tasks[0].setup_at", Some("setup_at"), "no setup script");
+    let bad = good.replace("setup_at = \"claim\"", "setup_at = true");
+    assert_one_on_disk(dir.path(), &bad, "tasks[0].setup_at", Some("setup_at"), "expected a string");
+
+    let pool = |body: &str| claim_text(&format!("[pool]\n{body}\n"));
+    let exam = load_ok({
+        write(&dir.path().join("exam.toml"), pool("size = 12\nmax_age = \"90m\""));
+        dir.path()
+    });
+    assert_eq!((exam.pool.size, exam.pool.max_age), (12, Duration::from_secs(90 * 60)));
+    assert_one_on_disk(dir.path(), &pool("size = 1001"), "pool.size", Some("size = 1001"), "from 0 to 1000");
+    assert_one_on_disk(dir.path(), &pool("size = -1"), "pool.size", Some("size = -1"), "out of range");
+    assert_one_on_disk(dir.path(), &pool("max_age = \"5s\""), "pool.max_age", Some("max_age"), "from 10s to");
+    assert_one_on_disk(dir.path(), &pool("max_age = \"169h\""), "pool.max_age", Some("max_age"), "out of range");
+    let p = assert_one_on_disk(dir.path(), &pool("sise = 3"), "pool.sise", Some("sise"), "unknown field");
+    assert!(p.message.contains("did you mean \"size\""), "{p}");
+    assert_one(&text("pool = 3", ""), Some("pool"), Some("pool = 3"), "expected a table");
+}
+
+#[test]
+fn the_digest_follows_what_goes_into_an_environment() {
+    let dir = exam_dir(&claim_text(""));
+    let base = load_ok(dir.path());
+    let digest = base.digest();
+    assert_eq!(digest.len(), 64);
+    assert!(digest.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(load_ok(dir.path()).digest(), digest, "the same files give the same digest");
+
+    // What does not reach an environment does not change it.
+    let mut same = base.clone();
+    same.title = "Another title".into();
+    same.description = "Another description".into();
+    same.duration = Duration::from_secs(1);
+    same.tasks[0].prompt = "Another prompt".into();
+    same.pool.size = 40;
+    assert_eq!(same.digest(), digest);
+
+    // Everything that does reach one changes it.
+    let changed: Vec<fn(&mut Exam)> = vec![
+        |e| e.environment.memory_bytes += 1,
+        |e| e.environment.base = "rootfs:/srv/root".into(),
+        |e| e.environment.pids += 1,
+        |e| e.environment.cpu_millicores += 1,
+        |e| e.environment.disk_bytes = Some(64 * MIB),
+        |e| e.environment.desktop = true,
+        |e| e.tasks[1].setup.as_mut().unwrap().body.push_str("echo more\n"),
+        |e| e.tasks[1].setup_at = examroom_exams::SetupAt::Claim,
+        |e| e.tasks[0].checks[0].script.body.push('\n'),
+        |e| e.tasks[0].id = "renamed".into(),
+        |e| e.tasks.swap(0, 1),
+        |e| {
+            e.tasks.pop();
+        },
+    ];
+    for (i, change) in changed.iter().enumerate() {
+        let mut e = base.clone();
+        change(&mut e);
+        assert_ne!(e.digest(), digest, "change {i} kept the digest");
+    }
+}

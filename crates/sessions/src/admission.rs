@@ -8,13 +8,30 @@
 //!
 //! A session holds its reservation from `create` until it reaches a final state (`terminated` or `failed`):
 //! `created`, `provisioning`, `ready`, `active` and `terminating` all hold or are about to hold an environment.
-//! Reservations are exact per session, so a release is idempotent, and a check and its reservation happen under one
+//! A pooled environment (see [`crate::pool`]) holds one from the start of its making until it is claimed (then the
+//! reservation moves to the claiming session, [`MemoryAdmission::transfer`]) or retired.
+//! Reservations are exact per holder, so a release is idempotent, and a check and its reservation happen under one
 //! lock, so concurrent creates never admit more than fits.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use examroom_core::ExamSessionId;
+use examroom_core::{EnvironmentId, ExamSessionId};
+
+/// What holds a reservation: a session, or a pooled environment no session has claimed yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Holder {
+    /// A live session.
+    Session(ExamSessionId),
+    /// A pooled environment (filling or ready).
+    Pooled(EnvironmentId),
+}
+
+impl From<ExamSessionId> for Holder {
+    fn from(id: ExamSessionId) -> Self {
+        Holder::Session(id)
+    }
+}
 
 /// Why a session was not admitted: the numbers, for logs and proctors (never for the candidate's answer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,16 +63,28 @@ pub fn fits(admitted: u64, asked: u64, budget: u64) -> bool {
 
 #[derive(Default)]
 struct Held {
-    by_session: HashMap<ExamSessionId, u64>,
+    by_holder: HashMap<Holder, u64>,
     sum: u64,
+    pooled: usize,
 }
 
 impl Held {
-    fn insert(&mut self, id: ExamSessionId, bytes: u64) {
-        if let Some(old) = self.by_session.insert(id, bytes) {
-            self.sum -= old;
+    fn insert(&mut self, holder: Holder, bytes: u64) {
+        match self.by_holder.insert(holder, bytes) {
+            Some(old) => self.sum -= old,
+            None if matches!(holder, Holder::Pooled(_)) => self.pooled += 1,
+            None => {}
         }
         self.sum += bytes;
+    }
+
+    fn remove(&mut self, holder: &Holder) -> Option<u64> {
+        let bytes = self.by_holder.remove(holder)?;
+        self.sum -= bytes;
+        if matches!(holder, Holder::Pooled(_)) {
+            self.pooled -= 1;
+        }
+        Some(bytes)
     }
 }
 
@@ -80,38 +109,75 @@ impl MemoryAdmission {
         self.budget
     }
 
-    /// The memory limits of the sessions admitted now, in bytes.
+    /// The memory limits of the sessions and pooled environments admitted now, in bytes.
     pub fn admitted(&self) -> u64 {
         self.held().sum
     }
 
-    /// Reserves `bytes` for session `id` if they fit; the check and the reservation are one step.
-    pub fn reserve(&self, id: ExamSessionId, bytes: u64) -> Result<(), MemoryRefusal> {
+    /// Pooled environments holding a reservation now.
+    pub fn pooled(&self) -> usize {
+        self.held().pooled
+    }
+
+    /// Reserves `bytes` for `holder` if they fit; the check and the reservation are one step.
+    pub fn reserve(&self, holder: impl Into<Holder>, bytes: u64) -> Result<(), MemoryRefusal> {
+        self.reserve_leaving(holder, bytes, 0)
+    }
+
+    /// Reserves `bytes` for `holder` if they fit with `headroom` bytes still free afterwards (pools fill only while
+    /// a candidate's environment would still fit).
+    pub fn reserve_leaving(&self, holder: impl Into<Holder>, bytes: u64, headroom: u64) -> Result<(), MemoryRefusal> {
         let mut held = self.held();
+        if let Some(budget) = self.budget {
+            if !fits(held.sum, bytes.saturating_add(headroom), budget) {
+                return Err(MemoryRefusal { admitted: held.sum, asked: bytes, budget });
+            }
+        }
+        held.insert(holder.into(), bytes);
+        Ok(())
+    }
+
+    /// Releases `victim`'s reservation and then reserves `bytes` for `holder` if they fit, in one step: the memory a
+    /// retired pooled environment frees goes to the candidate who needed it, not to whoever asks next. The victim's
+    /// reservation is released even when the new one does not fit.
+    pub fn reserve_releasing(
+        &self,
+        victim: Holder,
+        holder: impl Into<Holder>,
+        bytes: u64,
+    ) -> Result<(), MemoryRefusal> {
+        let mut held = self.held();
+        held.remove(&victim);
         if let Some(budget) = self.budget {
             if !fits(held.sum, bytes, budget) {
                 return Err(MemoryRefusal { admitted: held.sum, asked: bytes, budget });
             }
         }
-        held.insert(id, bytes);
+        held.insert(holder.into(), bytes);
         Ok(())
     }
 
-    /// Records a session's reservation without checking the budget (a session stored by an earlier process).
-    pub fn restore(&self, id: ExamSessionId, bytes: u64) {
-        self.held().insert(id, bytes);
-    }
-
-    /// Releases a session's reservation; false if it held none.
-    pub fn release(&self, id: &ExamSessionId) -> bool {
+    /// Moves `from`'s reservation to `to` (a claimed pooled environment's memory becomes its session's), without a
+    /// check: the memory is the same. False (and nothing changes) if `from` held none.
+    pub fn transfer(&self, from: Holder, to: impl Into<Holder>) -> bool {
         let mut held = self.held();
-        match held.by_session.remove(id) {
+        match held.remove(&from) {
             Some(bytes) => {
-                held.sum -= bytes;
+                held.insert(to.into(), bytes);
                 true
             }
             None => false,
         }
+    }
+
+    /// Records a reservation without checking the budget (one stored by an earlier process).
+    pub fn restore(&self, holder: impl Into<Holder>, bytes: u64) {
+        self.held().insert(holder.into(), bytes);
+    }
+
+    /// Releases a reservation; false if `holder` held none.
+    pub fn release(&self, holder: impl Into<Holder>) -> bool {
+        self.held().remove(&holder.into()).is_some()
     }
 }
 
@@ -130,6 +196,17 @@ impl<'a> Reservation<'a> {
         Ok(Reservation { admission, id, kept: false })
     }
 
+    /// Reserves `bytes` for `id` after releasing `victim` (see [`MemoryAdmission::reserve_releasing`]).
+    pub fn releasing(
+        admission: &'a MemoryAdmission,
+        victim: Holder,
+        id: ExamSessionId,
+        bytes: u64,
+    ) -> Result<Self, MemoryRefusal> {
+        admission.reserve_releasing(victim, id, bytes)?;
+        Ok(Reservation { admission, id, kept: false })
+    }
+
     /// The session is stored: the reservation now lasts until the session reaches a final state.
     pub fn keep(mut self) {
         self.kept = true;
@@ -139,7 +216,7 @@ impl<'a> Reservation<'a> {
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if !self.kept {
-            self.admission.release(&self.id);
+            self.admission.release(self.id);
         }
     }
 }
@@ -172,8 +249,8 @@ mod tests {
             "live sessions hold 1024 MiB of memory limits; another 512 MiB would exceed the budget of 1228 MiB"
         );
         assert_eq!(a.admitted(), 1024 * MIB);
-        assert!(a.release(&s1));
-        assert!(!a.release(&s1), "a second release changes nothing");
+        assert!(a.release(s1));
+        assert!(!a.release(s1), "a second release changes nothing");
         assert_eq!(a.admitted(), 512 * MIB);
         a.reserve(s3, 512 * MIB).unwrap();
         assert_eq!(a.admitted(), 1024 * MIB);
@@ -206,8 +283,8 @@ mod tests {
         a.restore(ids[0], 512 * MIB);
         assert_eq!(a.admitted(), 1536 * MIB, "restoring the same session twice counts it once");
         assert!(a.reserve(ExamSessionId::new_v4(), 32 * MIB).is_err());
-        a.release(&ids[0]);
-        a.release(&ids[1]);
+        a.release(ids[0]);
+        a.release(ids[1]);
         a.reserve(ExamSessionId::new_v4(), 512 * MIB).unwrap();
     }
 
@@ -222,7 +299,7 @@ mod tests {
         let id = ExamSessionId::new_v4();
         Reservation::new(&a, id, 512 * MIB).unwrap().keep();
         assert_eq!(a.admitted(), 512 * MIB);
-        assert!(a.release(&id));
+        assert!(a.release(id));
     }
 
     #[test]
@@ -239,5 +316,33 @@ mod tests {
         });
         assert_eq!(admitted, 10);
         assert_eq!(a.admitted(), 10 * 512 * MIB);
+    }
+
+    #[test]
+    fn pooled_environments_hold_memory_until_claimed_or_released() {
+        let a = MemoryAdmission::new(Some(1024 * MIB));
+        let (e1, e2) = (EnvironmentId::new_v4(), EnvironmentId::new_v4());
+        a.reserve(Holder::Pooled(e1), 512 * MIB).unwrap();
+        // A fill leaves room for one more candidate: with 512 MiB of headroom the second does not fit.
+        assert!(a.reserve_leaving(Holder::Pooled(e2), 256 * MIB, 512 * MIB).is_err());
+        a.reserve_leaving(Holder::Pooled(e2), 256 * MIB, 256 * MIB).unwrap();
+        assert_eq!((a.admitted(), a.pooled()), (768 * MIB, 2));
+        // A claim moves the memory to the session: nothing is checked, nothing changes in the sum.
+        let s1 = ExamSessionId::new_v4();
+        assert!(a.transfer(Holder::Pooled(e1), s1));
+        assert!(!a.transfer(Holder::Pooled(e1), ExamSessionId::new_v4()), "claimed once");
+        assert_eq!((a.admitted(), a.pooled()), (768 * MIB, 1));
+        // A candidate who does not fit takes a pooled environment's memory in one step.
+        let s2 = ExamSessionId::new_v4();
+        assert!(a.reserve(s2, 512 * MIB).is_err());
+        a.reserve_releasing(Holder::Pooled(e2), s2, 512 * MIB).unwrap();
+        assert_eq!((a.admitted(), a.pooled()), (1024 * MIB, 0));
+        // The victim is released even when the candidate still does not fit.
+        let e3 = EnvironmentId::new_v4();
+        a.restore(Holder::Pooled(e3), 32 * MIB);
+        assert!(a.reserve_releasing(Holder::Pooled(e3), ExamSessionId::new_v4(), 64 * MIB).is_err());
+        assert_eq!((a.admitted(), a.pooled()), (1024 * MIB, 0));
+        assert!(a.release(s1) && a.release(s2));
+        assert_eq!(a.admitted(), 0);
     }
 }

@@ -14,6 +14,7 @@
 //! - [`clock`]: the service's clock (wall time for storage, tokio time for waiting, so tests can pause it).
 //! - [`metrics`]: the names of the metrics the service records, and their HELP text.
 //! - [`attempts`]: attempts at an exam, proctors' grants of more, and the per-candidate create rate.
+//! - [`pool`]: warm pools: environments made and set up ahead of demand, claimed by candidates' starts.
 //! - `signins`: browser sign-ins in the store (the api crate makes and checks them).
 //!
 //! The service owns no HTTP: the `api` crate translates requests into calls here.
@@ -23,6 +24,7 @@ pub mod attempts;
 pub mod clock;
 pub mod ending;
 pub mod metrics;
+pub mod pool;
 pub mod provision;
 pub mod reconcile;
 pub mod service;
@@ -31,5 +33,6 @@ pub mod timers;
 
 pub use attempts::AttemptsStatus;
 pub use clock::Clock;
+pub use pool::{PoolSettings, PoolStatus, PoolsOverview};
 pub use reconcile::ReconcileReport;
 pub use service::{Caller, ServiceConfig, SessionService};

@@ -1,32 +1,54 @@
 //! Provisioning: `created → provisioning → ready`, in the background, with real steps, bounded by the exam's
 //! `provisioning_timeout`. A backend error fails the session at once, with a code, a message and guidance for the
 //! candidate, and a detail for the proctor.
+//!
+//! Two paths, each a sequence of visible steps:
+//! - **fresh**: create the environment, run every setup script (first the `prepare` ones, then the `claim` ones, which
+//!   get the candidate's identity), check that the terminal answers;
+//! - **claimed** (the session took a pooled environment, see [`crate::pool`]): check that the prepared environment
+//!   answers, run only the `claim` setup scripts, done. Without `claim` scripts, `created → provisioning → ready` is
+//!   stored in one transaction once the environment answered (each transition with its event, published in order).
+//!   A prepared environment that no longer answers is destroyed and the session takes the fresh path with the same
+//!   environment id: nothing fails because of a pool.
 
-use examroom_core::{FailureCode, Progress, SessionState, Trigger};
-use examroom_exams::{Exam, Script};
+use examroom_core::{EnvironmentId, ExamSessionId, FailureCode, Progress, SessionState, Trigger, UserId};
+use examroom_exams::{Exam, Script, Task};
 use std::time::Duration;
 
-use examroom_runtime::{Base, EnvironmentSpec, EnvironmentState, ExecRequest, ExecutionRuntime, Limits, RuntimeError};
-use examroom_store::{SessionChanges, SessionRecord, SessionStore};
+use examroom_runtime::{
+    Base, EnvironmentSpec, EnvironmentState, ExecRequest, ExecutionRuntime, Limits, Runtime, RuntimeError,
+};
+use examroom_store::{PoolStore, SessionChanges, SessionRecord, SessionStore};
 
+use crate::metrics;
 use crate::service::SessionService;
 
-/// Steps of provisioning: create the environment, one per setup script, check the terminal.
-fn total_steps(svc: &SessionService, rec: &SessionRecord) -> u32 {
-    let setups = svc.catalog().get(&rec.exam_id).map(|e| e.setup_steps().len()).unwrap_or(0);
-    2 + setups as u32
-}
-
-/// How long one setup script may run at most (and never past the provisioning deadline).
+/// How one setup script may run at most (and never past the provisioning deadline).
 const SETUP_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Which way a session's environment comes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Path {
+    /// Made for the session.
+    Fresh,
+    /// Taken from a pool when the session was created.
+    Claimed,
+    /// Not known (a session picked up after a restart): the store says.
+    Unknown,
+}
+
 /// Drives a session's provisioning in a background task (once: a session already being driven is left alone).
-pub(crate) fn spawn(svc: SessionService, rec: SessionRecord) {
-    svc.drive(rec, |svc, rec| async move { run(&svc, rec).await });
+pub(crate) fn spawn(svc: SessionService, rec: SessionRecord, path: Path) {
+    svc.drive(rec, move |svc, rec| async move { run(&svc, rec, path).await });
 }
 
 /// The environment an exam asks for.
 pub fn environment_spec(exam: &Exam, rec: &SessionRecord) -> Result<EnvironmentSpec, String> {
+    spec_for(exam, rec.environment_id)
+}
+
+/// The environment an exam asks for, with the id `id`.
+pub(crate) fn spec_for(exam: &Exam, id: EnvironmentId) -> Result<EnvironmentSpec, String> {
     let env = &exam.environment;
     let base = Base::parse(&env.base).map_err(|e| format!("the exam's base {:?}: {e}", env.base))?;
     let memory = env.memory_bytes;
@@ -36,13 +58,13 @@ pub fn environment_spec(exam: &Exam, rec: &SessionRecord) -> Result<EnvironmentS
         cpu_millicores: env.cpu_millicores,
         disk_bytes: env.disk_bytes.unwrap_or(memory / 2),
     };
-    let mut spec = EnvironmentSpec::new(rec.environment_id);
+    let mut spec = EnvironmentSpec::new(id);
     spec.base = base;
     spec.limits = limits;
     Ok(spec)
 }
 
-fn classify(e: &RuntimeError) -> FailureCode {
+pub(crate) fn classify(e: &RuntimeError) -> FailureCode {
     match e {
         RuntimeError::Timeout { .. } => FailureCode::ProvisioningTimeout,
         RuntimeError::Io { .. } | RuntimeError::OutOfResources { .. } | RuntimeError::Protocol(_) => {
@@ -52,23 +74,93 @@ fn classify(e: &RuntimeError) -> FailureCode {
     }
 }
 
-async fn progress(svc: &SessionService, rec: &SessionRecord, step: u32, message: &str) -> Option<SessionRecord> {
-    let p = Progress::new(step, total_steps(svc, rec), message);
+async fn progress(svc: &SessionService, rec: &SessionRecord, step: u32, total: u32, message: &str) {
+    let p = Progress::new(step, total, message);
     match svc.inner.store.set_progress(&rec.id, SessionState::Provisioning, &p, svc.now_ms()).await {
-        Ok(new) => {
-            svc.publish(&new);
-            Some(new)
-        }
-        Err(e) => {
-            tracing::warn!(session_id = %rec.id, error = %e, "provisioning progress");
-            None
-        }
+        Ok(new) => svc.publish(&new),
+        Err(e) => tracing::warn!(session_id = %rec.id, error = %e, "provisioning progress"),
     }
 }
 
-async fn run(svc: &SessionService, rec: SessionRecord) {
+/// The steps of the fresh path: create the environment, one per setup script, check the terminal.
+fn fresh_steps(exam: Option<&Exam>) -> u32 {
+    2 + exam.map_or(0, |e| e.setup_steps().len()) as u32
+}
+
+/// The steps of the claimed path: take the prepared environment, then one per claim-time setup script and a last
+/// check of the terminal when there are any.
+fn claimed_steps(exam: &Exam) -> u32 {
+    match exam.claim_steps().len() as u32 {
+        0 => 1,
+        n => 2 + n,
+    }
+}
+
+/// The first step's message on the claimed path.
+pub const TAKING_PREPARED: &str = "Taking an environment prepared for you ahead of time";
+
+async fn run(svc: &SessionService, rec: SessionRecord, path: Path) {
+    let exam = svc.catalog().get(&rec.exam_id);
+    let claimed = match (rec.state, path) {
+        (SessionState::Created, Path::Claimed) => true,
+        (SessionState::Created, Path::Unknown) => {
+            matches!(svc.inner.store.pool_claim_of(&rec.id).await, Ok(Some(_)))
+        }
+        // A provisioning picked up after a restart starts clean on the fresh path (a claim-time script may have run
+        // half-way): the environment is made again with the same id.
+        _ => false,
+    };
+    let claimed = claimed && exam.is_some();
+    // A claim with nothing to run for the candidate: once the prepared environment answers, provisioning begins and
+    // ends in one store transaction (two transitions, each with its event, published in order).
+    if let (true, Some(exam), SessionState::Created) = (claimed, exam, rec.state) {
+        if exam.claim_steps().is_empty() {
+            match check_running(&svc.inner.runtime, &rec.environment_id).await {
+                Ok(()) => {
+                    let first = Progress::new(1, claimed_steps(exam), TAKING_PREPARED);
+                    let steps = vec![
+                        (
+                            Trigger::ProvisioningStarted,
+                            SessionChanges { progress: Some(Some(first)), ..SessionChanges::default() },
+                        ),
+                        (
+                            Trigger::ProvisioningSucceeded,
+                            SessionChanges {
+                                ready_at: Some(svc.now_ms()),
+                                progress: Some(None),
+                                ..SessionChanges::default()
+                            },
+                        ),
+                    ];
+                    if let Err(e) = svc.apply_chain(&rec, steps, "system").await {
+                        tracing::warn!(session_id = %rec.id, error = %e, "could not record the claim's provisioning");
+                    }
+                    return;
+                }
+                Err((_, detail)) => {
+                    unusable(&rec, &detail);
+                    return run_path(svc, rec, false).await;
+                }
+            }
+        }
+    }
+    run_path(svc, rec, claimed).await
+}
+
+/// A claimed environment that no longer answers: the session takes the fresh path with the same environment id.
+fn unusable(rec: &SessionRecord, detail: &str) {
+    tracing::warn!(session_id = %rec.id, environment_id = %rec.environment_id, %detail,
+        "the claimed environment is not usable; making a new one");
+    ::metrics::counter!(metrics::POOL_MISSES, "exam" => rec.exam_id.to_string(), "reason" => "unusable").increment(1);
+}
+
+async fn run_path(svc: &SessionService, rec: SessionRecord, claimed: bool) {
+    let exam = svc.catalog().get(&rec.exam_id);
     let rec = if rec.state == SessionState::Created {
-        let first = Progress::new(1, total_steps(svc, &rec), "Creating your isolated environment");
+        let first = match exam {
+            Some(exam) if claimed => Progress::new(1, claimed_steps(exam), TAKING_PREPARED),
+            _ => Progress::new(1, fresh_steps(exam), "Creating your isolated environment"),
+        };
         let changes = SessionChanges { progress: Some(Some(first)), ..SessionChanges::default() };
         match svc.apply(&rec, Trigger::ProvisioningStarted, changes, "system").await {
             Ok(r) => r,
@@ -83,7 +175,7 @@ async fn run(svc: &SessionService, rec: SessionRecord) {
         return;
     };
     let due = svc.clock().instant_at(rec.created_at + rec.provisioning_timeout_ms);
-    let outcome = tokio::time::timeout_at(due, steps(svc, &rec)).await;
+    let outcome = tokio::time::timeout_at(due, steps(svc, &rec, claimed)).await;
     // The latest stored record: steps change its progress.
     let latest = match svc.inner.store.get(&rec.id).await {
         Ok(Some(r)) => r,
@@ -123,51 +215,111 @@ pub fn script_request(script: &Script, timeout: Duration, output_limit: u64) -> 
     }
 }
 
+/// The candidate a claim-time setup script is run for: given to it as `EXAMROOM_USER_ID` and `EXAMROOM_SESSION_ID`.
+pub(crate) struct ForCandidate<'a> {
+    pub(crate) user: &'a UserId,
+    pub(crate) session: &'a ExamSessionId,
+}
+
 /// The last `max` bytes of a stream, as text.
 fn tail(bytes: &[u8], max: usize) -> String {
     let start = bytes.len().saturating_sub(max);
     String::from_utf8_lossy(&bytes[start..]).trim().to_string()
 }
 
-async fn steps(svc: &SessionService, rec: &SessionRecord) -> Result<(), (FailureCode, String)> {
+/// Runs setup script number `n` (from 1) of a task in environment `env` within `timeout`, with the candidate's
+/// identity when there is one; `Err` says what went wrong, for the proctor.
+pub(crate) async fn run_setup(
+    rt: &Runtime,
+    env: &EnvironmentId,
+    n: usize,
+    task: &Task,
+    script: &Script,
+    timeout: Duration,
+    candidate: Option<&ForCandidate<'_>>,
+) -> Result<(), (FailureCode, String)> {
+    let mut req = script_request(script, SETUP_TIMEOUT.min(timeout), 64 * 1024);
+    if let Some(c) = candidate {
+        req.env.push(("EXAMROOM_USER_ID".into(), c.user.to_string()));
+        req.env.push(("EXAMROOM_SESSION_ID".into(), c.session.to_string()));
+    }
+    let what = || format!("setup of task {n} ({}, {})", task.id, script.path.display());
+    let out = rt.exec(env, req).await.map_err(|e| (classify(&e), format!("{}: {e}", what())))?;
+    if out.exit_code == Some(0) {
+        return Ok(());
+    }
+    let how = match (out.exit_code, out.signal, out.timed_out) {
+        (_, _, true) => "timed out".to_string(),
+        (Some(c), _, _) => format!("exited with status {c}"),
+        (None, Some(s), _) => format!("was killed by signal {s}"),
+        _ => "failed".to_string(),
+    };
+    Err((FailureCode::ProvisioningFailed, format!("{} {how}; stderr: {}", what(), tail(&out.stderr, 2048))))
+}
+
+/// Whether environment `env` runs; `Err` with the detail when it does not.
+pub(crate) async fn check_running(rt: &Runtime, env: &EnvironmentId) -> Result<(), (FailureCode, String)> {
+    match rt.status(env).await {
+        Ok(st) if st.state == EnvironmentState::Running => Ok(()),
+        Ok(st) => Err((FailureCode::EnvironmentLost, format!("environment not running: {:?}", st.state))),
+        Err(e) => Err((classify(&e), format!("environment status: {e}"))),
+    }
+}
+
+/// The time left until the session's provisioning deadline (at least 1 ms).
+fn left(svc: &SessionService, rec: &SessionRecord) -> Duration {
+    Duration::from_millis((rec.created_at + rec.provisioning_timeout_ms - svc.now_ms()).max(1) as u64)
+}
+
+async fn steps(svc: &SessionService, rec: &SessionRecord, claimed: bool) -> Result<(), (FailureCode, String)> {
     let exam = svc.catalog().get(&rec.exam_id).ok_or_else(|| {
         (FailureCode::ProvisioningFailed, format!("exam {} is no longer in the catalog", rec.exam_id))
     })?;
-    let spec = environment_spec(exam, rec).map_err(|d| (FailureCode::ProvisioningFailed, d))?;
     let rt = &svc.inner.runtime;
-    // A provisioning resumed after a restart may find the previous attempt's environment: start clean.
+    let candidate = ForCandidate { user: &rec.user_id, session: &rec.id };
+    if claimed {
+        match check_running(rt, &rec.environment_id).await {
+            Ok(()) => {
+                let setups = exam.claim_steps();
+                let total = claimed_steps(exam);
+                let n = setups.len();
+                for (i, (task, script)) in setups.into_iter().enumerate() {
+                    let step = 2 + i as u32;
+                    progress(svc, rec, step, total, &format!("Preparing task {} of {n}", i + 1)).await;
+                    run_setup(rt, &rec.environment_id, i + 1, task, script, left(svc, rec), Some(&candidate)).await?;
+                }
+                if n > 0 {
+                    progress(svc, rec, total, total, "Checking that your terminal answers").await;
+                    check_running(rt, &rec.environment_id).await?;
+                }
+                return Ok(());
+            }
+            Err((_, detail)) => {
+                // The prepared environment died after it was made: make a new one instead.
+                unusable(rec, &detail);
+                progress(svc, rec, 1, fresh_steps(Some(exam)), "Creating your isolated environment").await;
+            }
+        }
+    }
+    let spec =
+        crate::provision::spec_for(exam, rec.environment_id).map_err(|d| (FailureCode::ProvisioningFailed, d))?;
+    // A provisioning resumed after a restart (or a claimed environment that died) may leave an environment with this
+    // id: start clean.
     match rt.destroy(&rec.environment_id).await {
         Ok(_) | Err(RuntimeError::NotFound) => {}
         Err(e) => return Err((FailureCode::BackendUnavailable, format!("clearing an earlier attempt: {e}"))),
     }
     rt.create(spec).await.map_err(|e| (classify(&e), format!("create environment: {e}")))?;
-    let setups = exam.setup_steps();
-    let n = setups.len();
-    for (i, (task, script)) in setups.into_iter().enumerate() {
-        progress(svc, rec, 2 + i as u32, &format!("Preparing task {} of {n}", i + 1)).await;
-        let left = Duration::from_millis((rec.created_at + rec.provisioning_timeout_ms - svc.now_ms()).max(1) as u64);
-        let req = script_request(script, SETUP_TIMEOUT.min(left), 64 * 1024);
-        let out = rt.exec(&rec.environment_id, req).await.map_err(|e| {
-            (classify(&e), format!("setup of task {} ({}, {}): {e}", i + 1, task.id, script.path.display()))
-        })?;
-        if out.exit_code != Some(0) {
-            let how = match (out.exit_code, out.signal, out.timed_out) {
-                (_, _, true) => "timed out".to_string(),
-                (Some(c), _, _) => format!("exited with status {c}"),
-                (None, Some(s), _) => format!("was killed by signal {s}"),
-                _ => "failed".to_string(),
-            };
-            let tail = tail(&out.stderr, 2048);
-            return Err((
-                FailureCode::ProvisioningFailed,
-                format!("setup of task {} ({}, {}) {how}; stderr: {tail}", i + 1, task.id, script.path.display()),
-            ));
-        }
+    let total = fresh_steps(Some(exam));
+    let prepare = exam.prepare_steps();
+    let claim = exam.claim_steps();
+    let n = prepare.len() + claim.len();
+    let all = prepare.into_iter().map(|s| (s, false)).chain(claim.into_iter().map(|s| (s, true)));
+    for (i, ((task, script), for_candidate)) in all.enumerate() {
+        progress(svc, rec, 2 + i as u32, total, &format!("Preparing task {} of {n}", i + 1)).await;
+        let who = for_candidate.then_some(&candidate);
+        run_setup(rt, &rec.environment_id, i + 1, task, script, left(svc, rec), who).await?;
     }
-    progress(svc, rec, 2 + n as u32, "Checking that your terminal answers").await;
-    match rt.status(&rec.environment_id).await {
-        Ok(st) if st.state == EnvironmentState::Running => Ok(()),
-        Ok(st) => Err((FailureCode::EnvironmentLost, format!("environment not running after create: {:?}", st.state))),
-        Err(e) => Err((classify(&e), format!("environment status: {e}"))),
-    }
+    progress(svc, rec, total, total, "Checking that your terminal answers").await;
+    check_running(rt, &rec.environment_id).await
 }

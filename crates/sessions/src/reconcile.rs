@@ -1,14 +1,15 @@
 //! The reconciler: at start-up and periodically, the runtime's environments and the stored sessions are made to
-//! agree. Every live environment belongs to a live session (orphans are destroyed); every live session past
-//! `provisioning` has its environment (else it fails as `environment_lost`); work that nobody drives (after a
-//! restart) is picked up again.
+//! agree. Every live environment belongs to a live session or to a pool (the rest, orphans, are destroyed); every
+//! live session past `provisioning` has its environment (else it fails as `environment_lost`); a ready pooled
+//! environment that is gone or lost is retired from its pool; work that nobody drives (after a restart) is picked up
+//! again.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use examroom_core::{FailureCode, SessionState};
 use examroom_runtime::{EnvironmentState, ExecutionRuntime};
-use examroom_store::{EventKind, ListFilter, NewEvent, SessionStore};
+use examroom_store::{EventKind, ListFilter, NewEvent, PoolStore, SessionStore};
 
 use crate::metrics;
 use crate::service::SessionService;
@@ -22,6 +23,10 @@ pub struct ReconcileReport {
     pub live_sessions: usize,
     /// Environments that belonged to no live session, destroyed.
     pub orphans: usize,
+    /// Environments held by pools (neither a session's nor orphans).
+    pub pooled: usize,
+    /// Pooled environments that were gone or lost, retired.
+    pub pooled_lost: usize,
     /// Sessions whose environment was gone, failed as `environment_lost`.
     pub lost: usize,
     /// Sessions whose provisioning or ending was picked up again.
@@ -36,6 +41,7 @@ impl SessionService {
     /// One reconcile pass.
     pub async fn reconcile_once(&self) -> ReconcileReport {
         let t0 = Instant::now();
+        let listed_at = self.now_ms();
         let mut report = ReconcileReport::default();
         let envs = match self.inner.runtime.list().await {
             Ok(e) => e,
@@ -46,6 +52,15 @@ impl SessionService {
                     tracing::warn!(error = %e, "reconcile skipped: the server is out of resources");
                 }
                 report.errors.push(format!("runtime list: {e}"));
+                return report;
+            }
+        };
+        // The pools before the sessions: a claim stores the session in the same transaction that takes the
+        // environment out of its pool, so an environment listed above is in one of the two lists.
+        let pooled = match self.inner.store.pool_entries(None).await {
+            Ok(p) => p,
+            Err(e) => {
+                report.errors.push(format!("store pools: {e}"));
                 return report;
             }
         };
@@ -61,8 +76,13 @@ impl SessionService {
         let owners: HashMap<_, _> = live.iter().map(|s| (s.environment_id, s)).collect();
         let by_env: HashMap<_, _> = envs.iter().map(|e| (e.id, e)).collect();
 
+        let pooled_ids: std::collections::HashSet<_> = pooled.iter().map(|e| e.environment_id).collect();
         for env in &envs {
             if owners.contains_key(&env.id) {
+                continue;
+            }
+            if pooled_ids.contains(&env.id) {
+                report.pooled += 1;
                 continue;
             }
             report.orphans += 1;
@@ -73,6 +93,8 @@ impl SessionService {
             }
         }
         ::metrics::gauge!(metrics::ORPHANS).set(report.orphans as f64);
+        ::metrics::gauge!(metrics::RECONCILE_POOLED).set(report.pooled as f64);
+        report.pooled_lost = self.reconcile_pools(&pooled, &by_env, listed_at);
 
         for s in &live {
             if self.is_busy(&s.id) {
@@ -81,6 +103,8 @@ impl SessionService {
             match s.state {
                 SessionState::Ready | SessionState::Active => {
                     let why = match by_env.get(&s.environment_id).map(|e| &e.state) {
+                        // Ready since the list began: its environment may have been made after the list looked.
+                        None if s.ready_at.is_none_or(|r| r >= listed_at) => None,
                         None => Some("the environment no longer exists".to_string()),
                         Some(EnvironmentState::Lost { reason }) => Some(format!("the environment was lost: {reason}")),
                         Some(EnvironmentState::Running) => None,
@@ -95,7 +119,7 @@ impl SessionService {
                 }
                 SessionState::Created | SessionState::Provisioning => {
                     report.resumed += 1;
-                    crate::provision::spawn(self.clone(), (*s).clone());
+                    crate::provision::spawn(self.clone(), (*s).clone(), crate::provision::Path::Unknown);
                 }
                 SessionState::Terminating => {
                     report.resumed += 1;

@@ -11,13 +11,16 @@ use examroom_core::{
 use examroom_exams::Catalog;
 use examroom_runtime::Runtime;
 use examroom_store::{
-    EventKind, EventRecord, ListFilter, NewEvent, SessionChanges, SessionRecord, SessionStore, Store, StoreError,
+    Claim, EventKind, EventRecord, ListFilter, NewEvent, PoolStore, SessionChanges, SessionRecord, SessionStore, Store,
+    StoreError,
 };
 use tokio::sync::broadcast;
 
-use crate::admission::{MemoryAdmission, Reservation};
+use crate::admission::{Holder, MemoryAdmission, Reservation};
 use crate::clock::Clock;
 use crate::metrics;
+use crate::pool::{PoolSettings, Pools};
+use crate::provision::Path;
 
 /// Who is asking: identity comes from a verified token, never from the request's content.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +65,8 @@ pub struct ServiceConfig {
     pub memory_budget: Option<u64>,
     /// Sessions one candidate may start in any 60 s (0: no limit); beyond, `rate_limited`.
     pub max_creates_per_minute: u32,
+    /// Warm pools (see [`crate::pool`]).
+    pub pool: PoolSettings,
 }
 
 impl Default for ServiceConfig {
@@ -73,6 +78,7 @@ impl Default for ServiceConfig {
             fail_teardown_budget: Duration::from_secs(8),
             memory_budget: None,
             max_creates_per_minute: 10,
+            pool: PoolSettings::default(),
         }
     }
 }
@@ -92,12 +98,21 @@ pub(crate) struct Inner {
     pub(crate) admission: MemoryAdmission,
     /// Recent creates per candidate.
     pub(crate) create_rate: crate::attempts::CreateRate,
+    /// Warm pools.
+    pub(crate) pools: Pools,
 }
 
 /// The lifecycle driver. Cheap to clone.
 #[derive(Clone)]
 pub struct SessionService {
     pub(crate) inner: Arc<Inner>,
+}
+
+/// A guarded transition, ready to store.
+struct Guarded {
+    t: examroom_core::Transition,
+    changes: SessionChanges,
+    event: NewEvent,
 }
 
 /// Parses a session id from a request. A malformed id is answered exactly like an unknown one.
@@ -133,8 +148,10 @@ impl SessionService {
         let (updates, _) = broadcast::channel(4096);
         let admission = MemoryAdmission::new(config.memory_budget);
         let create_rate = crate::attempts::CreateRate::new(config.max_creates_per_minute);
+        let pools = Pools::new(config.pool.clone(), &catalog);
         let svc = SessionService {
             inner: Arc::new(Inner {
+                pools,
                 create_rate,
                 store,
                 runtime,
@@ -159,6 +176,8 @@ impl SessionService {
         for r in all.iter().filter(|r| r.state.is_live()) {
             svc.inner.admission.restore(r.id, svc.memory_of(&r.exam_id));
         }
+        // And the memory that pooled environments hold.
+        svc.restore_pools().await.map_err(|e| incident("read the pools", &e))?;
         svc.publish_admission();
         let (admitted, budget) = svc.admitted_memory();
         if budget.is_some_and(|b| admitted > b) {
@@ -173,6 +192,7 @@ impl SessionService {
         }
         let report = svc.reconcile_once().await;
         tracing::info!(?report, "start-up reconcile");
+        svc.spawn_pools();
         let bg = svc.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(bg.inner.config.reconcile_interval);
@@ -197,15 +217,20 @@ impl SessionService {
         }
     }
 
+    /// Sessions in `state` now.
+    pub(crate) fn count_of(&self, state: SessionState) -> i64 {
+        *self.counts().get(&state).unwrap_or(&0)
+    }
+
     /// The memory limit of an exam's environment (the default limit for an exam no longer in the catalog).
-    fn memory_of(&self, exam: &ExamId) -> u64 {
+    pub(crate) fn memory_of(&self, exam: &ExamId) -> u64 {
         self.inner
             .catalog
             .get(exam)
             .map_or(examroom_exams::definition::DEFAULT_MEMORY_BYTES, |e| e.environment.memory_bytes)
     }
 
-    fn publish_admission(&self) {
+    pub(crate) fn publish_admission(&self) {
         let adm = &self.inner.admission;
         ::metrics::gauge!(metrics::ADMITTED_MEMORY).set(adm.admitted() as f64);
         if let Some(budget) = adm.budget() {
@@ -255,7 +280,8 @@ impl SessionService {
         Ok(())
     }
 
-    /// Starts an exam for a candidate: stores the session as `created` and provisions it in the background.
+    /// Starts an exam for a candidate: stores the session as `created` and provisions it in the background. When the
+    /// exam's pool has an environment ready, the session claims it (see [`crate::pool`]); otherwise one is made.
     pub async fn create(&self, caller: &Caller, exam_id: &str) -> Result<SessionRecord, DomainError> {
         if caller.role != Role::Candidate {
             return Err(DomainError::Forbidden);
@@ -267,14 +293,8 @@ impl SessionService {
         }
         // Attempts at this exam (issue 9).
         self.check_attempts(caller, exam).await?;
-        if self.live_sessions() >= self.inner.config.max_live_sessions as i64 {
-            return Err(DomainError::CapacityExhausted {
-                retry_after_secs: self.inner.config.retry_after_secs,
-                reason: Capacity::Sessions,
-            });
-        }
         let now = self.now_ms();
-        let rec = SessionRecord {
+        let mut rec = SessionRecord {
             id: ExamSessionId::new_v4(),
             user_id: caller.user.clone(),
             exam_id,
@@ -304,19 +324,60 @@ impl SessionService {
             actor: caller.actor(),
             data: None,
         };
+        // A prepared environment, if the exam's pool has one: the claim and the session are stored together.
+        let pools = &self.inner.pools;
+        if let (true, Some(digest)) = (pools.may_claim(&rec.exam_id), pools.digest(&rec.exam_id)) {
+            let reserved_at = self.reserve_create(caller)?;
+            let claim = Claim {
+                owner: &pools.settings.owner,
+                exam_digest: digest,
+                made_after: now - exam.pool.max_age.as_millis() as i64,
+                at: now,
+            };
+            match self.inner.store.insert_claiming(&rec, &event, &claim).await {
+                Ok(Some(env)) => {
+                    rec.environment_id = env;
+                    // The environment's memory becomes the session's.
+                    if !self.inner.admission.transfer(Holder::Pooled(env), rec.id) {
+                        self.inner.admission.restore(rec.id, exam.environment.memory_bytes);
+                    }
+                    pools.claimed(&env);
+                    ::metrics::counter!(metrics::POOL_CLAIMS, "exam" => rec.exam_id.to_string()).increment(1);
+                    return Ok(self.created(rec, Path::Claimed));
+                }
+                Ok(None) => self.release_create(caller, reserved_at),
+                Err(e) => {
+                    self.release_create(caller, reserved_at);
+                    return Err(store_error("insert session", e));
+                }
+            }
+        }
+        if pools.has_pool(exam) {
+            ::metrics::counter!(metrics::POOL_MISSES, "exam" => rec.exam_id.to_string(), "reason" => "empty")
+                .increment(1);
+        }
+        if self.live_sessions() >= self.inner.config.max_live_sessions as i64 {
+            return Err(DomainError::CapacityExhausted {
+                retry_after_secs: self.inner.config.retry_after_secs,
+                reason: Capacity::Sessions,
+            });
+        }
         // The candidate's create rate (issue 9): reserved here, taken back if the session is not stored.
         let reserved_at = self.reserve_create(caller)?;
-        // Admission by memory: reserved here, given back if the session is not stored, released at its final state.
-        let reservation = match Reservation::new(&self.inner.admission, rec.id, exam.environment.memory_bytes) {
+        // Admission: a slot and the memory, reserved here, given back if the session is not stored, released at its
+        // final state.
+        let reservation = match self.admit(&rec, exam.environment.memory_bytes).await {
             Ok(r) => r,
-            Err(r) => {
+            Err(reason) => {
                 self.release_create(caller, reserved_at);
-                tracing::warn!(user_id = %rec.user_id, exam_id = %rec.exam_id, admitted_bytes = r.admitted,
-                    asked_bytes = r.asked, budget_bytes = r.budget, "not admitted: {r}");
-                ::metrics::counter!(metrics::ADMISSION_REFUSALS, "reason" => Capacity::Memory.as_str()).increment(1);
+                let (admitted, budget) = self.admitted_memory();
+                tracing::warn!(user_id = %rec.user_id, exam_id = %rec.exam_id, admitted_bytes = admitted,
+                    asked_bytes = exam.environment.memory_bytes, budget_bytes = budget,
+                    live_sessions = self.live_sessions(), reason = reason.as_str(), "not admitted");
+                ::metrics::counter!(metrics::ADMISSION_REFUSALS, "reason" => reason.as_str()).increment(1);
                 return Err(DomainError::CapacityExhausted {
                     retry_after_secs: self.inner.config.retry_after_secs,
-                    reason: Capacity::Memory,
+                    reason,
                 });
             }
         };
@@ -325,14 +386,57 @@ impl SessionService {
             return Err(store_error("insert session", e));
         }
         reservation.keep();
+        Ok(self.created(rec, Path::Fresh))
+    }
+
+    /// A slot within `max_live_sessions` and the exam's memory within the budget for a new session, taking pooled
+    /// environments out of the pools when they are in the way: a candidate present now comes before candidates
+    /// announced, and pool fills never starve a candidate's own create.
+    async fn admit(&self, rec: &SessionRecord, bytes: u64) -> Result<Reservation<'_>, Capacity> {
+        let adm = &self.inner.admission;
+        let max = self.inner.config.max_live_sessions as i64;
+        let mut victim: Option<examroom_core::EnvironmentId> = None;
+        let mut reason = Capacity::Memory;
+        // Each round takes one more pooled environment out; there are at most `max_live_sessions` of them.
+        for _ in 0..=self.inner.config.max_live_sessions {
+            let pooled = adm.pooled() as i64 - i64::from(victim.is_some());
+            if self.live_sessions() + pooled < max {
+                let r = match victim.take() {
+                    Some(v) => Reservation::releasing(adm, Holder::Pooled(v), rec.id, bytes),
+                    None => Reservation::new(adm, rec.id, bytes),
+                };
+                match r {
+                    Ok(r) => {
+                        self.publish_admission();
+                        return Ok(r);
+                    }
+                    Err(_) => reason = Capacity::Memory,
+                }
+            } else {
+                if let Some(v) = victim.take() {
+                    adm.release(Holder::Pooled(v));
+                }
+                reason = Capacity::Sessions;
+            }
+            self.publish_admission();
+            match self.evict_for(&rec.exam_id).await {
+                Some(v) => victim = Some(v),
+                None => return Err(reason),
+            }
+        }
+        Err(reason)
+    }
+
+    /// A session just stored: counted, published, provisioned.
+    fn created(&self, rec: SessionRecord, path: Path) -> SessionRecord {
         self.publish_admission();
         *self.counts().entry(SessionState::Created).or_default() += 1;
         self.publish_counts();
         tracing::info!(session_id = %rec.id, user_id = %rec.user_id, environment_id = %rec.environment_id,
-            exam_id = %rec.exam_id, "session created");
+            exam_id = %rec.exam_id, pooled = path == Path::Claimed, "session created");
         self.publish(&rec);
-        crate::provision::spawn(self.clone(), rec.clone());
-        Ok(rec)
+        crate::provision::spawn(self.clone(), rec.clone(), path);
+        rec
     }
 
     /// One session: the owner's (one query keyed by id and user), or any for a proctor.
@@ -513,12 +617,63 @@ impl SessionService {
         &self,
         rec: &SessionRecord,
         trigger: Trigger,
-        mut changes: SessionChanges,
+        changes: SessionChanges,
         actor: &str,
     ) -> Result<SessionRecord, DomainError> {
-        let t = transition(rec.state, &trigger)
-            .map_err(|_| DomainError::IllegalTransition { state: rec.state, trigger })?;
         let now = self.now_ms();
+        let step = self.guard(rec.state, trigger, changes, actor, now)?;
+        let new = match self.inner.store.apply(&rec.id, &step.t, &step.changes, &step.event).await {
+            Ok(new) => new,
+            Err(StoreError::StateConflict { actual, .. }) => {
+                return Err(DomainError::IllegalTransition { state: actual, trigger })
+            }
+            Err(e) => return Err(store_error("apply a transition", e)),
+        };
+        self.applied(&step.t, &new, now);
+        Ok(new)
+    }
+
+    /// Applies consecutive guarded transitions of one session in one store transaction (all or none), each stored
+    /// with its event and then published, in order, as [`SessionService::apply`] does one by one. Returns the last
+    /// record.
+    pub(crate) async fn apply_chain(
+        &self,
+        rec: &SessionRecord,
+        steps: Vec<(Trigger, SessionChanges)>,
+        actor: &str,
+    ) -> Result<SessionRecord, DomainError> {
+        let now = self.now_ms();
+        let mut state = rec.state;
+        let mut guarded = Vec::with_capacity(steps.len());
+        for (trigger, changes) in steps {
+            let step = self.guard(state, trigger, changes, actor, now)?;
+            state = step.t.to;
+            guarded.push((step.t, step.changes, step.event));
+        }
+        let records = match self.inner.store.apply_chain(&rec.id, &guarded).await {
+            Ok(records) => records,
+            Err(StoreError::StateConflict { actual, .. }) => {
+                let trigger = guarded.first().map_or(Trigger::ProvisioningStarted, |(t, _, _)| t.trigger);
+                return Err(DomainError::IllegalTransition { state: actual, trigger });
+            }
+            Err(e) => return Err(store_error("apply transitions", e)),
+        };
+        for ((t, _, _), new) in guarded.iter().zip(&records) {
+            self.applied(t, new, now);
+        }
+        records.last().cloned().ok_or_else(|| incident("apply transitions", &"no transition"))
+    }
+
+    /// The core's guard for `trigger` from `from`, and what the transition changes and records.
+    fn guard(
+        &self,
+        from: SessionState,
+        trigger: Trigger,
+        mut changes: SessionChanges,
+        actor: &str,
+        now: i64,
+    ) -> Result<Guarded, DomainError> {
+        let t = transition(from, &trigger).map_err(|_| DomainError::IllegalTransition { state: from, trigger })?;
         if let Some(reason) = t.end_reason {
             changes.end_reason = Some(reason);
             changes.ended_at.get_or_insert(now);
@@ -531,32 +686,38 @@ impl SessionService {
         if t.to == SessionState::Failed {
             changes.ended_at.get_or_insert(now);
         }
-        let event = NewEvent::transition(&t, now, actor);
-        let new = match self.inner.store.apply(&rec.id, &t, &changes, &event).await {
-            Ok(new) => new,
-            Err(StoreError::StateConflict { actual, .. }) => {
-                return Err(DomainError::IllegalTransition { state: actual, trigger })
-            }
-            Err(e) => return Err(store_error("apply a transition", e)),
-        };
+        let mut event = NewEvent::transition(&t, now, actor);
+        // A step that begins with the transition (provisioning's first) is in the trail with it.
+        if let (Some(Some(p)), Some(data)) = (&changes.progress, event.data.as_mut()) {
+            data["progress"] = serde_json::json!(p);
+        }
+        Ok(Guarded { t, changes, event })
+    }
+
+    /// Everything that follows a stored transition: counts, admission, publishing, metrics, timers, the end flow.
+    fn applied(&self, t: &examroom_core::Transition, new: &SessionRecord, now: i64) {
         {
             let mut counts = self.counts();
             *counts.entry(t.from).or_default() -= 1;
             *counts.entry(t.to).or_default() += 1;
         }
         self.publish_counts();
-        if !t.to.is_live() && self.inner.admission.release(&rec.id) {
+        if !t.to.is_live() && self.inner.admission.release(new.id) {
             self.publish_admission();
         }
         tracing::info!(session_id = %new.id, user_id = %new.user_id, environment_id = %new.environment_id,
             from = t.from.as_str(), to = t.to.as_str(), reason = %t.reason, "transition");
-        self.publish(&new);
+        // Pools fill when no session is starting, within what live sessions leave.
+        if t.from == SessionState::Provisioning || !t.to.is_live() {
+            self.inner.pools.wake();
+        }
+        self.publish(new);
         match new.state {
             SessionState::Ready => {
                 ::metrics::histogram!(metrics::START_LATENCY).record((now - new.created_at).max(0) as f64 / 1000.0);
-                crate::timers::arm(self.clone(), &new);
+                crate::timers::arm(self.clone(), new);
             }
-            SessionState::Active => crate::timers::arm(self.clone(), &new),
+            SessionState::Active => crate::timers::arm(self.clone(), new),
             SessionState::Terminating => crate::ending::spawn(self.clone(), new.clone()),
             SessionState::Failed => {
                 if let Some(f) = &new.failure {
@@ -570,7 +731,6 @@ impl SessionService {
             }
             _ => {}
         }
-        Ok(new)
     }
 
     /// Runs `work` for a session in a background task, unless another task already drives that session.
@@ -606,7 +766,9 @@ impl SessionService {
     /// Picks up a live session's work after a restart.
     fn resume(&self, rec: SessionRecord) {
         match rec.state {
-            SessionState::Created | SessionState::Provisioning => crate::provision::spawn(self.clone(), rec),
+            SessionState::Created | SessionState::Provisioning => {
+                crate::provision::spawn(self.clone(), rec, Path::Unknown)
+            }
             SessionState::Ready | SessionState::Active => crate::timers::arm(self.clone(), &rec),
             SessionState::Terminating => crate::ending::spawn(self.clone(), rec),
             _ => {}

@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - this file: the records (sessions, events, attempt grants, browser sign-ins), the trait, the dispatch enum;
+//! - [`pool`]: warm pools (pooled environments, claims, announcements) and their [`PoolStore`] trait;
 //! - [`sqlite`]: the SQLite backend, with its migrations in `migrations/`.
 //!
 //! Rules every backend keeps:
@@ -12,7 +13,10 @@
 //! - **a user has at most one live (not final) session**, enforced by the database itself;
 //! - **a candidate's lookup is one query keyed by (session id, user id).**
 
+pub mod pool;
 pub mod sqlite;
+
+pub use pool::{Claim, NewPoolSchedule, PoolEntry, PoolSchedule, PoolState, PoolStore};
 
 use examroom_core::{
     EndReason, EnvironmentId, ExamId, ExamResult, ExamSessionId, Failure, Progress, Role, SessionState, Transition,
@@ -281,6 +285,14 @@ pub trait SessionStore {
         changes: &SessionChanges,
         event: &NewEvent,
     ) -> Result<SessionRecord, StoreError>;
+    /// Applies consecutive transitions of one session (each `from` the previous `to`) in one transaction, each a
+    /// compare-and-swap stored with its event, as [`SessionStore::apply`] would one by one; all or none. Returns the
+    /// record after each.
+    async fn apply_chain(
+        &self,
+        id: &ExamSessionId,
+        steps: &[(Transition, SessionChanges, NewEvent)],
+    ) -> Result<Vec<SessionRecord>, StoreError>;
     /// Sets the progress while the session is in `expected` (else `StateConflict`), with a `Progress` event.
     async fn set_progress(
         &self,
@@ -357,6 +369,13 @@ impl SessionStore for Store {
         event: &NewEvent,
     ) -> Result<SessionRecord, StoreError> {
         dispatch!(self, s => s.apply(id, t, changes, event).await)
+    }
+    async fn apply_chain(
+        &self,
+        id: &ExamSessionId,
+        steps: &[(Transition, SessionChanges, NewEvent)],
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        dispatch!(self, s => s.apply_chain(id, steps).await)
     }
     async fn set_progress(
         &self,

@@ -17,7 +17,8 @@
 //!
 //! Every write transaction starts with `BEGIN IMMEDIATE`: it takes SQLite's write lock up front (waiting up to
 //! the busy timeout), so two writers never both hold a read snapshot and then fail to upgrade it with
-//! `SQLITE_BUSY`.
+//! `SQLITE_BUSY`. Before that, every write of this process (transaction or single statement) waits for its turn on
+//! an in-process lock (see [`SqliteStore`]), holding no pooled connection meanwhile.
 //!
 //! # Stored forms
 //!
@@ -31,6 +32,8 @@
 //! itself is not used because it needs sqlx's `macros` feature, which the workspace does not enable.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod pool;
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -70,6 +73,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "results", include_str!("../migrations/0002_results.sql")),
     (3, "attempt grants", include_str!("../migrations/0003_attempt_grants.sql")),
     (4, "sign ins", include_str!("../migrations/0004_sign_ins.sql")),
+    (5, "pools", include_str!("../migrations/0005_pools.sql")),
 ];
 
 /// The columns of `sessions`, in the order [`session_from_row`] reads them.
@@ -121,6 +125,8 @@ impl SqliteStore {
             .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            // A connection to a local file does not go stale; a ping before every use is a round trip for nothing.
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Backend(format!("opening {}: {e}", path.display())))?;
@@ -216,54 +222,11 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 impl SessionStore for SqliteStore {
     async fn insert(&self, rec: &SessionRecord, event: &NewEvent) -> Result<(), StoreError> {
-        let progress = rec.progress.as_ref().map(to_json).transpose()?;
-        let failure = rec.failure.as_ref().map(to_json).transpose()?;
         let (_turn, mut tx) = self.begin_write().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO sessions (id, user_id, exam_id, environment_id, state, progress, created_at, ready_at, \
-             started_at, deadline, duration_ms, start_grace_ms, provisioning_timeout_ms, ended_at, end_reason, \
-             failure, resources_released_at, graded, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
-        )
-        .bind(rec.id.to_string())
-        .bind(rec.user_id.as_str())
-        .bind(rec.exam_id.as_str())
-        .bind(rec.environment_id.to_string())
-        .bind(rec.state.as_str())
-        .bind(progress)
-        .bind(rec.created_at)
-        .bind(rec.ready_at)
-        .bind(rec.started_at)
-        .bind(rec.deadline)
-        .bind(rec.duration_ms)
-        .bind(rec.start_grace_ms)
-        .bind(rec.provisioning_timeout_ms)
-        .bind(rec.ended_at)
-        .bind(rec.end_reason.map(EndReason::as_str))
-        .bind(failure)
-        .bind(rec.resources_released_at)
-        .bind(rec.graded)
-        .bind(rec.updated_at)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            Err(e) if is_live_session_violation(&e) => {
-                // Still inside the write transaction: the live session that blocked the insert cannot end
-                // between the failure and this lookup.
-                let live = live_for_user_on(&mut tx, &rec.user_id).await;
-                rollback(tx).await;
-                return match live? {
-                    Some(live) => Err(StoreError::LiveSessionExists { session_id: live.id }),
-                    None => Err(backend(e)),
-                };
-            }
-            Err(e) => {
-                rollback(tx).await;
-                return Err(backend(e));
-            }
+        if let Err(e) = insert_session(&mut tx, rec, event).await {
+            rollback(tx).await;
+            return Err(e);
         }
-        insert_event(&mut tx, &rec.id, event).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -316,48 +279,41 @@ impl SessionStore for SqliteStore {
         changes: &SessionChanges,
         event: &NewEvent,
     ) -> Result<SessionRecord, StoreError> {
-        let set_progress = changes.progress.is_some();
-        let progress = match &changes.progress {
-            Some(Some(p)) => Some(to_json(p)?),
-            _ => None,
-        };
-        let failure = changes.failure.as_ref().map(to_json).transpose()?;
         let (_turn, mut tx) = self.begin_write().await?;
-        // `COALESCE(?, col)` keeps the column when the change is `None`; the progress has an explicit flag
-        // because `Some(None)` clears it.
-        let updated = sqlx::query(&format!(
-            "UPDATE sessions SET \
-                 state = ?1, \
-                 progress = CASE WHEN ?2 THEN ?3 ELSE progress END, \
-                 ready_at = COALESCE(?4, ready_at), \
-                 started_at = COALESCE(?5, started_at), \
-                 deadline = COALESCE(?6, deadline), \
-                 ended_at = COALESCE(?7, ended_at), \
-                 end_reason = COALESCE(?8, end_reason), \
-                 failure = COALESCE(?9, failure), \
-                 resources_released_at = COALESCE(?10, resources_released_at), \
-                 graded = COALESCE(?11, graded), \
-                 updated_at = ?12 \
-             WHERE id = ?13 AND state = ?14 \
-             RETURNING {SESSION_COLUMNS}"
-        ))
-        .bind(t.to.as_str())
-        .bind(set_progress)
-        .bind(progress)
-        .bind(changes.ready_at)
-        .bind(changes.started_at)
-        .bind(changes.deadline)
-        .bind(changes.ended_at)
-        .bind(changes.end_reason.map(EndReason::as_str))
-        .bind(failure)
-        .bind(changes.resources_released_at)
-        .bind(changes.graded)
-        .bind(event.at)
-        .bind(id.to_string())
-        .bind(t.from.as_str())
-        .fetch_optional(&mut *tx)
-        .await;
+        let updated = cas_transition(&mut tx, id, t, changes, event.at).await;
         finish_cas(tx, id, t.from, updated, event).await
+    }
+
+    async fn apply_chain(
+        &self,
+        id: &ExamSessionId,
+        steps: &[(Transition, SessionChanges, NewEvent)],
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let (_turn, mut tx) = self.begin_write().await?;
+        let mut records = Vec::with_capacity(steps.len());
+        for (t, changes, event) in steps {
+            let rec = match cas_transition(&mut tx, id, t, changes, event.at).await {
+                Ok(Some(row)) => session_from_row(&row),
+                Ok(None) => Err(match SqliteStore::conflict(&mut tx, id, t.from).await {
+                    Ok(why) | Err(why) => why,
+                }),
+                Err(e) => Err(e),
+            };
+            let rec = match rec {
+                Ok(rec) => rec,
+                Err(e) => {
+                    rollback(tx).await;
+                    return Err(e);
+                }
+            };
+            if let Err(e) = insert_event(&mut tx, id, event).await {
+                rollback(tx).await;
+                return Err(e);
+            }
+            records.push(rec);
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(records)
     }
 
     async fn set_progress(
@@ -387,7 +343,8 @@ impl SessionStore for SqliteStore {
         .bind(id.to_string())
         .bind(expected.as_str())
         .fetch_optional(&mut *tx)
-        .await;
+        .await
+        .map_err(backend);
         finish_cas(tx, id, expected, updated, &event).await
     }
 
@@ -402,7 +359,8 @@ impl SessionStore for SqliteStore {
         .bind(id.to_string())
         .bind(state.as_str())
         .fetch_optional(&mut *tx)
-        .await;
+        .await
+        .map_err(backend);
         finish_cas(tx, id, state, updated, event).await
     }
 
@@ -607,13 +565,65 @@ async fn create_private_file(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The compare-and-swap of a transition inside a write transaction: `UPDATE … WHERE id = ? AND state = <from>
+/// RETURNING …`, setting the state and the `changes` (`updated_at` = `at`). `None` when no row matched.
+async fn cas_transition(
+    conn: &mut SqliteConnection,
+    id: &ExamSessionId,
+    t: &Transition,
+    changes: &SessionChanges,
+    at: i64,
+) -> Result<Option<SqliteRow>, StoreError> {
+    let set_progress = changes.progress.is_some();
+    let progress = match &changes.progress {
+        Some(Some(p)) => Some(to_json(p)?),
+        _ => None,
+    };
+    let failure = changes.failure.as_ref().map(to_json).transpose()?;
+    // `COALESCE(?, col)` keeps the column when the change is `None`; the progress has an explicit flag because
+    // `Some(None)` clears it.
+    sqlx::query(&format!(
+        "UPDATE sessions SET \
+             state = ?1, \
+             progress = CASE WHEN ?2 THEN ?3 ELSE progress END, \
+             ready_at = COALESCE(?4, ready_at), \
+             started_at = COALESCE(?5, started_at), \
+             deadline = COALESCE(?6, deadline), \
+             ended_at = COALESCE(?7, ended_at), \
+             end_reason = COALESCE(?8, end_reason), \
+             failure = COALESCE(?9, failure), \
+             resources_released_at = COALESCE(?10, resources_released_at), \
+             graded = COALESCE(?11, graded), \
+             updated_at = ?12 \
+         WHERE id = ?13 AND state = ?14 \
+         RETURNING {SESSION_COLUMNS}"
+    ))
+    .bind(t.to.as_str())
+    .bind(set_progress)
+    .bind(progress)
+    .bind(changes.ready_at)
+    .bind(changes.started_at)
+    .bind(changes.deadline)
+    .bind(changes.ended_at)
+    .bind(changes.end_reason.map(EndReason::as_str))
+    .bind(failure)
+    .bind(changes.resources_released_at)
+    .bind(changes.graded)
+    .bind(at)
+    .bind(id.to_string())
+    .bind(t.from.as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(backend)
+}
+
 /// The end of `apply` and `set_progress`: the compare-and-swap `UPDATE … RETURNING` has run in `tx`. If it
 /// updated the row, appends `event` and commits; otherwise rolls back and says why.
 async fn finish_cas(
     mut tx: Transaction<'static, Sqlite>,
     id: &ExamSessionId,
     expected: SessionState,
-    updated: Result<Option<SqliteRow>, sqlx::Error>,
+    updated: Result<Option<SqliteRow>, StoreError>,
     event: &NewEvent,
 ) -> Result<SessionRecord, StoreError> {
     let row = match updated {
@@ -625,7 +635,7 @@ async fn finish_cas(
         }
         Err(e) => {
             rollback(tx).await;
-            return Err(backend(e));
+            return Err(e);
         }
     };
     let rec = match session_from_row(&row) {
@@ -641,6 +651,53 @@ async fn finish_cas(
     }
     tx.commit().await.map_err(backend)?;
     Ok(rec)
+}
+
+/// Inserts a session and its first event inside the write transaction `tx` (the caller commits or rolls back). A live
+/// session of the same user is [`StoreError::LiveSessionExists`].
+async fn insert_session(conn: &mut SqliteConnection, rec: &SessionRecord, event: &NewEvent) -> Result<(), StoreError> {
+    let progress = rec.progress.as_ref().map(to_json).transpose()?;
+    let failure = rec.failure.as_ref().map(to_json).transpose()?;
+    let inserted = sqlx::query(
+        "INSERT INTO sessions (id, user_id, exam_id, environment_id, state, progress, created_at, ready_at, \
+         started_at, deadline, duration_ms, start_grace_ms, provisioning_timeout_ms, ended_at, end_reason, \
+         failure, resources_released_at, graded, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+    )
+    .bind(rec.id.to_string())
+    .bind(rec.user_id.as_str())
+    .bind(rec.exam_id.as_str())
+    .bind(rec.environment_id.to_string())
+    .bind(rec.state.as_str())
+    .bind(progress)
+    .bind(rec.created_at)
+    .bind(rec.ready_at)
+    .bind(rec.started_at)
+    .bind(rec.deadline)
+    .bind(rec.duration_ms)
+    .bind(rec.start_grace_ms)
+    .bind(rec.provisioning_timeout_ms)
+    .bind(rec.ended_at)
+    .bind(rec.end_reason.map(EndReason::as_str))
+    .bind(failure)
+    .bind(rec.resources_released_at)
+    .bind(rec.graded)
+    .bind(rec.updated_at)
+    .execute(&mut *conn)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        Err(e) if is_live_session_violation(&e) => {
+            // Still inside the write transaction: the live session that blocked the insert cannot end between the
+            // failure and this lookup.
+            return match live_for_user_on(conn, &rec.user_id).await? {
+                Some(live) => Err(StoreError::LiveSessionExists { session_id: live.id }),
+                None => Err(backend(e)),
+            };
+        }
+        Err(e) => return Err(backend(e)),
+    }
+    insert_event(conn, &rec.id, event).await
 }
 
 /// The user's live session, on a given connection (inside a transaction, or not).

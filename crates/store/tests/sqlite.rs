@@ -729,6 +729,52 @@ async fn expired_sign_ins_are_deleted_when_a_new_one_is_made() {
     assert!(store.sign_in("new").await.unwrap().is_some());
 }
 
+#[tokio::test]
+async fn apply_chain_stores_each_transition_with_its_event_or_none() {
+    let (_dir, _path, store) = file_store().await;
+    let rec = minimal("chain", T0);
+    store.insert(&rec, &accepted(&rec)).await.unwrap();
+    let step = |from: SessionState, trigger: Trigger, at: i64| {
+        let t = transition(from, &trigger).unwrap();
+        let changes = SessionChanges { ready_at: (t.to == SessionState::Ready).then_some(at), ..Default::default() };
+        let event = NewEvent::transition(&t, at, "system");
+        (t, changes, event)
+    };
+    // A chain whose second step does not start where the first ends stores nothing.
+    let bad = [
+        step(SessionState::Created, Trigger::ProvisioningStarted, T0 + 1),
+        step(SessionState::Ready, Trigger::StartRequested, T0 + 2),
+    ];
+    match store.apply_chain(&rec.id, &bad).await {
+        Err(StoreError::StateConflict { expected, actual }) => {
+            assert_eq!((expected, actual), (SessionState::Ready, SessionState::Provisioning))
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(store.get(&rec.id).await.unwrap().unwrap().state, SessionState::Created, "all or none");
+    assert_eq!(store.events(&rec.id).await.unwrap().len(), 1);
+    let good = [
+        step(SessionState::Created, Trigger::ProvisioningStarted, T0 + 1),
+        step(SessionState::Provisioning, Trigger::ProvisioningSucceeded, T0 + 2),
+    ];
+    let records = store.apply_chain(&rec.id, &good).await.unwrap();
+    let states: Vec<_> = records.iter().map(|r| r.state).collect();
+    assert_eq!(states, [SessionState::Provisioning, SessionState::Ready]);
+    assert_eq!((records[0].updated_at, records[1].ready_at), (T0 + 1, Some(T0 + 2)));
+    let events = store.events(&rec.id).await.unwrap();
+    let trail: Vec<_> = events.iter().map(|e| (e.event.from, e.event.to)).collect();
+    assert_eq!(
+        trail,
+        [
+            (None, Some(SessionState::Created)),
+            (Some(SessionState::Created), Some(SessionState::Provisioning)),
+            (Some(SessionState::Provisioning), Some(SessionState::Ready)),
+        ]
+    );
+    // The same chain again is stale.
+    assert!(matches!(store.apply_chain(&rec.id, &good).await, Err(StoreError::StateConflict { .. })));
+}
+
 /// A start storm's burst of writes: many sessions at once each recording several steps. Every write succeeds, and
 /// none waits in SQLite's busy handler (whose sleeps turned such a burst into seconds of waiting and "database is
 /// locked" after the busy timeout): writers queue in the process instead.

@@ -4,6 +4,7 @@ mod attempts;
 mod auth;
 mod exams;
 mod health;
+mod pools;
 mod sessions;
 mod signin;
 mod status;
@@ -42,6 +43,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/exams", get(exams::list))
         .route("/api/v1/exams/{exam_id}", get(exams::get))
         .route("/api/v1/exams/{exam_id}/attempts", get(attempts::get).post(attempts::grant))
+        .route("/api/v1/pools", get(pools::list))
+        .route("/api/v1/pools/{exam_id}/schedule", post(pools::schedule))
+        .route("/api/v1/pools/{exam_id}/schedule/{schedule_id}", axum::routing::delete(pools::cancel))
         .route("/api/v1/sessions", post(sessions::create).get(sessions::list))
         .route("/api/v1/sessions/{id}", get(sessions::get))
         .route("/api/v1/sessions/{id}/status", get(status::stream))

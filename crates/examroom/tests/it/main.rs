@@ -5,6 +5,7 @@ mod admission;
 mod api_access;
 mod api_clients;
 mod api_limits;
+mod api_pools;
 mod api_results;
 mod api_sessions;
 mod api_setup;

@@ -158,6 +158,8 @@ impl TestServer {
     /// Stops the server and destroys every environment of its label, then checks nothing is left.
     pub async fn teardown(mut self) {
         self.stop().await;
+        // No pool fill may make an environment after the destroy below.
+        self.state.svc.stop_pools().await;
         let rt =
             SandboxRuntime::new(sandbox_config(&self.data_dir, &self.catalog_dir, &self.label, &Options::default()))
                 .unwrap();
