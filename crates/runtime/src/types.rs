@@ -100,6 +100,38 @@ impl Default for Limits {
     }
 }
 
+/// What kind of machine an environment is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// A shell in a tight jail: our own init as PID 1, no service manager, the candidate's capability set.
+    #[default]
+    Shell,
+    /// A whole machine: systemd as PID 1, delegated cgroups, and `CAP_SYS_ADMIN`, `CAP_NET_ADMIN` and `CAP_NET_RAW`
+    /// in the environment's own user namespace (services, sudo, ssh, mounts, networking). Needs a user namespace.
+    System,
+}
+
+impl Profile {
+    /// Parses `shell` or `system`.
+    pub fn parse(s: &str) -> Result<Profile, RuntimeError> {
+        match s {
+            "shell" => Ok(Profile::Shell),
+            "system" => Ok(Profile::System),
+            _ => Err(RuntimeError::invalid("profile", format!("unknown profile {s:?}; use \"shell\" or \"system\""))),
+        }
+    }
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Profile::Shell => "shell",
+            Profile::System => "system",
+        })
+    }
+}
+
 /// What to create.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvironmentSpec {
@@ -113,12 +145,15 @@ pub struct EnvironmentSpec {
     pub cols: u16,
     /// Initial terminal size.
     pub rows: u16,
+    /// What kind of machine (`shell` when absent, as state written before profiles existed).
+    #[serde(default)]
+    pub profile: Profile,
 }
 
 impl EnvironmentSpec {
     /// A spec with the default limits on the host base.
     pub fn new(id: EnvironmentId) -> Self {
-        EnvironmentSpec { id, base: Base::Host, limits: Limits::default(), cols: 80, rows: 24 }
+        EnvironmentSpec { id, base: Base::Host, limits: Limits::default(), cols: 80, rows: 24, profile: Profile::Shell }
     }
 }
 

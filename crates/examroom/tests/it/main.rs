@@ -16,4 +16,5 @@ mod grading_attacks;
 mod sandbox_isolation;
 mod sandbox_lifecycle;
 mod sandbox_shell;
+mod sandbox_system;
 mod server;

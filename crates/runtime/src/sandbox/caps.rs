@@ -123,6 +123,37 @@ pub const CANDIDATE_CAPS: &[Capability] = &[
     Capability::CAP_SETFCAP,
 ];
 
+/// Capabilities kept out of a `system` environment altogether (its service manager's bounding set), so that no
+/// process inside holds them even in its own user namespace: the ones that reach the host or a device
+/// (`SYS_MODULE`, `SYS_RAWIO`, `SYS_TIME`, `SYS_BOOT`, `SYSLOG`, `MAC_*`, `BPF`, `PERFMON`, `WAKE_ALARM`,
+/// `BLOCK_SUSPEND`, `AUDIT_CONTROL`, `SYS_PACCT`, `CHECKPOINT_RESTORE`, `MKNOD`), and `SYS_PTRACE`, without which no
+/// process inside can read or trace PID 1 (systemd, started from an execute-only copy, is not dumpable).
+pub const SYSTEM_DENIED: &[Capability] = &[
+    Capability::CAP_SYS_MODULE,
+    Capability::CAP_SYS_RAWIO,
+    Capability::CAP_SYS_PTRACE,
+    Capability::CAP_SYS_PACCT,
+    Capability::CAP_SYS_BOOT,
+    Capability::CAP_SYS_TIME,
+    Capability::CAP_SYSLOG,
+    Capability::CAP_MAC_OVERRIDE,
+    Capability::CAP_MAC_ADMIN,
+    Capability::CAP_WAKE_ALARM,
+    Capability::CAP_BLOCK_SUSPEND,
+    Capability::CAP_AUDIT_CONTROL,
+    Capability::CAP_BPF,
+    Capability::CAP_PERFMON,
+    Capability::CAP_CHECKPOINT_RESTORE,
+    Capability::CAP_MKNOD,
+];
+
+/// Reduces the calling thread to every capability but [`SYSTEM_DENIED`] (bounding, permitted, effective; inheritable
+/// and ambient cleared). For a `system` environment's PID 1 and the processes the shim starts in it. Raw calls only.
+pub fn drop_to_system_set() -> Result<(), CapsError> {
+    let denied = SYSTEM_DENIED.iter().fold(0u64, |m, c| m | c.bitmask());
+    drop_to(!denied)
+}
+
 /// Reduces the calling thread to [`CANDIDATE_CAPS`]: bounding set to
 /// `CANDIDATE_CAPS`, permitted and effective to `CANDIDATE_CAPS ∩ permitted`,
 /// inheritable and ambient cleared (see the module docs for why inheritable

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -42,7 +43,14 @@ pub enum ToInit {
         links: Vec<(String, PathBuf)>,
         /// Names of the `/proc` views attached after the filesystems (`procviews.rs`).
         views: Vec<String>,
+        /// Files bound over these absolute paths of the root, attached after the views (a `system` environment's
+        /// execute-only service manager).
+        binds: Vec<String>,
     },
+    /// A `system` environment: open the console and become its service manager. Answered with `PtyOpened` and two
+    /// descriptors, the console's master and the devpts's `ptmx` (`O_PATH`), just before init execs systemd (which
+    /// keeps init's pid); a failure before that is answered with `Failed`.
+    Boot,
     /// Open a PTY in the sandbox's devpts; the master comes back attached to `PtyOpened`.
     OpenPty,
     /// Spawn a process. Descriptors attached: one (a PTY slave, `tty`) or three (stdin, stdout, stderr).
@@ -126,6 +134,10 @@ pub struct InitConfig {
     pub unprivileged_uid: Option<u32>,
     /// The candidate filter, built before the fork.
     pub filter: seccomp::BpfProgram,
+    /// What kind of machine.
+    pub profile: crate::types::Profile,
+    /// A `system` environment's filter (for its service manager and everything under it).
+    pub system_filter: Option<seccomp::BpfProgram>,
 }
 
 /// Sends one message, with descriptors.
@@ -207,10 +219,10 @@ fn isolate_fds(ctl: OwnedFd) -> OwnedFd {
 fn run(ctl: OwnedFd, cfg: &InitConfig) -> io::Result<()> {
     let sock = ctl.as_raw_fd();
     let mut buf = vec![0u8; MAX_MSG];
-    let Some((ToInit::Setup { trees, links, views }, fds)) = recv::<ToInit>(sock, &mut buf)? else {
+    let Some((ToInit::Setup { trees, links, views, binds }, fds)) = recv::<ToInit>(sock, &mut buf)? else {
         return Err(io::Error::other("expected setup"));
     };
-    if let Err(e) = setup(cfg, trees, links, views, fds) {
+    if let Err(e) = setup(cfg, trees, links, views, binds, fds) {
         let _ = send(sock, &FromInit::SetupFailed { error: e.to_string() }, &[]);
         return Err(e);
     }
@@ -254,11 +266,13 @@ fn setup(
     names: Vec<String>,
     links: Vec<(String, PathBuf)>,
     views: Vec<String>,
+    binds: Vec<String>,
     mut fds: Vec<OwnedFd>,
 ) -> io::Result<()> {
-    if names.len() + 5 + views.len() != fds.len() {
+    if names.len() + 5 + views.len() + binds.len() != fds.len() {
         return Err(io::Error::other("base trees and descriptors disagree"));
     }
+    let bind_fds = fds.split_off(names.len() + 5 + views.len());
     let view_fds = fds.split_off(names.len() + 5);
     let supers = crate::sandbox::rootfs::Supers::from_fds(fds.split_off(names.len()))?;
     let views: Vec<(String, OwnedFd)> = views.into_iter().zip(view_fds).collect();
@@ -283,21 +297,40 @@ fn setup(
         hidden: &cfg.hidden,
         base: &cfg.base,
         unprivileged_owner: cfg.unprivileged_uid,
+        system: cfg.profile == crate::types::Profile::System,
     };
-    build_root(&plan, &trees, &supers, &views)?;
-    drop(views);
+    let binds: Vec<(String, OwnedFd)> = binds.into_iter().zip(bind_fds).collect();
+    build_root(&plan, &trees, &supers, &views, &binds)?;
+    drop((views, binds));
     drop(trees);
     nix::unistd::sethostname(&cfg.hostname).map_err(|e| io::Error::other(format!("sethostname: {e}")))?;
     sys::loopback_up().map_err(|e| io::Error::other(format!("loopback up: {e}")))?;
     // A cgroup namespace rooted at the environment's own cgroup (the shim moved us there before setup).
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
         .map_err(|e| io::Error::other(format!("cgroup namespace: {e}")))?;
-    if cfg.unprivileged_uid.is_none() {
+    let system = cfg.profile == crate::types::Profile::System;
+    if cfg.unprivileged_uid.is_none() && !system {
         crate::sandbox::rootfs::mount_cgroups(&supers.cgroup)
             .map_err(|e| io::Error::other(format!("cgroups under /sys: {e}")))?;
     }
     if cfg.unprivileged_uid.is_none() {
         lock_mounts().map_err(|e| io::Error::other(format!("lock the mounts: {e}")))?;
+    }
+    if system {
+        // The environment's own network, hostname and IPC, owned by the candidate's user namespace: an
+        // administrator's `ip addr add`, `iptables`, `sysctl net.*` and `hostnamectl` act on them and nothing else.
+        // And its own cgroup namespace, rooted at the same group but owned by that user namespace, where its
+        // service manager may mount the cgroup hierarchies.
+        nix::sched::unshare(
+            nix::sched::CloneFlags::CLONE_NEWNET
+                | nix::sched::CloneFlags::CLONE_NEWUTS
+                | nix::sched::CloneFlags::CLONE_NEWIPC
+                | nix::sched::CloneFlags::CLONE_NEWCGROUP,
+        )
+        .map_err(|e| io::Error::other(format!("the machine's namespaces: {e}")))?;
+        sys::loopback_up().map_err(|e| io::Error::other(format!("loopback up: {e}")))?;
+        sys::write_file(Path::new("/proc/sys/net/ipv4/ping_group_range"), "0 65535")
+            .map_err(|e| io::Error::other(format!("ping_group_range: {e}")))?;
     }
     // SAFETY: plain prctl.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
@@ -388,6 +421,10 @@ fn handle(
 ) -> io::Result<()> {
     match msg {
         ToInit::Setup { .. } => send(sock, &FromInit::Failed { error: "already set up".into() }, &[]),
+        ToInit::Boot => {
+            let e = boot(sock, cfg);
+            send(sock, &FromInit::Failed { error: format!("boot: {e}") }, &[])
+        }
         ToInit::OpenPty => match open_pty() {
             Ok(master) => send(sock, &FromInit::PtyOpened, &[master.as_raw_fd()]),
             Err(e) => send(sock, &FromInit::Failed { error: format!("open pty: {e}") }, &[]),
@@ -588,4 +625,113 @@ pub fn lower_oom_priority() -> bool {
         libc::close(adj);
         ok
     }
+}
+
+/// A `system` environment's boot: init writes what systemd needs to run in a container, opens the console (a PTY of
+/// the environment's own devpts, whose master goes to the shim), and execs systemd, which becomes PID 1 with the
+/// `system` capability set and filter. Returns only on failure.
+///
+/// systemd is executed from the execute-only copy the shim bound over its path, so it is not dumpable: with
+/// `CAP_SYS_PTRACE` kept out of the environment, no process inside can trace it or read its memory. It keeps init's
+/// parent-death signal, so it dies with the shim.
+fn boot(sock: RawFd, cfg: &InitConfig) -> io::Error {
+    let prepared = (|| -> io::Result<(OwnedFd, CString)> {
+        configure_systemd()?;
+        let master = open_pty()?;
+        let name = pts_name(&master)?;
+        std::fs::File::create("/dev/console")?;
+        crate::sandbox::rootfs::m(Some(&name), "/dev/console", None, nix::mount::MsFlags::MS_BIND, None)?;
+        let slave = CString::new(name).map_err(io::Error::other)?;
+        Ok((master, slave))
+    })();
+    let (master, slave) = match prepared {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    // With the console, the environment's ptmx (`O_PATH`): the shim opens further terminals from it, in this devpts.
+    let ptmx = match std::fs::File::options().read(true).custom_flags(libc::O_PATH).open("/dev/pts/ptmx") {
+        Ok(f) => OwnedFd::from(f),
+        Err(e) => return e,
+    };
+    if let Err(e) = send(sock, &FromInit::PtyOpened, &[master.as_raw_fd(), ptmx.as_raw_fd()]) {
+        return e;
+    }
+    drop((master, ptmx));
+    let Some(filter) = &cfg.system_filter else { return io::Error::other("no filter for the system profile") };
+    let argv = [c"/sbin/init".as_ptr(), std::ptr::null()];
+    let env = [
+        c"container=examroom".as_ptr(),
+        c"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".as_ptr(),
+        c"TERM=linux".as_ptr(),
+        c"LANG=C.UTF-8".as_ptr(),
+        std::ptr::null(),
+    ];
+    // SAFETY: raw calls in our own single-threaded process, then exec.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+        libc::setsid();
+        let tty = libc::open(slave.as_ptr(), libc::O_RDWR);
+        if tty < 0 || libc::ioctl(tty, libc::TIOCSCTTY, 0) < 0 {
+            return io::Error::last_os_error();
+        }
+        for fd in 0..3 {
+            libc::dup2(tty, fd);
+        }
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
+    }
+    if let Err(e) = seccomp::apply_keeping_setuid(filter) {
+        return io::Error::other(format!("seccomp: {e}"));
+    }
+    if let Err(e) = caps::drop_to_system_set() {
+        return io::Error::other(format!("capabilities: {e}"));
+    }
+    // SAFETY: null-terminated arrays of valid C strings.
+    unsafe { libc::execve(c"/usr/lib/systemd/systemd".as_ptr(), argv.as_ptr(), env.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// The path of the slave of a PTY master.
+fn pts_name(master: &OwnedFd) -> io::Result<String> {
+    let mut buf = [0 as libc::c_char; 64];
+    // SAFETY: a valid descriptor and a buffer of the stated length.
+    let rc = unsafe { libc::ptsname_r(master.as_raw_fd(), buf.as_mut_ptr(), buf.len()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    // SAFETY: ptsname_r wrote a NUL-terminated string into buf.
+    Ok(unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned())
+}
+
+/// What systemd needs to boot cleanly in a user namespace (written into the environment's own `/etc`):
+/// `sys-kernel-debug.mount` masked (debugfs cannot be mounted there), and, where sshd is installed, an ed25519 host
+/// key made at first boot and sshd told to use only it.
+fn configure_systemd() -> io::Result<()> {
+    let units = Path::new("/etc/systemd/system");
+    std::fs::create_dir_all(units)?;
+    for masked in ["sys-kernel-debug.mount", "sys-kernel-tracing.mount", "systemd-journald-audit.socket"] {
+        let p = units.join(masked);
+        if std::fs::symlink_metadata(&p).is_err() {
+            std::os::unix::fs::symlink("/dev/null", &p)?;
+        }
+    }
+    if Path::new("/usr/sbin/sshd").exists() {
+        std::fs::write(
+            units.join("examroom-ssh-host-key.service"),
+            "[Unit]\nDescription=SSH host key for this exam machine\n\
+             ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key\nBefore=ssh.service\n\n\
+             [Service]\nType=oneshot\nExecStart=/usr/bin/ssh-keygen -q -t ed25519 -N \"\" -f /etc/ssh/ssh_host_ed25519_key\n\n\
+             [Install]\nWantedBy=multi-user.target\n",
+        )?;
+        let wants = units.join("multi-user.target.wants");
+        std::fs::create_dir_all(&wants)?;
+        let link = wants.join("examroom-ssh-host-key.service");
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink("../examroom-ssh-host-key.service", &link)?;
+        }
+        std::fs::create_dir_all("/etc/ssh/sshd_config.d")?;
+        std::fs::write("/etc/ssh/sshd_config.d/examroom.conf", "HostKey /etc/ssh/ssh_host_ed25519_key\n")?;
+    }
+    Ok(())
 }

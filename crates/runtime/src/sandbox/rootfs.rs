@@ -90,6 +90,9 @@ pub struct RootPlan<'a> {
     pub base: &'a Base,
     /// Without a user namespace: the host uid and gid the candidate runs as, who must own `/root` and `/home`.
     pub unprivileged_owner: Option<u32>,
+    /// A `system` environment: `/proc/sys` stays writable where the kernel lets the environment write (its own
+    /// network namespace's settings), and no cgroups are mounted for it (its service manager mounts them).
+    pub system: bool,
 }
 
 /// The filesystems of an environment's own that are made on the host side, by the shim as host root, and handed to
@@ -186,6 +189,7 @@ pub fn build_root(
     trees: &BaseTrees,
     supers: &Supers,
     views: &[(String, OwnedFd)],
+    binds: &[(String, OwnedFd)],
 ) -> io::Result<()> {
     // Nothing we mount may propagate back to the host.
     m(None, "/", None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
@@ -297,7 +301,7 @@ pub fn build_root(
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None,
     )?;
-    mask_proc(&root.join("proc"), Some(&empty))?;
+    mask_proc_with(&root.join("proc"), Some(&empty), !plan.system)?;
     // The environment's own views of memory, CPUs, time and load (`procviews.rs`).
     for (name, view) in views {
         if !crate::sandbox::procviews::VIEWS.contains(&name.as_str()) {
@@ -305,6 +309,14 @@ pub fn build_root(
         }
         sys::attach_tree(view, &root.join("proc").join(name))
             .map_err(|e| io::Error::new(e.kind(), format!("/proc/{name}: {e}")))?;
+    }
+    for (path, file) in binds {
+        let rel = path.trim_start_matches('/');
+        let target = sys::open_beneath(libc::AT_FDCWD, &root, libc::O_PATH | libc::O_DIRECTORY, 0).and_then(|r| {
+            sys::open_beneath(std::os::fd::AsRawFd::as_raw_fd(&r), Path::new(rel), libc::O_PATH, sys::RESOLVE_IN_ROOT)
+        });
+        let target = target.map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
+        sys::attach_tree_at_fd(file, &target).map_err(|e| io::Error::new(e.kind(), format!("bind {path}: {e}")))?;
     }
     // /sys of the environment's own network namespace, read-only. A new sysfs must be mounted while the host's is
     // still in this mount table (the kernel wants a fully visible one to compare with): before the pivot.
@@ -523,6 +535,11 @@ pub const PROC_MASKS: &[&str] = &[
 
 /// Masks [`PROC_MASKS`] in the procfs mounted at `proc`, and makes `proc/sys` read-only. `empty` as for [`hide`].
 pub(crate) fn mask_proc(proc: &Path, empty: Option<&Path>) -> io::Result<()> {
+    mask_proc_with(proc, empty, true)
+}
+
+/// [`mask_proc`], with `/proc/sys` read-only only when `read_only_sys`.
+pub(crate) fn mask_proc_with(proc: &Path, empty: Option<&Path>, read_only_sys: bool) -> io::Result<()> {
     let dir = sys::open_beneath(libc::AT_FDCWD, proc, libc::O_PATH | libc::O_DIRECTORY, 0)?;
     for name in PROC_MASKS {
         let Ok(target) = sys::open_beneath(
@@ -536,7 +553,7 @@ pub(crate) fn mask_proc(proc: &Path, empty: Option<&Path>) -> io::Result<()> {
         mask(&target, empty).map_err(|e| io::Error::new(e.kind(), format!("mask /proc/{name}: {e}")))?;
     }
     let sys_dir = proc.join("sys");
-    if sys_dir.is_dir() {
+    if read_only_sys && sys_dir.is_dir() {
         m(Some(&sys_dir.to_string_lossy()), &sys_dir, None, MsFlags::MS_BIND, None)?;
         m(
             None,

@@ -44,6 +44,9 @@ pub struct SandboxConfig {
     /// and namespace work in the kernel, under locks that CPU weights cannot share out: a short queue keeps a start
     /// storm from slowing everything down at once, the candidates who are typing included.
     pub concurrent_creates: usize,
+    /// Whether `system` environments may be made (systemd, and `CAP_SYS_ADMIN` in the environment's own user
+    /// namespace, which opens more of the kernel to a candidate; see SECURITY.md).
+    pub allow_system_profile: bool,
 }
 
 impl SandboxConfig {
@@ -60,6 +63,7 @@ impl SandboxConfig {
             scrollback_bytes: 256 * 1024,
             create_timeout: Duration::from_secs(30),
             concurrent_creates: default_concurrent_creates(),
+            allow_system_profile: true,
         }
     }
 }
@@ -160,6 +164,21 @@ impl SandboxRuntime {
 
     fn validate(&self, spec: &EnvironmentSpec) -> Result<(), RuntimeError> {
         spec.limits.validate()?;
+        if spec.profile == Profile::System {
+            if !self.cfg.allow_system_profile {
+                return Err(RuntimeError::invalid(
+                    "profile",
+                    "the system profile is turned off on this server (its operator chose so); use the shell profile",
+                ));
+            }
+            if !self.userns {
+                return Err(RuntimeError::invalid(
+                    "profile",
+                    "the system profile needs user namespaces, which this host does not allow \
+                     (sysctl user.max_user_namespaces); use the shell profile",
+                ));
+            }
+        }
         if let Base::Rootfs(p) = &spec.base {
             let md = std::fs::metadata(p)
                 .map_err(|_| RuntimeError::invalid("base", format!("rootfs {} does not exist", p.display())))?;

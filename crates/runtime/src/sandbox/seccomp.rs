@@ -460,11 +460,50 @@ fn enosys_prologue(audit_arch: u32) -> [sock_filter; 6] {
 /// the crate is compiled for). Call once, before forking; the result is
 /// installed with [`apply`].
 pub fn candidate_filter() -> Result<BpfProgram, SeccompError> {
+    filter_for(false)
+}
+
+/// The filter of a `system` environment: the candidate allowlist plus what a service manager and an administrator
+/// need inside their own user namespace ([`SYSTEM_EXTRA`]: the mount API, `unshare`/`setns` and `clone` with
+/// namespace flags, `sethostname`, `name_to_handle_at`). Everything [`candidate_filter`] refuses beyond that stays
+/// refused: modules, kexec, `bpf`, `perf_event_open`, `io_uring_*`, `keyctl`, `open_by_handle_at`, the clock,
+/// `syslog`, `reboot`, `swapon`, TIOCSTI and TIOCLINUX, foreign ABIs.
+pub fn system_filter() -> Result<BpfProgram, SeccompError> {
+    filter_for(true)
+}
+
+/// System calls a `system` environment gets on top of the candidate allowlist.
+pub const SYSTEM_EXTRA: &[(&str, libc::c_long)] = &[
+    ("mount", libc::SYS_mount),
+    ("umount2", libc::SYS_umount2),
+    ("pivot_root", libc::SYS_pivot_root),
+    ("open_tree", libc::SYS_open_tree),
+    ("move_mount", libc::SYS_move_mount),
+    ("fsopen", libc::SYS_fsopen),
+    ("fsconfig", libc::SYS_fsconfig),
+    ("fsmount", libc::SYS_fsmount),
+    ("fspick", libc::SYS_fspick),
+    ("mount_setattr", libc::SYS_mount_setattr),
+    ("unshare", libc::SYS_unshare),
+    ("setns", libc::SYS_setns),
+    ("sethostname", libc::SYS_sethostname),
+    ("setdomainname", libc::SYS_setdomainname),
+    ("name_to_handle_at", libc::SYS_name_to_handle_at),
+];
+
+fn filter_for(system: bool) -> Result<BpfProgram, SeccompError> {
     let (arch, audit_arch) = target()?;
 
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = UNCONDITIONAL_NUMBERS.iter().map(|&nr| (nr, Vec::new())).collect();
     for (nr, chain) in conditional_rules()? {
         rules.insert(nr, chain);
+    }
+    if system {
+        for (_, nr) in SYSTEM_EXTRA {
+            rules.insert(*nr, Vec::new());
+        }
+        // clone with namespace flags: services' sandboxes (PrivateTmp, PrivateNetwork) and nested containers.
+        rules.insert(libc::SYS_clone, Vec::new());
     }
 
     let filter = SeccompFilter::new(rules, SeccompAction::Errno(libc::EPERM as u32), SeccompAction::Allow, arch)?;

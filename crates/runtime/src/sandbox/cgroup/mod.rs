@@ -262,6 +262,9 @@ pub struct Group {
     pub paths: Vec<PathBuf>,
 }
 
+/// The leaf group inside a `system` environment's group for the processes the shim starts there (shells, commands).
+pub const ENTRY_LEAF: &str = ".examroom";
+
 /// A group's CPU weight among its siblings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CpuWeight {
@@ -519,6 +522,29 @@ impl<O: CgroupOs> Cgroups<O> {
             }
         }
         Ok(())
+    }
+
+    /// Creates [`ENTRY_LEAF`] in every directory of a `system` environment's group (an existing one is kept), and
+    /// returns it: where the shim puts what it starts there. On pure v2 the environment's group has controllers
+    /// enabled for its service manager's groups and so cannot hold processes itself; the leaf is made on every layout
+    /// alike. Owned by host root, so root inside can neither freeze it nor move it.
+    pub fn create_entry_leaf(&self, group: &Group) -> Result<Group, CgroupError> {
+        self.check_group(group)?;
+        let cpuset = match &self.layout {
+            Layout::V1 { controllers, .. } => controllers.get("cpuset").cloned(),
+            Layout::V2 { .. } => None,
+        };
+        let mut steps = Vec::new();
+        let mut paths = Vec::new();
+        for dir in &group.paths {
+            let leaf = dir.join(ENTRY_LEAF);
+            steps.push(plan::Step::Parent(leaf.clone()));
+            if cpuset.as_ref().is_some_and(|m| dir.starts_with(m)) {
+                steps.push(plan::Step::Inherit { dir: leaf.clone(), files: &["cpuset.cpus", "cpuset.mems"] });
+            }
+            paths.push(leaf);
+        }
+        plan::run(&self.os, &plan::Plan { steps, group: Group { paths } })
     }
 
     /// Creates the group of environment `env`'s shim (no limits). On any

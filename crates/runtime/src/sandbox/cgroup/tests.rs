@@ -207,6 +207,40 @@ fn a_system_environment_is_in_every_hierarchy_and_delegated() {
 }
 
 #[test]
+fn the_shims_processes_in_a_system_environment_go_into_a_leaf_of_their_own() {
+    // Hybrid: a leaf in every hierarchy, the cpuset one able to hold processes; made twice, kept.
+    let c = cg(FakeOs::hybrid(), "t");
+    let g = c.create_system_env("e", &LIMITS).expect("create");
+    let leaf = c.create_entry_leaf(&g).expect("leaf");
+    assert_eq!(leaf.paths.len(), g.paths.len());
+    for (l, d) in leaf.paths.iter().zip(&g.paths) {
+        assert_eq!(l, &d.join(ENTRY_LEAF));
+        assert!(c.os().is_dir(l), "{l:?}");
+    }
+    assert_eq!(c.os().file("/sys/fs/cgroup/cpuset/examroom/t/envs/e/.examroom/cpuset.cpus").as_deref(), Some("0-1"));
+    assert_eq!(c.create_entry_leaf(&g).expect("again"), leaf);
+    // Its processes are the environment's: counted and killed with it.
+    c.os().add_pid(&leaf.paths[0], 77);
+    assert_eq!(c.procs(&g).expect("procs"), vec![77]);
+
+    // Pure v2: the service manager inside enables controllers for its own groups in the environment's group, which
+    // then cannot hold processes; the leaf can.
+    let c = cg(FakeOs::v2(), "t2");
+    let g = c.create_system_env("e", &LIMITS).expect("create");
+    c.delegate(&g, 4242).expect("delegate");
+    let top = p("/sys/fs/cgroup/examroom/t2/envs/e");
+    c.os().set_file(top.join("cgroup.subtree_control"), "memory pids");
+    let leaf = c.create_entry_leaf(&g).expect("leaf");
+    assert_eq!(leaf.paths, vec![top.join(ENTRY_LEAF)]);
+    assert_eq!(c.os().file(top.join(ENTRY_LEAF).join("cgroup.subtree_control")).as_deref(), Some(""));
+    // Not handed to the environment: only the shim moves processes into it.
+    assert!(!c.os().log().iter().any(|op| matches!(op, super::fake::Op::Chown(path, _) if path.starts_with(&leaf.paths[0]))));
+    // A foreign group is refused.
+    let foreign = Group { paths: vec![p("/sys/fs/cgroup/other/e")] };
+    assert!(matches!(c.create_entry_leaf(&foreign), Err(CgroupError::ForeignPath { .. })));
+}
+
+#[test]
 fn a_starting_shim_yields_its_cpu_weight_and_takes_it_back() {
     let c = cg(FakeOs::hybrid(), "t");
     let g = c.create_shim("e").expect("create");

@@ -4,6 +4,7 @@
 
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ use crate::sandbox::procviews::ProcViews;
 use crate::sandbox::rootfs::{userns_of, BaseTrees, Supers};
 use crate::sandbox::state::{self, ShimConfig, ShimState};
 use crate::sandbox::{seccomp, sys};
+use crate::types::Profile;
 
 /// The line a shim prints on its standard output once the environment is ready, or has failed.
 #[derive(Debug, Serialize, Deserialize)]
@@ -161,7 +163,16 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
     }
     let lim = &spec.limits;
     let limits = cgroup::Limits { memory_bytes: lim.memory_bytes, pids: lim.pids, cpu_millicores: lim.cpu_millicores };
-    let env_group = cg.create_env(&id, &limits).map_err(ctx("environment cgroup"))?;
+    let system = spec.profile == Profile::System;
+    let env_group = if system {
+        let g = cg.create_system_env(&id, &limits).map_err(ctx("environment cgroup"))?;
+        made.state.env_group = Some(g.clone());
+        // Its service manager makes and fills its own groups below (never a limit file).
+        cg.delegate(&g, slot.base).map_err(ctx("delegate the environment cgroup"))?;
+        g
+    } else {
+        cg.create_env(&id, &limits).map_err(ctx("environment cgroup"))?
+    };
     made.state.env_group = Some(env_group.clone());
     steps.mark("cgroups");
 
@@ -176,6 +187,8 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
         base: spec.base.clone(),
         unprivileged_uid: (!cfg.userns).then_some(slot.base),
         filter,
+        profile: spec.profile,
+        system_filter: if system { Some(seccomp::system_filter().map_err(ctx("seccomp filter"))?) } else { None },
     };
     let (parent_sock, child_sock) =
         socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(io::Error::from)?;
@@ -229,13 +242,17 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
     .map_err(ctx("/proc views"))?;
     fds.extend(view_mounts.iter().map(|(_, f)| f.as_raw_fd()));
     let view_names: Vec<String> = view_mounts.iter().map(|(n, _)| n.clone()).collect();
+    // A system environment's service manager runs from an execute-only copy (see `init::boot`).
+    let service_manager = if system { Some(execute_only_systemd(&spec.base).map_err(ctx("systemd"))?) } else { None };
+    let binds: Vec<String> = service_manager.iter().map(|(path, _)| path.clone()).collect();
+    fds.extend(service_manager.iter().map(|(_, f)| f.as_raw_fd()));
     steps.mark("idmap");
     init::send(
         parent_sock.as_raw_fd(),
-        &ToInit::Setup { trees: names, links: trees.links.clone(), views: view_names },
+        &ToInit::Setup { trees: names, links: trees.links.clone(), views: view_names, binds },
         &fds,
     )?;
-    drop(view_mounts);
+    drop((view_mounts, service_manager));
     drop((trees, supers));
     match call(&parent_sock)? {
         (FromInit::Ready, _) => {}
@@ -250,8 +267,32 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
     listener.set_nonblocking(true)?;
     let mut shim =
         Shim::new(cfg.clone(), made.state.clone(), cg, env_group, parent_sock, listener, hostname, build_mnt, views)?;
-    let term = open_terminal(&mut shim, spec.cols, spec.rows)?;
-    shim.terminals.push(term);
+    if system {
+        // The way in, opened while init is still ours; then init becomes systemd, and its console a terminal of its
+        // own ("console": boot messages and a login prompt). The candidate's shell is started by entering.
+        let leaf = shim.cg.create_entry_leaf(&shim.env_group).map_err(ctx("the shim's leaf cgroup"))?;
+        let filter = seccomp::system_filter().map_err(ctx("seccomp filter"))?;
+        let entry = super::enter::Entry::open(shim.state.init_pid, &leaf, filter)?;
+        let (msg, mut fds) = shim.init_call(&ToInit::Boot, &[])?;
+        let (ptmx, console) = match (msg, fds.pop(), fds.pop()) {
+            (FromInit::PtyOpened, Some(ptmx), Some(console)) => (ptmx, console),
+            (FromInit::Failed { error }, _, _) => return Err(io::Error::other(error)),
+            (other, _, _) => return Err(io::Error::other(format!("boot: {other:?}"))),
+        };
+        shim.booted = true;
+        shim.entry = Some(entry);
+        shim.ptmx = Some(ptmx);
+        let term = open_terminal(&mut shim, spec.cols, spec.rows)?;
+        shim.terminals.push(term);
+        sys::set_winsize(console.as_raw_fd(), spec.cols, spec.rows)?;
+        nix::fcntl::fcntl(console.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
+            .map_err(io::Error::from)?;
+        let console = Term::new("console".to_string(), console, spec.cols, spec.rows, shim.cfg.scrollback_bytes);
+        shim.terminals.push(console);
+    } else {
+        let term = open_terminal(&mut shim, spec.cols, spec.rows)?;
+        shim.terminals.push(term);
+    }
     steps.mark("shell");
     eprintln!("examroom shim: created{}", steps.line);
     made.init = None; // from here on the shim owns init
@@ -286,10 +327,15 @@ fn call(sock: &OwnedFd) -> io::Result<(FromInit, Vec<OwnedFd>)> {
 
 /// Opens a PTY in the sandbox and starts a login shell on it.
 pub(crate) fn open_terminal(shim: &mut Shim, cols: u16, rows: u16) -> io::Result<Term> {
-    let (msg, mut fds) = shim.init_call(&ToInit::OpenPty, &[])?;
-    let master = match (msg, fds.pop()) {
-        (FromInit::PtyOpened, Some(fd)) => fd,
-        (other, _) => return Err(io::Error::other(format!("open a terminal: {other:?}"))),
+    let master = match &shim.ptmx {
+        Some(ptmx) => open_from_ptmx(ptmx, shim.state.uid.as_ref().map(|s| s.base))?,
+        None => {
+            let (msg, mut fds) = shim.init_call(&ToInit::OpenPty, &[])?;
+            match (msg, fds.pop()) {
+                (FromInit::PtyOpened, Some(fd)) => fd,
+                (other, _) => return Err(io::Error::other(format!("open a terminal: {other:?}"))),
+            }
+        }
     };
     sys::set_winsize(master.as_raw_fd(), cols, rows)?;
     nix::fcntl::fcntl(master.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
@@ -298,4 +344,64 @@ pub(crate) fn open_terminal(shim: &mut Shim, cols: u16, rows: u16) -> io::Result
     let mut term = Term::new(name, master, cols, rows, shim.cfg.scrollback_bytes);
     shim.start_shell(&mut term)?;
     Ok(term)
+}
+
+/// Opens a new PTY in a booted environment's devpts, from its `ptmx` (`O_PATH`, reopened), and gives the slave to
+/// root and group tty inside (`root`: the host uid of the environment's root), as if opened there.
+fn open_from_ptmx(ptmx: &OwnedFd, root: Option<u32>) -> io::Result<OwnedFd> {
+    let path = format!("/proc/self/fd/{}", ptmx.as_raw_fd());
+    let master = OwnedFd::from(
+        std::fs::File::options()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(|e| io::Error::new(e.kind(), format!("open the environment's ptmx: {e}")))?,
+    );
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK with a pointer to an int, on our own master.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if let Some(uid) = root {
+        let slave = sys::pty_peer(&master)?;
+        // SAFETY: fchown and fchmod on a descriptor we own.
+        unsafe {
+            if libc::fchown(slave.as_raw_fd(), uid, uid + 5) < 0 || libc::fchmod(slave.as_raw_fd(), 0o620) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(master)
+}
+
+/// A copy of the base's systemd that the environment can execute but not read (host root's, mode 0711, on a tmpfs
+/// of the shim's), as a detached mount to bind over its path: a process started from it is not dumpable. Returns the
+/// path inside and the mount.
+fn execute_only_systemd(base: &crate::types::Base) -> io::Result<(String, OwnedFd)> {
+    let root = match base {
+        crate::types::Base::Host => std::path::PathBuf::from("/"),
+        crate::types::Base::Rootfs(p) => p.clone(),
+    };
+    let inside = ["usr/lib/systemd/systemd", "lib/systemd/systemd"]
+        .into_iter()
+        .find(|p| root.join(p).is_file())
+        .ok_or_else(|| io::Error::other("the system profile needs systemd in the base (apt install systemd)"))?;
+    let bytes = std::fs::read(root.join(inside))?;
+    let fs = sys::detached_tmpfs(&[("size", &(bytes.len() + 65536).to_string()), ("mode", "0755")], 0)?;
+    // SAFETY: openat on the detached tmpfs; the descriptor is owned right away.
+    let fd = unsafe {
+        libc::openat(fs.as_raw_fd(), c"systemd".as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o711)
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor.
+    let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    std::io::Write::write_all(&mut f, &bytes)?;
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o711))?;
+    drop(f);
+    let mount = sys::clone_mount_at(fs.as_raw_fd(), c"systemd", false)?;
+    sys::set_mount_attrs(&mount, sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NODEV, 0, false)?;
+    Ok((format!("/{inside}"), mount))
 }

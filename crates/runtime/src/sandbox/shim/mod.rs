@@ -8,6 +8,7 @@
 
 mod conn;
 mod create;
+mod enter;
 mod exec;
 mod serve;
 pub mod trusted;

@@ -67,8 +67,8 @@ impl Term {
 pub(crate) struct Shim {
     pub cfg: ShimConfig,
     pub state: ShimState,
-    cg: Cgroups<RealOs>,
-    env_group: Group,
+    pub cg: Cgroups<RealOs>,
+    pub env_group: Group,
     ctl: OwnedFd,
     init_alive: bool,
     lost: Option<String>,
@@ -90,6 +90,13 @@ pub(crate) struct Shim {
     grade_group: Option<Group>,
     /// The mount namespace init built the root in, before it moved into its nested, locked copy.
     build_mnt: OwnedFd,
+    /// A `system` environment whose init became systemd: init's control socket is closed (its liveness is its pid).
+    pub booted: bool,
+    /// A booted environment: the way in for shells and commands (`enter.rs`), the devpts's `ptmx` its terminals are
+    /// opened from, and the processes started so (host pid → process id; they are our children).
+    pub entry: Option<super::enter::Entry>,
+    pub ptmx: Option<OwnedFd>,
+    entered: HashMap<i32, u64>,
     /// The environment's `/proc` views and when they are next rewritten.
     views: crate::sandbox::procviews::ProcViews,
     views_due: Instant,
@@ -149,6 +156,10 @@ impl Shim {
             build_mnt,
             views,
             views_due: Instant::now(),
+            booted: false,
+            entry: None,
+            ptmx: None,
+            entered: HashMap::new(),
         })
     }
 
@@ -214,6 +225,16 @@ impl Shim {
         let slave = sys::pty_peer(&term.master)?;
         let id = self.next_proc;
         self.next_proc += 1;
+        if let Some(entry) = &self.entry {
+            let env = self.shell_env();
+            let cmd = super::enter::Command { argv: &[], env: &env, cwd: "/root", fds: &[slave.as_raw_fd()] };
+            let hp = entry.spawn(&cmd).map_err(|e| io::Error::new(e.kind(), format!("start the shell: {e}")))?;
+            self.entered.insert(hp, id);
+            term.shell = Some(id);
+            term.shell_started = Instant::now();
+            term.hup = false;
+            return Ok(());
+        }
         let msg = ToInit::Spawn { id, argv: vec![], env: self.shell_env(), cwd: "/root".into(), tty: true };
         match self.init_call(&msg, &[slave.as_raw_fd()])? {
             (FromInit::Spawned { .. }, _) => {
@@ -234,6 +255,20 @@ impl Shim {
         self.init_alive = false;
         self.lost = Some(why.to_string());
         eprintln!("examroom shim: environment lost: {why}");
+        // A machine's service manager says why on its console: keep the end of it in the log.
+        if let Some(console) = self.terminals.iter_mut().find(|t| t.name == "console") {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = nix::unistd::read(console.master.as_raw_fd(), &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                console.ring.push(&buf[..n]);
+            }
+            let (a, b) = console.ring.slices();
+            let all = [a, b].concat();
+            let tail = &all[all.len().saturating_sub(4096)..];
+            eprintln!("examroom shim: the console's last output:\n{}", String::from_utf8_lossy(tail));
+        }
         let _ = self.cg.kill_all(&self.env_group, Duration::from_secs(5));
         let ids: Vec<u64> = self.conns.keys().copied().collect();
         for id in ids {
@@ -324,7 +359,7 @@ impl Shim {
             srcs.push(s);
         };
         add(self.listener.as_fd(), PollFlags::POLLIN, Src::Listener, &mut fds);
-        if self.init_alive {
+        if self.init_alive && !self.booted {
             add(self.ctl.as_fd(), PollFlags::POLLIN, Src::Ctl, &mut fds);
         }
         add(self.sigfd.as_fd(), PollFlags::POLLIN, Src::Signal, &mut fds);
@@ -434,6 +469,19 @@ impl Shim {
             Ok(WaitStatus::Exited(_, code)) => self.init_gone(&format!("init exited with status {code}")),
             Ok(WaitStatus::Signaled(_, sig, _)) => self.init_gone(&format!("init was killed by {sig}")),
             _ => {}
+        }
+        // Processes started by entering a booted environment are our children.
+        let entered: Vec<i32> = self.entered.keys().copied().collect();
+        for hp in entered {
+            let exit = match waitpid(Pid::from_raw(hp), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, code)) => (Some(code), None),
+                Ok(WaitStatus::Signaled(_, sig, _)) => (None, Some(sig as i32)),
+                Ok(_) => continue,
+                Err(_) => (None, None),
+            };
+            if let Some(id) = self.entered.remove(&hp) {
+                self.on_exit(id, exit.0, exit.1);
+            }
         }
         // And trusted commands, which are our children too.
         let trusted: Vec<(u64, i32)> = self
@@ -767,6 +815,16 @@ impl Shim {
                 Ok(hp) => (Ok((FromInit::Spawned { id: pid, pid: 0 }, Vec::new())), Some(hp)),
                 Err(e) => (Err(e), None),
             }
+        } else if let Some(entry) = &self.entry {
+            let fds = [in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()];
+            let cmd = super::enter::Command { argv: &spec.argv, env: &spec.env, cwd: &spec.cwd, fds: &fds };
+            match entry.spawn(&cmd) {
+                Ok(hp) => {
+                    self.entered.insert(hp, pid);
+                    (Ok((FromInit::Spawned { id: pid, pid: 0 }, Vec::new())), None)
+                }
+                Err(e) => (Ok((FromInit::SpawnFailed { id: pid, error: e.to_string() }, Vec::new())), None),
+            }
         } else {
             let msg = ToInit::Spawn { id: pid, argv: spec.argv, env: spec.env, cwd: spec.cwd, tty: false };
             (self.init_call(&msg, &[in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()]), None)
@@ -879,9 +937,15 @@ impl Shim {
                 Some(hp) => unsafe {
                     libc::kill(-hp, libc::SIGKILL);
                 },
-                None => {
-                    let _ = init::send(self.ctl.as_raw_fd(), &ToInit::Kill { id: pid, signal: libc::SIGKILL }, &[]);
-                }
+                None => match self.entered.iter().find(|(_, id)| **id == pid) {
+                    // SAFETY: signalling the process group of our own child (it started its own session).
+                    Some((hp, _)) => unsafe {
+                        libc::kill(-*hp, libc::SIGKILL);
+                    },
+                    None => {
+                        let _ = init::send(self.ctl.as_raw_fd(), &ToInit::Kill { id: pid, signal: libc::SIGKILL }, &[]);
+                    }
+                },
             }
         }
         for pid in done {
@@ -945,6 +1009,27 @@ impl Shim {
         Ok(g)
     }
 
+    /// Kills the processes started by entering a booted environment and reaps them (bounded): they are our
+    /// children, and their zombies would keep the environment's cgroup from emptying.
+    fn reap_entered(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        for hp in self.entered.keys() {
+            // SAFETY: signalling our own unreaped child.
+            unsafe { libc::kill(*hp, libc::SIGKILL) };
+        }
+        while !self.entered.is_empty() && Instant::now() < deadline {
+            self.entered.retain(|hp, _| {
+                !matches!(
+                    waitpid(Pid::from_raw(*hp), Some(WaitPidFlag::WNOHANG)),
+                    Ok(WaitStatus::Exited(..)) | Ok(WaitStatus::Signaled(..)) | Err(_)
+                )
+            });
+            if !self.entered.is_empty() {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+
     fn destroy(&mut self, id: u64) {
         let killed = self.cg.procs(&self.env_group).map(|p| p.len() as u32).unwrap_or(0);
         for (cid, c) in self.conns.iter_mut() {
@@ -953,6 +1038,7 @@ impl Shim {
             }
             c.flush();
         }
+        self.reap_entered(Duration::from_secs(2));
         let killed_ok = self.cg.kill_all(&self.env_group, Duration::from_secs(10));
         if let Some(g) = self.grade_group.take() {
             let _ = self.cg.kill_all(&g, Duration::from_secs(10));
