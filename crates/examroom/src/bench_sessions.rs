@@ -24,13 +24,13 @@ fn parse_ms(v: &serde_json::Value) -> Option<i64> {
 }
 
 /// Reads a status stream, yielding each `status` event's session view.
-struct StatusStream {
-    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buf: String,
+pub(crate) struct StatusStream {
+    pub(crate) body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    pub(crate) buf: String,
 }
 
 impl StatusStream {
-    async fn next_status(&mut self) -> Result<serde_json::Value> {
+    pub(crate) async fn next_status(&mut self) -> Result<serde_json::Value> {
         loop {
             if let Some(end) = self.buf.find("\n\n") {
                 let block: String = self.buf.drain(..end + 2).collect();
@@ -56,7 +56,7 @@ impl StatusStream {
         }
     }
 
-    async fn until(&mut self, state: &str) -> Result<(serde_json::Value, i64)> {
+    pub(crate) async fn until(&mut self, state: &str) -> Result<(serde_json::Value, i64)> {
         loop {
             let v = self.next_status().await?;
             if v["state"] == state {
@@ -118,8 +118,8 @@ async fn one(http: reqwest::Client, base: String, token: String) -> Result<Sampl
 }
 
 /// A server for a bench: in-process, on an ephemeral port, with one exam `bench` and its own data directory.
-struct BenchServer {
-    base: String,
+pub(crate) struct BenchServer {
+    pub(crate) base: String,
     keys: std::sync::Arc<examroom_api::auth::TokenKeys>,
     settings: Settings,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -128,7 +128,7 @@ struct BenchServer {
 }
 
 impl BenchServer {
-    async fn start(environment: &str, max_live_sessions: usize) -> Result<BenchServer> {
+    pub(crate) async fn start(environment: &str, max_live_sessions: usize) -> Result<BenchServer> {
         Self::start_with(environment, max_live_sessions, None).await
     }
 
@@ -172,13 +172,13 @@ impl BenchServer {
         Ok(BenchServer { base, keys, settings, stop, server, _tmp: tmp })
     }
 
-    fn token(&self, user: &str) -> Result<String> {
+    pub(crate) fn token(&self, user: &str) -> Result<String> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
         Ok(self.keys.mint(&UserId::parse(user)?, Role::Candidate, Duration::from_secs(3600), now))
     }
 
     /// Stops the server and destroys whatever environments are left.
-    async fn stop(self) -> Result<()> {
+    pub(crate) async fn stop(self) -> Result<()> {
         let _ = self.stop.send(());
         let _ = self.server.await;
         let rt = examroom_runtime::sandbox::SandboxRuntime::new(examroom_runtime::sandbox::SandboxConfig::new(
@@ -333,160 +333,4 @@ pub async fn run(users: usize, exam: &Path) -> Result<()> {
         println!("(no sample exam at {}: setup and grading figures skipped)", exam.display());
     }
     Ok(())
-}
-
-/// A terminal connection for the terminal bench.
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn ws_connect(base: &str, id: &str, token: &str) -> Result<Ws> {
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let url = format!("{}/api/v1/sessions/{id}/terminal", base.replacen("http", "ws", 1));
-    let mut req = url.into_client_request()?;
-    req.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
-    let (ws, _) = tokio_tungstenite::connect_async(req).await?;
-    Ok(ws)
-}
-
-/// Reads binary frames until `needle` appears in what was read; returns the bytes read.
-async fn ws_until(ws: &mut Ws, needle: &[u8], within: Duration) -> Result<usize> {
-    use tokio_tungstenite::tungstenite::Message;
-    let deadline = tokio::time::Instant::now() + within;
-    let mut tail: Vec<u8> = Vec::new();
-    let mut total = 0usize;
-    loop {
-        let msg = tokio::time::timeout_at(deadline, ws.next()).await.context("terminal output timed out")?;
-        match msg {
-            Some(Ok(Message::Binary(b))) => {
-                total += b.len();
-                tail.extend_from_slice(&b);
-                if tail.windows(needle.len()).any(|w| w == needle) {
-                    return Ok(total);
-                }
-                let keep = tail.len().saturating_sub(needle.len() + 1);
-                tail.drain(..keep);
-            }
-            Some(Ok(Message::Close(f))) => bail!("terminal closed: {f:?}"),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => bail!("terminal: {e}"),
-            None => bail!("terminal ended"),
-        }
-    }
-}
-
-async fn ws_send(ws: &mut Ws, bytes: &[u8]) -> Result<()> {
-    use futures::SinkExt;
-    ws.send(tokio_tungstenite::tungstenite::Message::Binary(bytes.to_vec().into())).await?;
-    Ok(())
-}
-
-/// One keystroke's echo: a unique printable character typed, then erased.
-async fn echo_once(ws: &mut Ws, k: usize) -> Result<Duration> {
-    let c = [b'a' + (k % 26) as u8];
-    let t0 = Instant::now();
-    ws_send(ws, &c).await?;
-    ws_until(ws, &c, Duration::from_secs(30)).await?;
-    let d = t0.elapsed();
-    ws_send(ws, b"\x15").await?; // Ctrl-U: erase the line
-    Ok(d)
-}
-
-async fn ready_session(http: &reqwest::Client, base: &str, token: &str) -> Result<String> {
-    let r = http
-        .post(format!("{base}/api/v1/sessions"))
-        .bearer_auth(token)
-        .json(&serde_json::json!({"exam_id": "bench"}))
-        .send()
-        .await?;
-    if r.status() != 201 {
-        bail!("create answered {}", r.status());
-    }
-    let v: serde_json::Value = r.json().await?;
-    let id = v["id"].as_str().context("no id")?.to_string();
-    let sse = http.get(format!("{base}/api/v1/sessions/{id}/status")).bearer_auth(token).send().await?;
-    let mut st = StatusStream { body: Box::pin(sse.bytes_stream()), buf: String::new() };
-    st.until("ready").await?;
-    Ok(id)
-}
-
-/// `examroom bench terminal`: keystroke echo with `sessions` idle sessions, echo while `starting` sessions start, and
-/// output throughput of `cat` of a `megabytes` file.
-pub async fn terminal(sessions: usize, starting: usize, megabytes: usize) -> Result<()> {
-    let srv = BenchServer::start(
-        "base = \"host\"\nmemory = \"768M\"\ndisk = \"384M\"\npids = 256\ncpu = 1\n",
-        (sessions + starting) * 2,
-    )
-    .await?;
-    let base = srv.base.clone();
-    println!("examroom bench terminal --sessions {sessions} --starting {starting} --megabytes {megabytes}");
-    let http = reqwest::Client::new();
-    let token = |name: String| srv.token(&name);
-    // The idle sessions, each attached, each at a quiet prompt.
-    let mut socks = Vec::new();
-    for i in 0..sessions {
-        let t = token(format!("idle-{i}"))?;
-        let id = ready_session(&http, &base, &t).await?;
-        let mut ws = ws_connect(&base, &id, &t).await?;
-        ws_send(&mut ws, b"PS1='$ '; echo up-$((40+2))\n").await?;
-        ws_until(&mut ws, b"up-42", Duration::from_secs(30)).await?;
-        socks.push(ws);
-    }
-    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
-    // Echo with every session idle: round-robin keystrokes.
-    let mut idle = Vec::new();
-    for k in 0..(sessions * 10).max(100) {
-        let n = socks.len();
-        idle.push(echo_once(&mut socks[k % n], k).await?);
-    }
-    idle.sort();
-    println!(
-        "keystroke echo, {sessions} idle sessions (n={}): p50 {}  p99 {}",
-        idle.len(),
-        ms(percentile(&idle, 50.0)),
-        ms(percentile(&idle, 99.0))
-    );
-
-    // Echo while `starting` sessions are being created.
-    let mut starters = Vec::new();
-    for i in 0..starting {
-        let (http, base, t) = (http.clone(), base.clone(), token(format!("starting-{i}"))?);
-        starters.push(tokio::spawn(async move { ready_session(&http, &base, &t).await }));
-    }
-    let mut busy = Vec::new();
-    let mut k = 0;
-    while starters.iter().any(|t| !t.is_finished()) {
-        let n = socks.len();
-        busy.push(echo_once(&mut socks[k % n], k).await?);
-        k += 1;
-    }
-    let mut started = 0;
-    for t in starters {
-        if t.await?.is_ok() {
-            started += 1;
-        }
-    }
-    busy.sort();
-    println!(
-        "keystroke echo while {starting} sessions start ({started} became ready; n={}): p50 {}  p99 {}",
-        busy.len(),
-        ms(percentile(&busy, 50.0)),
-        ms(percentile(&busy, 99.0))
-    );
-
-    // Throughput: cat of a file of `megabytes` MB, measured at the client.
-    let ws = &mut socks[0];
-    let lines = megabytes * 10_000; // 100-byte lines
-    let make = format!("yes 'examroom-throughput-line-of-one-hundred-bytes-0123456789012345678901234567890123456789012345' | head -n {lines} > /tmp/big; echo MADE-$((1+1))\n");
-    ws_send(ws, make.as_bytes()).await?;
-    ws_until(ws, b"MADE-2", Duration::from_secs(120)).await?;
-    let t0 = Instant::now();
-    ws_send(ws, b"cat /tmp/big; echo END-$((2+2))\n").await?;
-    let bytes = ws_until(ws, b"END-4", Duration::from_secs(600)).await?;
-    let secs = t0.elapsed().as_secs_f64();
-    println!(
-        "throughput: cat of {megabytes} MB: {:.1} MB/s ({bytes} bytes in {:.2} s)",
-        bytes as f64 / 1e6 / secs,
-        secs
-    );
-    drop(socks);
-    srv.stop().await
 }

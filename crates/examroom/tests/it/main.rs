@@ -15,3 +15,4 @@ mod grading_attacks;
 mod sandbox_isolation;
 mod sandbox_lifecycle;
 mod server;
+mod terminal_flow;

@@ -18,14 +18,55 @@ pub(crate) enum Mode {
     Exec(u64),
 }
 
-/// A terminal stream whose client lets this much output pile up is dropped; it re-attaches and gets the replay.
+/// A terminal stream without flow control whose client lets this much output pile up is dropped; it re-attaches and
+/// gets the replay.
 pub(crate) const ATTACHED_QUEUE_LIMIT: usize = 1 << 20;
+
+/// Flow control of an attached stream: the output sent since the client's marker, less what it acknowledged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Flow {
+    /// Bytes of output sent and not yet acknowledged.
+    pub unacked: u64,
+    /// Above the high watermark the terminal is not read until `unacked` is down to the low one.
+    pub paused: bool,
+}
+
+impl Flow {
+    /// How many more bytes of output may be read for this client now.
+    pub fn room(&self) -> usize {
+        if self.paused {
+            0
+        } else {
+            protocol::FLOW_HIGH.saturating_sub(self.unacked) as usize
+        }
+    }
+
+    /// Counts output sent.
+    pub fn sent(&mut self, n: usize) {
+        self.unacked += n as u64;
+        if self.unacked >= protocol::FLOW_HIGH {
+            self.paused = true;
+        }
+    }
+
+    /// Counts an acknowledgement (more than was sent is capped at what was sent).
+    pub fn acked(&mut self, n: u64) {
+        self.unacked = self.unacked.saturating_sub(n);
+        if self.unacked <= protocol::FLOW_LOW {
+            self.paused = false;
+        }
+    }
+}
 
 pub(crate) struct Conn {
     pub stream: UnixStream,
     pub rbuf: Vec<u8>,
     pub wbuf: Vec<u8>,
     pub mode: Mode,
+    /// The protocol version agreed at hello.
+    pub version: u32,
+    /// Flow control, once an attached client turned it on.
+    pub flow: Option<Flow>,
     /// Close once the write queue is flushed.
     pub closing: bool,
     /// The peer closed its side (or errored).
@@ -34,7 +75,16 @@ pub(crate) struct Conn {
 
 impl Conn {
     pub fn new(stream: UnixStream) -> Conn {
-        Conn { stream, rbuf: Vec::new(), wbuf: Vec::new(), mode: Mode::New, closing: false, dead: false }
+        Conn {
+            stream,
+            rbuf: Vec::new(),
+            wbuf: Vec::new(),
+            mode: Mode::New,
+            version: 0,
+            flow: None,
+            closing: false,
+            dead: false,
+        }
     }
 
     /// Reads what is available; returns the complete frames. A protocol error marks the connection for closing.
@@ -86,6 +136,14 @@ impl Conn {
         }
     }
 
+    /// Queues terminal output, counted against the flow-control window when there is one.
+    pub fn output(&mut self, bytes: &[u8]) {
+        if let Some(f) = &mut self.flow {
+            f.sent(bytes.len());
+        }
+        self.data(Kind::Data, bytes);
+    }
+
     /// Writes as much of the queue as the socket takes.
     pub fn flush(&mut self) {
         while !self.wbuf.is_empty() && !self.dead {
@@ -112,5 +170,32 @@ impl Conn {
     /// Whether the shim should forget this connection.
     pub fn finished(&self) -> bool {
         self.dead || (self.closing && self.wbuf.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::{FLOW_HIGH, FLOW_LOW};
+
+    #[test]
+    fn flow_pauses_at_the_high_watermark_and_resumes_at_the_low_one() {
+        let mut f = Flow::default();
+        assert_eq!(f.room(), FLOW_HIGH as usize);
+        f.sent(100_000);
+        assert_eq!(f.room(), FLOW_HIGH as usize - 100_000, "reads are bounded by what is left of the window");
+        f.sent(FLOW_HIGH as usize - 100_000);
+        assert!(f.paused);
+        assert_eq!(f.room(), 0);
+        // Acknowledging a little is not enough: nothing is read until the low watermark.
+        f.acked(FLOW_HIGH - FLOW_LOW - 1);
+        assert_eq!(f.room(), 0);
+        f.acked(1);
+        assert!(!f.paused);
+        assert_eq!(f.room(), (FLOW_HIGH - FLOW_LOW) as usize);
+        // More than was sent cannot be acknowledged.
+        f.acked(u64::MAX);
+        assert_eq!(f.unacked, 0);
+        assert_eq!(f.room(), FLOW_HIGH as usize);
     }
 }

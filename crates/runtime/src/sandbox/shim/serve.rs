@@ -12,7 +12,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::conn::{Conn, Mode, ATTACHED_QUEUE_LIMIT};
+use super::conn::{Conn, Flow, Mode, ATTACHED_QUEUE_LIMIT};
 use super::exec::Exec;
 use crate::protocol::{self, ExecSpec, Frame, Kind, Reply, Request, ShimStatus, TerminalStatus};
 use crate::sandbox::cgroup::{Cgroups, Group, RealOs};
@@ -25,6 +25,8 @@ use crate::sandbox::sys;
 const INPUT_LIMIT: usize = 64 * 1024;
 /// A shell that exits again within this time of its start is restarted only after it.
 const RESPAWN_BACKOFF: Duration = Duration::from_secs(1);
+/// A PTY master is read at most this much per wake-up (so one busy terminal cannot starve the others).
+const READ_BUDGET: usize = 256 * 1024;
 /// The notice sent when the candidate's shell exits.
 pub(crate) const SHELL_RESTARTED: &str = "shell exited; a new shell was started";
 
@@ -315,7 +317,9 @@ impl Shim {
         add(self.sigfd.as_fd(), PollFlags::POLLIN, Src::Signal, &mut fds);
         for (i, t) in self.terminals.iter().enumerate() {
             let mut ev = PollFlags::empty();
-            if !t.hup {
+            // A terminal whose client has too much output unacknowledged is not read (flow control): the program
+            // writing to it blocks in the kernel until the client catches up.
+            if !t.hup && self.read_room(t) > 0 {
                 ev |= PollFlags::POLLIN;
             }
             if !t.input.is_empty() && !t.hup {
@@ -347,6 +351,14 @@ impl Shim {
         (fds, srcs)
     }
 
+    /// How much of a terminal's output may be read now: the read budget, or less when its client has flow control.
+    fn read_room(&self, t: &Term) -> usize {
+        match t.attached.and_then(|c| self.conns.get(&c)).and_then(|c| c.flow) {
+            Some(f) => f.room().min(READ_BUDGET),
+            None => READ_BUDGET,
+        }
+    }
+
     fn next_timer(&self, now: Instant) -> Option<Duration> {
         let mut next: Option<Instant> = None;
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
@@ -376,7 +388,8 @@ impl Shim {
                     self.write_input(i);
                 }
                 if r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
-                    self.read_master(i);
+                    // A hang-up is read even while output is paused, so that the end of the shell is noticed.
+                    self.read_master(i, r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR));
                 }
             }
             Src::Conn(id) => {
@@ -493,17 +506,23 @@ impl Shim {
         self.terminals.insert(i, term);
     }
 
-    fn read_master(&mut self, i: usize) {
-        // Read a bounded amount per wake-up (so one busy terminal cannot starve the others), and send it to the
-        // client as one frame: PTY reads come in small pieces, and a frame per piece would cost more than the copy.
-        const BUDGET: usize = 256 * 1024;
+    fn read_master(&mut self, i: usize, hangup: bool) {
+        // Read a bounded amount per wake-up (so one busy terminal cannot starve the others, and a client with flow
+        // control gets no more than its window), and send it to the client as one frame: PTY reads come in small
+        // pieces, and a frame per piece would cost more than the copy.
+        let budget = match self.read_room(&self.terminals[i]) {
+            0 if hangup => READ_BUDGET,
+            0 => return,
+            n => n,
+        };
         let mut got = std::mem::take(&mut self.read_buf);
         got.clear();
         let mut chunk = [0u8; 16 * 1024];
         let t = &mut self.terminals[i];
         // `got` grows only as far as output comes (a keystroke's echo costs a few bytes, not a 256 KiB buffer).
-        while got.len() < BUDGET {
-            match nix::unistd::read(t.master.as_raw_fd(), &mut chunk) {
+        while got.len() < budget {
+            let want = chunk.len().min(budget - got.len());
+            match nix::unistd::read(t.master.as_raw_fd(), &mut chunk[..want]) {
                 Ok(0) | Err(nix::errno::Errno::EIO) => {
                     t.hup = true;
                     break;
@@ -520,11 +539,11 @@ impl Shim {
         if n > 0 {
             t.ring.push(&got[..n]);
             if let Some(c) = t.attached.and_then(|c| self.conns.get_mut(&c)) {
-                if c.wbuf.len() > ATTACHED_QUEUE_LIMIT {
-                    // A stalled client: drop it; the ring keeps the output for its replay.
+                if c.flow.is_none() && c.wbuf.len() > ATTACHED_QUEUE_LIMIT {
+                    // A stalled client without flow control: drop it; the ring keeps the output for its replay.
                     c.dead = true;
                 } else {
-                    c.data(Kind::Data, &got[..n]);
+                    c.output(&got[..n]);
                 }
             }
         }
@@ -612,6 +631,7 @@ impl Shim {
                 Some(v) => {
                     if let Some(c) = self.conns.get_mut(&id) {
                         c.mode = Mode::Control;
+                        c.version = v;
                     }
                     self.reply(id, Reply::Hello { version: v, shim: env!("CARGO_PKG_VERSION").into() });
                 }
@@ -624,6 +644,12 @@ impl Shim {
             (Mode::New, _) => self.fail(id, "hello_first", "every connection starts with hello"),
             (_, Request::Hello { .. }) => self.fail(id, "bad_request", "hello was already said"),
             (Mode::Attached(i), Request::Resize { cols, rows, .. }) => self.resize(i, cols, rows),
+            (Mode::Attached(i), Request::FlowControl) => self.flow_control(id, i),
+            (Mode::Attached(_), Request::Ack { bytes }) => {
+                if let Some(f) = self.conns.get_mut(&id).and_then(|c| c.flow.as_mut()) {
+                    f.acked(bytes);
+                }
+            }
             (Mode::Control, Request::Status) => {
                 let s = self.status();
                 self.reply(id, Reply::Status(s));
@@ -699,6 +725,20 @@ impl Shim {
         c.reply(&Reply::Attached { terminal: terminal.to_string(), replay_bytes: (a.len() + b.len()) as u64 });
         c.data(Kind::Data, a);
         c.data(Kind::Data, b);
+    }
+
+    /// Turns on flow control for the client attached to terminal `i` (version 2; once per connection).
+    fn flow_control(&mut self, id: u64, i: usize) {
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        if c.version < protocol::VERSION_FLOW {
+            return self.fail(id, "bad_request", "flow control needs protocol version 2");
+        }
+        // Only the terminal's controlling client holds its output back; and a second request changes nothing.
+        if self.terminals[i].attached != Some(id) || c.flow.is_some() {
+            return;
+        }
+        c.flow = Some(Flow::default());
+        c.reply(&Reply::FlowControl { high: protocol::FLOW_HIGH, low: protocol::FLOW_LOW });
     }
 
     fn start_exec(&mut self, id: u64, spec: ExecSpec, trusted: bool) {

@@ -1,0 +1,337 @@
+//! `examroom bench terminal`: the terminal through the real WebSocket of an in-process server. Figures: keystroke
+//! echo with idle sessions and while sessions start; `cat` throughput to a client that keeps up (with flow control,
+//! as the page does, and without); echo in the other sessions while one floods; and Ctrl-C during a flood until the
+//! prompt is on the screen of a client that renders at a fixed rate and acknowledges what it rendered (as xterm.js
+//! does in the page).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::bench::percentile;
+use crate::bench_sessions::{BenchServer, StatusStream};
+
+/// A terminal connection.
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// What `bench terminal` measures.
+pub struct Params {
+    /// Attached idle sessions.
+    pub sessions: usize,
+    /// Sessions started while echo is measured.
+    pub starting: usize,
+    /// Size of the file `cat`ed for the throughput figures.
+    pub megabytes: usize,
+    /// Rounds of flood, Ctrl-C and prompt.
+    pub rounds: usize,
+    /// The rendering rate of the simulated page, in MB/s.
+    pub render_mbps: f64,
+}
+
+async fn ws_connect(base: &str, id: &str, token: &str) -> Result<Ws> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("{}/api/v1/sessions/{id}/terminal", base.replacen("http", "ws", 1));
+    let mut req = url.into_client_request()?;
+    req.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
+    let (ws, _) = tokio_tungstenite::connect_async(req).await?;
+    Ok(ws)
+}
+
+/// A terminal client: the binary bytes received, and, with flow control, those acknowledged.
+struct Client {
+    ws: Ws,
+    flow: bool,
+    received: u64,
+    acked: u64,
+}
+
+impl Client {
+    async fn connect(base: &str, id: &str, token: &str, flow: bool) -> Result<Client> {
+        let mut ws = ws_connect(base, id, token).await?;
+        if flow {
+            ws.send(Message::text(r#"{"type":"flow_control"}"#)).await?;
+        }
+        Ok(Client { ws, flow, received: 0, acked: 0 })
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        self.ws.send(Message::Binary(bytes.to_vec().into())).await?;
+        Ok(())
+    }
+
+    /// Acknowledges everything received so far (with flow control).
+    async fn ack(&mut self) -> Result<()> {
+        let n = self.received - self.acked;
+        if self.flow && n > 0 {
+            self.ws.send(Message::text(format!(r#"{{"type":"ack","bytes":{n}}}"#))).await?;
+            self.acked = self.received;
+        }
+        Ok(())
+    }
+
+    /// The next binary message (text frames are skipped); an error after `within`.
+    async fn next(&mut self, within: Duration) -> Result<bytes::Bytes> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await.context("terminal output timed out")? {
+                Some(Ok(Message::Binary(b))) => {
+                    self.received += b.len() as u64;
+                    return Ok(b);
+                }
+                Some(Ok(Message::Close(f))) => bail!("terminal closed: {f:?}"),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => bail!("terminal: {e}"),
+                None => bail!("terminal ended"),
+            }
+        }
+    }
+
+    /// Reads (acknowledging at once) until `needle` appears; returns the bytes read.
+    async fn until(&mut self, needle: &[u8], within: Duration) -> Result<usize> {
+        let deadline = Instant::now() + within;
+        let mut tail = Tail::new(needle);
+        let mut total = 0;
+        loop {
+            let b = self.next(deadline.saturating_duration_since(Instant::now())).await?;
+            self.ack().await?;
+            total += b.len();
+            if tail.push(&b) {
+                return Ok(total);
+            }
+        }
+    }
+}
+
+/// Looks for a needle across message boundaries.
+struct Tail<'a> {
+    needle: &'a [u8],
+    buf: Vec<u8>,
+}
+
+impl<'a> Tail<'a> {
+    fn new(needle: &'a [u8]) -> Tail<'a> {
+        Tail { needle, buf: Vec::new() }
+    }
+
+    fn push(&mut self, b: &[u8]) -> bool {
+        self.buf.extend_from_slice(b);
+        if self.buf.windows(self.needle.len()).any(|w| w == self.needle) {
+            return true;
+        }
+        let keep = self.buf.len().saturating_sub(self.needle.len());
+        self.buf.drain(..keep);
+        false
+    }
+}
+
+/// One keystroke's echo: a unique printable character typed, then erased.
+async fn echo_once(c: &mut Client, k: usize) -> Result<Duration> {
+    let ch = [b'a' + (k % 26) as u8];
+    let t0 = Instant::now();
+    c.send(&ch).await?;
+    c.until(&ch, Duration::from_secs(30)).await?;
+    let d = t0.elapsed();
+    c.send(b"\x15").await?; // Ctrl-U: erase the line
+    Ok(d)
+}
+
+async fn ready_session(http: &reqwest::Client, base: &str, token: &str) -> Result<String> {
+    let r = http
+        .post(format!("{base}/api/v1/sessions"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"exam_id": "bench"}))
+        .send()
+        .await?;
+    if r.status() != 201 {
+        bail!("create answered {}", r.status());
+    }
+    let v: serde_json::Value = r.json().await?;
+    let id = v["id"].as_str().context("no id")?.to_string();
+    let sse = http.get(format!("{base}/api/v1/sessions/{id}/status")).bearer_auth(token).send().await?;
+    let mut st = StatusStream { body: Box::pin(sse.bytes_stream()), buf: String::new() };
+    st.until("ready").await?;
+    Ok(id)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn summary(mut v: Vec<Duration>) -> String {
+    v.sort();
+    format!(
+        "n={}: p50 {}  p99 {}  max {}",
+        v.len(),
+        ms(percentile(&v, 50.0)),
+        ms(percentile(&v, 99.0)),
+        ms(v.last().copied().unwrap_or_default())
+    )
+}
+
+/// `cat` of the prepared file; returns MB/s and the bytes received.
+async fn cat_throughput(c: &mut Client) -> Result<(f64, usize, f64)> {
+    let t0 = Instant::now();
+    c.send(b"cat /tmp/big; echo END-$((2+2))\n").await?;
+    let bytes = c.until(b"END-4", Duration::from_secs(600)).await?;
+    let secs = t0.elapsed().as_secs_f64();
+    Ok((bytes as f64 / 1e6 / secs, bytes, secs))
+}
+
+/// One round: `yes` for `flood`, Ctrl-C, and the time until the prompt has been rendered by a page that renders
+/// `rate` bytes per second and acknowledges each message once it has rendered it. Returns that time and the bytes
+/// rendered after the Ctrl-C.
+async fn ctrl_c_round(c: &mut Client, flood: Duration, rate: f64) -> Result<(Duration, u64)> {
+    // The page's rendering clock: when it will have rendered everything received so far.
+    let mut rendered_at = tokio::time::Instant::now();
+    let mut render = |n: usize| {
+        rendered_at = rendered_at.max(tokio::time::Instant::now()) + Duration::from_secs_f64(n as f64 / rate);
+        rendered_at
+    };
+    c.send(b"yes\n").await?;
+    let until = Instant::now() + flood;
+    while Instant::now() < until {
+        let b = c.next(Duration::from_secs(30)).await?;
+        tokio::time::sleep_until(render(b.len())).await;
+        c.ack().await?;
+    }
+    let t0 = Instant::now();
+    c.send(b"\x03").await?;
+    let mut tail = Tail::new(b"READY> ");
+    let mut after = 0u64;
+    loop {
+        let b = c.next(Duration::from_secs(120)).await?;
+        tokio::time::sleep_until(render(b.len())).await;
+        c.ack().await?;
+        after += b.len() as u64;
+        if tail.push(&b) {
+            return Ok((t0.elapsed(), after));
+        }
+    }
+}
+
+pub async fn run(p: Params) -> Result<()> {
+    let Params { sessions, starting, megabytes, rounds, render_mbps } = p;
+    let srv = BenchServer::start(
+        "base = \"host\"\nmemory = \"768M\"\ndisk = \"384M\"\npids = 256\ncpu = 1\n",
+        (sessions + starting + 1) * 2,
+    )
+    .await?;
+    let base = srv.base.clone();
+    println!(
+        "examroom bench terminal --sessions {sessions} --starting {starting} --megabytes {megabytes} --rounds {rounds} \
+         --render-mbps {render_mbps}"
+    );
+    let http = reqwest::Client::new();
+    let token = |name: String| srv.token(&name);
+    // The idle sessions, each attached (as scripts do: no flow control), each at a quiet prompt.
+    let mut socks = Vec::new();
+    for i in 0..sessions.max(1) {
+        let t = token(format!("idle-{i}"))?;
+        let id = ready_session(&http, &base, &t).await?;
+        let mut c = Client::connect(&base, &id, &t, false).await?;
+        c.send(b"PS1='$ '; echo up-$((40+2))\n").await?;
+        c.until(b"up-42", Duration::from_secs(30)).await?;
+        socks.push(c);
+    }
+    // Echo with every session idle: round-robin keystrokes.
+    let mut idle = Vec::new();
+    for k in 0..(sessions * 10).max(100) {
+        let n = socks.len();
+        idle.push(echo_once(&mut socks[k % n], k).await?);
+    }
+    println!("keystroke echo, {sessions} idle sessions ({})", summary(idle));
+
+    // Echo while `starting` sessions are being created.
+    let mut starters = Vec::new();
+    for i in 0..starting {
+        let (http, base, t) = (http.clone(), base.clone(), token(format!("starting-{i}"))?);
+        starters.push(tokio::spawn(async move { ready_session(&http, &base, &t).await }));
+    }
+    let mut busy = Vec::new();
+    let mut k = 0;
+    while starters.iter().any(|t| !t.is_finished()) {
+        let n = socks.len();
+        busy.push(echo_once(&mut socks[k % n], k).await?);
+        k += 1;
+    }
+    let mut started = 0;
+    for t in starters {
+        if t.await?.is_ok() {
+            started += 1;
+        }
+    }
+    println!("keystroke echo while {starting} sessions start ({started} became ready; {})", summary(busy));
+
+    // The flooding session, with flow control, as the page connects.
+    let t = token("flood".into())?;
+    let flood_id = ready_session(&http, &base, &t).await?;
+    let mut fc = Client::connect(&base, &flood_id, &t, true).await?;
+    fc.send(b"PS1='READY> '; echo up-$((40+2))\n").await?;
+    fc.until(b"up-42", Duration::from_secs(30)).await?;
+
+    // Throughput: cat of a file of `megabytes` MB (100-byte lines), measured at a client that keeps up, with flow
+    // control (acknowledging each message as it arrives) and without (an idle session's connection).
+    let lines = megabytes * 10_000;
+    let make = format!("yes 'examroom-throughput-line-of-one-hundred-bytes-0123456789012345678901234567890123456789012345' | head -n {lines} > /tmp/big; echo MADE-$((1+1))\n");
+    for c in [&mut fc, &mut socks[0]] {
+        c.send(make.as_bytes()).await?;
+        c.until(b"MADE-2", Duration::from_secs(120)).await?;
+    }
+    let (rate, bytes, secs) = cat_throughput(&mut fc).await?;
+    println!("throughput, cat of {megabytes} MB, flow control: {rate:.1} MB/s ({bytes} bytes in {secs:.2} s)");
+    let (rate, bytes, secs) = cat_throughput(&mut socks[0]).await?;
+    println!("throughput, cat of {megabytes} MB, no flow control: {rate:.1} MB/s ({bytes} bytes in {secs:.2} s)");
+
+    // Echo in the other sessions while one floods (its client keeps up and acknowledges).
+    fc.send(b"yes\n").await?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooding = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut bytes = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                bytes += fc.next(Duration::from_secs(30)).await?.len() as u64;
+                fc.ack().await?;
+            }
+            Ok::<_, anyhow::Error>((fc, bytes))
+        })
+    };
+    let (mut echo_flood, t0) = (Vec::new(), Instant::now());
+    for k in 0..(sessions * 4).max(100) {
+        let n = socks.len();
+        echo_flood.push(echo_once(&mut socks[k % n], k).await?);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut fc, flooded) = flooding.await??;
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "keystroke echo while one session floods ({:.1} MB/s of yes to its client; {})",
+        flooded as f64 / 1e6 / secs,
+        summary(echo_flood)
+    );
+    fc.send(b"\x03").await?;
+    fc.until(b"READY> ", Duration::from_secs(60)).await?;
+
+    // Ctrl-C during a flood, until the prompt is rendered by a page that renders at `render_mbps`.
+    let mut prompt = Vec::new();
+    let mut after = Vec::new();
+    for _ in 0..rounds {
+        let (d, n) = ctrl_c_round(&mut fc, Duration::from_secs(2), render_mbps * 1e6).await?;
+        prompt.push(d);
+        after.push(n);
+        // Quiet before the next round.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    after.sort();
+    println!(
+        "Ctrl-C after 2 s of yes → prompt rendered, page at {render_mbps} MB/s with flow control ({}); rendered \
+         after the Ctrl-C: median {} KiB, max {} KiB",
+        summary(prompt),
+        after.get(after.len() / 2).copied().unwrap_or(0) / 1024,
+        after.last().copied().unwrap_or(0) / 1024
+    );
+    drop((socks, fc));
+    srv.stop().await
+}
