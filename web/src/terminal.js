@@ -1,11 +1,19 @@
 // The exam terminal: xterm.js over the terminal WebSocket. Binary frames carry raw bytes both ways; the client sends
 // `{"type":"resize","cols","rows"}`; the server sends `status`, `notice` and `ended` text frames. On every connect the
 // server replays the scrollback, so the screen is reset first. Drops are retried with backoff (see banner.js).
+//
+// Flow control: on connect the page asks for it (`{"type":"flow_control"}`) and acknowledges output once xterm.js has
+// processed it (the write callback), `{"type":"ack","bytes":N}` every ACK_EVERY bytes. The server stops reading the
+// candidate's PTY while 256 KiB are unacknowledged, so a flood (`yes`, `cat` of a big file) never piles megabytes up
+// in front of the prompt: Ctrl-C is answered at once, and the page never falls behind.
 
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import '@xterm/xterm/css/xterm.css';
 import { backoff, MAX_ATTEMPTS, setChannel } from './banner.js';
+
+/** Output is acknowledged in batches of this many processed bytes. */
+const ACK_EVERY = 32 * 1024;
 
 const CLOSE = { UNAUTH: 4401, FORBIDDEN: 4403, NOT_FOUND: 4404, NOT_READY: 4409, ENDED: 4410, REPLACED: 4412 };
 
@@ -82,8 +90,18 @@ export class ExamTerminal {
     this.ws = ws;
     let opened = false;
     let firstOutput = true;
+    // Bytes of output processed by xterm.js on this connection, and not yet acknowledged.
+    let unacked = 0;
+    const processed = (n) => {
+      unacked += n;
+      if (unacked >= ACK_EVERY && this.ws === ws && ws.readyState === WebSocket.OPEN) {
+        ws.send(JSON.stringify({ type: 'ack', bytes: unacked }));
+        unacked = 0;
+      }
+    };
     ws.onopen = () => {
       opened = true;
+      ws.send(JSON.stringify({ type: 'flow_control' }));
       this.refit();
       this.sendResize(this.term.cols, this.term.rows);
     };
@@ -109,7 +127,8 @@ export class ExamTerminal {
         firstOutput = false;
         this.term.reset();
       }
-      this.term.write(new Uint8Array(ev.data));
+      const data = new Uint8Array(ev.data);
+      this.term.write(data, () => processed(data.length));
     };
     ws.onclose = (ev) => {
       if (this.ws !== ws || this.stopped) return;
