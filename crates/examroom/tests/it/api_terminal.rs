@@ -993,9 +993,15 @@ async fn flow_control_pauses_a_flood_keeps_every_byte_and_blocks_nobody() {
     assert_eq!(n.len() - first, 200_000, "every number arrived once");
     assert!(n[first..].iter().enumerate().all(|(i, &k)| k == i as u64 + 1), "in order");
 
-    // 5. The scrollback holds the end of it: a new connection replays it.
+    // 5. The scrollback holds the end of it: a new connection replays it. (That connection offers compression, and
+    //    the server declines: terminal output is never compressed.)
     drop(ta);
-    let mut t2 = open(&s.base, &a, Cred::Bearer(&alice)).await;
+    let mut req = terminal_url(&s.base, &a).into_client_request().unwrap();
+    req.headers_mut().insert("authorization", HeaderValue::from_str(&format!("Bearer {alice}")).unwrap());
+    req.headers_mut().insert("sec-websocket-extensions", HeaderValue::from_static("permessage-deflate"));
+    let (ws, resp) = tokio_tungstenite::connect_async(req).await.expect("the upgrade");
+    assert!(resp.headers().get("sec-websocket-extensions").is_none(), "no compression: {:?}", resp.headers());
+    let mut t2 = Term { ws, out: Vec::new(), texts: Vec::new(), close: None, gone: false, log: Vec::new(), flow: None };
     t2.until_output(0, "SEQ-101", Duration::from_secs(30)).await;
     let n = numbers(&t2.out);
     assert_eq!(n.last(), Some(&200_000), "the replay ends with the last number");

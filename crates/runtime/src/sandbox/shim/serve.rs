@@ -27,6 +27,12 @@ const INPUT_LIMIT: usize = 64 * 1024;
 const RESPAWN_BACKOFF: Duration = Duration::from_secs(1);
 /// A PTY master is read at most this much per wake-up (so one busy terminal cannot starve the others).
 const READ_BUDGET: usize = 256 * 1024;
+/// The PTY hands over at most about 4 KiB per read. In a flood (a read of at least `FLOOD_READ`), the shim waits up to
+/// `GATHER_WAIT` for more, up to `GATHER_BYTES`, and sends one frame rather than one per read: a frame costs a
+/// wake-up of the server and of the client, which a flood would otherwise pay for every 4 KiB.
+const FLOOD_READ: usize = 2048;
+const GATHER_WAIT: Duration = Duration::from_millis(1);
+const GATHER_BYTES: usize = 64 * 1024;
 /// The notice sent when the candidate's shell exits.
 pub(crate) const SHELL_RESTARTED: &str = "shell exited; a new shell was started";
 
@@ -520,6 +526,7 @@ impl Shim {
         let mut chunk = [0u8; 16 * 1024];
         let t = &mut self.terminals[i];
         // `got` grows only as far as output comes (a keystroke's echo costs a few bytes, not a 256 KiB buffer).
+        let started = Instant::now();
         while got.len() < budget {
             let want = chunk.len().min(budget - got.len());
             match nix::unistd::read(t.master.as_raw_fd(), &mut chunk[..want]) {
@@ -528,7 +535,13 @@ impl Shim {
                     break;
                 }
                 Ok(k) => got.extend_from_slice(&chunk[..k]),
-                Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => break,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => {
+                    let left = GATHER_WAIT.saturating_sub(started.elapsed());
+                    if got.len() < FLOOD_READ || got.len() >= GATHER_BYTES || left.is_zero() || !more_soon(t, left) {
+                        break;
+                    }
+                }
                 Err(_) => {
                     t.hup = true;
                     break;
@@ -988,6 +1001,13 @@ impl Shim {
         // The runtime removes the state directory, the cgroups and the uid claim once this process has exited.
         self.destroyed = Some(0);
     }
+}
+
+/// Waits up to `left` for more output on a terminal; true when there is some (or a hang-up to read).
+fn more_soon(t: &Term, left: Duration) -> bool {
+    let mut p = [PollFd::new(t.master.as_fd(), PollFlags::POLLIN)];
+    let ts = nix::sys::time::TimeSpec::from_duration(left);
+    matches!(nix::poll::ppoll(&mut p, Some(ts), None), Ok(n) if n > 0)
 }
 
 fn no_terminal(name: &str) -> Reply {
