@@ -2,16 +2,20 @@
 // `{"type":"resize","cols","rows"}`; the server sends `status`, `notice` and `ended` text frames. On every connect the
 // server replays the scrollback, so the screen is reset first. Drops are retried with backoff (see banner.js).
 //
-// Flow control: on connect the page asks for it (`{"type":"flow_control"}`) and acknowledges output once xterm.js has
-// processed it (the write callback), `{"type":"ack","bytes":N}` every ACK_EVERY bytes. The server stops reading the
-// candidate's PTY while 256 KiB are unacknowledged, so a flood (`yes`, `cat` of a big file) never piles megabytes up
-// in front of the prompt: Ctrl-C is answered at once, and the page never falls behind.
+// Flow control: on connect the page asks for it (`{"type":"flow_control","window":WINDOW}`) and acknowledges output
+// once xterm.js has processed it (the write callback), `{"type":"ack","bytes":N}` every ACK_EVERY bytes. The server
+// stops reading the candidate's PTY while WINDOW bytes are unacknowledged, so a flood (`yes`, `cat` of a big file)
+// never piles more than that up in front of the prompt: Ctrl-C is answered at once, and the page never falls behind.
+// WINDOW is what xterm.js gets through in well under 200 ms even at its slowest (a flood of short lines), and still
+// a few round trips' worth for a candidate far from the server.
 
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import '@xterm/xterm/css/xterm.css';
 import { backoff, MAX_ATTEMPTS, setChannel } from './banner.js';
 
+/** At most this much output is unacknowledged (sent by the server, not yet processed by xterm.js). */
+const WINDOW = 128 * 1024;
 /** Output is acknowledged in batches of this many processed bytes. */
 const ACK_EVERY = 32 * 1024;
 
@@ -101,7 +105,7 @@ export class ExamTerminal {
     };
     ws.onopen = () => {
       opened = true;
-      ws.send(JSON.stringify({ type: 'flow_control' }));
+      ws.send(JSON.stringify({ type: 'flow_control', window: WINDOW }));
       this.refit();
       this.sendResize(this.term.cols, this.term.rows);
     };

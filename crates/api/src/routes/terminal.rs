@@ -6,11 +6,12 @@
 //! unauthenticated, 4403 `Origin` refused (or not the candidate's role), 4404 not found, 4409 not ready yet, 4410
 //! ended, 4412 replaced by a newer connection.
 //!
-//! **Flow control** (opt-in): a client that sends `{"type":"flow_control"}` (once, best first) then acknowledges the
-//! output it has consumed with `{"type":"ack","bytes":N}` (N = bytes of binary frames consumed since its previous
-//! ack, counted from the start of the connection). The relay passes the acknowledgements to the shim (protocol
-//! version 2), which stops reading the PTY while 256 KiB are unacknowledged: a flood (`yes`, `cat` of a large file)
-//! is paused, never dropped, and never queues more than that in front of the prompt. A client that does not opt in
+//! **Flow control** (opt-in): a client that sends `{"type":"flow_control"}` (once, best first; optionally with
+//! `"window":N`, 16 KiB to 1 MiB, default 256 KiB) then acknowledges the output it has consumed with
+//! `{"type":"ack","bytes":N}` (N = bytes of binary frames consumed since its previous ack, counted from the start of
+//! the connection). The relay passes the acknowledgements to the shim (protocol version 2), which stops reading the
+//! PTY while a window is unacknowledged: a flood (`yes`, `cat` of a large file) is paused, never dropped, and never
+//! queues more than the window in front of the prompt. A client that does not opt in
 //! (an old page, a script) is never held back: it keeps the rule below. Against a shim of version 1 the request is
 //! ignored.
 //!
@@ -180,9 +181,17 @@ fn ended_frame(rec: &SessionRecord) -> Utf8Bytes {
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ClientFrame {
-    Resize { cols: u16, rows: u16 },
-    FlowControl,
-    Ack { bytes: u64 },
+    Resize {
+        cols: u16,
+        rows: u16,
+    },
+    FlowControl {
+        #[serde(default)]
+        window: Option<u64>,
+    },
+    Ack {
+        bytes: u64,
+    },
 }
 
 /// The client's acknowledgements, translated into the shim's count (which starts at the shim's marker, not at the
@@ -304,7 +313,7 @@ async fn relay(socket: &mut Peer, st: AppState, rec: SessionRecord, term: Termin
                     Ok(ClientFrame::Resize { cols, rows }) => {
                         let _ = input.resize(cols.clamp(2, 1000), rows.clamp(2, 1000)).await;
                     }
-                    Ok(ClientFrame::FlowControl) => match input.flow_control().await {
+                    Ok(ClientFrame::FlowControl { window }) => match input.flow_control(window).await {
                         Ok(on) => acks.on = on,
                         Err(_) => {
                             close_with(socket, close::UNAVAILABLE, "the terminal connection was lost; reconnect").await;
@@ -370,7 +379,10 @@ mod tests {
             f(r#"{"type":"resize","cols":80,"rows":24}"#),
             Ok(ClientFrame::Resize { cols: 80, rows: 24 })
         ));
-        assert!(matches!(f(r#"{"type":"flow_control"}"#), Ok(ClientFrame::FlowControl)));
+        assert!(matches!(f(r#"{"type":"flow_control"}"#), Ok(ClientFrame::FlowControl { window: None })));
+        let w = f(r#"{"type":"flow_control","window":131072}"#);
+        assert!(matches!(w, Ok(ClientFrame::FlowControl { window: Some(131072) })));
+        assert!(f(r#"{"type":"flow_control","window":"big"}"#).is_err());
         assert!(matches!(f(r#"{"type":"ack","bytes":65536}"#), Ok(ClientFrame::Ack { bytes: 65536 })));
         assert!(f(r#"{"type":"ack","bytes":-5}"#).is_err());
         assert!(f(r#"{"type":"ack"}"#).is_err());

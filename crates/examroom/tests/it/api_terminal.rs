@@ -180,9 +180,11 @@ impl Term {
             .expect("send to the terminal");
     }
 
-    /// Asks for flow control; from here on every binary byte must be acknowledged (`auto`: as it arrives).
-    async fn flow_control(&mut self, auto: bool) {
-        self.ws.send(Message::text(r#"{"type":"flow_control"}"#)).await.expect("send flow_control");
+    /// Asks for flow control with a window; from here on every binary byte must be acknowledged (`auto`: as it
+    /// arrives).
+    async fn flow_control(&mut self, window: u64, auto: bool) {
+        let frame = json!({ "type": "flow_control", "window": window }).to_string();
+        self.ws.send(Message::text(frame)).await.expect("send flow_control");
         self.flow = Some(Acking { auto, ..Acking::default() });
     }
 
@@ -927,13 +929,14 @@ fn numbers(bytes: &[u8]) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn flow_control_pauses_a_flood_keeps_every_byte_and_blocks_nobody() {
-    use examroom_runtime::protocol::FLOW_HIGH;
+    // The window the page asks for.
+    const WINDOW: u64 = 128 * 1024;
     let s = TestServer::start().await;
     let c = Client::default();
     let (alice, bob) = (s.candidate("alice"), s.candidate("bob"));
     let (a, b) = tokio::join!(ready_session(&c, &s, &alice, "quick"), ready_session(&c, &s, &bob, "quick"));
     let mut ta = attach(&s.base, &a, &alice).await;
-    ta.flow_control(false).await;
+    ta.flow_control(WINDOW, false).await;
     let mut tb = attach(&s.base, &b, &bob).await;
 
     // 1. Alice floods and acknowledges nothing: she gets the window (give or take the prompt that came around the
@@ -943,10 +946,7 @@ async fn flow_control_pauses_a_flood_keeps_every_byte_and_blocks_nobody() {
     ta.send("yes\n").await;
     ta.until_quiet(Duration::from_millis(1500), Duration::from_secs(30)).await;
     let got = (ta.out.len() - mark) as u64;
-    assert!(
-        got.abs_diff(FLOW_HIGH) <= 1024,
-        "{got} bytes of a flood without acknowledgements (the window is {FLOW_HIGH})"
-    );
+    assert!(got.abs_diff(WINDOW) <= 1024, "{got} bytes of a flood without acknowledgements (the window is {WINDOW})");
     assert!(ta.close.is_none() && !ta.gone, "the paused client is not dropped: {:?}", ta.close);
 
     // 2. Alice now acknowledges as she reads: the flood flows, and Bob's terminal stays fast.
@@ -983,7 +983,7 @@ async fn flow_control_pauses_a_flood_keeps_every_byte_and_blocks_nobody() {
     ta.send("echo alive-$((1+2))\n").await;
     ta.until_output(mark, "alive-3", Duration::from_secs(10)).await;
     let between = (ta.out.len() - mark) as u64;
-    assert!(between <= FLOW_HIGH + 64 * 1024, "{between} bytes between Ctrl-C and the answer");
+    assert!(between <= WINDOW + 64 * 1024, "{between} bytes between Ctrl-C and the answer");
 
     // 4. Every byte of a large output arrives, in order.
     let mark = ta.out.len();

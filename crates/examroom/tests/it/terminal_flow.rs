@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use examroom_core::EnvironmentId;
-use examroom_runtime::protocol::{self, client, Kind, Reply, Request, FLOW_HIGH};
+use examroom_runtime::protocol::{self, client, Kind, Reply, Request, FLOW_WINDOW};
 use examroom_runtime::sandbox::state;
 use examroom_runtime::{ExecutionRuntime, Terminal, TerminalEvent};
 use tokio::net::UnixStream;
@@ -120,15 +120,15 @@ async fn a_flood_is_paused_at_the_window_and_nothing_is_dropped() {
     let h = Harness::new();
     let id = h.create().await;
     let mut r = Reader::attach(&h, &id).await;
-    assert!(r.term.input.flow_control().await.unwrap(), "this shim speaks flow control");
+    assert!(r.term.input.flow_control(None).await.unwrap(), "this shim speaks flow control");
 
     // 1. Without acknowledgements the client gets exactly the window, and `seq` waits in the kernel.
     type_line(&mut r.term, "seq 1 200000; echo SEQ-$((100+1))").await;
-    r.until_paused_at(FLOW_HIGH).await;
+    r.until_paused_at(FLOW_WINDOW).await;
     assert!(running(&h, &id, "seq").await, "seq is paused, not finished or killed");
 
     // 2. Acknowledging as it reads, the client gets every number, once, in order.
-    let from = r.out.len().saturating_sub(FLOW_HIGH as usize);
+    let from = r.out.len().saturating_sub(FLOW_WINDOW as usize);
     r.ack_all().await;
     r.until("SEQ-101", true, Duration::from_secs(120)).await;
     let got = numbers(&r.out[from..]);
@@ -140,7 +140,7 @@ async fn a_flood_is_paused_at_the_window_and_nothing_is_dropped() {
     // 3. A paused client that goes away releases the terminal: the output goes on into the scrollback, and the next
     //    attach replays its end.
     type_line(&mut r.term, "seq 1 300000; echo SEQ-$((200+2))").await;
-    r.until_paused_at(r.acked + FLOW_HIGH).await;
+    r.until_paused_at(r.acked + FLOW_WINDOW).await;
     assert!(running(&h, &id, "seq").await, "seq is paused again");
     drop(r);
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -163,9 +163,11 @@ async fn ctrl_c_reaches_a_paused_flood_and_little_is_queued_before_the_prompt() 
     let h = Harness::new();
     let id = h.create().await;
     let mut r = Reader::attach(&h, &id).await;
-    assert!(r.term.input.flow_control().await.unwrap());
+    // A client may choose a smaller window than the default (the page does, so that its renderer never has much
+    // to catch up on).
+    assert!(r.term.input.flow_control(Some(64 * 1024)).await.unwrap());
     type_line(&mut r.term, "yes").await;
-    r.until_paused_at(FLOW_HIGH).await;
+    r.until_paused_at(64 * 1024).await;
 
     // Input flows while output is paused: Ctrl-C stops `yes`. The client has the window already (a browser renders
     // it, then acknowledges it); after that only what the kernel held comes before the shell's answer.
@@ -211,21 +213,22 @@ async fn flow_control_is_version_2_and_for_the_controlling_client_only() {
     assert_eq!(v, 1);
     client::write_request(&mut s, &Request::Attach { terminal: "main".into(), replay: false }).await.unwrap();
     assert!(matches!(raw_reply(&mut s).await, Some(Reply::Attached { .. })));
-    client::write_request(&mut s, &Request::FlowControl).await.unwrap();
+    client::write_request(&mut s, &Request::FlowControl { window: None }).await.unwrap();
     assert!(matches!(raw_reply(&mut s).await, Some(Reply::Error { code, .. }) if code == "bad_request"));
 
-    // Version 2: one marker however often it is asked; an ack before it is ignored.
+    // Version 2: one marker however often it is asked, with the window clamped; an ack before it is ignored.
     let (mut s, v) = raw(&h, &id, protocol::VERSION_MAX).await;
     assert_eq!(v, 2);
     client::write_request(&mut s, &Request::Attach { terminal: "main".into(), replay: false }).await.unwrap();
     assert!(matches!(raw_reply(&mut s).await, Some(Reply::Attached { .. })));
     client::write_request(&mut s, &Request::Ack { bytes: 1 << 40 }).await.unwrap();
-    client::write_request(&mut s, &Request::FlowControl).await.unwrap();
-    client::write_request(&mut s, &Request::FlowControl).await.unwrap();
+    client::write_request(&mut s, &Request::FlowControl { window: Some(1) }).await.unwrap();
+    client::write_request(&mut s, &Request::FlowControl { window: None }).await.unwrap();
     client::write_request(&mut s, &Request::Resize { terminal: "main".into(), cols: 100, rows: 30 }).await.unwrap();
+    let min = protocol::FLOW_WINDOW_MIN;
     assert!(matches!(
         raw_reply(&mut s).await,
-        Some(Reply::FlowControl { high, low }) if high == FLOW_HIGH && low == protocol::FLOW_LOW
+        Some(Reply::FlowControl { high, low }) if high == min && low == min / 2
     ));
     // A newer attach takes the terminal over; the old connection is told so.
     let (mut s2, _) = raw(&h, &id, protocol::VERSION_MAX).await;

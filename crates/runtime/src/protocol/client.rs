@@ -257,15 +257,16 @@ impl<W: AsyncWrite + Unpin> TerminalWriter<W> {
         TerminalWriter { w, terminal: terminal.to_string(), version, flow: false }
     }
 
-    /// Turns on flow control for this connection, if the shim speaks it (version 2); false for an older shim, which
-    /// keeps streaming without acknowledgements. From the shim's marker on (see [`TerminalReader::flow_base`]) the
-    /// client must [`ack`](Self::ack) the output it consumes, or the shim stops reading the terminal.
-    pub async fn flow_control(&mut self) -> Result<bool, RuntimeError> {
+    /// Turns on flow control for this connection, with a window in bytes (`None`: the shim's default), if the shim
+    /// speaks it (version 2); false for an older shim, which keeps streaming without acknowledgements. From the shim's
+    /// marker on (see [`TerminalReader::flow_base`]) the client must [`ack`](Self::ack) the output it consumes, or the
+    /// shim stops reading the terminal once a window is unacknowledged.
+    pub async fn flow_control(&mut self, window: Option<u64>) -> Result<bool, RuntimeError> {
         if self.version < VERSION_FLOW {
             return Ok(false);
         }
         if !self.flow {
-            write_request(&mut self.w, &Request::FlowControl).await?;
+            write_request(&mut self.w, &Request::FlowControl { window }).await?;
             self.flow = true;
         }
         Ok(true)
@@ -327,7 +328,7 @@ mod tests {
         let (stream, version) = c.attach("main", true).await.unwrap();
         let (r, w) = tokio::io::split(stream);
         let (mut output, mut input) = (TerminalReader::new(r), TerminalWriter::new(w, "main", version));
-        assert!(!input.flow_control().await.unwrap(), "no flow control with a version 1 shim");
+        assert!(!input.flow_control(None).await.unwrap(), "no flow control with a version 1 shim");
         input.ack(100).await.unwrap();
         assert_eq!(output.next().await.unwrap(), Some(TerminalEvent::Output(b"hi".to_vec())));
         assert_eq!(output.flow_base(), None);
@@ -342,12 +343,12 @@ mod tests {
         let (ours, mut shim) = tokio::io::duplex(1 << 16);
         let (r, w) = tokio::io::split(ours);
         let (mut output, mut input) = (TerminalReader::new(r), TerminalWriter::new(w, "main", 2));
-        assert!(input.flow_control().await.unwrap());
-        assert!(input.flow_control().await.unwrap());
+        assert!(input.flow_control(Some(65536)).await.unwrap());
+        assert!(input.flow_control(None).await.unwrap());
         input.ack(0).await.unwrap();
         input.ack(7).await.unwrap();
         let first: Request = serde_json::from_slice(&request(&mut shim).await.payload).unwrap();
-        assert_eq!(first, Request::FlowControl);
+        assert_eq!(first, Request::FlowControl { window: Some(65536) });
         let second: Request = serde_json::from_slice(&request(&mut shim).await.payload).unwrap();
         assert_eq!(second, Request::Ack { bytes: 7 }, "one request, and no empty ack");
 

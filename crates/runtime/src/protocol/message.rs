@@ -40,7 +40,12 @@ pub enum Request {
     },
     /// On an attached stream (version 2): turns on flow control for this connection. Sent once; the shim answers
     /// with [`Reply::FlowControl`] in the stream, and counts the output it sends after that marker.
-    FlowControl,
+    FlowControl {
+        /// Unacknowledged bytes at which the shim stops reading (default `FLOW_WINDOW`, clamped to
+        /// `FLOW_WINDOW_MIN..=FLOW_WINDOW_MAX`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window: Option<u64>,
+    },
     /// On an attached stream with flow control (version 2): the client consumed this many more bytes of output.
     Ack {
         /// Bytes since the previous ack.
@@ -198,7 +203,12 @@ mod tests {
         assert_eq!(r, Reply::Hello { version: 1, shim: "x".into() });
         assert!(serde_json::from_str::<Request>(r#"{"op":"format_disk"}"#).is_err());
         // Version 2: flow control on attached streams.
-        assert_eq!(serde_json::to_string(&Request::FlowControl).unwrap(), r#"{"op":"flow_control"}"#);
+        let j = serde_json::to_string(&Request::FlowControl { window: None }).unwrap();
+        assert_eq!(j, r#"{"op":"flow_control"}"#);
+        let j = serde_json::to_string(&Request::FlowControl { window: Some(131072) }).unwrap();
+        assert_eq!(j, r#"{"op":"flow_control","window":131072}"#);
+        let r: Request = serde_json::from_str(r#"{"op":"flow_control"}"#).unwrap();
+        assert_eq!(r, Request::FlowControl { window: None });
         assert_eq!(serde_json::to_string(&Request::Ack { bytes: 65536 }).unwrap(), r#"{"op":"ack","bytes":65536}"#);
         let r: Reply = serde_json::from_str(r#"{"op":"flow_control","high":262144,"low":131072}"#).unwrap();
         assert_eq!(r, Reply::FlowControl { high: 262144, low: 131072 });

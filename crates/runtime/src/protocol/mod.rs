@@ -23,11 +23,14 @@
 //!   with `ExecDone`.
 //!
 //! # Flow control (version 2)
-//! On an attached stream the client may send [`Request::FlowControl`] once. The shim answers in the stream with
+//! On an attached stream the client may send [`Request::FlowControl`] once, with a window (default
+//! [`FLOW_WINDOW`], clamped to [`FLOW_WINDOW_MIN`]..=[`FLOW_WINDOW_MAX`]). The shim answers in the stream with
 //! [`Reply::FlowControl`]: from that marker on it counts the terminal output it sends to this connection, and the
-//! client acknowledges what it has consumed with [`Request::Ack`] (`bytes` since its previous ack). Once
-//! [`FLOW_HIGH`] bytes are unacknowledged the shim stops reading the PTY (the writing program blocks in the kernel;
-//! nothing is dropped, and the scrollback keeps every byte that was read); below [`FLOW_LOW`] it reads again.
+//! client acknowledges what it has consumed with [`Request::Ack`] (`bytes` since its previous ack). Once a window of
+//! bytes is unacknowledged (the high watermark) the shim stops reading the PTY (the writing program blocks in the
+//! kernel; nothing is dropped, and the scrollback keeps every byte that was read); at half of it (the low watermark)
+//! it reads again. A small window bounds what a slow renderer has queued in front of the prompt; a large one keeps
+//! a fast client, or one far away, busy.
 //! Input and `Resize` still flow while output is paused, so Ctrl-C reaches the shell at once. A connection without
 //! flow control (every version 1 connection) keeps the other rule: past 1 MiB of queued output it is dropped.
 
@@ -45,10 +48,13 @@ pub const VERSION_MAX: u32 = 2;
 /// The first version with flow control on attached streams ([`Request::FlowControl`], [`Request::Ack`]).
 pub const VERSION_FLOW: u32 = 2;
 
-/// With flow control, the shim stops reading a terminal once this many bytes sent to the client are unacknowledged.
-pub const FLOW_HIGH: u64 = 256 * 1024;
-/// ... and reads it again once the unacknowledged bytes are down to this.
-pub const FLOW_LOW: u64 = 128 * 1024;
+/// The flow-control window when the client names none: the shim stops reading a terminal once this many bytes sent
+/// to the client are unacknowledged, and reads it again at half of it.
+pub const FLOW_WINDOW: u64 = 256 * 1024;
+/// The smallest window a client may ask for.
+pub const FLOW_WINDOW_MIN: u64 = 16 * 1024;
+/// The largest window a client may ask for.
+pub const FLOW_WINDOW_MAX: u64 = 1024 * 1024;
 
 /// Picks the version two peers share: the highest version in both ranges.
 pub fn negotiate(client_min: u32, client_max: u32) -> Option<u32> {

@@ -23,28 +23,38 @@ pub(crate) enum Mode {
 pub(crate) const ATTACHED_QUEUE_LIMIT: usize = 1 << 20;
 
 /// Flow control of an attached stream: the output sent since the client's marker, less what it acknowledged.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Flow {
+    /// The high watermark (the window): at this many unacknowledged bytes the terminal is not read ...
+    pub high: u64,
+    /// ... until they are down to this one.
+    pub low: u64,
     /// Bytes of output sent and not yet acknowledged.
     pub unacked: u64,
-    /// Above the high watermark the terminal is not read until `unacked` is down to the low one.
+    /// Between the high watermark and the low one, on the way down.
     pub paused: bool,
 }
 
 impl Flow {
+    /// Flow control with the window a client asked for (the default without one), clamped to the protocol's bounds.
+    pub fn new(window: Option<u64>) -> Flow {
+        let high = window.unwrap_or(protocol::FLOW_WINDOW).clamp(protocol::FLOW_WINDOW_MIN, protocol::FLOW_WINDOW_MAX);
+        Flow { high, low: high / 2, unacked: 0, paused: false }
+    }
+
     /// How many more bytes of output may be read for this client now.
     pub fn room(&self) -> usize {
         if self.paused {
             0
         } else {
-            protocol::FLOW_HIGH.saturating_sub(self.unacked) as usize
+            self.high.saturating_sub(self.unacked) as usize
         }
     }
 
     /// Counts output sent.
     pub fn sent(&mut self, n: usize) {
         self.unacked += n as u64;
-        if self.unacked >= protocol::FLOW_HIGH {
+        if self.unacked >= self.high {
             self.paused = true;
         }
     }
@@ -52,7 +62,7 @@ impl Flow {
     /// Counts an acknowledgement (more than was sent is capped at what was sent).
     pub fn acked(&mut self, n: u64) {
         self.unacked = self.unacked.saturating_sub(n);
-        if self.unacked <= protocol::FLOW_LOW {
+        if self.unacked <= self.low {
             self.paused = false;
         }
     }
@@ -176,11 +186,20 @@ impl Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protocol::{FLOW_HIGH, FLOW_LOW};
+    use protocol::FLOW_WINDOW as FLOW_HIGH;
+    const FLOW_LOW: u64 = FLOW_HIGH / 2;
+
+    #[test]
+    fn windows_are_clamped() {
+        assert_eq!(Flow::new(None).high, protocol::FLOW_WINDOW);
+        assert_eq!((Flow::new(Some(65536)).high, Flow::new(Some(65536)).low), (65536, 32768));
+        assert_eq!(Flow::new(Some(0)).high, protocol::FLOW_WINDOW_MIN);
+        assert_eq!(Flow::new(Some(u64::MAX)).high, protocol::FLOW_WINDOW_MAX);
+    }
 
     #[test]
     fn flow_pauses_at_the_high_watermark_and_resumes_at_the_low_one() {
-        let mut f = Flow::default();
+        let mut f = Flow::new(None);
         assert_eq!(f.room(), FLOW_HIGH as usize);
         f.sent(100_000);
         assert_eq!(f.room(), FLOW_HIGH as usize - 100_000, "reads are bounded by what is left of the window");

@@ -657,7 +657,7 @@ impl Shim {
             (Mode::New, _) => self.fail(id, "hello_first", "every connection starts with hello"),
             (_, Request::Hello { .. }) => self.fail(id, "bad_request", "hello was already said"),
             (Mode::Attached(i), Request::Resize { cols, rows, .. }) => self.resize(i, cols, rows),
-            (Mode::Attached(i), Request::FlowControl) => self.flow_control(id, i),
+            (Mode::Attached(i), Request::FlowControl { window }) => self.flow_control(id, i, window),
             (Mode::Attached(_), Request::Ack { bytes }) => {
                 if let Some(f) = self.conns.get_mut(&id).and_then(|c| c.flow.as_mut()) {
                     f.acked(bytes);
@@ -741,7 +741,7 @@ impl Shim {
     }
 
     /// Turns on flow control for the client attached to terminal `i` (version 2; once per connection).
-    fn flow_control(&mut self, id: u64, i: usize) {
+    fn flow_control(&mut self, id: u64, i: usize, window: Option<u64>) {
         let Some(c) = self.conns.get_mut(&id) else { return };
         if c.version < protocol::VERSION_FLOW {
             return self.fail(id, "bad_request", "flow control needs protocol version 2");
@@ -750,8 +750,9 @@ impl Shim {
         if self.terminals[i].attached != Some(id) || c.flow.is_some() {
             return;
         }
-        c.flow = Some(Flow::default());
-        c.reply(&Reply::FlowControl { high: protocol::FLOW_HIGH, low: protocol::FLOW_LOW });
+        let flow = Flow::new(window);
+        c.flow = Some(flow);
+        c.reply(&Reply::FlowControl { high: flow.high, low: flow.low });
     }
 
     fn start_exec(&mut self, id: u64, spec: ExecSpec, trusted: bool) {
