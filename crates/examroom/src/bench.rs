@@ -57,7 +57,7 @@ pub enum Bench {
         rounds: usize,
         /// How fast the simulated page renders output, in MB/s (xterm.js in Chromium on this machine: see
         /// docs/PERFORMANCE.md).
-        #[arg(long, default_value_t = 10.0)]
+        #[arg(long, default_value_t = 2.0)]
         render_mbps: f64,
     },
 }

@@ -13,7 +13,8 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::bench::percentile;
 use crate::bench_sessions::{BenchServer, StatusStream};
 
-/// The page acknowledges output in batches of this many bytes (`web/src/terminal.js`).
+/// The page's flow-control window and acknowledgement batch (`web/src/terminal.js`).
+const WINDOW: u64 = 128 * 1024;
 const ACK_EVERY: u64 = 32 * 1024;
 
 /// A terminal connection.
@@ -54,7 +55,7 @@ impl Client {
     async fn connect(base: &str, id: &str, token: &str, flow: bool) -> Result<Client> {
         let mut ws = ws_connect(base, id, token).await?;
         if flow {
-            ws.send(Message::text(r#"{"type":"flow_control"}"#)).await?;
+            ws.send(Message::text(format!(r#"{{"type":"flow_control","window":{WINDOW}}}"#))).await?;
         }
         Ok(Client { ws, flow, received: 0, acked: 0 })
     }
@@ -287,7 +288,10 @@ pub async fn run(p: Params) -> Result<()> {
         c.until(b"MADE-2", Duration::from_secs(120)).await?;
     }
     let (rate, bytes, secs) = cat_throughput(&mut fc).await?;
-    println!("throughput, cat of {megabytes} MB, flow control: {rate:.1} MB/s ({bytes} bytes in {secs:.2} s)");
+    println!(
+        "throughput, cat of {megabytes} MB, flow control ({} KiB window): {rate:.1} MB/s ({bytes} bytes in {secs:.2} s)",
+        WINDOW / 1024
+    );
     match cat_throughput(&mut plain).await {
         Ok((rate, bytes, secs)) => {
             println!(
@@ -301,31 +305,43 @@ pub async fn run(p: Params) -> Result<()> {
     }
     drop(plain);
 
-    // Echo in the other sessions while one floods (its client keeps up and acknowledges).
+    // Echo in the other sessions while one floods (its client keeps up and acknowledges): once the flood flows, for
+    // at least 5 s.
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     fc.send(b"yes\n").await?;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flooded = std::sync::Arc::new(AtomicU64::new(0));
     let flooding = {
-        let stop = stop.clone();
+        let (stop, flooded) = (stop.clone(), flooded.clone());
         tokio::spawn(async move {
-            let mut bytes = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                bytes += fc.next(Duration::from_secs(30)).await?.len() as u64;
+            while !stop.load(Ordering::Relaxed) {
+                flooded.fetch_add(fc.next(Duration::from_secs(30)).await?.len() as u64, Ordering::Relaxed);
                 fc.ack().await?;
             }
-            Ok::<_, anyhow::Error>((fc, bytes))
+            Ok::<_, anyhow::Error>(fc)
         })
     };
-    let (mut echo_flood, t0) = (Vec::new(), Instant::now());
-    for k in 0..(sessions * 4).max(100) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while flooded.load(Ordering::Relaxed) < 1_000_000 {
+        if Instant::now() > deadline {
+            bail!("the flood did not reach its client within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (mut echo_flood, t0, from) = (Vec::new(), Instant::now(), flooded.load(Ordering::Relaxed));
+    let mut k = 0;
+    while k < (sessions * 4).max(100) || t0.elapsed() < Duration::from_secs(5) {
         let n = socks.len();
         echo_flood.push(echo_once(&mut socks[k % n], k).await?);
+        k += 1;
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (mut fc, flooded) = flooding.await??;
+    let bytes = flooded.load(Ordering::Relaxed) - from;
     let secs = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let mut fc = flooding.await??;
     println!(
         "keystroke echo while one session floods ({:.1} MB/s of yes to its client; {})",
-        flooded as f64 / 1e6 / secs,
+        bytes as f64 / 1e6 / secs,
         summary(echo_flood)
     );
     fc.send(b"\x03").await?;

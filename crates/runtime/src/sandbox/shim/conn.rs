@@ -71,7 +71,9 @@ impl Flow {
 pub(crate) struct Conn {
     pub stream: UnixStream,
     pub rbuf: Vec<u8>,
-    pub wbuf: Vec<u8>,
+    /// The write queue: `wbuf[wpos..]` is still to be written.
+    wbuf: Vec<u8>,
+    wpos: usize,
     pub mode: Mode,
     /// The protocol version agreed at hello.
     pub version: u32,
@@ -89,6 +91,7 @@ impl Conn {
             stream,
             rbuf: Vec::new(),
             wbuf: Vec::new(),
+            wpos: 0,
             mode: Mode::New,
             version: 0,
             flow: None,
@@ -156,11 +159,20 @@ impl Conn {
 
     /// Writes as much of the queue as the socket takes.
     pub fn flush(&mut self) {
-        while !self.wbuf.is_empty() && !self.dead {
-            match self.stream.write(&self.wbuf) {
+        while self.queued() > 0 && !self.dead {
+            match self.stream.write(&self.wbuf[self.wpos..]) {
                 Ok(0) => self.dead = true,
                 Ok(n) => {
-                    self.wbuf.drain(..n);
+                    // Advance rather than move the rest to the front on every partial write; compact once the
+                    // written part is the larger half.
+                    self.wpos += n;
+                    if self.wpos == self.wbuf.len() {
+                        self.wbuf.clear();
+                        self.wpos = 0;
+                    } else if self.wpos > self.wbuf.len() / 2 {
+                        self.wbuf.drain(..self.wpos);
+                        self.wpos = 0;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -173,13 +185,19 @@ impl Conn {
     pub fn flush_blocking(&mut self, limit: std::time::Duration) {
         let _ = self.stream.set_nonblocking(false);
         let _ = self.stream.set_write_timeout(Some(limit));
-        let _ = self.stream.write_all(&self.wbuf);
+        let _ = self.stream.write_all(&self.wbuf[self.wpos..]);
         self.wbuf.clear();
+        self.wpos = 0;
     }
 
     /// Whether the shim should forget this connection.
     pub fn finished(&self) -> bool {
-        self.dead || (self.closing && self.wbuf.is_empty())
+        self.dead || (self.closing && self.queued() == 0)
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn queued(&self) -> usize {
+        self.wbuf.len() - self.wpos
     }
 }
 

@@ -337,7 +337,7 @@ impl Shim {
         }
         for (id, c) in &self.conns {
             let mut ev = PollFlags::POLLIN;
-            if !c.wbuf.is_empty() {
+            if c.queued() > 0 {
                 ev |= PollFlags::POLLOUT;
             }
             add(c.stream.as_fd(), ev, Src::Conn(*id), &mut fds);
@@ -552,7 +552,7 @@ impl Shim {
         if n > 0 {
             t.ring.push(&got[..n]);
             if let Some(c) = t.attached.and_then(|c| self.conns.get_mut(&c)) {
-                if c.flow.is_none() && c.wbuf.len() > ATTACHED_QUEUE_LIMIT {
+                if c.flow.is_none() && c.queued() > ATTACHED_QUEUE_LIMIT {
                     // A stalled client without flow control: drop it; the ring keeps the output for its replay.
                     c.dead = true;
                 } else {
