@@ -133,7 +133,11 @@ impl BenchServer {
     }
 
     /// The same, with a copy of the exam directory `sample` in the catalog too.
-    async fn start_with(environment: &str, max_live_sessions: usize, sample: Option<&Path>) -> Result<BenchServer> {
+    pub(crate) async fn start_with(
+        environment: &str,
+        max_live_sessions: usize,
+        sample: Option<&Path>,
+    ) -> Result<BenchServer> {
         let tmp = tempfile::Builder::new().prefix("examroom-bench-").tempdir_in("/tmp")?;
         let exams = tmp.path().join("exams");
         if let Some(dir) = sample {

@@ -52,12 +52,22 @@ struct Client {
 }
 
 impl Client {
-    async fn connect(base: &str, id: &str, token: &str, flow: bool) -> Result<Client> {
+    /// Connects; `flow`: with flow control, `Some(window)` or `None` for the server's default window.
+    async fn connect(base: &str, id: &str, token: &str, flow: Option<Option<u64>>) -> Result<Client> {
         let mut ws = ws_connect(base, id, token).await?;
-        if flow {
-            ws.send(Message::text(format!(r#"{{"type":"flow_control","window":{WINDOW}}}"#))).await?;
+        match flow {
+            Some(Some(w)) => ws.send(Message::text(format!(r#"{{"type":"flow_control","window":{w}}}"#))).await?,
+            Some(None) => ws.send(Message::text(r#"{"type":"flow_control"}"#)).await?,
+            None => {}
         }
-        Ok(Client { ws, flow, received: 0, acked: 0 })
+        Ok(Client { ws, flow: flow.is_some(), received: 0, acked: 0 })
+    }
+
+    /// Waits until the replay is read and the shell answers.
+    async fn sync(&mut self) -> Result<()> {
+        self.send(b"echo sync-$((40+2))\n").await?;
+        self.until(b"sync-42", Duration::from_secs(60)).await?;
+        Ok(())
     }
 
     async fn send(&mut self, bytes: &[u8]) -> Result<()> {
@@ -121,8 +131,16 @@ impl<'a> Tail<'a> {
 
     fn push(&mut self, b: &[u8]) -> bool {
         self.buf.extend_from_slice(b);
-        if self.buf.windows(self.needle.len()).any(|w| w == self.needle) {
-            return true;
+        // Candidates by their first byte, then a comparison: a comparison at every position would cost the client
+        // more than the terminal costs the server.
+        let (first, n) = (self.needle[0], self.needle.len());
+        let mut from = 0;
+        while let Some(at) = self.buf[from..].iter().position(|&c| c == first) {
+            let at = from + at;
+            if self.buf.len() - at >= n && &self.buf[at..at + n] == self.needle {
+                return true;
+            }
+            from = at + 1;
         }
         let keep = self.buf.len().saturating_sub(self.needle.len());
         self.buf.drain(..keep);
@@ -141,11 +159,11 @@ async fn echo_once(c: &mut Client, k: usize) -> Result<Duration> {
     Ok(d)
 }
 
-async fn ready_session(http: &reqwest::Client, base: &str, token: &str) -> Result<String> {
+async fn ready_session(http: &reqwest::Client, base: &str, token: &str, exam: &str) -> Result<String> {
     let r = http
         .post(format!("{base}/api/v1/sessions"))
         .bearer_auth(token)
-        .json(&serde_json::json!({"exam_id": "bench"}))
+        .json(&serde_json::json!({"exam_id": exam}))
         .send()
         .await?;
     if r.status() != 201 {
@@ -183,6 +201,41 @@ async fn cat_throughput(c: &mut Client) -> Result<(f64, usize, f64)> {
     Ok((bytes as f64 / 1e6 / secs, bytes, secs))
 }
 
+/// The ceiling of the throughput figure: `cat` of a file of the same lines through a bare PTY on the host, whose
+/// master is read by a loop that does nothing else. Returns MB/s.
+fn bare_pty(megabytes: usize) -> Result<f64> {
+    use std::io::{Read, Write};
+    let mut file = tempfile::NamedTempFile::new_in("/tmp")?;
+    let line = b"examroom-throughput-line-of-one-hundred-bytes-0123456789012345678901234567890123456789012345\n";
+    let block: Vec<u8> = line.iter().copied().cycle().take(line.len() * 10_000).collect();
+    for _ in 0..megabytes {
+        file.write_all(&block)?;
+    }
+    file.flush()?;
+    let pty = nix::pty::openpty(None, None)?;
+    let mut child = std::process::Command::new("cat")
+        .arg(file.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::from(pty.slave))
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let mut master = std::fs::File::from(pty.master);
+    let mut buf = vec![0u8; 256 * 1024];
+    let (t0, mut total) = (Instant::now(), 0usize);
+    loop {
+        match master.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            // EIO once the writer has gone.
+            Err(_) => break,
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    child.wait()?;
+    Ok(total as f64 / 1e6 / secs)
+}
+
 /// One round: `yes` for `flood`, Ctrl-C, and the time until the prompt has been rendered by a page that renders
 /// `rate` bytes per second and acknowledges each message once it has rendered it. Returns that time and the bytes
 /// rendered after the Ctrl-C.
@@ -217,9 +270,24 @@ async fn ctrl_c_round(c: &mut Client, flood: Duration, rate: f64) -> Result<(Dur
 
 pub async fn run(p: Params) -> Result<()> {
     let Params { sessions, starting, megabytes, rounds, render_mbps } = p;
-    let srv = BenchServer::start(
-        "base = \"host\"\nmemory = \"768M\"\ndisk = \"384M\"\npids = 256\ncpu = 1\n",
-        (sessions + starting + 1) * 2,
+    // Two exams: `bench` for the many idle and starting sessions (small, so that all of them fit the memory budget),
+    // and `bench-big` for the two that hold the `cat` file on their tmpfs (charged to their memory).
+    let big = tempfile::Builder::new().prefix("examroom-bench-").tempdir_in("/tmp")?;
+    let big_exam = big.path().join("bench-big");
+    std::fs::create_dir_all(&big_exam)?;
+    std::fs::write(
+        big_exam.join("exam.toml"),
+        format!(
+            "id = \"bench-big\"\ntitle = \"Bench\"\ndescription = \"room for the cat file\"\nduration = \"30m\"\n\
+             [environment]\nbase = \"host\"\nmemory = \"{}M\"\ndisk = \"{}M\"\npids = 256\ncpu = 1\n",
+            megabytes * 2 + 256,
+            megabytes * 2 + 64
+        ),
+    )?;
+    let srv = BenchServer::start_with(
+        "base = \"host\"\nmemory = \"64M\"\npids = 256\ncpu = 1\n",
+        (sessions + starting + 2) * 2,
+        Some(&big_exam),
     )
     .await?;
     let base = srv.base.clone();
@@ -233,8 +301,8 @@ pub async fn run(p: Params) -> Result<()> {
     let mut socks = Vec::new();
     for i in 0..sessions.max(1) {
         let t = token(format!("idle-{i}"))?;
-        let id = ready_session(&http, &base, &t).await?;
-        let mut c = Client::connect(&base, &id, &t, false).await?;
+        let id = ready_session(&http, &base, &t, "bench").await?;
+        let mut c = Client::connect(&base, &id, &t, None).await?;
         c.send(b"PS1='$ '; echo up-$((40+2))\n").await?;
         c.until(b"up-42", Duration::from_secs(30)).await?;
         socks.push(c);
@@ -251,7 +319,7 @@ pub async fn run(p: Params) -> Result<()> {
     let mut starters = Vec::new();
     for i in 0..starting {
         let (http, base, t) = (http.clone(), base.clone(), token(format!("starting-{i}"))?);
-        starters.push(tokio::spawn(async move { ready_session(&http, &base, &t).await }));
+        starters.push(tokio::spawn(async move { ready_session(&http, &base, &t, "bench").await }));
     }
     let mut busy = Vec::new();
     let mut k = 0;
@@ -269,18 +337,18 @@ pub async fn run(p: Params) -> Result<()> {
     println!("keystroke echo while {starting} sessions start ({started} became ready; {})", summary(busy));
 
     // The flooding session, with flow control, as the page connects.
-    let t = token("flood".into())?;
-    let flood_id = ready_session(&http, &base, &t).await?;
-    let mut fc = Client::connect(&base, &flood_id, &t, true).await?;
+    let flood_token = token("flood".into())?;
+    let flood_id = ready_session(&http, &base, &flood_token, "bench-big").await?;
+    let mut fc = Client::connect(&base, &flood_id, &flood_token, Some(Some(WINDOW))).await?;
     fc.send(b"PS1='READY> '; echo up-$((40+2))\n").await?;
     fc.until(b"up-42", Duration::from_secs(30)).await?;
 
     // Throughput: cat of a file of `megabytes` MB (100-byte lines), measured at a client that keeps up: with flow
-    // control (acknowledging as the page does), and without, on a session of its own (without flow control the shim
-    // drops a client that falls 1 MiB behind).
+    // control (acknowledging as the page does) with the page's window and with the server's default one, and without
+    // flow control, on a session of its own (without it the shim drops a client that falls 1 MiB behind).
     let t = token("cat-without-flow-control".into())?;
-    let plain_id = ready_session(&http, &base, &t).await?;
-    let mut plain = Client::connect(&base, &plain_id, &t, false).await?;
+    let plain_id = ready_session(&http, &base, &t, "bench-big").await?;
+    let mut plain = Client::connect(&base, &plain_id, &t, None).await?;
     let lines = megabytes * 10_000;
     let make = format!("yes 'examroom-throughput-line-of-one-hundred-bytes-0123456789012345678901234567890123456789012345' | head -n {lines} > /tmp/big; echo MADE-$((1+1))\n");
     for c in [&mut fc, &mut plain] {
@@ -289,9 +357,22 @@ pub async fn run(p: Params) -> Result<()> {
     }
     let (rate, bytes, secs) = cat_throughput(&mut fc).await?;
     println!(
-        "throughput, cat of {megabytes} MB, flow control ({} KiB window): {rate:.1} MB/s ({bytes} bytes in {secs:.2} s)",
+        "throughput, cat of {megabytes} MB, flow control, the page's {} KiB window: {rate:.1} MB/s ({bytes} bytes in \
+         {secs:.2} s)",
         WINDOW / 1024
     );
+    drop(fc);
+    let mut fast = Client::connect(&base, &flood_id, &flood_token, Some(None)).await?;
+    fast.sync().await?;
+    let (rate, bytes, secs) = cat_throughput(&mut fast).await?;
+    println!(
+        "throughput, cat of {megabytes} MB, flow control, the default {} KiB window: {rate:.1} MB/s ({bytes} bytes \
+         in {secs:.2} s)",
+        examroom_runtime::protocol::FLOW_WINDOW / 1024
+    );
+    drop(fast);
+    let mut fc = Client::connect(&base, &flood_id, &flood_token, Some(Some(WINDOW))).await?;
+    fc.sync().await?;
     match cat_throughput(&mut plain).await {
         Ok((rate, bytes, secs)) => {
             println!(
@@ -304,6 +385,12 @@ pub async fn run(p: Params) -> Result<()> {
         ),
     }
     drop(plain);
+    match tokio::task::spawn_blocking(move || bare_pty(megabytes)).await? {
+        Ok(rate) => {
+            println!("throughput, cat of {megabytes} MB through a bare PTY on the host (the ceiling): {rate:.1} MB/s")
+        }
+        Err(e) => println!("throughput through a bare PTY: not measured ({e})"),
+    }
 
     // Echo in the other sessions while one floods (its client keeps up and acknowledges): once the flood flows, for
     // at least 5 s.

@@ -28,7 +28,8 @@ const RESPAWN_BACKOFF: Duration = Duration::from_secs(1);
 /// A PTY master is read at most this much per wake-up (so one busy terminal cannot starve the others).
 const READ_BUDGET: usize = 256 * 1024;
 /// The PTY hands over at most about 4 KiB per read. In a flood (a read of at least `FLOOD_READ`), the shim waits up to
-/// `GATHER_WAIT` for more, up to `GATHER_BYTES`, and sends one frame rather than one per read: a frame costs a
+/// `GATHER_WAIT` for more, up to `GATHER_BYTES` (a quarter of the window with flow control, so that several frames
+/// are in flight while the first is acknowledged), and sends one frame rather than one per read: a frame costs a
 /// wake-up of the server and of the client, which a flood would otherwise pay for every 4 KiB.
 const FLOOD_READ: usize = 2048;
 const GATHER_WAIT: Duration = Duration::from_millis(1);
@@ -359,9 +360,14 @@ impl Shim {
 
     /// How much of a terminal's output may be read now: the read budget, or less when its client has flow control.
     fn read_room(&self, t: &Term) -> usize {
+        self.read_limits(t).0
+    }
+
+    /// How much of a terminal's output may be read now, and how much of a flood to gather into one frame.
+    fn read_limits(&self, t: &Term) -> (usize, usize) {
         match t.attached.and_then(|c| self.conns.get(&c)).and_then(|c| c.flow) {
-            Some(f) => f.room().min(READ_BUDGET),
-            None => READ_BUDGET,
+            Some(f) => (f.room().min(READ_BUDGET), ((f.high / 4) as usize).min(GATHER_BYTES)),
+            None => (READ_BUDGET, GATHER_BYTES),
         }
     }
 
@@ -516,10 +522,10 @@ impl Shim {
         // Read a bounded amount per wake-up (so one busy terminal cannot starve the others, and a client with flow
         // control gets no more than its window), and send it to the client as one frame: PTY reads come in small
         // pieces, and a frame per piece would cost more than the copy.
-        let budget = match self.read_room(&self.terminals[i]) {
-            0 if hangup => READ_BUDGET,
-            0 => return,
-            n => n,
+        let (budget, gather) = match self.read_limits(&self.terminals[i]) {
+            (0, _) if hangup => (READ_BUDGET, GATHER_BYTES),
+            (0, _) => return,
+            limits => limits,
         };
         let mut got = std::mem::take(&mut self.read_buf);
         got.clear();
@@ -538,7 +544,7 @@ impl Shim {
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(nix::errno::Errno::EAGAIN) => {
                     let left = GATHER_WAIT.saturating_sub(started.elapsed());
-                    if got.len() < FLOOD_READ || got.len() >= GATHER_BYTES || left.is_zero() || !more_soon(t, left) {
+                    if got.len() < FLOOD_READ || got.len() >= gather || left.is_zero() || !more_soon(t, left) {
                         break;
                     }
                 }
