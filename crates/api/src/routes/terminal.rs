@@ -11,9 +11,8 @@
 //! `{"type":"ack","bytes":N}` (N = bytes of binary frames consumed since its previous ack, counted from the start of
 //! the connection). The relay passes the acknowledgements to the shim (protocol version 2), which stops reading the
 //! PTY while a window is unacknowledged: a flood (`yes`, `cat` of a large file) is paused, never dropped, and never
-//! queues more than the window in front of the prompt. A client that does not opt in
-//! (an old page, a script) is never held back: it keeps the rule below. Against a shim of version 1 the request is
-//! ignored.
+//! queues more than the window in front of the prompt. A client that does not opt in (an old page, a script) is never
+//! held back: it keeps the rule below. Against a shim of version 1 the request is ignored.
 //!
 //! A slow client never blocks anyone: each send to the client is bounded in time, and a client without flow control
 //! that stops reading is dropped (the shim keeps the output in its ring for the reconnect).
