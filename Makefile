@@ -60,6 +60,7 @@ bench: deps
 	./target/release/examroom bench sandbox --count 200 --concurrency 1 --idle 100
 	./target/release/examroom bench sandbox --count 50 --concurrency 50 --idle 0
 	./target/release/examroom bench sessions --users 50
+	./target/release/examroom bench terminal
 
 lint:
 	$(CARGO) fmt --all -- --check

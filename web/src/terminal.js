@@ -1,11 +1,23 @@
 // The exam terminal: xterm.js over the terminal WebSocket. Binary frames carry raw bytes both ways; the client sends
 // `{"type":"resize","cols","rows"}`; the server sends `status`, `notice` and `ended` text frames. On every connect the
 // server replays the scrollback, so the screen is reset first. Drops are retried with backoff (see banner.js).
+//
+// Flow control: on connect the page asks for it (`{"type":"flow_control","window":WINDOW}`) and acknowledges output
+// once xterm.js has processed it (the write callback), `{"type":"ack","bytes":N}` every ACK_EVERY bytes. The server
+// stops reading the candidate's PTY while WINDOW bytes are unacknowledged, so a flood (`yes`, `cat` of a big file)
+// never piles more than that up in front of the prompt: Ctrl-C is answered at once, and the page never falls behind.
+// WINDOW is what xterm.js gets through in well under 200 ms even at its slowest (a flood of short lines), and still
+// a few round trips' worth for a candidate far from the server.
 
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import '@xterm/xterm/css/xterm.css';
 import { backoff, MAX_ATTEMPTS, setChannel } from './banner.js';
+
+/** At most this much output is unacknowledged (sent by the server, not yet processed by xterm.js). */
+const WINDOW = 128 * 1024;
+/** Output is acknowledged in batches of this many processed bytes. */
+const ACK_EVERY = 32 * 1024;
 
 const CLOSE = { UNAUTH: 4401, FORBIDDEN: 4403, NOT_FOUND: 4404, NOT_READY: 4409, ENDED: 4410, REPLACED: 4412 };
 
@@ -82,8 +94,18 @@ export class ExamTerminal {
     this.ws = ws;
     let opened = false;
     let firstOutput = true;
+    // Bytes of output processed by xterm.js on this connection, and not yet acknowledged.
+    let unacked = 0;
+    const processed = (n) => {
+      unacked += n;
+      if (unacked >= ACK_EVERY && this.ws === ws && ws.readyState === WebSocket.OPEN) {
+        ws.send(JSON.stringify({ type: 'ack', bytes: unacked }));
+        unacked = 0;
+      }
+    };
     ws.onopen = () => {
       opened = true;
+      ws.send(JSON.stringify({ type: 'flow_control', window: WINDOW }));
       this.refit();
       this.sendResize(this.term.cols, this.term.rows);
     };
@@ -109,7 +131,8 @@ export class ExamTerminal {
         firstOutput = false;
         this.term.reset();
       }
-      this.term.write(new Uint8Array(ev.data));
+      const data = new Uint8Array(ev.data);
+      this.term.write(data, () => processed(data.length));
     };
     ws.onclose = (ev) => {
       if (this.ws !== ws || this.stopped) return;

@@ -40,7 +40,8 @@ pub enum Bench {
         #[arg(long, default_value = "exams/linux-basics")]
         exam: PathBuf,
     },
-    /// The terminal through its real WebSocket: keystroke echo (idle, and while sessions start), and throughput.
+    /// The terminal through its real WebSocket: keystroke echo (idle, while sessions start, while one floods), `cat`
+    /// throughput, and Ctrl-C during a flood until the prompt is rendered.
     Terminal {
         /// Attached idle sessions.
         #[arg(long, default_value_t = 50)]
@@ -48,9 +49,16 @@ pub enum Bench {
         /// Sessions started while echo is measured.
         #[arg(long, default_value_t = 100)]
         starting: usize,
-        /// Size of the file `cat`ed for the throughput figure.
+        /// Size of the file `cat`ed for the throughput figures.
         #[arg(long, default_value_t = 100)]
         megabytes: usize,
+        /// Rounds of `yes` for 2 s, Ctrl-C, prompt.
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        /// How fast the simulated page renders output, in MB/s (xterm.js in Chromium on this machine: see
+        /// docs/PERFORMANCE.md).
+        #[arg(long, default_value_t = 2.0)]
+        render_mbps: f64,
     },
 }
 
@@ -60,8 +68,12 @@ pub async fn run(b: Bench) -> Result<()> {
             sandbox(count, concurrency, idle, &base, state_dir).await
         }
         Bench::Sessions { users, exam } => crate::bench_sessions::run(users, &exam).await,
-        Bench::Terminal { sessions, starting, megabytes } => {
-            crate::bench_sessions::terminal(sessions, starting, megabytes).await
+        Bench::Terminal { sessions, starting, megabytes, rounds, render_mbps } => {
+            if !(render_mbps > 0.0 && render_mbps.is_finite()) {
+                bail!("--render-mbps must be a positive number of MB/s");
+            }
+            let p = crate::bench_terminal::Params { sessions, starting, megabytes, rounds, render_mbps };
+            crate::bench_terminal::run(p).await
         }
     }
 }

@@ -24,13 +24,13 @@ fn parse_ms(v: &serde_json::Value) -> Option<i64> {
 }
 
 /// Reads a status stream, yielding each `status` event's session view.
-struct StatusStream {
-    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buf: String,
+pub(crate) struct StatusStream {
+    pub(crate) body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    pub(crate) buf: String,
 }
 
 impl StatusStream {
-    async fn next_status(&mut self) -> Result<serde_json::Value> {
+    pub(crate) async fn next_status(&mut self) -> Result<serde_json::Value> {
         loop {
             if let Some(end) = self.buf.find("\n\n") {
                 let block: String = self.buf.drain(..end + 2).collect();
@@ -56,7 +56,7 @@ impl StatusStream {
         }
     }
 
-    async fn until(&mut self, state: &str) -> Result<(serde_json::Value, i64)> {
+    pub(crate) async fn until(&mut self, state: &str) -> Result<(serde_json::Value, i64)> {
         loop {
             let v = self.next_status().await?;
             if v["state"] == state {
@@ -123,8 +123,8 @@ async fn one(http: reqwest::Client, base: String, token: String, exam: &str) -> 
 }
 
 /// A server for a bench: in-process, on an ephemeral port, with one exam `bench` and its own data directory.
-struct BenchServer {
-    base: String,
+pub(crate) struct BenchServer {
+    pub(crate) base: String,
     keys: std::sync::Arc<examroom_api::auth::TokenKeys>,
     settings: Settings,
     stop: tokio::sync::oneshot::Sender<()>,
@@ -133,12 +133,16 @@ struct BenchServer {
 }
 
 impl BenchServer {
-    async fn start(environment: &str, max_live_sessions: usize) -> Result<BenchServer> {
+    pub(crate) async fn start(environment: &str, max_live_sessions: usize) -> Result<BenchServer> {
         Self::start_with(environment, max_live_sessions, None).await
     }
 
     /// The same, with a copy of the exam directory `sample` in the catalog too.
-    async fn start_with(environment: &str, max_live_sessions: usize, sample: Option<&Path>) -> Result<BenchServer> {
+    pub(crate) async fn start_with(
+        environment: &str,
+        max_live_sessions: usize,
+        sample: Option<&Path>,
+    ) -> Result<BenchServer> {
         let tmp = tempfile::Builder::new().prefix("examroom-bench-").tempdir_in("/tmp")?;
         let exams = tmp.path().join("exams");
         if let Some(dir) = sample {
@@ -202,13 +206,13 @@ impl BenchServer {
         Ok(BenchServer { base, keys, settings, stop, server, _tmp: tmp })
     }
 
-    fn token(&self, user: &str) -> Result<String> {
+    pub(crate) fn token(&self, user: &str) -> Result<String> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
         Ok(self.keys.mint(&UserId::parse(user)?, Role::Candidate, Duration::from_secs(3600), now))
     }
 
     /// Stops the server and destroys whatever environments are left.
-    async fn stop(self) -> Result<()> {
+    pub(crate) async fn stop(self) -> Result<()> {
         let _ = self.stop.send(());
         let _ = self.server.await;
         let rt = examroom_runtime::sandbox::SandboxRuntime::new(examroom_runtime::sandbox::SandboxConfig::new(
@@ -365,6 +369,7 @@ pub async fn run(users: usize, exam: &Path) -> Result<()> {
     }
     Ok(())
 }
+<<<<<<< HEAD
 
 /// `users` candidates start the sample exam (with its setup scripts) at the same instant: first without a pool, then
 /// with a warm pool of `users` prepared environments, announced through the API (`POST /api/v1/pools/{exam}/schedule`).
@@ -618,3 +623,5 @@ pub async fn terminal(sessions: usize, starting: usize, megabytes: usize) -> Res
     drop(socks);
     srv.stop().await
 }
+=======
+>>>>>>> flow

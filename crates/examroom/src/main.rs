@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_sessions;
+mod bench_terminal;
 mod capacity;
 mod doctor;
 mod serve;

@@ -6,8 +6,16 @@
 //! unauthenticated, 4403 `Origin` refused (or not the candidate's role), 4404 not found, 4409 not ready yet, 4410
 //! ended, 4412 replaced by a newer connection.
 //!
-//! A slow client never blocks anyone: each send to the client is bounded in time, and a client that stops reading is
-//! dropped (the shim keeps the output in its ring for the reconnect).
+//! **Flow control** (opt-in): a client that sends `{"type":"flow_control"}` (once, best first; optionally with
+//! `"window":N`, 16 KiB to 1 MiB, default 256 KiB) then acknowledges the output it has consumed with
+//! `{"type":"ack","bytes":N}` (N = bytes of binary frames consumed since its previous ack, counted from the start of
+//! the connection). The relay passes the acknowledgements to the shim (protocol version 2), which stops reading the
+//! PTY while a window is unacknowledged: a flood (`yes`, `cat` of a large file) is paused, never dropped, and never
+//! queues more than the window in front of the prompt. A client that does not opt in (an old page, a script) is never
+//! held back: it keeps the rule below. Against a shim of version 1 the request is ignored.
+//!
+//! A slow client never blocks anyone: each send to the client is bounded in time, and a client without flow control
+//! that stops reading is dropped (the shim keeps the output in its ring for the reconnect).
 
 use std::time::Duration;
 
@@ -172,7 +180,44 @@ fn ended_frame(rec: &SessionRecord) -> Utf8Bytes {
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ClientFrame {
-    Resize { cols: u16, rows: u16 },
+    Resize {
+        cols: u16,
+        rows: u16,
+    },
+    FlowControl {
+        #[serde(default)]
+        window: Option<u64>,
+    },
+    Ack {
+        bytes: u64,
+    },
+}
+
+/// The client's acknowledgements, translated into the shim's count (which starts at the shim's marker, not at the
+/// start of the connection).
+#[derive(Default)]
+struct Acks {
+    /// The client asked for flow control and the shim speaks it.
+    on: bool,
+    /// Bytes of binary frames sent to the client.
+    forwarded: u64,
+    /// Bytes the client acknowledged (never more than were sent).
+    client: u64,
+    /// Bytes acknowledged to the shim.
+    shim: u64,
+}
+
+impl Acks {
+    /// The client acknowledged `bytes` more; returns how many more to acknowledge to the shim, whose count starts
+    /// after the first `base` bytes of output (`None`: its marker has not been read yet).
+    fn client_acked(&mut self, bytes: u64, base: Option<u64>) -> u64 {
+        self.client = self.client.saturating_add(bytes).min(self.forwarded);
+        let Some(base) = base.filter(|_| self.on) else { return 0 };
+        let target = self.client.saturating_sub(base);
+        let more = target.saturating_sub(self.shim);
+        self.shim = self.shim.max(target);
+        more
+    }
 }
 
 /// Handles a terminal event other than output; false when the connection is over (closed with its code).
@@ -215,6 +260,7 @@ async fn handle_event(
 
 async fn relay(socket: &mut Peer, st: AppState, rec: SessionRecord, term: Terminal, actor: &str) {
     let Terminal { mut output, mut input } = term;
+    let mut acks = Acks::default();
     st.svc.record_event(&rec, EventKind::Attach, "terminal attached", actor).await;
     let mut updates = st.svc.subscribe();
     let mut current = rec;
@@ -238,9 +284,11 @@ async fn relay(socket: &mut Peer, st: AppState, rec: SessionRecord, term: Termin
                             None => break,
                         }
                     }
+                    let n = bytes.len() as u64;
                     if !send(socket, Message::Binary(bytes.into())).await {
                         break;
                     }
+                    acks.forwarded += n;
                     if let Some(ev) = pending {
                         if !handle_event(socket, &st, &mut current, ev).await {
                             break;
@@ -264,8 +312,23 @@ async fn relay(socket: &mut Peer, st: AppState, rec: SessionRecord, term: Termin
                     Ok(ClientFrame::Resize { cols, rows }) => {
                         let _ = input.resize(cols.clamp(2, 1000), rows.clamp(2, 1000)).await;
                     }
+                    Ok(ClientFrame::FlowControl { window }) => match input.flow_control(window).await {
+                        Ok(on) => acks.on = on,
+                        Err(_) => {
+                            close_with(socket, close::UNAVAILABLE, "the terminal connection was lost; reconnect").await;
+                            break;
+                        }
+                    },
+                    Ok(ClientFrame::Ack { bytes }) => {
+                        let more = acks.client_acked(bytes, output.flow_base());
+                        if input.ack(more).await.is_err() {
+                            close_with(socket, close::UNAVAILABLE, "the terminal connection was lost; reconnect").await;
+                            break;
+                        }
+                    }
                     Err(_) => {
-                        let notice = "unknown control frame; expected {\"type\":\"resize\",\"cols\":N,\"rows\":N}";
+                        let notice = "unknown control frame; expected {\"type\":\"resize\",\"cols\":N,\"rows\":N}, \
+                            {\"type\":\"flow_control\"} or {\"type\":\"ack\",\"bytes\":N}";
                         let _ = send(socket, json_text(serde_json::json!({"type": "notice", "message": notice}))).await;
                     }
                 },
@@ -301,5 +364,50 @@ async fn relay(socket: &mut Peer, st: AppState, rec: SessionRecord, term: Termin
                 Err(RecvError::Closed) => break,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_frames_parse() {
+        let f = |s: &str| serde_json::from_str::<ClientFrame>(s);
+        assert!(matches!(
+            f(r#"{"type":"resize","cols":80,"rows":24}"#),
+            Ok(ClientFrame::Resize { cols: 80, rows: 24 })
+        ));
+        assert!(matches!(f(r#"{"type":"flow_control"}"#), Ok(ClientFrame::FlowControl { window: None })));
+        let w = f(r#"{"type":"flow_control","window":131072}"#);
+        assert!(matches!(w, Ok(ClientFrame::FlowControl { window: Some(131072) })));
+        assert!(f(r#"{"type":"flow_control","window":"big"}"#).is_err());
+        assert!(matches!(f(r#"{"type":"ack","bytes":65536}"#), Ok(ClientFrame::Ack { bytes: 65536 })));
+        assert!(f(r#"{"type":"ack","bytes":-5}"#).is_err());
+        assert!(f(r#"{"type":"ack"}"#).is_err());
+    }
+
+    #[test]
+    fn acknowledgements_count_from_the_shims_marker() {
+        let mut a = Acks { on: true, ..Acks::default() };
+        // 100 bytes of replay went out before the marker, then 1000 after it.
+        a.forwarded = 1100;
+        // Acks before the marker has been read are remembered, not sent.
+        assert_eq!(a.client_acked(60, None), 0);
+        // The replay is not the shim's to count.
+        assert_eq!(a.client_acked(40, Some(100)), 0);
+        assert_eq!(a.client_acked(500, Some(100)), 500);
+        assert_eq!(a.client_acked(300, Some(100)), 300);
+        // A client cannot acknowledge more than it was sent.
+        assert_eq!(a.client_acked(10_000, Some(100)), 200);
+        assert_eq!(a.client_acked(1, Some(100)), 0);
+        a.forwarded += 50;
+        assert_eq!(a.client_acked(50, Some(100)), 50);
+    }
+
+    #[test]
+    fn without_flow_control_nothing_is_acknowledged() {
+        let mut a = Acks { forwarded: 1000, ..Acks::default() };
+        assert_eq!(a.client_acked(1000, Some(0)), 0);
     }
 }

@@ -82,7 +82,7 @@ async fn open(base: &str, id: &str, cred: Cred<'_>) -> Term {
         Ok(Err(e)) => panic!("the WebSocket upgrade for {id} failed: {e}"),
         Ok(Ok((ws, _))) => ws,
     };
-    Term { ws, out: Vec::new(), texts: Vec::new(), close: None, gone: false, log: Vec::new() }
+    Term { ws, out: Vec::new(), texts: Vec::new(), close: None, gone: false, log: Vec::new(), flow: None }
 }
 
 /// What arrived, in order (binary frames by length; the fields show in failure messages).
@@ -106,6 +106,16 @@ struct Term {
     /// The stream ended (close frame, error or EOF).
     gone: bool,
     log: Vec<Ev>,
+    /// With flow control: whether to acknowledge what arrives at once, and the binary bytes received and
+    /// acknowledged since the connection opened.
+    flow: Option<Acking>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Acking {
+    auto: bool,
+    received: u64,
+    acked: u64,
 }
 
 enum Got {
@@ -131,6 +141,12 @@ impl Term {
                     Message::Binary(b) => {
                         self.log.push(Ev::Bin(b.len()));
                         self.out.extend_from_slice(&b);
+                        if let Some(f) = &mut self.flow {
+                            f.received += b.len() as u64;
+                            if f.auto {
+                                self.ack_all().await;
+                            }
+                        }
                     }
                     Message::Text(t) => {
                         let v: Value = serde_json::from_str(t.as_str())
@@ -162,6 +178,25 @@ impl Term {
             .await
             .expect("a send to the terminal took more than 10 s")
             .expect("send to the terminal");
+    }
+
+    /// Asks for flow control with a window; from here on every binary byte must be acknowledged (`auto`: as it
+    /// arrives).
+    async fn flow_control(&mut self, window: u64, auto: bool) {
+        let frame = json!({ "type": "flow_control", "window": window }).to_string();
+        self.ws.send(Message::text(frame)).await.expect("send flow_control");
+        self.flow = Some(Acking { auto, ..Acking::default() });
+    }
+
+    /// Acknowledges every binary byte received so far (counted from the start of the connection).
+    async fn ack_all(&mut self) {
+        let f = self.flow.as_mut().expect("flow control is on");
+        let n = f.received - f.acked;
+        f.acked = f.received;
+        if n > 0 {
+            let frame = json!({ "type": "ack", "bytes": n }).to_string();
+            self.ws.send(Message::text(frame)).await.expect("send ack");
+        }
     }
 
     async fn resize(&mut self, cols: u16, rows: u16) {
@@ -884,7 +919,101 @@ async fn no_cross_talk_under_load() {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// 10. Shells survive a SIGKILL of the real server
+// 10. Flow control: a flood is paused, never dropped, and blocks nobody
+// ---------------------------------------------------------------------------------------------------------------
+
+/// The lines of terminal output that are numbers, in order.
+fn numbers(bytes: &[u8]) -> Vec<u64> {
+    String::from_utf8_lossy(bytes).split(['\r', '\n']).filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn flow_control_pauses_a_flood_keeps_every_byte_and_blocks_nobody() {
+    // The window the page asks for.
+    const WINDOW: u64 = 128 * 1024;
+    let s = TestServer::start().await;
+    let c = Client::default();
+    let (alice, bob) = (s.candidate("alice"), s.candidate("bob"));
+    let (a, b) = tokio::join!(ready_session(&c, &s, &alice, "quick"), ready_session(&c, &s, &bob, "quick"));
+    let mut ta = attach(&s.base, &a, &alice).await;
+    ta.flow_control(WINDOW, false).await;
+    let mut tb = attach(&s.base, &b, &bob).await;
+
+    // 1. Alice floods and acknowledges nothing: she gets the window (give or take the prompt that came around the
+    //    request), then nothing more; the connection stays open.
+    ta.run("echo flow-$((2+3))\n", "flow-5", Duration::from_secs(30)).await;
+    let mark = ta.out.len();
+    ta.send("yes\n").await;
+    ta.until_quiet(Duration::from_millis(1500), Duration::from_secs(30)).await;
+    let got = (ta.out.len() - mark) as u64;
+    assert!(got.abs_diff(WINDOW) <= 1024, "{got} bytes of a flood without acknowledgements (the window is {WINDOW})");
+    assert!(ta.close.is_none() && !ta.gone, "the paused client is not dropped: {:?}", ta.close);
+
+    // 2. Alice now acknowledges as she reads: the flood flows, and Bob's terminal stays fast.
+    ta.ack_all().await;
+    ta.flow.as_mut().unwrap().auto = true;
+    let flood = tokio::spawn(async move {
+        let until = Instant::now() + Duration::from_secs(5);
+        let mut bytes = 0;
+        while Instant::now() < until {
+            let before = ta.flow.unwrap().received;
+            if let Got::Gone = ta.recv(Duration::from_secs(5)).await {
+                panic!("alice's terminal closed during the flood: {:?}", ta.close);
+            }
+            bytes += ta.flow.unwrap().received - before;
+            ta.out.clear();
+        }
+        (ta, bytes)
+    });
+    let mut worst = Duration::ZERO;
+    let mut i = 0;
+    while !flood.is_finished() {
+        i += 1;
+        let t0 = Instant::now();
+        tb.run(&format!("echo bob{i}-$(({i}+100))\n"), &format!("bob{i}-{}", i + 100), Duration::from_secs(10)).await;
+        worst = worst.max(t0.elapsed());
+    }
+    let (mut ta, bytes) = flood.await.unwrap();
+    assert!(bytes > 1_000_000, "the acknowledged flood moved only {bytes} bytes in 5 s");
+    assert!(i >= 3 && worst < Duration::from_secs(2), "Bob's slowest of {i} round trips took {worst:?}");
+
+    // 3. Ctrl-C during the flood: the shell answers after at most the window and what the kernel held.
+    let mark = ta.out.len();
+    ta.send_bytes(b"\x03").await;
+    ta.send("echo alive-$((1+2))\n").await;
+    ta.until_output(mark, "alive-3", Duration::from_secs(10)).await;
+    let between = (ta.out.len() - mark) as u64;
+    assert!(between <= WINDOW + 64 * 1024, "{between} bytes between Ctrl-C and the answer");
+
+    // 4. Every byte of a large output arrives, in order.
+    let mark = ta.out.len();
+    ta.run("seq 1 200000; echo SEQ-$((100+1))\n", "\nSEQ-101", Duration::from_secs(120)).await;
+    let n = numbers(&ta.out[mark..]);
+    let first = n.iter().position(|&k| k == 1).expect("the first number");
+    assert_eq!(n.len() - first, 200_000, "every number arrived once");
+    assert!(n[first..].iter().enumerate().all(|(i, &k)| k == i as u64 + 1), "in order");
+
+    // 5. The scrollback holds the end of it: a new connection replays it. (That connection offers compression, and
+    //    the server declines: terminal output is never compressed.)
+    drop(ta);
+    let mut req = terminal_url(&s.base, &a).into_client_request().unwrap();
+    req.headers_mut().insert("authorization", HeaderValue::from_str(&format!("Bearer {alice}")).unwrap());
+    req.headers_mut().insert("sec-websocket-extensions", HeaderValue::from_static("permessage-deflate"));
+    let (ws, resp) = tokio_tungstenite::connect_async(req).await.expect("the upgrade");
+    assert!(resp.headers().get("sec-websocket-extensions").is_none(), "no compression: {:?}", resp.headers());
+    let mut t2 = Term { ws, out: Vec::new(), texts: Vec::new(), close: None, gone: false, log: Vec::new(), flow: None };
+    t2.until_output(0, "SEQ-101", Duration::from_secs(30)).await;
+    let n = numbers(&t2.out);
+    assert_eq!(n.last(), Some(&200_000), "the replay ends with the last number");
+    let tail = &n[n.len() - 1000..];
+    assert!(tail.iter().enumerate().all(|(i, &k)| k == 199_001 + i as u64), "the replay has no gap");
+
+    drop((t2, tb));
+    s.teardown().await;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// 11. Shells survive a SIGKILL of the real server
 // ---------------------------------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

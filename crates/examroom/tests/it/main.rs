@@ -18,3 +18,4 @@ mod sandbox_lifecycle;
 mod sandbox_shell;
 mod sandbox_system;
 mod server;
+mod terminal_flow;

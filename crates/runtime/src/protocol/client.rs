@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{frame, ExecSpec, ExecStatus, Frame, Kind, Reply, Request, VERSION_MAX, VERSION_MIN};
+use super::{frame, ExecSpec, ExecStatus, Frame, Kind, Reply, Request, VERSION_FLOW, VERSION_MAX, VERSION_MIN};
 use crate::error::RuntimeError;
 use crate::types::TerminalEvent;
 
@@ -141,8 +141,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ShimClient<S> {
             .map_err(|_| RuntimeError::Timeout { what: "exec".into(), ms: timeout.as_millis() as u64 })?
     }
 
-    /// Attaches to a terminal and splits the stream into its two directions.
-    pub async fn attach(mut self, terminal: &str, replay: bool) -> Result<S, RuntimeError> {
+    /// Attaches to a terminal; returns the stream (now a terminal stream) and the negotiated version.
+    pub async fn attach(mut self, terminal: &str, replay: bool) -> Result<(S, u32), RuntimeError> {
         match self.call(&Request::Attach { terminal: terminal.into(), replay }, REQUEST_TIMEOUT).await? {
             Reply::Attached { .. } => {}
             Reply::Error { code, message } if code == "environment_lost" => return Err(RuntimeError::Lost(message)),
@@ -151,7 +151,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ShimClient<S> {
             }
             other => return Err(proto(format!("unexpected attach answer {other:?}"))),
         }
-        Ok(self.stream)
+        Ok((self.stream, self.version))
     }
 }
 
@@ -163,12 +163,29 @@ pub struct TerminalReader<R> {
     /// Bytes of `buf` already decoded.
     at: usize,
     done: bool,
+    /// Output bytes returned so far.
+    delivered: u64,
+    /// Output bytes returned before the shim's flow-control marker, once it has passed.
+    flow_base: Option<u64>,
+    /// Read size: grows while output comes in bulk.
+    read_size: usize,
 }
+
+/// The smallest and largest read from the shim's socket.
+const READ_MIN: usize = 16 * 1024;
+const READ_MAX: usize = 256 * 1024;
 
 impl<R: AsyncRead + Unpin> TerminalReader<R> {
     /// Wraps a stream that is already attached.
     pub fn new(r: R) -> Self {
-        TerminalReader { r, buf: Vec::new(), at: 0, done: false }
+        TerminalReader { r, buf: Vec::new(), at: 0, done: false, delivered: 0, flow_base: None, read_size: READ_MIN }
+    }
+
+    /// Once flow control is on (see [`TerminalWriter::flow_control`]): how many output bytes this reader had returned
+    /// before the shim started counting. A client that acknowledges output it consumed since the attach subtracts
+    /// this; `None` until the shim's marker has been read.
+    pub fn flow_base(&self) -> Option<u64> {
+        self.flow_base
     }
 
     /// The next event; `Ok(None)` once the stream has ended. Waits as long as the terminal is quiet: callers bound it
@@ -182,8 +199,15 @@ impl<R: AsyncRead + Unpin> TerminalReader<R> {
             while let Some((f, n)) = frame::decode(&self.buf[self.at..]).map_err(proto)? {
                 self.at += n;
                 match f.kind {
-                    Kind::Data => return Ok(Some(TerminalEvent::Output(f.payload))),
+                    Kind::Data => {
+                        self.delivered += f.payload.len() as u64;
+                        return Ok(Some(TerminalEvent::Output(f.payload)));
+                    }
                     Kind::Control => match parse_reply(&f)? {
+                        Reply::FlowControl { .. } => {
+                            self.flow_base.get_or_insert(self.delivered);
+                            continue;
+                        }
                         Reply::Notice { message } => return Ok(Some(TerminalEvent::Notice(message))),
                         Reply::Replaced => {
                             self.done = true;
@@ -201,13 +225,19 @@ impl<R: AsyncRead + Unpin> TerminalReader<R> {
             // Everything before `at` is consumed: drop it before reading more (one move per read, not per frame).
             self.buf.drain(..self.at);
             self.at = 0;
-            let mut chunk = [0u8; 64 * 1024];
-            let n = self.r.read(&mut chunk).await.map_err(|e| RuntimeError::io("read from shim", e))?;
+            // Read straight into the buffer's spare room: the read size doubles while reads come back full (a flood)
+            // and falls back once they do not (keystrokes), so bulk output costs few reads and idle terminals little
+            // memory. `read_buf` is cancel-safe: it appends only what a completed read returned.
+            self.buf.reserve(self.read_size);
+            let n = self.r.read_buf(&mut self.buf).await.map_err(|e| RuntimeError::io("read from shim", e))?;
             if n == 0 {
                 self.done = true;
                 return Ok(None);
             }
-            self.buf.extend_from_slice(&chunk[..n]);
+            self.read_size = if n >= self.read_size { (n * 2).min(READ_MAX) } else { READ_MIN };
+            if self.buf.capacity() > 2 * READ_MAX && self.buf.len() < READ_MIN {
+                self.buf.shrink_to(READ_MAX);
+            }
         }
     }
 }
@@ -216,12 +246,39 @@ impl<R: AsyncRead + Unpin> TerminalReader<R> {
 pub struct TerminalWriter<W> {
     w: W,
     terminal: String,
+    /// The protocol version of the connection.
+    version: u32,
+    flow: bool,
 }
 
 impl<W: AsyncWrite + Unpin> TerminalWriter<W> {
-    /// Wraps a stream that is already attached to `terminal`.
-    pub fn new(w: W, terminal: &str) -> Self {
-        TerminalWriter { w, terminal: terminal.to_string() }
+    /// Wraps a stream that is already attached to `terminal`, over a connection of protocol `version`.
+    pub fn new(w: W, terminal: &str, version: u32) -> Self {
+        TerminalWriter { w, terminal: terminal.to_string(), version, flow: false }
+    }
+
+    /// Turns on flow control for this connection, with a window in bytes (`None`: the shim's default), if the shim
+    /// speaks it (version 2); false for an older shim, which keeps streaming without acknowledgements. From the shim's
+    /// marker on (see [`TerminalReader::flow_base`]) the client must [`ack`](Self::ack) the output it consumes, or the
+    /// shim stops reading the terminal once a window is unacknowledged.
+    pub async fn flow_control(&mut self, window: Option<u64>) -> Result<bool, RuntimeError> {
+        if self.version < VERSION_FLOW {
+            return Ok(false);
+        }
+        if !self.flow {
+            write_request(&mut self.w, &Request::FlowControl { window }).await?;
+            self.flow = true;
+        }
+        Ok(true)
+    }
+
+    /// Acknowledges `bytes` more bytes of output (counted from the flow-control marker). Does nothing without flow
+    /// control.
+    pub async fn ack(&mut self, bytes: u64) -> Result<(), RuntimeError> {
+        if !self.flow || bytes == 0 {
+            return Ok(());
+        }
+        write_request(&mut self.w, &Request::Ack { bytes }).await
     }
 
     /// Sends keystrokes.
@@ -235,5 +292,72 @@ impl<W: AsyncWrite + Unpin> TerminalWriter<W> {
     /// Resizes the terminal.
     pub async fn resize(&mut self, cols: u16, rows: u16) -> Result<(), RuntimeError> {
         write_request(&mut self.w, &Request::Resize { terminal: self.terminal.clone(), cols, rows }).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn reply<W: AsyncWrite + Unpin>(w: &mut W, r: &Reply) {
+        write_frame(w, Kind::Control, &serde_json::to_vec(r).unwrap()).await.unwrap();
+    }
+
+    async fn request<R: AsyncRead + Unpin>(r: &mut R) -> Frame {
+        read_frame(r).await.unwrap().expect("a frame")
+    }
+
+    /// A shim of version 1, from before flow control: a newer client attaches to it as before and never sends it a
+    /// flow-control request or an ack.
+    #[tokio::test]
+    async fn an_old_shim_still_attaches_without_flow_control() {
+        let (ours, mut shim) = tokio::io::duplex(1 << 16);
+        let fake = tokio::spawn(async move {
+            let hello: Request = serde_json::from_slice(&request(&mut shim).await.payload).unwrap();
+            assert_eq!(hello, Request::Hello { min: 1, max: VERSION_MAX });
+            reply(&mut shim, &Reply::Hello { version: 1, shim: "old".into() }).await;
+            let attach = request(&mut shim).await;
+            assert_eq!(attach.payload, br#"{"op":"attach","terminal":"main","replay":true}"#, "the version 1 form");
+            reply(&mut shim, &Reply::Attached { terminal: "main".into(), replay_bytes: 2 }).await;
+            write_frame(&mut shim, Kind::Data, b"hi").await.unwrap();
+            // The next thing the client sends is the keystroke: no flow control, no ack.
+            request(&mut shim).await
+        });
+        let c = ShimClient::handshake(ours).await.unwrap();
+        assert_eq!(c.version(), 1);
+        let (stream, version) = c.attach("main", true).await.unwrap();
+        let (r, w) = tokio::io::split(stream);
+        let (mut output, mut input) = (TerminalReader::new(r), TerminalWriter::new(w, "main", version));
+        assert!(!input.flow_control(None).await.unwrap(), "no flow control with a version 1 shim");
+        input.ack(100).await.unwrap();
+        assert_eq!(output.next().await.unwrap(), Some(TerminalEvent::Output(b"hi".to_vec())));
+        assert_eq!(output.flow_base(), None);
+        input.write(b"x").await.unwrap();
+        assert_eq!(fake.await.unwrap(), Frame { kind: Kind::Data, payload: b"x".to_vec() });
+    }
+
+    /// With a version 2 shim: the request goes out once, the marker is consumed by the reader and says where the
+    /// shim's count starts, and acks go out.
+    #[tokio::test]
+    async fn flow_control_marks_where_the_count_starts() {
+        let (ours, mut shim) = tokio::io::duplex(1 << 16);
+        let (r, w) = tokio::io::split(ours);
+        let (mut output, mut input) = (TerminalReader::new(r), TerminalWriter::new(w, "main", 2));
+        assert!(input.flow_control(Some(65536)).await.unwrap());
+        assert!(input.flow_control(None).await.unwrap());
+        input.ack(0).await.unwrap();
+        input.ack(7).await.unwrap();
+        let first: Request = serde_json::from_slice(&request(&mut shim).await.payload).unwrap();
+        assert_eq!(first, Request::FlowControl { window: Some(65536) });
+        let second: Request = serde_json::from_slice(&request(&mut shim).await.payload).unwrap();
+        assert_eq!(second, Request::Ack { bytes: 7 }, "one request, and no empty ack");
+
+        write_frame(&mut shim, Kind::Data, b"abc").await.unwrap();
+        reply(&mut shim, &Reply::FlowControl { high: 10, low: 5 }).await;
+        write_frame(&mut shim, Kind::Data, b"de").await.unwrap();
+        assert_eq!(output.next().await.unwrap(), Some(TerminalEvent::Output(b"abc".to_vec())));
+        assert_eq!(output.flow_base(), None, "the marker is not read yet");
+        assert_eq!(output.next().await.unwrap(), Some(TerminalEvent::Output(b"de".to_vec())));
+        assert_eq!(output.flow_base(), Some(3));
     }
 }

@@ -38,6 +38,19 @@ pub enum Request {
         /// Rows.
         rows: u16,
     },
+    /// On an attached stream (version 2): turns on flow control for this connection. Sent once; the shim answers
+    /// with [`Reply::FlowControl`] in the stream, and counts the output it sends after that marker.
+    FlowControl {
+        /// Unacknowledged bytes at which the shim stops reading (default `FLOW_WINDOW`, clamped to
+        /// `FLOW_WINDOW_MIN..=FLOW_WINDOW_MAX`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        window: Option<u64>,
+    },
+    /// On an attached stream with flow control (version 2): the client consumed this many more bytes of output.
+    Ack {
+        /// Bytes since the previous ack.
+        bytes: u64,
+    },
     /// Runs a command inside the environment. Stdin follows as `Data` frames ended by an empty one.
     Exec(ExecSpec),
     /// Runs a command with a trusted view of the environment (for grading): the pristine base's tools over the
@@ -88,6 +101,13 @@ pub enum Reply {
         terminal: String,
         /// Bytes of scrollback that follow.
         replay_bytes: u64,
+    },
+    /// Flow control is on: the output after this marker counts against the window (version 2).
+    FlowControl {
+        /// The shim stops reading the terminal at this many unacknowledged bytes.
+        high: u64,
+        /// ... and reads it again at this many.
+        low: u64,
     },
     /// Something the person at the terminal should know, e.g. that a new shell was started.
     Notice {
@@ -182,5 +202,19 @@ mod tests {
         let r: Reply = serde_json::from_str(r#"{"op":"hello","version":1,"shim":"x"}"#).unwrap();
         assert_eq!(r, Reply::Hello { version: 1, shim: "x".into() });
         assert!(serde_json::from_str::<Request>(r#"{"op":"format_disk"}"#).is_err());
+        // Version 2: flow control on attached streams.
+        let j = serde_json::to_string(&Request::FlowControl { window: None }).unwrap();
+        assert_eq!(j, r#"{"op":"flow_control"}"#);
+        let j = serde_json::to_string(&Request::FlowControl { window: Some(131072) }).unwrap();
+        assert_eq!(j, r#"{"op":"flow_control","window":131072}"#);
+        let r: Request = serde_json::from_str(r#"{"op":"flow_control"}"#).unwrap();
+        assert_eq!(r, Request::FlowControl { window: None });
+        assert_eq!(serde_json::to_string(&Request::Ack { bytes: 65536 }).unwrap(), r#"{"op":"ack","bytes":65536}"#);
+        let r: Reply = serde_json::from_str(r#"{"op":"flow_control","high":262144,"low":131072}"#).unwrap();
+        assert_eq!(r, Reply::FlowControl { high: 262144, low: 131072 });
+        // The version 1 attach is unchanged, so an old shim still understands a new server.
+        let old: Request = serde_json::from_str(r#"{"op":"attach","terminal":"main","replay":false}"#).unwrap();
+        assert_eq!(old, Request::Attach { terminal: "main".into(), replay: false });
+        assert!(serde_json::from_str::<Request>(r#"{"op":"ack","bytes":-1}"#).is_err());
     }
 }

@@ -17,9 +17,22 @@
 //! upgraded server talk to shims started by an older one. Then one of:
 //! - a control exchange: any number of `Status`, `Resize`, `OpenTerminal` and `Destroy` requests, each answered once;
 //! - `Attach`: the connection becomes a terminal stream: `Attached`, the scrollback replay as `Data`, then live `Data`
-//!   both ways, `Resize` from the client, and `Notice`, `Replaced` or `Ended` from the shim;
+//!   both ways, `Resize` from the client, and `Notice`, `Replaced` or `Ended` from the shim. From version 2 the client
+//!   may turn on flow control (see below);
 //! - `Exec`: stdin follows as `Data` frames ended by an empty one; the shim streams `Stdout`/`Stderr` frames and ends
 //!   with `ExecDone`.
+//!
+//! # Flow control (version 2)
+//! On an attached stream the client may send [`Request::FlowControl`] once, with a window (default
+//! [`FLOW_WINDOW`], clamped to [`FLOW_WINDOW_MIN`]..=[`FLOW_WINDOW_MAX`]). The shim answers in the stream with
+//! [`Reply::FlowControl`]: from that marker on it counts the terminal output it sends to this connection, and the
+//! client acknowledges what it has consumed with [`Request::Ack`] (`bytes` since its previous ack). Once a window of
+//! bytes is unacknowledged (the high watermark) the shim stops reading the PTY (the writing program blocks in the
+//! kernel; nothing is dropped, and the scrollback keeps every byte that was read); at half of it (the low watermark)
+//! it reads again. A small window bounds what a slow renderer has queued in front of the prompt; a large one keeps
+//! a fast client, or one far away, busy.
+//! Input and `Resize` still flow while output is paused, so Ctrl-C reaches the shell at once. A connection without
+//! flow control (every version 1 connection) keeps the other rule: past 1 MiB of queued output it is dropped.
 
 pub mod client;
 pub mod frame;
@@ -31,7 +44,17 @@ pub use message::*;
 /// The lowest protocol version this build speaks.
 pub const VERSION_MIN: u32 = 1;
 /// The highest protocol version this build speaks.
-pub const VERSION_MAX: u32 = 1;
+pub const VERSION_MAX: u32 = 2;
+/// The first version with flow control on attached streams ([`Request::FlowControl`], [`Request::Ack`]).
+pub const VERSION_FLOW: u32 = 2;
+
+/// The flow-control window when the client names none: the shim stops reading a terminal once this many bytes sent
+/// to the client are unacknowledged, and reads it again at half of it.
+pub const FLOW_WINDOW: u64 = 256 * 1024;
+/// The smallest window a client may ask for.
+pub const FLOW_WINDOW_MIN: u64 = 16 * 1024;
+/// The largest window a client may ask for.
+pub const FLOW_WINDOW_MAX: u64 = 1024 * 1024;
 
 /// Picks the version two peers share: the highest version in both ranges.
 pub fn negotiate(client_min: u32, client_max: u32) -> Option<u32> {
@@ -46,7 +69,8 @@ mod tests {
 
     #[test]
     fn negotiation_picks_the_highest_shared_version() {
-        assert_eq!(negotiate(1, 1), Some(1));
+        assert_eq!(negotiate(1, 1), Some(1), "an old client still gets version 1");
+        assert_eq!(negotiate(1, 2), Some(2));
         assert_eq!(negotiate(1, 9), Some(VERSION_MAX));
         assert_eq!(negotiate(VERSION_MAX + 1, VERSION_MAX + 3), None);
         assert_eq!(negotiate(0, 0), None);

@@ -454,9 +454,12 @@ impl ExecutionRuntime for SandboxRuntime {
     }
 
     async fn attach(&self, id: &EnvironmentId, terminal: &str) -> Result<Terminal, RuntimeError> {
-        let stream = self.connect(id).await?.attach(terminal, true).await?;
+        let (stream, version) = self.connect(id).await?.attach(terminal, true).await?;
         let (r, w) = stream.into_split();
-        Ok(Terminal { output: TerminalReader::new(Box::new(r)), input: TerminalWriter::new(Box::new(w), terminal) })
+        Ok(Terminal {
+            output: TerminalReader::new(Box::new(r)),
+            input: TerminalWriter::new(Box::new(w), terminal, version),
+        })
     }
 
     async fn open_terminal(&self, id: &EnvironmentId, cols: u16, rows: u16) -> Result<String, RuntimeError> {

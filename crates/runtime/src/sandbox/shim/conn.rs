@@ -18,14 +18,67 @@ pub(crate) enum Mode {
     Exec(u64),
 }
 
-/// A terminal stream whose client lets this much output pile up is dropped; it re-attaches and gets the replay.
+/// A terminal stream without flow control whose client lets this much output pile up is dropped; it re-attaches and
+/// gets the replay.
 pub(crate) const ATTACHED_QUEUE_LIMIT: usize = 1 << 20;
+
+/// Flow control of an attached stream: the output sent since the client's marker, less what it acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Flow {
+    /// The high watermark (the window): at this many unacknowledged bytes the terminal is not read ...
+    pub high: u64,
+    /// ... until they are down to this one.
+    pub low: u64,
+    /// Bytes of output sent and not yet acknowledged.
+    pub unacked: u64,
+    /// Between the high watermark and the low one, on the way down.
+    pub paused: bool,
+}
+
+impl Flow {
+    /// Flow control with the window a client asked for (the default without one), clamped to the protocol's bounds.
+    pub fn new(window: Option<u64>) -> Flow {
+        let high = window.unwrap_or(protocol::FLOW_WINDOW).clamp(protocol::FLOW_WINDOW_MIN, protocol::FLOW_WINDOW_MAX);
+        Flow { high, low: high / 2, unacked: 0, paused: false }
+    }
+
+    /// How many more bytes of output may be read for this client now.
+    pub fn room(&self) -> usize {
+        if self.paused {
+            0
+        } else {
+            self.high.saturating_sub(self.unacked) as usize
+        }
+    }
+
+    /// Counts output sent.
+    pub fn sent(&mut self, n: usize) {
+        self.unacked += n as u64;
+        if self.unacked >= self.high {
+            self.paused = true;
+        }
+    }
+
+    /// Counts an acknowledgement (more than was sent is capped at what was sent).
+    pub fn acked(&mut self, n: u64) {
+        self.unacked = self.unacked.saturating_sub(n);
+        if self.unacked <= self.low {
+            self.paused = false;
+        }
+    }
+}
 
 pub(crate) struct Conn {
     pub stream: UnixStream,
     pub rbuf: Vec<u8>,
-    pub wbuf: Vec<u8>,
+    /// The write queue: `wbuf[wpos..]` is still to be written.
+    wbuf: Vec<u8>,
+    wpos: usize,
     pub mode: Mode,
+    /// The protocol version agreed at hello.
+    pub version: u32,
+    /// Flow control, once an attached client turned it on.
+    pub flow: Option<Flow>,
     /// Close once the write queue is flushed.
     pub closing: bool,
     /// The peer closed its side (or errored).
@@ -34,7 +87,17 @@ pub(crate) struct Conn {
 
 impl Conn {
     pub fn new(stream: UnixStream) -> Conn {
-        Conn { stream, rbuf: Vec::new(), wbuf: Vec::new(), mode: Mode::New, closing: false, dead: false }
+        Conn {
+            stream,
+            rbuf: Vec::new(),
+            wbuf: Vec::new(),
+            wpos: 0,
+            mode: Mode::New,
+            version: 0,
+            flow: None,
+            closing: false,
+            dead: false,
+        }
     }
 
     /// Reads what is available; returns the complete frames. A protocol error marks the connection for closing.
@@ -86,13 +149,30 @@ impl Conn {
         }
     }
 
+    /// Queues terminal output, counted against the flow-control window when there is one.
+    pub fn output(&mut self, bytes: &[u8]) {
+        if let Some(f) = &mut self.flow {
+            f.sent(bytes.len());
+        }
+        self.data(Kind::Data, bytes);
+    }
+
     /// Writes as much of the queue as the socket takes.
     pub fn flush(&mut self) {
-        while !self.wbuf.is_empty() && !self.dead {
-            match self.stream.write(&self.wbuf) {
+        while self.queued() > 0 && !self.dead {
+            match self.stream.write(&self.wbuf[self.wpos..]) {
                 Ok(0) => self.dead = true,
                 Ok(n) => {
-                    self.wbuf.drain(..n);
+                    // Advance rather than move the rest to the front on every partial write; compact once the
+                    // written part is the larger half.
+                    self.wpos += n;
+                    if self.wpos == self.wbuf.len() {
+                        self.wbuf.clear();
+                        self.wpos = 0;
+                    } else if self.wpos > self.wbuf.len() / 2 {
+                        self.wbuf.drain(..self.wpos);
+                        self.wpos = 0;
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -105,12 +185,54 @@ impl Conn {
     pub fn flush_blocking(&mut self, limit: std::time::Duration) {
         let _ = self.stream.set_nonblocking(false);
         let _ = self.stream.set_write_timeout(Some(limit));
-        let _ = self.stream.write_all(&self.wbuf);
+        let _ = self.stream.write_all(&self.wbuf[self.wpos..]);
         self.wbuf.clear();
+        self.wpos = 0;
     }
 
     /// Whether the shim should forget this connection.
     pub fn finished(&self) -> bool {
-        self.dead || (self.closing && self.wbuf.is_empty())
+        self.dead || (self.closing && self.queued() == 0)
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn queued(&self) -> usize {
+        self.wbuf.len() - self.wpos
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::FLOW_WINDOW as FLOW_HIGH;
+    const FLOW_LOW: u64 = FLOW_HIGH / 2;
+
+    #[test]
+    fn windows_are_clamped() {
+        assert_eq!(Flow::new(None).high, protocol::FLOW_WINDOW);
+        assert_eq!((Flow::new(Some(65536)).high, Flow::new(Some(65536)).low), (65536, 32768));
+        assert_eq!(Flow::new(Some(0)).high, protocol::FLOW_WINDOW_MIN);
+        assert_eq!(Flow::new(Some(u64::MAX)).high, protocol::FLOW_WINDOW_MAX);
+    }
+
+    #[test]
+    fn flow_pauses_at_the_high_watermark_and_resumes_at_the_low_one() {
+        let mut f = Flow::new(None);
+        assert_eq!(f.room(), FLOW_HIGH as usize);
+        f.sent(100_000);
+        assert_eq!(f.room(), FLOW_HIGH as usize - 100_000, "reads are bounded by what is left of the window");
+        f.sent(FLOW_HIGH as usize - 100_000);
+        assert!(f.paused);
+        assert_eq!(f.room(), 0);
+        // Acknowledging a little is not enough: nothing is read until the low watermark.
+        f.acked(FLOW_HIGH - FLOW_LOW - 1);
+        assert_eq!(f.room(), 0);
+        f.acked(1);
+        assert!(!f.paused);
+        assert_eq!(f.room(), (FLOW_HIGH - FLOW_LOW) as usize);
+        // More than was sent cannot be acknowledged.
+        f.acked(u64::MAX);
+        assert_eq!(f.unacked, 0);
+        assert_eq!(f.room(), FLOW_HIGH as usize);
     }
 }

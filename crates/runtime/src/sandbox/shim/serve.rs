@@ -12,7 +12,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::conn::{Conn, Mode, ATTACHED_QUEUE_LIMIT};
+use super::conn::{Conn, Flow, Mode, ATTACHED_QUEUE_LIMIT};
 use super::exec::Exec;
 use crate::protocol::{self, ExecSpec, Frame, Kind, Reply, Request, ShimStatus, TerminalStatus};
 use crate::sandbox::cgroup::{Cgroups, Group, RealOs};
@@ -25,6 +25,15 @@ use crate::sandbox::sys;
 const INPUT_LIMIT: usize = 64 * 1024;
 /// A shell that exits again within this time of its start is restarted only after it.
 const RESPAWN_BACKOFF: Duration = Duration::from_secs(1);
+/// A PTY master is read at most this much per wake-up (so one busy terminal cannot starve the others).
+const READ_BUDGET: usize = 256 * 1024;
+/// The PTY hands over at most about 4 KiB per read. In a flood (a read of at least `FLOOD_READ`), the shim waits up to
+/// `GATHER_WAIT` for more, up to `GATHER_BYTES` (a quarter of the window with flow control, so that several frames
+/// are in flight while the first is acknowledged), and sends one frame rather than one per read: a frame costs a
+/// wake-up of the server and of the client, which a flood would otherwise pay for every 4 KiB.
+const FLOOD_READ: usize = 2048;
+const GATHER_WAIT: Duration = Duration::from_millis(1);
+const GATHER_BYTES: usize = 64 * 1024;
 /// The notice sent when the candidate's shell exits.
 pub(crate) const SHELL_RESTARTED: &str = "shell exited; a new shell was started";
 
@@ -365,7 +374,9 @@ impl Shim {
         add(self.sigfd.as_fd(), PollFlags::POLLIN, Src::Signal, &mut fds);
         for (i, t) in self.terminals.iter().enumerate() {
             let mut ev = PollFlags::empty();
-            if !t.hup {
+            // A terminal whose client has too much output unacknowledged is not read (flow control): the program
+            // writing to it blocks in the kernel until the client catches up.
+            if !t.hup && self.read_room(t) > 0 {
                 ev |= PollFlags::POLLIN;
             }
             if !t.input.is_empty() && !t.hup {
@@ -377,7 +388,7 @@ impl Shim {
         }
         for (id, c) in &self.conns {
             let mut ev = PollFlags::POLLIN;
-            if !c.wbuf.is_empty() {
+            if c.queued() > 0 {
                 ev |= PollFlags::POLLOUT;
             }
             add(c.stream.as_fd(), ev, Src::Conn(*id), &mut fds);
@@ -395,6 +406,19 @@ impl Shim {
             }
         }
         (fds, srcs)
+    }
+
+    /// How much of a terminal's output may be read now: the read budget, or less when its client has flow control.
+    fn read_room(&self, t: &Term) -> usize {
+        self.read_limits(t).0
+    }
+
+    /// How much of a terminal's output may be read now, and how much of a flood to gather into one frame.
+    fn read_limits(&self, t: &Term) -> (usize, usize) {
+        match t.attached.and_then(|c| self.conns.get(&c)).and_then(|c| c.flow) {
+            Some(f) => (f.room().min(READ_BUDGET), ((f.high / 4) as usize).min(GATHER_BYTES)),
+            None => (READ_BUDGET, GATHER_BYTES),
+        }
     }
 
     fn next_timer(&self, now: Instant) -> Option<Duration> {
@@ -429,7 +453,8 @@ impl Shim {
                     self.write_input(i);
                 }
                 if r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
-                    self.read_master(i);
+                    // A hang-up is read even while output is paused, so that the end of the shell is noticed.
+                    self.read_master(i, r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR));
                 }
             }
             Src::Conn(id) => {
@@ -559,23 +584,36 @@ impl Shim {
         self.terminals.insert(i, term);
     }
 
-    fn read_master(&mut self, i: usize) {
-        // Read a bounded amount per wake-up (so one busy terminal cannot starve the others), and send it to the
-        // client as one frame: PTY reads come in small pieces, and a frame per piece would cost more than the copy.
-        const BUDGET: usize = 256 * 1024;
+    fn read_master(&mut self, i: usize, hangup: bool) {
+        // Read a bounded amount per wake-up (so one busy terminal cannot starve the others, and a client with flow
+        // control gets no more than its window), and send it to the client as one frame: PTY reads come in small
+        // pieces, and a frame per piece would cost more than the copy.
+        let (budget, gather) = match self.read_limits(&self.terminals[i]) {
+            (0, _) if hangup => (READ_BUDGET, GATHER_BYTES),
+            (0, _) => return,
+            limits => limits,
+        };
         let mut got = std::mem::take(&mut self.read_buf);
         got.clear();
         let mut chunk = [0u8; 16 * 1024];
         let t = &mut self.terminals[i];
         // `got` grows only as far as output comes (a keystroke's echo costs a few bytes, not a 256 KiB buffer).
-        while got.len() < BUDGET {
-            match nix::unistd::read(t.master.as_raw_fd(), &mut chunk) {
+        let started = Instant::now();
+        while got.len() < budget {
+            let want = chunk.len().min(budget - got.len());
+            match nix::unistd::read(t.master.as_raw_fd(), &mut chunk[..want]) {
                 Ok(0) | Err(nix::errno::Errno::EIO) => {
                     t.hup = true;
                     break;
                 }
                 Ok(k) => got.extend_from_slice(&chunk[..k]),
-                Err(nix::errno::Errno::EAGAIN) | Err(nix::errno::Errno::EINTR) => break,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => {
+                    let left = GATHER_WAIT.saturating_sub(started.elapsed());
+                    if got.len() < FLOOD_READ || got.len() >= gather || left.is_zero() || !more_soon(t, left) {
+                        break;
+                    }
+                }
                 Err(_) => {
                     t.hup = true;
                     break;
@@ -586,11 +624,11 @@ impl Shim {
         if n > 0 {
             t.ring.push(&got[..n]);
             if let Some(c) = t.attached.and_then(|c| self.conns.get_mut(&c)) {
-                if c.wbuf.len() > ATTACHED_QUEUE_LIMIT {
-                    // A stalled client: drop it; the ring keeps the output for its replay.
+                if c.flow.is_none() && c.queued() > ATTACHED_QUEUE_LIMIT {
+                    // A stalled client without flow control: drop it; the ring keeps the output for its replay.
                     c.dead = true;
                 } else {
-                    c.data(Kind::Data, &got[..n]);
+                    c.output(&got[..n]);
                 }
             }
         }
@@ -678,6 +716,7 @@ impl Shim {
                 Some(v) => {
                     if let Some(c) = self.conns.get_mut(&id) {
                         c.mode = Mode::Control;
+                        c.version = v;
                     }
                     self.reply(id, Reply::Hello { version: v, shim: env!("CARGO_PKG_VERSION").into() });
                 }
@@ -690,6 +729,12 @@ impl Shim {
             (Mode::New, _) => self.fail(id, "hello_first", "every connection starts with hello"),
             (_, Request::Hello { .. }) => self.fail(id, "bad_request", "hello was already said"),
             (Mode::Attached(i), Request::Resize { cols, rows, .. }) => self.resize(i, cols, rows),
+            (Mode::Attached(i), Request::FlowControl { window }) => self.flow_control(id, i, window),
+            (Mode::Attached(_), Request::Ack { bytes }) => {
+                if let Some(f) = self.conns.get_mut(&id).and_then(|c| c.flow.as_mut()) {
+                    f.acked(bytes);
+                }
+            }
             (Mode::Control, Request::Status) => {
                 let s = self.status();
                 self.reply(id, Reply::Status(s));
@@ -765,6 +810,21 @@ impl Shim {
         c.reply(&Reply::Attached { terminal: terminal.to_string(), replay_bytes: (a.len() + b.len()) as u64 });
         c.data(Kind::Data, a);
         c.data(Kind::Data, b);
+    }
+
+    /// Turns on flow control for the client attached to terminal `i` (version 2; once per connection).
+    fn flow_control(&mut self, id: u64, i: usize, window: Option<u64>) {
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        if c.version < protocol::VERSION_FLOW {
+            return self.fail(id, "bad_request", "flow control needs protocol version 2");
+        }
+        // Only the terminal's controlling client holds its output back; and a second request changes nothing.
+        if self.terminals[i].attached != Some(id) || c.flow.is_some() {
+            return;
+        }
+        let flow = Flow::new(window);
+        c.flow = Some(flow);
+        c.reply(&Reply::FlowControl { high: flow.high, low: flow.low });
     }
 
     fn start_exec(&mut self, id: u64, spec: ExecSpec, trusted: bool) {
@@ -1058,6 +1118,13 @@ impl Shim {
         // The runtime removes the state directory, the cgroups and the uid claim once this process has exited.
         self.destroyed = Some(0);
     }
+}
+
+/// Waits up to `left` for more output on a terminal; true when there is some (or a hang-up to read).
+fn more_soon(t: &Term, left: Duration) -> bool {
+    let mut p = [PollFd::new(t.master.as_fd(), PollFlags::POLLIN)];
+    let ts = nix::sys::time::TimeSpec::from_duration(left);
+    matches!(nix::poll::ppoll(&mut p, Some(ts), None), Ok(n) if n > 0)
 }
 
 fn no_terminal(name: &str) -> Reply {
