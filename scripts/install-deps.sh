@@ -19,6 +19,13 @@ have sudo || need+=(sudo)
 have ping || need+=(iputils-ping)
 have strace || need+=(strace)
 have curl || need+=(curl)
+# What a `system` environment's administrator expects (issue 11): sshd, nft and iptables. Their services are never
+# started on the host (policy-rc.d below), and when this script installed openssh-server, its units are disabled on
+# the host again (an environment has its own /etc and enables what its exam asks for).
+fresh_ssh=0
+[ -x /usr/sbin/sshd ] || { need+=(openssh-server); fresh_ssh=1; }
+have nft || [ -x /usr/sbin/nft ] || need+=(nftables)
+have iptables || [ -x /usr/sbin/iptables ] || need+=(iptables)
 # The web UI is built with node and npm (Vite 7 needs Node.js 20 or newer). `--browser` adds Chromium for the
 # browser tests (`make test-web`), and only then. `--conformance` adds what scripts/api-conformance.sh runs:
 # promtool (Debian's `prometheus` package, about 19 MB to download, 96 MB installed; no daemon is started) and a
@@ -54,6 +61,9 @@ if [ "${#need[@]}" -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || status=$?
   [ "$own_policy" = 1 ] && rm -f "$policy"
   [ "$status" = 0 ] || exit "$status"
+  if [ "$fresh_ssh" = 1 ] && have systemctl; then
+    systemctl disable ssh.service >/dev/null 2>&1 || true
+  fi
 fi
 if [ "$conformance" = 1 ]; then
   # The virtualenv lives in target/ (ignored by git, removed by `make clean`); it is made again only when the pinned

@@ -194,6 +194,7 @@ impl BenchServer {
             pool_fill_concurrency: 2,
             pool_lead: Duration::from_secs(15 * 60),
             concurrent_creates: None,
+            system_profile: true,
         };
         let state = build(&settings).await?;
         let keys = state.keys.clone();

@@ -55,6 +55,9 @@ pub struct FileConfig {
     pub pool_lead: Option<String>,
     /// Environments being made at once; more wait their turn (default: twice the CPUs).
     pub concurrent_creates: Option<usize>,
+    /// Whether exams may use `profile = "system"` (systemd inside, `CAP_SYS_ADMIN` in the environment's own user
+    /// namespace; default true). See docs/SECURITY.md for what it opens.
+    pub system_profile: Option<bool>,
 }
 
 /// What `serve` runs with.
@@ -83,6 +86,8 @@ pub struct Settings {
     pub pool_lead: Duration,
     /// Environments being made at once (`None`: the runtime's default).
     pub concurrent_creates: Option<usize>,
+    /// Whether `system` environments may be made.
+    pub system_profile: bool,
 }
 
 impl Settings {
@@ -183,6 +188,7 @@ impl Settings {
             pool_fill_concurrency,
             pool_lead,
             concurrent_creates: number::<usize>("EXAMROOM_CONCURRENT_CREATES", 1)?.or(file.concurrent_creates),
+            system_profile: switch("EXAMROOM_SYSTEM_PROFILE")?.or(file.system_profile).unwrap_or(true),
         })
     }
 }
@@ -194,6 +200,17 @@ fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display + From<u8>>(name
     match v.trim().parse::<T>() {
         Ok(n) if n >= T::from(min) => Ok(Some(n)),
         _ => anyhow::bail!("{name}={v:?} is not valid; it must be a whole number of at least {min}"),
+    }
+}
+
+/// An on/off switch from the environment variable `name` (`on`/`off`, `true`/`false`, `1`/`0`, `yes`/`no`); `None`
+/// when it is unset or empty.
+fn switch(name: &str) -> Result<Option<bool>> {
+    let Some(v) = std::env::var(name).ok().filter(|v| !v.is_empty()) else { return Ok(None) };
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "on" | "true" | "yes" => Ok(Some(true)),
+        "0" | "off" | "false" | "no" => Ok(Some(false)),
+        _ => anyhow::bail!("{name}={v:?} is not valid; write on or off"),
     }
 }
 
@@ -249,6 +266,16 @@ pub async fn build(s: &Settings) -> Result<AppState> {
     rcfg.create_timeout = Duration::from_secs(55);
     if let Some(n) = s.concurrent_creates {
         rcfg.concurrent_creates = n;
+    }
+    rcfg.allow_system_profile = s.system_profile;
+    if !s.system_profile {
+        for exam in catalog.exams().filter(|e| e.environment.profile == examroom_exams::PROFILE_SYSTEM) {
+            tracing::warn!(
+                exam = %exam.id,
+                "this exam uses profile = \"system\", which this server's operator turned off \
+                 (EXAMROOM_SYSTEM_PROFILE / system_profile); its sessions will fail to start with that reason"
+            );
+        }
     }
     let runtime = Runtime::Sandbox(SandboxRuntime::new(rcfg).context("start the sandbox runtime")?);
     let metrics = match examroom_api::telemetry::install_recorder() {

@@ -178,6 +178,10 @@ impl Exam {
         field("environment.disk", env.disk_bytes.map(|d| d.to_string()).unwrap_or_default().as_bytes());
         field("environment.network", env.network.as_bytes());
         field("environment.desktop", &[u8::from(env.desktop)]);
+        // Absent from exams made before profiles existed, so that their digests stay as they were.
+        if env.profile != PROFILE_SHELL {
+            field("environment.profile", env.profile.as_bytes());
+        }
         for task in &self.tasks {
             field("task", task.id.as_bytes());
             field("task.setup_at", task.setup_at.as_str().as_bytes());
@@ -486,7 +490,15 @@ pub struct EnvironmentConfig {
     pub network: String,
     /// Whether the environment has a graphical desktop (`desktop`, default `false`).
     pub desktop: bool,
+    /// What kind of machine (`profile`): [`PROFILE_SHELL`] (the default: a shell in a tight jail) or
+    /// [`PROFILE_SYSTEM`] (systemd as PID 1, services, ssh, mounts and networking inside).
+    pub profile: String,
 }
+
+/// `profile = "shell"`: a shell in a tight jail, no service manager.
+pub const PROFILE_SHELL: &str = "shell";
+/// `profile = "system"`: a whole machine, with systemd as PID 1.
+pub const PROFILE_SYSTEM: &str = "system";
 
 impl EnvironmentConfig {
     /// A `host` environment with every default: what an `[environment]` section holding only
@@ -500,6 +512,7 @@ impl EnvironmentConfig {
             disk_bytes: None,
             network: NETWORK_NONE.to_owned(),
             desktop: false,
+            profile: PROFILE_SHELL.to_owned(),
         }
     }
 

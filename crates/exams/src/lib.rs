@@ -20,6 +20,7 @@
 //! disk = "256M"                        # optional; at least 4 MiB and smaller than memory
 //! network = "none"                     # optional; only "none" for now
 //! desktop = false                      # optional, default false
+//! profile = "shell"                    # optional, default "shell"; or "system" (systemd as PID 1: a whole machine)
 //!
 //! [pool]                               # optional: a warm pool of prepared environments
 //! size = 0                             # optional, default 0; environments kept ready, 0 to 1000
@@ -75,7 +76,7 @@ pub mod problem;
 pub use catalog::{load_exam, validate, Catalog};
 pub use definition::{
     Attempts, BaseKind, Check, EnvironmentConfig, Exam, PoolConfig, ResultPolicy, Script, SetupAt, Task, EXAM_FILE,
-    MAX_ATTEMPTS, MAX_EXAM_FILE_BYTES, MAX_POOL_SIZE, MAX_SCRIPT_BYTES,
+    MAX_ATTEMPTS, MAX_EXAM_FILE_BYTES, MAX_POOL_SIZE, MAX_SCRIPT_BYTES, PROFILE_SHELL, PROFILE_SYSTEM,
 };
 pub use parse::{parse_cpu, parse_exam, parse_size};
 pub use problem::Problem;

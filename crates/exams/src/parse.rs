@@ -30,7 +30,8 @@ use crate::definition::{
     DEFAULT_MEMORY_BYTES, DEFAULT_PIDS, DEFAULT_POOL_MAX_AGE, MAX_ATTEMPTS, MAX_CHECKS_PER_TASK, MAX_CHECK_TIMEOUT,
     MAX_CHECK_WEIGHT, MAX_CPU_MILLICORES, MAX_MEMORY_BYTES, MAX_PIDS, MAX_POOL_MAX_AGE, MAX_POOL_SIZE,
     MAX_PROVISIONING_TIMEOUT, MAX_START_GRACE, MAX_TASKS, MIN_CHECK_TIMEOUT, MIN_CPU_MILLICORES, MIN_DISK_BYTES,
-    MIN_MEMORY_BYTES, MIN_PIDS, MIN_POOL_MAX_AGE, MIN_PROVISIONING_TIMEOUT, NETWORK_NONE,
+    MIN_MEMORY_BYTES, MIN_PIDS, MIN_POOL_MAX_AGE, MIN_PROVISIONING_TIMEOUT, NETWORK_NONE, PROFILE_SHELL,
+    PROFILE_SYSTEM,
 };
 use crate::files::{check_script_body, ExamFiles};
 use crate::problem::Problem;
@@ -51,7 +52,7 @@ const TOP_FIELDS: &[&str] = &[
 ];
 
 /// The fields of `[environment]`.
-const ENVIRONMENT_FIELDS: &[&str] = &["base", "memory", "pids", "cpu", "disk", "network", "desktop"];
+const ENVIRONMENT_FIELDS: &[&str] = &["base", "memory", "pids", "cpu", "disk", "network", "desktop", "profile"];
 
 /// The fields of a task (`[[tasks]]`).
 const TASK_FIELDS: &[&str] = &["id", "title", "prompt", "prompt_file", "setup", "setup_at", "checks"];
@@ -816,6 +817,25 @@ impl Checker {
             Some(f) => self.boolean(&f),
         };
 
+        let profile = match self.optional(section, "profile") {
+            None => Some(PROFILE_SHELL.to_owned()),
+            Some(f) => self.string(&f).and_then(|s| {
+                if s == PROFILE_SHELL || s == PROFILE_SYSTEM {
+                    Some(s.to_owned())
+                } else {
+                    self.report(
+                        &f,
+                        format!(
+                            "profile {:?} is not known; write \"shell\" (a shell in a tight jail, the default) or \
+                             \"system\" (a whole machine: systemd, services, ssh, mounts, networking)",
+                            shorten(s)
+                        ),
+                    );
+                    None
+                }
+            }),
+        };
+
         Some(EnvironmentConfig {
             base: base?,
             memory_bytes: memory_bytes?,
@@ -824,6 +844,7 @@ impl Checker {
             disk_bytes: disk_bytes?,
             network: network?,
             desktop: desktop?,
+            profile: profile?,
         })
     }
 }

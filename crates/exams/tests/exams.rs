@@ -213,7 +213,21 @@ fn defaults_apply() {
     assert_eq!(exam.environment.disk_bytes, None);
     assert_eq!(exam.environment.network, "none");
     assert!(!exam.environment.desktop);
+    assert_eq!(exam.environment.profile, "shell");
     assert_eq!(exam.dir, PathBuf::from("x"));
+}
+
+#[test]
+fn a_profile_is_shell_or_system() {
+    assert_eq!(ok(&text("", "profile = \"system\"")).environment.profile, "system");
+    assert_eq!(ok(&text("", "profile = \"shell\"")).environment.profile, "shell");
+    assert_one(
+        &text("", "profile = \"vm\""),
+        Some("environment.profile"),
+        Some("profile = \"vm\""),
+        "profile \"vm\" is not known; write \"shell\"",
+    );
+    assert_one(&text("", "profile = true"), Some("environment.profile"), Some("profile = true"), "expected a string");
 }
 
 #[test]
@@ -1495,6 +1509,7 @@ fn the_digest_follows_what_goes_into_an_environment() {
         |e| e.environment.cpu_millicores += 1,
         |e| e.environment.disk_bytes = Some(64 * MIB),
         |e| e.environment.desktop = true,
+        |e| e.environment.profile = "system".into(),
         |e| e.tasks[1].setup.as_mut().unwrap().body.push_str("echo more\n"),
         |e| e.tasks[1].setup_at = examroom_exams::SetupAt::Claim,
         |e| e.tasks[0].checks[0].script.body.push('\n'),

@@ -16,7 +16,7 @@ use examroom_exams::{Exam, Script, Task};
 use std::time::Duration;
 
 use examroom_runtime::{
-    Base, EnvironmentSpec, EnvironmentState, ExecRequest, ExecutionRuntime, Limits, Runtime, RuntimeError,
+    Base, EnvironmentSpec, EnvironmentState, ExecRequest, ExecutionRuntime, Limits, Profile, Runtime, RuntimeError,
 };
 use examroom_store::{PoolStore, SessionChanges, SessionRecord, SessionStore};
 
@@ -61,6 +61,7 @@ pub(crate) fn spec_for(exam: &Exam, id: EnvironmentId) -> Result<EnvironmentSpec
     let mut spec = EnvironmentSpec::new(id);
     spec.base = base;
     spec.limits = limits;
+    spec.profile = Profile::parse(&env.profile).map_err(|e| format!("the exam's profile {:?}: {e}", env.profile))?;
     Ok(spec)
 }
 

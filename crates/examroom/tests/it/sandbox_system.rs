@@ -43,3 +43,134 @@ async fn systemd_boots_and_a_shell_is_root_of_the_machine() {
     assert!(r.duration_ms < 10_000, "{r:?}");
     h.teardown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_timers_journal_hostname_and_logins_work() {
+    let h = Harness::new();
+    let id = booted(&h).await;
+    let out = h
+        .sh(
+            &id,
+            r#"set -e
+systemctl enable --now cron 2>&1
+systemctl is-active cron
+systemctl is-enabled cron
+cat > /etc/systemd/system/hello.service <<'U'
+[Unit]
+Description=Hello
+[Service]
+ExecStart=/bin/sh -c 'echo hello-from-the-unit; sleep infinity'
+[Install]
+WantedBy=multi-user.target
+U
+systemctl daemon-reload
+systemctl start hello
+sleep 0.5
+systemctl status hello --no-pager | grep -c 'active (running)'
+journalctl -u hello --no-pager | grep -c hello-from-the-unit
+systemd-run --quiet --on-active=1 --timer-property=AccuracySec=10ms --unit=tick touch /tmp/ticked
+for i in $(seq 100); do [ -e /tmp/ticked ] && break; sleep 0.1; done
+ls /tmp/ticked
+hostnamectl set-hostname exam-host-one
+hostname
+loginctl list-sessions --no-legend >/dev/null && echo logind-ok
+logger -t examtest logged-through-dev-log
+sleep 0.5
+journalctl -t examtest --no-pager | grep -c logged-through-dev-log
+"#,
+        )
+        .await;
+    let text = out.stdout_text();
+    assert_eq!(out.exit_code, Some(0), "{}", show(&out));
+    for want in ["active\nenabled\n", "/tmp/ticked\n", "exam-host-one\n", "logind-ok\n"] {
+        assert!(text.contains(want), "{want:?} missing: {}", show(&out));
+    }
+    h.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sshd_runs_and_a_key_logs_alice_in() {
+    let h = Harness::new();
+    let id = booted(&h).await;
+    let out = h
+        .sh(
+            &id,
+            r#"set -e
+useradd -m -s /bin/bash alice
+systemctl start ssh
+su - alice -c 'ssh-keygen -q -t ed25519 -N "" -f ~/.ssh/id_ed25519 && cp ~/.ssh/id_ed25519.pub ~/.ssh/authorized_keys'
+su - alice -c 'ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new alice@localhost "id -un; hostname"'
+ls /etc/ssh/ssh_host_*_key
+"#,
+        )
+        .await;
+    assert_eq!(out.exit_code, Some(0), "{}", show(&out));
+    let text = out.stdout_text();
+    assert!(text.starts_with("alice\nexam-"), "{}", show(&out));
+    // Only an ed25519 host key is made.
+    assert!(text.contains("/etc/ssh/ssh_host_ed25519_key\n") && !text.contains("rsa"), "{}", show(&out));
+    h.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_has_networking_and_mounts_of_the_machines_own() {
+    let h = Harness::new();
+    let id = booted(&h).await;
+    let out = h
+        .sh(
+            &id,
+            r#"set -e
+ip link add v0 type veth peer name v1
+ip addr add 10.9.0.1/24 dev v0
+ip link set v0 up; ip link set v1 up
+ip -br addr show dev v0 | grep -c 10.9.0.1/24
+ip link add br0 type bridge && echo bridge-ok
+nft add table inet exam && nft list tables | grep -c exam
+iptables -A INPUT -p tcp --dport 9 -j DROP && iptables -S INPUT | grep -c 'dport 9'
+sysctl -w net.ipv4.ip_forward=1 >/dev/null && sysctl -n net.ipv4.ip_forward
+ping -c1 -W2 10.9.0.1 >/dev/null && echo ping-ok
+mkdir -p /mnt/t /mnt/b /srv/data /tmp/lo /tmp/up /tmp/wk /tmp/ov
+mount -t tmpfs -o size=1m tmpfs /mnt/t && findmnt -n -o FSTYPE /mnt/t
+mount --bind /etc /mnt/b && ls /mnt/b/hostname
+echo x > /tmp/lo/f && mount -t overlay overlay -o lowerdir=/tmp/lo,upperdir=/tmp/up,workdir=/tmp/wk /tmp/ov && cat /tmp/ov/f
+echo 'tmpfs /srv/data tmpfs size=2m 0 0' >> /etc/fstab
+mount -a && findmnt -n -o FSTYPE /srv/data
+"#,
+        )
+        .await;
+    assert_eq!(out.exit_code, Some(0), "{}", show(&out));
+    let text = out.stdout_text();
+    for want in ["bridge-ok\n", "1\n1\n1\n", "ping-ok\n", "tmpfs\n/mnt/b/hostname\nx\ntmpfs\n"] {
+        assert!(text.contains(want), "{want:?} missing: {}", show(&out));
+    }
+    // None of it reached the host.
+    let host = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    assert!(!host.contains("/srv/data") && !host.contains("/mnt/t"), "a mount made inside shows on the host");
+    let links = std::process::Command::new("ip").args(["-br", "link"]).output().expect("ip");
+    assert!(!String::from_utf8_lossy(&links.stdout).contains("v0@"), "a link made inside shows on the host");
+    h.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_user_namespace_cannot_give_is_refused_plainly() {
+    let h = Harness::new();
+    let id = booted(&h).await;
+    for (what, script, needle) in [
+        (
+            "swapon",
+            "fallocate -l 8M /swapf && chmod 600 /swapf && mkswap /swapf >/dev/null && swapon /swapf",
+            "Operation not permitted",
+        ),
+        ("negative nice", "renice -n -5 -p $$", "Permission denied"),
+        ("chattr +i", "touch /f && chattr +i /f", "Operation not permitted"),
+        ("mknod of a device", "mknod /tmp/null2 c 1 3", "Operation not permitted"),
+        ("raising a hard limit", "ulimit -Hn 1048576", "not permitted"),
+        ("the clock", "date -s 2001-01-01", "Operation not permitted"),
+        ("dmesg", "dmesg", "Operation not permitted"),
+    ] {
+        let out = h.sh(&id, &format!("{script} 2>&1")).await;
+        assert_ne!(out.exit_code, Some(0), "{what} was allowed: {}", show(&out));
+        assert!(out.stdout_text().contains(needle), "{what}: {}", show(&out));
+    }
+    h.teardown().await;
+}

@@ -50,7 +50,14 @@ pub struct Report {
 /// calls only), so it can be checked on every create.
 pub fn stamp(host: &Path) -> String {
     let mut h = Md5::new();
-    for p in ["var/lib/dpkg/status", "var/lib/dpkg/alternatives", "etc/passwd", "etc/group", "etc/ld.so.cache"] {
+    for p in [
+        "var/lib/dpkg/status",
+        "var/lib/dpkg/alternatives",
+        "var/lib/ucf/registry",
+        "etc/passwd",
+        "etc/group",
+        "etc/ld.so.cache",
+    ] {
         if let Ok(md) = std::fs::metadata(host.join(p)) {
             h.update(format!("{p}:{}:{}:{}:{};", md.ino(), md.size(), md.mtime(), md.mtime_nsec()).as_bytes());
         }
@@ -60,7 +67,7 @@ pub fn stamp(host: &Path) -> String {
 }
 
 /// Bump when what a build contains changes, so existing builds are not reused.
-const FORMAT: u32 = 3;
+const FORMAT: u32 = 4;
 
 /// The build for the host's current state under `base_dir` (`<state>/base`), made first if missing. Returns its
 /// path. Concurrent callers in one process must serialize (the runtime holds a lock); a build is written aside and
@@ -154,10 +161,37 @@ pub fn build(host: &Path, out: &Path) -> io::Result<Report> {
             report.entries += 1;
         }
     }
+    ucf_files(host, out, &mut report)?;
     write_shells(host, out)?;
     alternatives(host, out, &mut report)?;
     generated(host, out)?;
     Ok(report)
+}
+
+/// Files that maintainer scripts manage with `ucf` (openssh-server's `sshd_config`): the maintainer's version, which
+/// ucf keeps in its cache (`/var/lib/ucf/cache/:etc:ssh:sshd_config`), never the one in `/etc` that an administrator
+/// may have edited. Only registered files under `/etc`, without `..`.
+fn ucf_files(host: &Path, out: &Path, report: &mut Report) -> io::Result<()> {
+    let registry = std::fs::read_to_string(host.join("var/lib/ucf/registry")).unwrap_or_default();
+    for line in registry.lines() {
+        let Some(path) = line.split_whitespace().nth(1) else { continue };
+        let Some(rel) = path.strip_prefix("/etc/") else { continue };
+        if rel.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+            continue;
+        }
+        let cached = host.join("var/lib/ucf/cache").join(path.replace('/', ":"));
+        let dst = out.join(rel);
+        if dst.exists() || !cached.is_file() {
+            continue;
+        }
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(&cached, &dst)?;
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o644))?;
+        report.entries += 1;
+    }
+    Ok(())
 }
 
 /// Names that [`generated`] writes (a package's copy, if any, is not used).
@@ -545,6 +579,30 @@ mod tests {
             Path::new("/usr/share/man/man1/gawk.1.gz")
         );
         assert_eq!(std::fs::read_link(out.join("mtab")).unwrap(), Path::new("../proc/self/mounts"));
+    }
+
+    #[test]
+    fn ucf_files_come_from_the_maintainers_cache() {
+        let h = host();
+        let r = h.path();
+        std::fs::create_dir_all(r.join("var/lib/ucf/cache")).unwrap();
+        std::fs::create_dir_all(r.join("etc/ssh")).unwrap();
+        std::fs::write(
+            r.join("var/lib/ucf/registry"),
+            "openssh-server \t /etc/ssh/sshd_config\nevil \t /etc/../root/x\nother \t /srv/outside\n",
+        )
+        .unwrap();
+        std::fs::write(r.join("var/lib/ucf/cache/:etc:ssh:sshd_config"), "PermitRootLogin prohibit-password\n")
+            .unwrap();
+        std::fs::write(r.join("etc/ssh/sshd_config"), "the admin's edit\n").unwrap();
+        std::fs::write(r.join("var/lib/ucf/cache/:srv:outside"), "no\n").unwrap();
+        let out = r.join("out");
+        build(r, &out).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(out.join("ssh/sshd_config")).unwrap(),
+            "PermitRootLogin prohibit-password\n"
+        );
+        assert!(!out.join("../root/x").exists() && !out.join("outside").exists());
     }
 
     #[test]

@@ -234,7 +234,11 @@ fn the_shims_processes_in_a_system_environment_go_into_a_leaf_of_their_own() {
     assert_eq!(leaf.paths, vec![top.join(ENTRY_LEAF)]);
     assert_eq!(c.os().file(top.join(ENTRY_LEAF).join("cgroup.subtree_control")).as_deref(), Some(""));
     // Not handed to the environment: only the shim moves processes into it.
-    assert!(!c.os().log().iter().any(|op| matches!(op, super::fake::Op::Chown(path, _) if path.starts_with(&leaf.paths[0]))));
+    assert!(!c
+        .os()
+        .log()
+        .iter()
+        .any(|op| matches!(op, super::fake::Op::Chown(path, _) if path.starts_with(&leaf.paths[0]))));
     // A foreign group is refused.
     let foreign = Group { paths: vec![p("/sys/fs/cgroup/other/e")] };
     assert!(matches!(c.create_entry_leaf(&foreign), Err(CgroupError::ForeignPath { .. })));

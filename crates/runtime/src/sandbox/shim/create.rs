@@ -272,7 +272,16 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
         // own ("console": boot messages and a login prompt). The candidate's shell is started by entering.
         let leaf = shim.cg.create_entry_leaf(&shim.env_group).map_err(ctx("the shim's leaf cgroup"))?;
         let filter = seccomp::system_filter().map_err(ctx("seccomp filter"))?;
-        let entry = super::enter::Entry::open(shim.state.init_pid, &leaf, filter)?;
+        // A machine's file limit, as a Debian host's (soft 1024; services such as dbus raise theirs up to the hard
+        // limit, which root inside cannot raise): set from outside, where raising it is allowed.
+        // Never above the shim's own hard limit: raising one needs CAP_SYS_RESOURCE, which some hosts withhold.
+        let own = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map_or(1024, |(_, h)| h);
+        let nofile = libc::rlimit { rlim_cur: 1024.min(own), rlim_max: SYSTEM_NOFILE.min(own) };
+        let entry = super::enter::Entry::open(shim.state.init_pid, &leaf, filter, nofile)?;
+        // SAFETY: prlimit on our own child with a valid struct.
+        if unsafe { libc::prlimit(shim.state.init_pid, libc::RLIMIT_NOFILE, &nofile, std::ptr::null_mut()) } < 0 {
+            return Err(ctx("file limit")(io::Error::last_os_error()));
+        }
         let (msg, mut fds) = shim.init_call(&ToInit::Boot, &[])?;
         let (ptmx, console) = match (msg, fds.pop(), fds.pop()) {
             (FromInit::PtyOpened, Some(ptmx), Some(console)) => (ptmx, console),
@@ -287,7 +296,8 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
         sys::set_winsize(console.as_raw_fd(), spec.cols, spec.rows)?;
         nix::fcntl::fcntl(console.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
             .map_err(io::Error::from)?;
-        let console = Term::new("console".to_string(), console, spec.cols, spec.rows, shim.cfg.scrollback_bytes);
+        let mut console = Term::new("console".to_string(), console, spec.cols, spec.rows, shim.cfg.scrollback_bytes);
+        console.console = true;
         shim.terminals.push(console);
     } else {
         let term = open_terminal(&mut shim, spec.cols, spec.rows)?;
@@ -345,6 +355,10 @@ pub(crate) fn open_terminal(shim: &mut Shim, cols: u16, rows: u16) -> io::Result
     shim.start_shell(&mut term)?;
     Ok(term)
 }
+
+/// A `system` environment's hard limit on open files per process (dbus asks for 65536). Kept well below the host's
+/// own so that a few hundred processes cannot hold a large part of the host's file table.
+const SYSTEM_NOFILE: libc::rlim_t = 65536;
 
 /// Opens a new PTY in a booted environment's devpts, from its `ptmx` (`O_PATH`, reopened), and gives the slave to
 /// root and group tty inside (`root`: the host uid of the environment's root), as if opened there.

@@ -38,6 +38,8 @@ pub(crate) struct Entry {
     /// `cgroup.procs` of the leaf group in every hierarchy.
     procs: Vec<PathBuf>,
     filter: BpfProgram,
+    /// The machine's open-file limit (as its PID 1's), set while still host root.
+    nofile: libc::rlimit,
 }
 
 /// What to start.
@@ -56,7 +58,12 @@ const NAMESPACES: [&str; 6] = ["pid", "ipc", "uts", "net", "mnt", "cgroup"];
 
 impl Entry {
     /// Opens the namespaces of `pid` (our init, still ours) and names the leaf group.
-    pub fn open(pid: i32, leaf: &crate::sandbox::cgroup::Group, filter: BpfProgram) -> io::Result<Entry> {
+    pub fn open(
+        pid: i32,
+        leaf: &crate::sandbox::cgroup::Group,
+        filter: BpfProgram,
+        nofile: libc::rlimit,
+    ) -> io::Result<Entry> {
         let ns = |name: &str| -> io::Result<OwnedFd> {
             std::fs::File::open(format!("/proc/{pid}/ns/{name}"))
                 .map(OwnedFd::from)
@@ -67,6 +74,7 @@ impl Entry {
             ns: NAMESPACES.iter().map(|n| ns(n).map(|f| (f, *n))).collect::<io::Result<_>>()?,
             procs: leaf.paths.iter().map(|p| p.join("cgroup.procs")).collect(),
             filter,
+            nofile,
         })
     }
 
@@ -206,6 +214,7 @@ const STEPS: &[&str] = &[
     "oom score",
     "command not found",
     "exec",
+    "set the file limit",
 ];
 const STEP_CGROUP: u8 = 0;
 const STEP_NS: u8 = 1;
@@ -220,6 +229,7 @@ const STEP_CAPS: u8 = 14;
 const STEP_OOM: u8 = 15;
 const STEP_NOT_FOUND: u8 = 16;
 const STEP_EXEC: u8 = 17;
+const STEP_RLIMIT: u8 = 18;
 
 /// Everything the forked side needs, prepared before the fork (it allocates nothing).
 struct Child<'a> {
@@ -249,6 +259,9 @@ impl Child<'_> {
                 self.fail(errno(), STEP_CGROUP);
             }
             libc::close(fd);
+        }
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &self.entry.nofile) < 0 {
+            self.fail(errno(), STEP_RLIMIT);
         }
         for (i, (fd, _)) in self.entry.ns.iter().enumerate() {
             if libc::setns(fd.as_raw_fd(), 0) < 0 {
@@ -290,7 +303,8 @@ impl Child<'_> {
         if libc::setsid() < 0 {
             self.fail(errno(), STEP_SESSION);
         }
-        let (i, o, e) = if self.tty { (self.fds[0], self.fds[0], self.fds[0]) } else { (self.fds[0], self.fds[1], self.fds[2]) };
+        let (i, o, e) =
+            if self.tty { (self.fds[0], self.fds[0], self.fds[0]) } else { (self.fds[0], self.fds[1], self.fds[2]) };
         if self.tty && libc::ioctl(i, libc::TIOCSCTTY, 0) < 0 {
             self.fail(errno(), STEP_TTY);
         }
@@ -374,11 +388,16 @@ mod tests {
 
     #[test]
     fn every_step_has_a_name() {
-        assert_eq!(STEPS.len(), STEP_EXEC as usize + 1);
+        assert_eq!(STEPS.len(), STEP_RLIMIT as usize + 1);
         assert_eq!(STEPS[STEP_USERNS as usize], "join the user namespace");
         for (i, ns) in NAMESPACES.iter().enumerate() {
             let name = STEPS[STEP_NS as usize + i];
-            assert!(name.contains(if *ns == "net" { "network" } else { ns }), "{name} for {ns}");
+            let word = match *ns {
+                "net" => "network",
+                "mnt" => "mount",
+                other => other,
+            };
+            assert!(name.contains(word), "{name} for {ns}");
         }
     }
 }

@@ -52,7 +52,16 @@ pub(crate) struct Term {
     /// No slave is open (the shell exited): reads would spin on EIO.
     pub hup: bool,
     pub input: VecDeque<u8>,
+    /// A machine's console, which has no shell of ours: whoever holds it (a getty) closes and reopens it (`vhangup`),
+    /// so after a hangup it is looked at again at `recheck_at`, backing off to [`CONSOLE_RECHECK_MAX`].
+    pub console: bool,
+    pub recheck_at: Option<Instant>,
+    recheck_wait: Duration,
 }
+
+/// How often, at most, a hung-up console is looked at again.
+const CONSOLE_RECHECK_MAX: Duration = Duration::from_secs(2);
+const CONSOLE_RECHECK_MIN: Duration = Duration::from_millis(50);
 
 impl Term {
     pub fn new(name: String, master: OwnedFd, cols: u16, rows: u16, scrollback: usize) -> Term {
@@ -69,6 +78,9 @@ impl Term {
             restarts: 0,
             hup: false,
             input: VecDeque::new(),
+            console: false,
+            recheck_at: None,
+            recheck_wait: CONSOLE_RECHECK_MIN,
         }
     }
 }
@@ -436,7 +448,7 @@ impl Shim {
             }
         }
         for t in &self.terminals {
-            if let Some(at) = t.respawn_at {
+            if let Some(at) = t.respawn_at.or(t.recheck_at) {
                 consider(at);
             }
         }
@@ -621,6 +633,14 @@ impl Shim {
             }
         }
         let n = got.len();
+        if t.console {
+            if t.hup && t.recheck_at.is_none() {
+                t.recheck_at = Some(Instant::now() + t.recheck_wait);
+                t.recheck_wait = (t.recheck_wait * 2).min(CONSOLE_RECHECK_MAX);
+            } else if n > 0 {
+                t.recheck_wait = CONSOLE_RECHECK_MIN;
+            }
+        }
         if n > 0 {
             t.ring.push(&got[..n]);
             if let Some(c) = t.attached.and_then(|c| self.conns.get_mut(&c)) {
@@ -1015,6 +1035,10 @@ impl Shim {
                     c.mode = Mode::Control;
                 }
             }
+        }
+        for t in self.terminals.iter_mut().filter(|t| t.recheck_at.is_some_and(|at| at <= now)) {
+            t.recheck_at = None;
+            t.hup = false;
         }
         let due: Vec<usize> = self
             .terminals
