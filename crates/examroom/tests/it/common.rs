@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use examroom_core::EnvironmentId;
 use examroom_runtime::sandbox::{SandboxConfig, SandboxRuntime};
-use examroom_runtime::{EnvironmentSpec, ExecOutput, ExecRequest, ExecutionRuntime, Terminal, TerminalEvent};
+use examroom_runtime::{EnvironmentSpec, ExecOutput, ExecRequest, ExecutionRuntime, Profile, Terminal, TerminalEvent};
 
 /// The examroom binary, which is also the shim.
 pub fn shim_program() -> PathBuf {
@@ -32,6 +32,8 @@ pub fn unique_label(prefix: &str) -> String {
 /// A runtime with its own temporary state directory and label.
 pub struct Harness {
     pub rt: SandboxRuntime,
+    /// The profile of the environments `create` and `create_spec` make.
+    pub profile: Profile,
     pub label: String,
     pub state_dir: PathBuf,
     torn_down: bool,
@@ -52,7 +54,19 @@ impl Harness {
         cfg.shim_program = shim_program();
         f(&mut cfg);
         let rt = SandboxRuntime::new(cfg).expect("runtime");
-        Harness { rt, label, state_dir: tmp.path().to_path_buf(), torn_down: false, _tmp: tmp }
+        Harness { rt, profile: Profile::Shell, label, state_dir: tmp.path().to_path_buf(), torn_down: false, _tmp: tmp }
+    }
+
+    /// A harness whose environments are of `profile`.
+    pub fn for_profile(profile: Profile) -> Harness {
+        Self::for_profile_with(profile, |_| {})
+    }
+
+    /// [`Harness::for_profile`], with the config adjusted by `f`.
+    pub fn for_profile_with(profile: Profile, f: impl FnOnce(&mut SandboxConfig)) -> Harness {
+        let mut h = Self::with(f);
+        h.profile = profile;
+        h
     }
 
     /// Another runtime on the same state directory and label (a restarted server).
@@ -67,13 +81,37 @@ impl Harness {
         self.create_spec(|_| {}).await
     }
 
-    /// Creates an environment whose spec is adjusted by `f`.
+    /// Creates an environment of the harness's profile whose spec is adjusted by `f`. A `system` environment is
+    /// returned once its service manager has booted.
     pub async fn create_spec(&self, f: impl FnOnce(&mut EnvironmentSpec)) -> EnvironmentId {
         let id = EnvironmentId::new_v4();
         let mut spec = EnvironmentSpec::new(id);
+        spec.profile = self.profile;
         f(&mut spec);
+        let system = spec.profile == Profile::System;
         self.rt.create(spec).await.expect("create");
+        if system {
+            self.wait_booted(&id).await;
+        }
         id
+    }
+
+    /// Waits (bounded) until a `system` environment's service manager has finished booting, cleanly.
+    pub async fn wait_booted(&self, id: &EnvironmentId) {
+        let out = self
+            .sh(
+                id,
+                "for i in $(seq 150); do [ -S /run/systemd/private ] && break; sleep 0.1; done; \
+                 timeout 30 systemctl is-system-running --wait",
+            )
+            .await;
+        assert_eq!(
+            out.stdout_text().trim(),
+            "running",
+            "the machine did not boot cleanly: {:?} {}",
+            out.exit_code,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Runs a shell script and returns its output.

@@ -10,16 +10,9 @@ fn show(o: &ExecOutput) -> String {
     format!("exit {:?} stdout {:?} stderr {:?}", o.exit_code, o.stdout_text(), String::from_utf8_lossy(&o.stderr))
 }
 
-/// Creates a `system` environment and waits (bounded) until its service manager has booted.
+/// Creates a `system` environment that has booted.
 async fn booted(h: &Harness) -> examroom_core::EnvironmentId {
-    let id = h.create_spec(|s| s.profile = Profile::System).await;
-    // The bus appears a moment after the shell; `--wait` then waits for the boot to finish.
-    let out = h
-        .sh(&id, "for i in $(seq 100); do [ -S /run/systemd/private ] && break; sleep 0.1; done; timeout 30 systemctl is-system-running --wait")
-        .await;
-    let state = out.stdout_text();
-    assert!(state.trim() == "running", "the machine did not boot cleanly: {}", show(&out));
-    id
+    h.create_spec(|s| s.profile = Profile::System).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

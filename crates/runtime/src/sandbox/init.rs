@@ -331,6 +331,8 @@ fn setup(
         sys::loopback_up().map_err(|e| io::Error::other(format!("loopback up: {e}")))?;
         sys::write_file(Path::new("/proc/sys/net/ipv4/ping_group_range"), "0 65535")
             .map_err(|e| io::Error::other(format!("ping_group_range: {e}")))?;
+        crate::sandbox::rootfs::mount_split_cpu_cgroups()
+            .map_err(|e| io::Error::other(format!("cgroups under /sys/fs/cgroup: {e}")))?;
     }
     // SAFETY: plain prctl.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };

@@ -492,6 +492,33 @@ pub(crate) fn mount_cgroups(tmpfs: &OwnedFd) -> io::Result<()> {
     sys::set_mount_attrs_at(dir, sys::MOUNT_ATTR_RDONLY, 0, false)
 }
 
+/// For a `system` environment, before its service manager starts: `/sys/fs/cgroup` as a tmpfs of its own with the
+/// v1 `cpu` and `cpuacct` hierarchies mounted where a host has them, when they are separate hierarchies on this host.
+/// systemd mounts the rest itself (and asks for `cpu,cpuacct` joined, which a user namespace cannot mount where the
+/// host has them apart): without them a JVM finds no cpu controller and ignores every limit. Nothing is done where
+/// they are joined or absent (v2). Called by init in the machine's own cgroup namespace.
+pub(crate) fn mount_split_cpu_cgroups() -> io::Result<()> {
+    let lines = std::fs::read_to_string("/proc/self/cgroup")?;
+    let v1: Vec<&str> = lines.lines().filter_map(|l| l.splitn(3, ':').nth(1)).filter(|c| !c.is_empty()).collect();
+    if !(v1.contains(&"cpu") && v1.contains(&"cpuacct")) {
+        return Ok(());
+    }
+    let dir = Path::new("/sys/fs/cgroup");
+    m(
+        Some("tmpfs"),
+        dir,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some("mode=755,size=4096k,nr_inodes=1024"),
+    )?;
+    for c in ["cpu", "cpuacct"] {
+        let at = dir.join(c);
+        mkdir(&at, 0o755)?;
+        m(Some("cgroup"), &at, Some("cgroup"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, Some(c))?;
+    }
+    Ok(())
+}
+
 /// Entries of `/proc` that an exam environment does not need and that tell about the host (its kernel command line
 /// and configuration, symbols, memory, devices, other processes' timers) or reach into it: masked, as container
 /// runtimes do. A file gets `/dev/null`, a directory an empty read-only tmpfs.

@@ -265,6 +265,19 @@ pub struct Group {
 /// The leaf group inside a `system` environment's group for the processes the shim starts there (shells, commands).
 pub const ENTRY_LEAF: &str = ".examroom";
 
+/// The limit files [`ENTRY_LEAF`] repeats from the environment's group, in the order they can be written (v1's
+/// `memsw` after the memory limit, a CFS quota after its period).
+const ENTRY_LEAF_LIMITS: &[&str] = &[
+    "memory.limit_in_bytes",
+    "memory.memsw.limit_in_bytes",
+    "pids.max",
+    "cpu.cfs_period_us",
+    "cpu.cfs_quota_us",
+    "memory.max",
+    "memory.swap.max",
+    "cpu.max",
+];
+
 /// A group's CPU weight among its siblings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CpuWeight {
@@ -542,6 +555,9 @@ impl<O: CgroupOs> Cgroups<O> {
             if cpuset.as_ref().is_some_and(|m| dir.starts_with(m)) {
                 steps.push(plan::Step::Inherit { dir: leaf.clone(), files: &["cpuset.cpus", "cpuset.mems"] });
             }
+            // The environment's limits again (the parent's apply anyway): a JVM started from a shell reads its own
+            // group's limit to size its heap.
+            steps.push(plan::Step::Repeat { dir: leaf.clone(), files: ENTRY_LEAF_LIMITS });
             paths.push(leaf);
         }
         plan::run(&self.os, &plan::Plan { steps, group: Group { paths } })
@@ -683,20 +699,35 @@ impl<O: CgroupOs> Cgroups<O> {
     /// How many processes the OOM killer killed in the group (v1
     /// `memory.oom_control`, v2 `memory.events`, key `oom_kill`); `None`
     /// when unknown (no memory directory, or a kernel without the counter).
+    ///
+    /// v2's counter counts the groups below; v1's does not (a kill is counted where the victim was), so on v1 the
+    /// groups below are added in: a `system` environment's service manager and the shim's leaf make them.
     pub fn oom_kills(&self, group: &Group) -> Option<u64> {
         let dir = self.memory_dir(group)?;
-        let file = match self.layout {
-            Layout::V1 { .. } => "memory.oom_control",
-            Layout::V2 { .. } => "memory.events",
+        let (file, below) = match self.layout {
+            Layout::V1 { .. } => ("memory.oom_control", true),
+            Layout::V2 { .. } => ("memory.events", false),
         };
-        let text = self.os.read(&dir.join(file)).ok()?;
-        text.lines().find_map(|l| {
-            let mut it = l.split_whitespace();
-            match (it.next(), it.next()) {
-                (Some("oom_kill"), Some(n)) => n.parse().ok(),
-                _ => None,
+        let read = |d: &Path| -> Option<u64> {
+            let text = self.os.read(&d.join(file)).ok()?;
+            text.lines().find_map(|l| {
+                let mut it = l.split_whitespace();
+                match (it.next(), it.next()) {
+                    (Some("oom_kill"), Some(n)) => n.parse().ok(),
+                    _ => None,
+                }
+            })
+        };
+        let mut total = read(dir)?;
+        if below {
+            let mut pending: Vec<PathBuf> =
+                self.os.list_dirs(dir).unwrap_or_default().into_iter().map(|c| dir.join(c)).collect();
+            while let Some(d) = pending.pop() {
+                total += read(&d).unwrap_or(0);
+                pending.extend(self.os.list_dirs(&d).unwrap_or_default().into_iter().map(|c| d.join(c)));
             }
-        })
+        }
+        Some(total)
     }
 
     /// The group's peak memory use in bytes (v1

@@ -29,6 +29,9 @@ pub(super) enum Step {
     /// Give `dir` the values of its parent's `files` where its own are empty (a new v1 cpuset group has no CPUs
     /// and no memory nodes until told, and then can hold no process).
     Inherit { dir: PathBuf, files: &'static [&'static str] },
+    /// Give `dir` its parent's values of those `files` both have, in order (limits a group below repeats, so that
+    /// programs reading their own group's limit find it).
+    Repeat { dir: PathBuf, files: &'static [&'static str] },
     /// Make sure `dir/cgroup.subtree_control` enables the controllers (v2);
     /// writes only the ones missing, so an already-delegated parent that
     /// holds processes (no-internal-process rule) is left alone.
@@ -116,6 +119,19 @@ fn exec(os: &impl CgroupOs, step: &Step, made: &mut Vec<PathBuf>) -> Result<(), 
                 let (own, from) = (dir.join(f), parent.join(f));
                 let mine = os.read(&own).map_err(|source| CgroupError::Read { path: own.clone(), source })?;
                 if !mine.trim().is_empty() {
+                    continue;
+                }
+                let data = os.read(&from).map_err(|source| CgroupError::Read { path: from.clone(), source })?;
+                let data = data.trim().to_string();
+                os.write(&own, &data).map_err(|source| CgroupError::Write { path: own.clone(), data, source })?;
+            }
+            Ok(())
+        }
+        Step::Repeat { dir, files } => {
+            let Some(parent) = dir.parent() else { return Ok(()) };
+            for f in *files {
+                let (own, from) = (dir.join(f), parent.join(f));
+                if !os.exists(&own) || !os.exists(&from) {
                     continue;
                 }
                 let data = os.read(&from).map_err(|source| CgroupError::Read { path: from.clone(), source })?;

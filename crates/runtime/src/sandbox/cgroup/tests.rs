@@ -218,6 +218,15 @@ fn the_shims_processes_in_a_system_environment_go_into_a_leaf_of_their_own() {
         assert!(c.os().is_dir(l), "{l:?}");
     }
     assert_eq!(c.os().file("/sys/fs/cgroup/cpuset/examroom/t/envs/e/.examroom/cpuset.cpus").as_deref(), Some("0-1"));
+    // It repeats the environment's limits, for programs that read their own group's.
+    assert_eq!(
+        c.os().file("/sys/fs/cgroup/memory/examroom/t/envs/e/.examroom/memory.limit_in_bytes"),
+        c.os().file("/sys/fs/cgroup/memory/examroom/t/envs/e/memory.limit_in_bytes")
+    );
+    assert_eq!(
+        c.os().file("/sys/fs/cgroup/pids/examroom/t/envs/e/.examroom/pids.max").as_deref(),
+        Some(LIMITS.pids.to_string().as_str())
+    );
     assert_eq!(c.create_entry_leaf(&g).expect("again"), leaf);
     // Its processes are the environment's: counted and killed with it.
     c.os().add_pid(&leaf.paths[0], 77);
@@ -242,6 +251,19 @@ fn the_shims_processes_in_a_system_environment_go_into_a_leaf_of_their_own() {
     // A foreign group is refused.
     let foreign = Group { paths: vec![p("/sys/fs/cgroup/other/e")] };
     assert!(matches!(c.create_entry_leaf(&foreign), Err(CgroupError::ForeignPath { .. })));
+}
+
+#[test]
+fn v1_oom_kills_count_the_groups_below() {
+    let c = cg(FakeOs::hybrid(), "t");
+    let g = c.create_system_env("e", &LIMITS).expect("create");
+    let leaf = c.create_entry_leaf(&g).expect("leaf");
+    let mem = |d: &Path| d.join("memory.oom_control");
+    let top = g.paths.iter().find(|p| p.starts_with("/sys/fs/cgroup/memory")).unwrap().clone();
+    let low = leaf.paths.iter().find(|p| p.starts_with("/sys/fs/cgroup/memory")).unwrap().clone();
+    c.os().set_file(mem(&top), "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n");
+    c.os().set_file(mem(&low), "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n");
+    assert_eq!(c.oom_kills(&g), Some(3));
 }
 
 #[test]
