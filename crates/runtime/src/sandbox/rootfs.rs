@@ -499,7 +499,7 @@ pub(crate) fn mount_cgroups(tmpfs: &OwnedFd) -> io::Result<()> {
 /// they are joined or absent (v2). Called by init in the machine's own cgroup namespace.
 pub(crate) fn mount_split_cpu_cgroups() -> io::Result<()> {
     let lines = std::fs::read_to_string("/proc/self/cgroup")?;
-    let v1: Vec<&str> = lines.lines().filter_map(|l| l.splitn(3, ':').nth(1)).filter(|c| !c.is_empty()).collect();
+    let v1: Vec<&str> = lines.lines().filter_map(|l| l.split(':').nth(1)).filter(|c| !c.is_empty()).collect();
     if !(v1.contains(&"cpu") && v1.contains(&"cpuacct")) {
         return Ok(());
     }
