@@ -167,3 +167,44 @@ async fn what_a_user_namespace_cannot_give_is_refused_plainly() {
     }
     h.teardown().await;
 }
+
+/// Root of a machine holds CAP_SYS_ADMIN, but only over the machine's own namespaces: what examroom masked or made
+/// read-only stays so, and nothing it does reaches a neighbour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machines_root_stays_in_its_machine() {
+    let h = Harness::new();
+    let a = booted(&h).await;
+    let b = booted(&h).await;
+    let out = h
+        .sh(
+            &a,
+            r#"mkdir -p /tmp/p /tmp/s
+mount -t proc proc /tmp/p 2>&1 && { wc -c < /tmp/p/kallsyms; umount /tmp/p; } || echo proc-refused
+mount -t sysfs sysfs /tmp/s 2>&1 && { ls /tmp/s/firmware | wc -l; umount /tmp/s; } || echo sysfs-refused
+mount -o remount,rw /var/lib/dpkg 2>&1 || echo remount-refused
+touch /var/lib/dpkg/x 2>&1 || echo dpkg-read-only
+umount /proc/kcore 2>&1 || echo mask-locked
+umount -l /proc/sys 2>/dev/null; cat /proc/sys/kernel/ostype
+echo 1 > /sys/fs/cgroup/memory/memory.limit_in_bytes 2>&1 || echo limit-refused
+echo 1 > /sys/fs/cgroup/pids/pids.max 2>&1 || echo pids-refused
+ls /sys/fs/cgroup/memory | grep -c -- '-.*-.*-' || true
+mkdir -p /mnt/inside && mount -t tmpfs inside-a /mnt/inside && echo mounted
+systemd-run --quiet --unit=only-in-a sleep 300 && echo unit-started
+"#,
+        )
+        .await;
+    let text = out.stdout_text();
+    for want in ["remount-refused", "dpkg-read-only", "mask-locked", "Linux", "limit-refused", "pids-refused", "mounted", "unit-started"] {
+        assert!(text.contains(want), "{want} missing: {}", show(&out));
+    }
+    // A fresh proc or sysfs is refused while the masked ones are there; were it allowed, nothing masked would show.
+    assert!(text.contains("proc-refused") || text.contains("\n0\n"), "a fresh /proc shows kallsyms: {}", show(&out));
+    assert!(text.contains("sysfs-refused") || !text.contains("efi"), "{}", show(&out));
+    // The machine's cgroup tree is its own: no other environment's group shows.
+    let groups: u32 = text.lines().rev().nth(2).and_then(|l| l.trim().parse().ok()).unwrap_or(99);
+    assert_eq!(groups, 0, "another environment's group shows: {}", show(&out));
+    // The neighbour sees none of it.
+    let nb = h.sh_ok(&b, "systemctl list-units --all --no-legend | grep -c only-in-a || true; grep -c inside-a /proc/self/mountinfo || true").await;
+    assert_eq!(nb, "0\n0\n", "the neighbour sees A's unit or mount");
+    h.teardown().await;
+}
