@@ -142,6 +142,7 @@ impl Steps {
 
 fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
     let mut steps = Steps::new();
+    let started = Instant::now();
     let spec = &cfg.spec;
     let id = spec.id.to_string();
     made.state.shim_pid = std::process::id() as i32;
@@ -299,11 +300,30 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
         let mut console = Term::new("console".to_string(), console, spec.cols, spec.rows, shim.cfg.scrollback_bytes);
         console.console = true;
         shim.terminals.push(console);
+        steps.mark("shell");
+        // Ready once the machine has booted: setup scripts and the candidate find its services up.
+        let left = BOOT_TIMEOUT.saturating_sub(started.elapsed()).max(Duration::from_secs(1));
+        let entry = shim.entry.as_ref().expect("entry set above");
+        let (code, out) = entry.run(&["/bin/sh", "-c", BOOT_WAIT], left).map_err(ctx("wait for the machine to boot"))?;
+        let state = out.lines().last().unwrap_or("").trim().to_string();
+        match (code, state.as_str()) {
+            (_, "running") => {}
+            (_, "degraded") => eprintln!("examroom shim: the machine booted degraded:\n{out}"),
+            _ => {
+                return Err(io::Error::other(format!(
+                    "the machine did not boot within {} s (systemctl is-system-running: {:?}): {}",
+                    left.as_secs(),
+                    state,
+                    out.trim()
+                )))
+            }
+        }
+        steps.mark("boot");
     } else {
         let term = open_terminal(&mut shim, spec.cols, spec.rows)?;
         shim.terminals.push(term);
+        steps.mark("shell");
     }
-    steps.mark("shell");
     eprintln!("examroom shim: created{}", steps.line);
     made.init = None; // from here on the shim owns init
     made.save()?;
@@ -355,6 +375,16 @@ pub(crate) fn open_terminal(shim: &mut Shim, cols: u16, rows: u16) -> io::Result
     shim.start_shell(&mut term)?;
     Ok(term)
 }
+
+/// How long a machine may take from the start of create to the end of its boot (the runtime's own create timeout
+/// may end it sooner).
+const BOOT_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// Waits for a machine's service manager: its private socket, then the end of its boot. Prints the state last (and
+/// the failed units first when it is degraded).
+const BOOT_WAIT: &str = "i=0; while [ ! -S /run/systemd/private ] && [ $i -lt 600 ]; do sleep 0.02; i=$((i+1)); done; \
+    s=$(systemctl is-system-running --wait 2>&1); [ \"$s\" = degraded ] && systemctl --failed --no-legend --plain; \
+    echo \"$s\"";
 
 /// A `system` environment's hard limit on open files per process (dbus asks for 65536). Kept well below the host's
 /// own so that a few hundred processes cannot hold a large part of the host's file table.

@@ -147,6 +147,53 @@ impl Entry {
     }
 }
 
+impl Entry {
+    /// Runs `argv` inside to its end (bounded by `within`, then killed), as the shim's own business (no candidate's
+    /// terminal or request): returns its exit code (`None` if killed) and its output, stdout and stderr together.
+    pub fn run(&self, argv: &[&str], within: Duration) -> io::Result<(Option<i32>, String)> {
+        let flags = nix::fcntl::OFlag::O_CLOEXEC;
+        let (in_r, in_w) = nix::unistd::pipe2(flags).map_err(io::Error::from)?;
+        let (out_r, out_w) = nix::unistd::pipe2(flags).map_err(io::Error::from)?;
+        drop(in_w);
+        let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
+        let env = [("LANG".to_string(), "C.UTF-8".to_string())];
+        let fds = [in_r.as_raw_fd(), out_w.as_raw_fd(), out_w.as_raw_fd()];
+        let pid = self.spawn(&Command { argv: &argv, env: &env, cwd: "/", fds: &fds })?;
+        drop((in_r, out_w));
+        nix::fcntl::fcntl(out_r.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
+            .map_err(io::Error::from)?;
+        let deadline = Instant::now() + within;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        let status = loop {
+            loop {
+                match nix::unistd::read(out_r.as_raw_fd(), &mut buf) {
+                    Ok(n) if n > 0 && out.len() < 64 * 1024 => out.extend_from_slice(&buf[..n]),
+                    Ok(n) if n > 0 => {}
+                    _ => break,
+                }
+            }
+            use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+            match waitpid(nix::unistd::Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(_, code)) => break Some(code),
+                Ok(WaitStatus::Signaled(..)) => break None,
+                Err(e) => return Err(e.into()),
+                Ok(_) if Instant::now() >= deadline => {
+                    // SAFETY: our own unreaped child, and its group.
+                    unsafe {
+                        libc::kill(-pid, libc::SIGKILL);
+                        libc::kill(pid, libc::SIGKILL);
+                    }
+                    let _ = waitpid(nix::unistd::Pid::from_raw(pid), None);
+                    break None;
+                }
+                Ok(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        };
+        Ok((status, String::from_utf8_lossy(&out).into_owned()))
+    }
+}
+
 /// Reads the enterer's and the process's reports until the pipe closes (the enterer has exited and the process has
 /// exec'd or died): `P<pid>` from the enterer, `E<errno><where>` from either on failure.
 fn read_report(r: &OwnedFd, enterer: i32) -> io::Result<i32> {
