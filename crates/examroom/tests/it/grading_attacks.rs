@@ -78,7 +78,7 @@ int main(void) {
         while (d && (e = readdir(d))) {
             char p[300], buf[4096]; struct stat st;
             snprintf(p, sizeof p, "/proc/%s", e->d_name);
-            if (stat(p, &st) == 0 && st.st_uid == 65535) hit();
+            if (stat(p, &st) == 0 && st.st_uid == 65533) hit();
             snprintf(p, sizeof p, "/proc/%s/cmdline", e->d_name);
             int fd = open(p, O_RDONLY); if (fd < 0) continue;
             ssize_t n = read(fd, buf, sizeof buf - 1); close(fd);
@@ -379,7 +379,7 @@ touch /tmp/x && echo tmp-ok
     let out = r.stdout_text();
     assert_eq!(
         out,
-        "uid=65535 gid=65535\nstatus-ok\nstat-ok\ncmdline-ok\nps-ok\ntmp-ok\n",
+        "uid=65533 gid=65533\nstatus-ok\nstat-ok\ncmdline-ok\nps-ok\ntmp-ok\n",
         "stderr: {}",
         String::from_utf8_lossy(&r.stderr)
     );
@@ -431,7 +431,7 @@ cat > /root/bin/prog <<'EOF'
 echo "uid=$(id -u) arg=$1 data=$(cat /root/data) tool=$(mytool) in=$(cat "$2")"
 echo changed > /root/data; echo new > /root/new
 echo out > "$3"
-echo "$(ps -eo uid= | grep -c 65535) $(ps -eo args= | grep -c [e]xamroom-run)" > /tmp/pids
+echo "$(ps -eo uid= | grep -c 65533) $(ps -eo args= | grep -c [e]xamroom-run)" > /tmp/pids
 setsid sleep 600 </dev/null >/dev/null 2>&1 &
 exit 7
 EOF

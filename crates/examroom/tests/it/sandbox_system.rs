@@ -208,3 +208,59 @@ systemd-run --quiet --unit=only-in-a sleep 300 && echo unit-started
     assert_eq!(nb, "0\n0\n", "the neighbour sees A's unit or mount");
     h.teardown().await;
 }
+
+/// A machine is graded booted again from its disk: what the candidate enabled runs, what they only started or left
+/// running does not, their files and hostname are there, and the checks (trusted tools, as always) ask the machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grading_boots_the_machine_again_from_its_disk() {
+    let h = Harness::new();
+    let id = booted(&h).await;
+    h.sh_ok(
+        &id,
+        r#"set -e
+systemctl enable --now cron >/dev/null 2>&1
+systemd-run --quiet --unit=only-started sleep 3000
+setsid sleep 4242 >/dev/null 2>&1 < /dev/null &
+hostnamectl set-hostname graded-host
+echo work > /root/answer.txt
+cat > /etc/systemd/system/web.service <<'U'
+[Unit]
+Description=A web server of the candidate's
+[Service]
+ExecStart=/usr/bin/python3 -m http.server 8080 --bind 127.0.0.1 --directory /root
+[Install]
+WantedBy=multi-user.target
+U
+systemctl enable web >/dev/null 2>&1
+"#,
+    )
+    .await;
+    let t0 = std::time::Instant::now();
+    h.rt.freeze(&id).await.expect("boot again for grading");
+    let boot = t0.elapsed();
+    let check = |script: &str| examroom_runtime::ExecRequest::shell(script);
+    let out = h
+        .rt
+        .exec_trusted(
+            &id,
+            check(
+                "systemctl is-active cron; systemctl is-active only-started; systemctl is-active web; hostname; \
+                 cat /root/answer.txt; ps -eo args | grep -c '^sleep 4242' || true; \
+                 for i in $(seq 50); do curl -sf http://127.0.0.1:8080/answer.txt && break; sleep 0.1; done",
+            ),
+        )
+        .await
+        .expect("check");
+    assert_eq!(
+        out.stdout_text(),
+        "active\ninactive\nactive\ngraded-host\nwork\n0\nwork\n",
+        "{} (booted again in {boot:?})",
+        show(&out)
+    );
+    // Booting again is done once; a second freeze (grading again) keeps the graded machine.
+    h.rt.freeze(&id).await.expect("again");
+    let again = h.rt.exec_trusted(&id, check("systemctl is-active web")).await.expect("check");
+    assert_eq!(again.stdout_text(), "active\n", "{}", show(&again));
+    eprintln!("booted again for grading in {boot:?}");
+    h.teardown().await;
+}

@@ -13,7 +13,7 @@
 //! - **`/etc/alternatives`**, rebuilt from dpkg's alternatives database in automatic mode (the highest priority, not
 //!   an administrator's manual choice).
 //! - **Generated**: `passwd` and `group` with the host's system accounts only (ids below 1000, `nobody`, `nogroup`;
-//!   packages create these), member lists cleared; `shadow` and `gshadow` with every password locked, mode 0640,
+//!   packages create these) and the account of grading's checks ([`GRADING_ACCOUNT`]), member lists cleared; `shadow` and `gshadow` with every password locked, mode 0640,
 //!   group `shadow`; an empty `resolv.conf`, `machine-id`, `fstab` and `environment`; `mtab` → `/proc/self/mounts`;
 //!   `localtime` → UTC and `timezone`; and `ld.so.cache` (the loader's index of the libraries in `/usr`).
 //!
@@ -67,7 +67,10 @@ pub fn stamp(host: &Path) -> String {
 }
 
 /// Bump when what a build contains changes, so existing builds are not reused.
-const FORMAT: u32 = 4;
+const FORMAT: u32 = 5;
+
+/// The account of grading's checks, in every environment's `/etc/passwd` and `/etc/group`.
+pub const GRADING_ACCOUNT: &str = "examroom-grading";
 
 /// The build for the host's current state under `base_dir` (`<state>/base`), made first if missing. Returns its
 /// path. Concurrent callers in one process must serialize (the runtime holds a lock); a build is written aside and
@@ -371,9 +374,18 @@ fn alternatives(host: &Path, out: &Path, report: &mut Report) -> io::Result<()> 
 
 /// The generated files (see the module docs).
 fn generated(host: &Path, out: &Path) -> io::Result<()> {
-    let (passwd, shadow) = system_accounts(&std::fs::read_to_string(host.join("etc/passwd")).unwrap_or_default(), 6);
-    let (group_text, gshadow) =
+    let (mut passwd, mut shadow) =
+        system_accounts(&std::fs::read_to_string(host.join("etc/passwd")).unwrap_or_default(), 6);
+    let (mut group_text, mut gshadow) =
         system_accounts(&std::fs::read_to_string(host.join("etc/group")).unwrap_or_default(), 3);
+    // Grading's checks run as this id (`seccomp::RESERVED_CHECK_ID`, which no candidate process may take). It has a
+    // name so that a machine's services answer it: dbus-daemon drops a connection from a uid without an account, and
+    // `systemctl is-active` in a check asks over D-Bus.
+    let id = crate::sandbox::seccomp::RESERVED_CHECK_ID;
+    passwd.push_str(&format!("{GRADING_ACCOUNT}:x:{id}:{id}:examroom grading checks:/nonexistent:/usr/sbin/nologin\n"));
+    shadow.push_str(&format!("{GRADING_ACCOUNT}:*:19000:0:99999:7:::\n"));
+    group_text.push_str(&format!("{GRADING_ACCOUNT}:x:{id}:\n"));
+    gshadow.push_str(&format!("{GRADING_ACCOUNT}:*::\n"));
     let shadow_gid = group_text
         .lines()
         .find_map(|l| l.strip_prefix("shadow:x:").and_then(|r| r.split(':').next()?.parse::<u32>().ok()));
@@ -562,8 +574,12 @@ mod tests {
         assert_eq!(report.modified, vec![PathBuf::from("/etc/edited.conf")]);
         assert!(!out.join("systemd").exists());
         // Accounts: system ones only, members cleared, passwords locked, shadow readable by group shadow.
-        assert_eq!(std::fs::read_to_string(out.join("passwd")).unwrap(), "root:x:0:0:root:/root:/bin/bash\n");
-        assert_eq!(std::fs::read_to_string(out.join("group")).unwrap(), "root:x:0:\nshadow:x:42:\n");
+        assert_eq!(
+            std::fs::read_to_string(out.join("passwd")).unwrap(),
+            "root:x:0:0:root:/root:/bin/bash\n\
+             examroom-grading:x:65533:65533:examroom grading checks:/nonexistent:/usr/sbin/nologin\n"
+        );
+        assert_eq!(std::fs::read_to_string(out.join("group")).unwrap(), "root:x:0:\nshadow:x:42:\nexamroom-grading:x:65533:\n");
         assert!(std::fs::read_to_string(out.join("shadow")).unwrap().starts_with("root:*:"));
         let md = std::fs::metadata(out.join("shadow")).unwrap();
         assert_eq!((md.mode() & 0o777, md.gid()), (0o640, 42));

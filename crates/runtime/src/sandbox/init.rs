@@ -138,6 +138,8 @@ pub struct InitConfig {
     pub profile: crate::types::Profile,
     /// A `system` environment's filter (for its service manager and everything under it).
     pub system_filter: Option<seccomp::BpfProgram>,
+    /// A machine booted again from its writable layer: what is in it stays (its `/etc/hostname` above all).
+    pub rebooted: bool,
 }
 
 /// Sends one message, with descriptors.
@@ -298,6 +300,7 @@ fn setup(
         base: &cfg.base,
         unprivileged_owner: cfg.unprivileged_uid,
         system: cfg.profile == crate::types::Profile::System,
+        rebooted: cfg.rebooted,
     };
     let binds: Vec<(String, OwnedFd)> = binds.into_iter().zip(bind_fds).collect();
     build_root(&plan, &trees, &supers, &views, &binds)?;

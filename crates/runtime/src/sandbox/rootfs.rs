@@ -93,6 +93,8 @@ pub struct RootPlan<'a> {
     /// A `system` environment: `/proc/sys` stays writable where the kernel lets the environment write (its own
     /// network namespace's settings), and no cgroups are mounted for it (its service manager mounts them).
     pub system: bool,
+    /// The writable layer is a machine's disk, booted again: its `/etc/hostname` and `/etc/hosts` are kept.
+    pub rebooted: bool,
 }
 
 /// The filesystems of an environment's own that are made on the host side, by the shim as host root, and handed to
@@ -207,6 +209,11 @@ pub fn build_root(
     for (name, tree) in overlaid {
         let key = if name.is_empty() { "root" } else { name.as_str() };
         let (l, u, w) = (stage.join("l").join(key), stage.join("u").join(key), stage.join("w").join(key));
+        if plan.rebooted {
+            // A volatile overlay leaves `work/incompat/volatile` behind, and refuses to mount over it again: the work
+            // directory holds nothing else worth keeping.
+            let _ = std::fs::remove_dir_all(&w);
+        }
         for d in [&l, &u, &w] {
             mkdir(d, 0o755)?;
         }
@@ -292,7 +299,9 @@ pub fn build_root(
             nix::unistd::chown(&root.join(d), Some(uid.into()), Some(uid.into())).map_err(io::Error::from)?;
         }
     }
-    write_identity(&root, plan.hostname)?;
+    if !plan.rebooted {
+        write_identity(&root, plan.hostname)?;
+    }
     make_dev(&root, DevSource::Made { dev: &supers.dev, shm: &supers.shm })?;
     m(
         Some("proc"),

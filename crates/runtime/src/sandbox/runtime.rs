@@ -490,7 +490,9 @@ impl ExecutionRuntime for SandboxRuntime {
     }
 
     async fn freeze(&self, id: &EnvironmentId) -> Result<(), RuntimeError> {
-        match self.connect(id).await?.call(&Request::Freeze, REQUEST_TIMEOUT + Duration::from_secs(10)).await? {
+        // A shell environment freezes within 10 s; a machine is stopped (10 s at most) and booted again for grading
+        // (30 s at most, see `shim/reboot.rs`).
+        match self.connect(id).await?.call(&Request::Freeze, REQUEST_TIMEOUT + Duration::from_secs(45)).await? {
             Reply::Ok => Ok(()),
             other => Err(reply_error(other)),
         }

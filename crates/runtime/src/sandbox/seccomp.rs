@@ -339,8 +339,10 @@ pub fn allowed_syscall_names() -> &'static [&'static str] {
 }
 
 /// The uid (and gid) that grading's checks run as inside an environment's user namespace
-/// (`shim/trusted`): mapped like every uid below 65536, but no candidate process may take it.
-pub const RESERVED_CHECK_ID: u32 = 65535;
+/// (`shim/trusted`): mapped like every uid below 65536, but no candidate process may take it. Not 65535: systemd and
+/// D-Bus refuse that one as the 16-bit `(uid_t) -1`, and a check asks a machine's services (`systemctl is-active`).
+/// Not 65534 (`nobody`, which a candidate's processes may run as) nor in systemd's dynamic range (61184..=65519).
+pub const RESERVED_CHECK_ID: u32 = 65533;
 
 /// One condition on a syscall argument.
 fn cond(arg: u8, len: SeccompCmpArgLen, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, SeccompError> {

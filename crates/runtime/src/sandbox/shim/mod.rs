@@ -10,6 +10,7 @@ mod conn;
 mod create;
 mod enter;
 mod exec;
+mod reboot;
 mod serve;
 pub mod trusted;
 

@@ -102,7 +102,7 @@ pub(crate) struct Shim {
     /// Messages from init that arrived while waiting for an answer.
     backlog: VecDeque<FromInit>,
     sigfd: SignalFd,
-    hostname: String,
+    pub hostname: String,
     /// Set once destroyed: the exit code.
     destroyed: Option<i32>,
     /// Scratch space for PTY reads.
@@ -118,6 +118,12 @@ pub(crate) struct Shim {
     pub entry: Option<super::enter::Entry>,
     pub ptmx: Option<OwnedFd>,
     entered: HashMap<i32, u64>,
+    /// The environment's state directory.
+    pub dir: std::path::PathBuf,
+    /// A detached clone of the writable layer (see `create::Machine::stage`).
+    pub stage: Option<OwnedFd>,
+    /// The machine was booted again for grading: no shell is started or restarted in it.
+    pub graded_boot: bool,
     /// The environment's `/proc` views and when they are next rewritten.
     views: crate::sandbox::procviews::ProcViews,
     views_due: Instant,
@@ -181,7 +187,25 @@ impl Shim {
             entry: None,
             ptmx: None,
             entered: HashMap::new(),
+            dir: std::path::PathBuf::new(),
+            stage: None,
+            graded_boot: false,
         })
+    }
+
+    /// A new init (a machine booted again): its control socket, the mount namespace it built in, its `/proc` views.
+    pub fn set_init(&mut self, ctl: OwnedFd, build_mnt: OwnedFd, views: crate::sandbox::procviews::ProcViews) {
+        self.ctl = ctl;
+        self.build_mnt = build_mnt;
+        self.views = views;
+        self.init_alive = true;
+        self.booted = false;
+        self.backlog.clear();
+    }
+
+    /// The old init is gone on purpose (a machine stopped to boot again): nothing is lost.
+    pub fn mark_init_stopped(&mut self) {
+        self.init_alive = false;
     }
 
     /// The environment is made: this shim gets the normal CPU weight back (see `create.rs`).
@@ -782,6 +806,17 @@ impl Shim {
             }
             (Mode::Control, Request::Exec(spec)) => self.start_exec(id, spec, false),
             (Mode::Control, Request::TrustedExec(spec)) => self.start_exec(id, spec, true),
+            (Mode::Control, Request::Freeze) if self.booted || self.graded_boot => {
+                // A machine is graded booted again from its disk, not frozen (see `reboot.rs`).
+                let r = match self.boot_again_for_grading() {
+                    Ok(()) => Reply::Ok,
+                    Err(e) => {
+                        eprintln!("examroom shim: booting again for grading: {e}");
+                        Reply::Error { code: "freeze_failed".into(), message: format!("booting the machine again for grading: {e}") }
+                    }
+                };
+                self.reply(id, r);
+            }
             (Mode::Control, Request::Freeze) => {
                 let r = match self.cg.freeze(&self.env_group, Duration::from_secs(10)) {
                     Ok(true) => Reply::Ok,
@@ -1048,7 +1083,7 @@ impl Shim {
             .map(|(i, _)| i)
             .collect();
         for i in due {
-            if self.init_alive {
+            if self.init_alive && !self.graded_boot {
                 self.respawn(i);
             } else {
                 self.terminals[i].respawn_at = None;
@@ -1095,7 +1130,7 @@ impl Shim {
 
     /// Kills the processes started by entering a booted environment and reaps them (bounded): they are our
     /// children, and their zombies would keep the environment's cgroup from emptying.
-    fn reap_entered(&mut self, within: Duration) {
+    pub(crate) fn reap_entered(&mut self, within: Duration) {
         let deadline = Instant::now() + within;
         for hp in self.entered.keys() {
             // SAFETY: signalling our own unreaped child.
