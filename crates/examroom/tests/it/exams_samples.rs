@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use examroom_core::EnvironmentId;
 use examroom_exams::{Catalog, Exam, Script};
-use examroom_runtime::{ExecRequest, ExecutionRuntime};
+use examroom_runtime::{ExecRequest, ExecutionRuntime, Profile};
 
 use crate::common::Harness;
 
@@ -45,30 +45,62 @@ async fn checks(h: &Harness, id: &EnvironmentId, exam: &Exam) -> Vec<(String, St
     out
 }
 
+/// A new environment of the exam's profile, with its setup scripts run (as provisioning runs them).
+async fn provisioned(h: &Harness, exam: &Exam) -> EnvironmentId {
+    let profile = Profile::parse(&exam.environment.profile).expect("profile");
+    let id = h.create_spec(|s| s.profile = profile).await;
+    for (task, setup) in exam.setup_steps() {
+        let (ok, log) = run(h, &id, setup, Duration::from_secs(60)).await;
+        assert!(ok, "{}: setup of {} failed: {log}", exam.id, task.id);
+    }
+    id
+}
+
+/// Ends the candidate's part as grading does: a shell environment is frozen; a machine is booted again from its
+/// disk, so its checks see what survives a reboot.
+async fn end(h: &Harness, id: &EnvironmentId) {
+    h.rt.freeze(id).await.expect("freeze for grading");
+}
+
+fn is_machine(exam: &Exam) -> bool {
+    exam.environment.profile == examroom_exams::PROFILE_SYSTEM
+}
+
+fn solution(exam: &Exam, task: &str) -> Script {
+    let path = exam.dir.join("solutions").join(format!("{task}.sh"));
+    let body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    Script { path, body }
+}
+
 async fn exam_is_real(exam: &Exam) {
     let h = Harness::new();
-    let id = h.create().await;
-    for (task, setup) in exam.setup_steps() {
-        let (ok, log) = run(&h, &id, setup, Duration::from_secs(60)).await;
-        assert!(ok, "{}: setup of {} failed: {log}", exam.id, task.id);
+    let id = provisioned(&h, exam).await;
+    if is_machine(exam) {
+        // A machine is graded once, booted again: unsolved in one, every solution in another.
+        end(&h, &id).await;
     }
     let unsolved = checks(&h, &id, exam).await;
     let passing: Vec<_> = unsolved.iter().filter(|c| c.2).collect();
     assert!(passing.is_empty(), "{}: an unsolved environment passes checks {passing:?}", exam.id);
-    let solutions = exam.dir.join("solutions");
+    let id = if is_machine(exam) { provisioned(&h, exam).await } else { id };
     for t in &exam.tasks {
-        let path = solutions.join(format!("{}.sh", t.id));
-        let body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let sol = Script { path: path.clone(), body };
-        let (ok, log) = run(&h, &id, &sol, Duration::from_secs(60)).await;
+        let (ok, log) = run(&h, &id, &solution(exam, &t.id), Duration::from_secs(60)).await;
         assert!(ok, "{}: solution of {} failed: {log}", exam.id, t.id);
+        if is_machine(exam) {
+            continue;
+        }
         for c in &t.checks {
             let (ok, log) = check(&h, &id, &c.script, c.timeout).await;
             assert!(ok, "{}: after its solution, check {}/{} fails: {log}", exam.id, t.id, c.id);
         }
     }
-    let solved = checks(&h, &id, exam).await;
-    assert!(solved.iter().all(|c| c.2), "{}: not full marks after every solution: {solved:?}", exam.id);
+    end(&h, &id).await;
+    for t in &exam.tasks {
+        for c in &t.checks {
+            let (ok, log) = check(&h, &id, &c.script, c.timeout).await;
+            assert!(ok, "{}: after every solution and the end, check {}/{} fails: {log}", exam.id, t.id, c.id);
+        }
+    }
     h.teardown().await;
 }
 
@@ -89,11 +121,7 @@ async fn tampering_with_the_tools_does_not_pass_checks() {
     let c = catalog();
     for exam in c.exams().filter(|e| e.tasks.len() >= 5) {
         let h = Harness::new();
-        let id = h.create().await;
-        for (task, setup) in exam.setup_steps() {
-            let (ok, log) = run(&h, &id, setup, Duration::from_secs(60)).await;
-            assert!(ok, "{}: setup of {} failed: {log}", exam.id, task.id);
-        }
+        let id = provisioned(&h, exam).await;
         // Every tool a check might call now says "yes", the loader preloads a library of the candidate's, and the
         // shells are replaced.
         h.sh_ok(
@@ -117,6 +145,7 @@ async fn tampering_with_the_tools_does_not_pass_checks() {
             .await
             .unwrap();
         assert_eq!(fake.exit_code, Some(0), "the tampering did not take: {fake:?}");
+        end(&h, &id).await;
         let scores = checks(&h, &id, exam).await;
         let passing: Vec<_> = scores.iter().filter(|c| c.2).collect();
         assert!(passing.is_empty(), "{}: tampered tools made checks pass: {passing:?}", exam.id);

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use examroom_runtime::{ExecOutput, ExecutionRuntime, Profile};
+use examroom_runtime::{ExecOutput, ExecRequest, ExecutionRuntime, Profile};
 
 use crate::common::*;
 
@@ -194,7 +194,16 @@ systemd-run --quiet --unit=only-in-a sleep 300 && echo unit-started
         )
         .await;
     let text = out.stdout_text();
-    for want in ["remount-refused", "dpkg-read-only", "mask-locked", "Linux", "limit-refused", "pids-refused", "mounted", "unit-started"] {
+    for want in [
+        "remount-refused",
+        "dpkg-read-only",
+        "mask-locked",
+        "Linux",
+        "limit-refused",
+        "pids-refused",
+        "mounted",
+        "unit-started",
+    ] {
         assert!(text.contains(want), "{want} missing: {}", show(&out));
     }
     // A fresh proc or sysfs is refused while the masked ones are there; were it allowed, nothing masked would show.
@@ -239,9 +248,8 @@ systemctl enable web >/dev/null 2>&1
     h.rt.freeze(&id).await.expect("boot again for grading");
     let boot = t0.elapsed();
     let check = |script: &str| examroom_runtime::ExecRequest::shell(script);
-    let out = h
-        .rt
-        .exec_trusted(
+    let out =
+        h.rt.exec_trusted(
             &id,
             check(
                 "systemctl is-active cron; systemctl is-active only-started; systemctl is-active web; hostname; \
@@ -263,4 +271,59 @@ systemctl enable web >/dev/null 2>&1
     assert_eq!(again.stdout_text(), "active\n", "{}", show(&again));
     eprintln!("booted again for grading in {boot:?}");
     h.teardown().await;
+}
+
+/// The sample machine exam through the API, as a candidate takes it: ready once booted and set up, two of five tasks
+/// solved, submitted; graded on the machine booted again, with exactly those tasks' points.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_exam_is_set_up_after_boot_and_graded_booted_again_through_the_api() {
+    use crate::server::{state, wait_for, Client, Options, TestServer};
+    use serde_json::json;
+    fn samples(catalog: &std::path::Path) {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../exams/linux-admin");
+        let status = std::process::Command::new("cp").arg("-r").arg(&src).arg(catalog.join("linux-admin")).status();
+        assert!(status.unwrap().success());
+    }
+    let s = TestServer::start_with(Options { exams: samples, ..Options::default() }).await;
+    let c = Client::default();
+    let (alice, proctor) = (s.candidate("alice"), s.proctor("p"));
+    let a = c.post(&s.url("/api/v1/sessions"), &alice, json!({ "exam_id": "linux-admin" })).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let sid = a.body["id"].as_str().unwrap().to_string();
+    let view = wait_for(&c, &s, &alice, &sid, Duration::from_secs(60), |v| state(v) == "ready").await;
+    let b = c.post(&s.url(&format!("/api/v1/sessions/{sid}/start")), &alice, json!({})).await;
+    assert_eq!(b.status, 200, "{}", b.text);
+    let env: examroom_core::EnvironmentId = view["execution_environment_id"].as_str().unwrap().parse().unwrap();
+    let mut cfg = examroom_runtime::sandbox::SandboxConfig::new(s.sandbox_dir(), &s.label);
+    cfg.shim_program = crate::common::shim_program();
+    let rt = examroom_runtime::sandbox::SandboxRuntime::new(cfg).unwrap();
+    let solutions = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../exams/linux-admin/solutions");
+    let mut script = String::from("set -e; systemctl is-system-running --wait >/dev/null || true; ");
+    for task in ["quotes-service", "cache-tmpfs"] {
+        script.push_str(&std::fs::read_to_string(solutions.join(format!("{task}.sh"))).unwrap());
+        script.push('\n');
+    }
+    let req = ExecRequest { argv: vec!["/bin/sh".into(), "-c".into(), script], ..ExecRequest::shell("") };
+    let out = rt.exec(&env, req).await.unwrap();
+    assert_eq!(out.exit_code, Some(0), "solving: {}", show(&out));
+    let sub = c.post(&s.url(&format!("/api/v1/sessions/{sid}/submit")), &alice, json!({})).await;
+    assert_eq!(sub.status, 200, "{}", sub.text);
+    wait_for(&c, &s, &alice, &sid, Duration::from_secs(120), |v| state(v) == "terminated").await;
+    let r = c.get(&s.url(&format!("/api/v1/sessions/{sid}/result")), &proctor).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let passed: Vec<String> = r.body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"].as_bool() == Some(true))
+        .map(|c| format!("{}/{}", c["task_id"].as_str().unwrap(), c["check_id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        passed,
+        ["quotes-service/enabled", "quotes-service/serving", "cache-tmpfs/fstab", "cache-tmpfs/mounted"],
+        "{}",
+        r.text
+    );
+    assert_eq!((r.body["status"].as_str(), r.body["score"].as_u64()), (Some("graded"), Some(6)), "{}", r.text);
+    s.teardown().await;
 }
