@@ -97,7 +97,10 @@ pub(crate) async fn grade(svc: &SessionService, rec: &SessionRecord) -> ExamResu
         Err(RuntimeError::Lost(_)) | Err(RuntimeError::NotFound) => {
             return ExamResult::not_graded(max, "the environment was lost before grading")
         }
-        Err(e) => return ExamResult::not_graded(max, format!("the environment could not be frozen for grading: {e}")),
+        // A shell environment is frozen; a machine is booted again from its disk (and may fail to boot).
+        Err(e) => {
+            return ExamResult::not_graded(max, format!("the environment could not be prepared for grading: {e}"))
+        }
     }
     let start = tokio::time::Instant::now();
     let mut checks = Vec::new();

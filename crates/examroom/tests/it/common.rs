@@ -105,13 +105,18 @@ impl Harness {
                  timeout 30 systemctl is-system-running --wait",
             )
             .await;
-        assert_eq!(
-            out.stdout_text().trim(),
-            "running",
-            "the machine did not boot cleanly: {:?} {}",
-            out.exit_code,
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if out.stdout_text().trim() != "running" {
+            let why =
+                self.sh(id, "systemctl --failed --no-legend; journalctl -b -p warning --no-pager | tail -20").await;
+            panic!(
+                "the machine did not boot cleanly: {} {:?} {}\n{}{}",
+                out.stdout_text().trim(),
+                out.exit_code,
+                String::from_utf8_lossy(&out.stderr),
+                why.stdout_text(),
+                String::from_utf8_lossy(&why.stderr)
+            );
+        }
     }
 
     /// Runs a shell script and returns its output.

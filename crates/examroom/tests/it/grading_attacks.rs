@@ -239,11 +239,23 @@ async fn plant(h: &Harness, id: &EnvironmentId) {
 
 /// Runs `checks` as grading does (frozen, trusted, one at a time). Returns (check name, passed, output).
 async fn grade(h: &Harness, id: &EnvironmentId, checks: &[(String, Script)]) -> Vec<(String, bool, String)> {
-    h.rt.freeze(id).await.expect("freeze");
     let mut out = Vec::new();
+    if let Err(e) = h.rt.freeze(id).await {
+        // A machine booted again for grading whose candidate broke its boot (their library preloaded into PID 1):
+        // not graded, with the reason (the session's result says so).
+        assert!(machine(h, id) && e.to_string().contains("PID 1"), "freeze: {e}");
+        return checks.iter().map(|(n, _)| (n.clone(), false, e.to_string())).collect();
+    }
     for (name, s) in checks {
         let req = examroom_sessions::provision::script_request(s, Duration::from_secs(20), 64 * 1024);
-        let r = h.rt.exec_trusted(id, req).await.expect("trusted exec");
+        let r = match h.rt.exec_trusted(id, req).await {
+            Ok(r) => r,
+            // The same, noticed once the machine's PID 1 has died: the environment is lost, and not graded.
+            Err(e) if machine(h, id) && shim_log(h, id).contains("environment lost") => {
+                return checks.iter().map(|(n, _)| (n.clone(), false, e.to_string())).collect();
+            }
+            Err(e) => panic!("trusted exec: {e}: {}", shim_log(h, id)),
+        };
         let text = format!("{}{}", r.stdout_text(), String::from_utf8_lossy(&r.stderr));
         out.push((name.clone(), r.exit_code == Some(0) && !r.timed_out, text));
     }
@@ -257,6 +269,12 @@ async fn assert_nothing_happened(h: &Harness, id: &EnvironmentId, results: &[(St
     assert!(passed.is_empty(), "checks passed on an unsolved, attacked environment: {passed:?}");
     for (name, _, text) in results {
         assert!(!text.contains(MARKER), "check {name} ran the payload: {text}");
+    }
+    if machine(h, id) {
+        // A machine boots again for grading and runs what its candidate put in it: their payload may run in it, as
+        // their root, which is theirs to do. What matters is above (no check ran it, none passed) and below (nothing
+        // of grading's outlived it).
+        return assert_grading_group_empty(id);
     }
     let look = script(
         "look",
@@ -274,6 +292,19 @@ async fn assert_nothing_happened(h: &Harness, id: &EnvironmentId, results: &[(St
         }
     }
     assert!(alive.is_empty(), "payload processes alive on the host: {alive:?}");
+    assert_grading_group_empty(id);
+}
+
+fn shim_log(h: &Harness, id: &EnvironmentId) -> String {
+    std::fs::read_to_string(h.state_dir.join(&h.label).join(id.to_string()).join("shim.log")).unwrap_or_default()
+}
+
+/// Whether `id` is a `system` environment (the planted test creates each exam's profile): its shim logs its boot.
+fn machine(h: &Harness, id: &EnvironmentId) -> bool {
+    shim_log(h, id).contains(" boot=")
+}
+
+fn assert_grading_group_empty(id: &EnvironmentId) {
     let grade_group = format!("{id}.grade");
     for procs in cgroup_procs(&grade_group) {
         let left = std::fs::read_to_string(&procs).unwrap_or_default();
@@ -317,7 +348,8 @@ async fn planted_payloads_never_run_during_grading() {
     let c = catalog();
     for exam in c.exams().filter(|e| e.tasks.len() >= 5) {
         let h = Harness::new();
-        let id = h.create().await;
+        let profile = examroom_runtime::Profile::parse(&exam.environment.profile).unwrap();
+        let id = h.create_spec(|s| s.profile = profile).await;
         for (task, setup) in exam.setup_steps() {
             let req = examroom_sessions::provision::script_request(setup, Duration::from_secs(60), 64 * 1024);
             let out = h.rt.exec(&id, req).await.unwrap();

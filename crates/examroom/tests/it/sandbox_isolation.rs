@@ -481,8 +481,9 @@ async fn filling_the_disk_gives_enospc_not_oom(profile: Profile) {
 /// What each profile lets root inside do, reviewed against docs/SECURITY.md ("Profiles"). Every test that runs in
 /// both profiles and expects something different reads it from here, so that no expectation flips quietly.
 struct Expect {
-    /// `mount -t tmpfs`, `unshare -m` and `unshare -Ur` work: root holds CAP_SYS_ADMIN over the machine's own mount
-    /// and user namespaces (only theirs: masks stay locked, the host is out of reach).
+    /// `mount -t tmpfs`, `unshare -m` and `unshare -n` work: root holds CAP_SYS_ADMIN over the machine's own mount
+    /// and network namespaces (only theirs: masks stay locked, the host is out of reach). No profile may make a user
+    /// namespace.
     own_mounts_and_namespaces: bool,
     /// The new mount API (`open_tree`, `fsopen`, `move_mount`, `mount_setattr`) passes the filter.
     mount_api: bool,
@@ -579,7 +580,7 @@ async fn attacks_from_inside_are_refused(profile: Profile) {
         assert!(refused(&out), "mount: {}", describe(&out));
         assert!(!mounted, "something got mounted on /mnt");
     }
-    for cmd in ["unshare -Ur true", "unshare -m true"] {
+    for cmd in ["unshare -m true", "unshare -n true"] {
         let out = h.sh(&id, cmd).await;
         if exp.own_mounts_and_namespaces {
             assert_eq!(out.exit_code, Some(0), "{cmd}: {}", describe(&out));
@@ -587,6 +588,9 @@ async fn attacks_from_inside_are_refused(profile: Profile) {
             assert!(refused(&out), "{cmd}: {}", describe(&out));
         }
     }
+    // A user namespace of one's own is refused in both: its root could map any uid (grading's reserved one too).
+    let out = h.sh(&id, "unshare -Ur true").await;
+    assert!(refused(&out), "unshare -Ur: {}", describe(&out));
 
     // PID 1 (our init, or a machine's systemd from its execute-only copy) is out of reach.
     for cmd in ["ls /proc/1/root/", "cat /proc/1/environ"] {

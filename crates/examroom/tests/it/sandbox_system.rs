@@ -160,11 +160,25 @@ async fn what_a_user_namespace_cannot_give_is_refused_plainly() {
         ("raising a hard limit", "ulimit -Hn 1048576", "not permitted"),
         ("the clock", "date -s 2001-01-01", "Operation not permitted"),
         ("dmesg", "dmesg", "Operation not permitted"),
+        // A user namespace of its own would let root map any uid (grading's reserved one too).
+        ("a user namespace", "unshare --user --map-root-user id -u", "Operation not permitted"),
+        ("a user namespace with its pid", "unshare --user --pid --fork true", "Operation not permitted"),
     ] {
         let out = h.sh(&id, &format!("{script} 2>&1")).await;
         assert_ne!(out.exit_code, Some(0), "{what} was allowed: {}", show(&out));
         assert!(out.stdout_text().contains(needle), "{what}: {}", show(&out));
     }
+    // Namespaces other than a user namespace stay the administrator's (and systemd's, for services' sandboxes).
+    let ok = h.sh_ok(&id, "unshare --mount --net --uts --ipc --pid --fork sh -c 'hostname inner && echo ns-ok'").await;
+    assert_eq!(ok, "ns-ok\n");
+    let unit = h
+        .sh_ok(
+            &id,
+            "systemd-run --wait --quiet -p PrivateTmp=yes -p PrivateNetwork=yes -p ProtectHostname=yes \
+                            sh -c 'test ! -e /tmp/outside' && echo sandboxed-unit-ok",
+        )
+        .await;
+    assert_eq!(unit, "sandboxed-unit-ok\n");
     h.teardown().await;
 }
 
@@ -241,6 +255,15 @@ ExecStart=/usr/bin/python3 -m http.server 8080 --bind 127.0.0.1 --directory /roo
 WantedBy=multi-user.target
 U
 systemctl enable web >/dev/null 2>&1
+cat > /etc/systemd/system/watcher.service <<'U'
+[Unit]
+Description=A service of the candidate's that goes after grading's checks
+[Service]
+ExecStart=/bin/sh -c 'while :; do for p in $(ps -o pid= -u 65533); do kill -9 $p; kill -STOP $p; cat /proc/$p/environ /proc/$p/fd/1 && echo "REACHED $p"; done >> /root/seen 2>&1; sleep 0.02; done'
+[Install]
+WantedBy=multi-user.target
+U
+systemctl enable watcher >/dev/null 2>&1
 "#,
     )
     .await;
@@ -265,6 +288,12 @@ systemctl enable web >/dev/null 2>&1
         "{} (booted again in {boot:?})",
         show(&out)
     );
+    // The candidate's services run while the machine is graded (a check may ask them), but they cannot stop, signal
+    // or read into a check: it is another user, in a user namespace above the machine's.
+    let probe = h.rt.exec_trusted(&id, check("sleep 1.5; echo still-here")).await.expect("check");
+    assert_eq!(probe.stdout_text(), "still-here\n", "{}", show(&probe));
+    let seen = h.rt.exec_trusted(&id, check("cat /root/seen")).await.expect("check").stdout_text();
+    assert!(seen.contains("Operation not permitted") && !seen.contains("REACHED"), "the watcher: {seen}");
     // Booting again is done once; a second freeze (grading again) keeps the graded machine.
     h.rt.freeze(&id).await.expect("again");
     let again = h.rt.exec_trusted(&id, check("systemctl is-active web")).await.expect("check");

@@ -467,7 +467,7 @@ pub fn candidate_filter() -> Result<BpfProgram, SeccompError> {
 
 /// The filter of a `system` environment: the candidate allowlist plus what a service manager and an administrator
 /// need inside their own user namespace ([`SYSTEM_EXTRA`]: the mount API, `unshare`/`setns` and `clone` with
-/// namespace flags, `sethostname`, `name_to_handle_at`). Everything [`candidate_filter`] refuses beyond that stays
+/// namespace flags but `CLONE_NEWUSER`, `sethostname`, `name_to_handle_at`). Everything [`candidate_filter`] refuses beyond that stays
 /// refused: modules, kexec, `bpf`, `perf_event_open`, `io_uring_*`, `keyctl`, `open_by_handle_at`, the clock,
 /// `syslog`, `reboot`, `swapon`, TIOCSTI and TIOCLINUX, foreign ABIs.
 pub fn system_filter() -> Result<BpfProgram, SeccompError> {
@@ -504,8 +504,19 @@ fn filter_for(system: bool) -> Result<BpfProgram, SeccompError> {
         for (_, nr) in SYSTEM_EXTRA {
             rules.insert(*nr, Vec::new());
         }
-        // clone with namespace flags: services' sandboxes (PrivateTmp, PrivateNetwork) and nested containers.
-        rules.insert(libc::SYS_clone, Vec::new());
+        // clone and unshare with namespace flags (services' sandboxes: PrivateTmp, PrivateNetwork,
+        // ProtectHostname), but never a user namespace: in one, the machine's root could map any uid of its own,
+        // the checks' reserved uid included (a uid_map write is no uid setter), and reach into a running check.
+        let no_new_user = || -> Result<Vec<SeccompRule>, SeccompError> {
+            Ok(vec![SeccompRule::new(vec![cond(
+                0,
+                SeccompCmpArgLen::Qword,
+                SeccompCmpOp::MaskedEq(libc::CLONE_NEWUSER as u64),
+                0,
+            )?])?])
+        };
+        rules.insert(libc::SYS_clone, no_new_user()?);
+        rules.insert(libc::SYS_unshare, no_new_user()?);
     }
 
     let filter = SeccompFilter::new(rules, SeccompAction::Errno(libc::EPERM as u32), SeccompAction::Allow, arch)?;

@@ -6,7 +6,7 @@
 use std::io;
 use std::time::Duration;
 
-use nix::sys::wait::waitpid;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::create::{self, Host, Steps};
@@ -55,7 +55,20 @@ impl Shim {
         self.set_init(machine.sock, machine.build_mnt, machine.views);
         self.stage = Some(machine.stage);
         state::write_json(&self.dir.join(state::STATE), &self.state)?;
-        create::boot_machine(self, false, &mut steps)?;
+        if let Err(e) = create::boot_machine(self, false, &mut steps) {
+            // A machine whose PID 1 died while booting (the candidate's library preloaded into it, a broken
+            // libsystemd) cannot be asked anything: say so, rather than how a later step failed.
+            let status = nix::sys::wait::waitpid(Pid::from_raw(self.state.init_pid), Some(WaitPidFlag::WNOHANG));
+            return Err(match status {
+                Ok(WaitStatus::Exited(_, code)) => {
+                    io::Error::other(format!("the machine's PID 1 exited with status {code} while booting ({e})"))
+                }
+                Ok(WaitStatus::Signaled(_, sig, _)) => {
+                    io::Error::other(format!("the machine's PID 1 was killed by {sig} while booting ({e})"))
+                }
+                _ => e,
+            });
+        }
         eprintln!("examroom shim: booted again for grading{}", steps.line);
         Ok(())
     }

@@ -525,12 +525,7 @@ impl Shim {
                 eprintln!("examroom shim: SIGTERM ignored; environments end through the runtime's destroy");
             }
         }
-        // Reap init if it died.
-        match waitpid(Pid::from_raw(self.state.init_pid), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(_, code)) => self.init_gone(&format!("init exited with status {code}")),
-            Ok(WaitStatus::Signaled(_, sig, _)) => self.init_gone(&format!("init was killed by {sig}")),
-            _ => {}
-        }
+        self.reap_init();
         // Processes started by entering a booted environment are our children.
         let entered: Vec<i32> = self.entered.keys().copied().collect();
         for hp in entered {
@@ -885,7 +880,22 @@ impl Shim {
         c.reply(&Reply::FlowControl { high: flow.high, low: flow.low });
     }
 
+    /// Reaps init if it died (the environment is then lost).
+    fn reap_init(&mut self) {
+        if !self.init_alive {
+            return;
+        }
+        match waitpid(Pid::from_raw(self.state.init_pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(_, code)) => self.init_gone(&format!("init exited with status {code}")),
+            Ok(WaitStatus::Signaled(_, sig, _)) => self.init_gone(&format!("init was killed by {sig}")),
+            _ => {}
+        }
+    }
+
     fn start_exec(&mut self, id: u64, spec: ExecSpec, trusted: bool) {
+        // Init may have died since the last signal was read (a machine's PID 1 just after its boot): say lost, not
+        // how entering it failed.
+        self.reap_init();
         if let Some(why) = self.lost.clone() {
             return self.reply(id, lost(&why));
         }

@@ -19,7 +19,7 @@ mod view;
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
@@ -43,7 +43,13 @@ const MAX_RUNS: usize = 16;
 
 /// Everything the grader needs, opened by the shim (host side) before the fork.
 struct Grader {
+    /// The user namespace the candidate's processes run in (init's: nested in the environment's, see `init.rs`);
+    /// runs of their programs join it.
     userns: Option<OwnedFd>,
+    /// The environment's own user namespace, the parent of `userns`: the check joins this one, so that no process of
+    /// the candidate's, whatever capabilities it holds in its own namespace, may signal or trace it (a machine's
+    /// services run while it is graded).
+    check_userns: Option<OwnedFd>,
     /// The mount namespace the root was built in (its mounts are not locked).
     build_mnt: RawFd,
     others: [OwnedFd; 5],
@@ -75,6 +81,7 @@ pub(crate) fn spawn(
         Ok(OwnedFd::from(std::fs::File::open(format!("/proc/{init_pid}/ns/{name}"))?))
     };
     let userns = if cfg.userns { Some(ns("user")?) } else { None };
+    let check_userns = userns.as_ref().map(parent_userns).transpose()?;
     let others = [ns("mnt")?, ns("net")?, ns("uts")?, ns("ipc")?, ns("pid")?];
     let raw_userns = userns.as_ref().map(|f| f.as_raw_fd());
     let trees = BaseTrees::open(&cfg.spec.base, &cfg.base_etc, raw_userns)?;
@@ -85,6 +92,7 @@ pub(crate) fn spawn(
         view::check_env(&spec.env).iter().map(|(k, v)| CString::new(format!("{k}={v}"))).collect::<Result<_, _>>()?;
     let g = Grader {
         userns,
+        check_userns,
         build_mnt: build_mnt.as_raw_fd(),
         others,
         trees,
@@ -116,7 +124,7 @@ pub(crate) fn spawn(
     // would keep the command's stdin from ever reaching end of file) must not live on in this process.
     let mut keep: Vec<RawFd> = g.fds.to_vec();
     keep.push(g.build_mnt);
-    keep.extend(g.userns.iter().map(|f| f.as_raw_fd()));
+    keep.extend(g.userns.iter().chain(g.check_userns.iter()).map(|f| f.as_raw_fd()));
     keep.extend(g.others.iter().map(|f| f.as_raw_fd()));
     keep.extend(g.trees.trees.iter().map(|(_, f)| f.as_raw_fd()));
     keep.extend(g.helpers.iter().map(|(_, f)| f.as_raw_fd()));
@@ -129,6 +137,21 @@ pub(crate) fn spawn(
         }
         Err(e) => die(err, &e.to_string()),
     }
+}
+
+/// The parent of a user namespace (`NS_GET_PARENT`).
+fn parent_userns(ns: &OwnedFd) -> io::Result<OwnedFd> {
+    const NS_GET_PARENT: libc::c_ulong = 0xb702; // _IO(0xb7, 0x2)
+                                                 // SAFETY: an ioctl on a namespace descriptor we own; it returns a new descriptor or -1.
+    let fd = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_PARENT as _) };
+    if fd < 0 {
+        return Err(io::Error::other(format!(
+            "the environment's user namespace (the parent of init's): {}",
+            io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: a descriptor the kernel just gave us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Writes a message to the check's stderr and leaves the fork with status 126.
@@ -275,7 +298,7 @@ fn grade(cfg: &ShimConfig, g: Grader) -> io::Result<i32> {
     drop(g.helpers);
     let userns = g.userns.as_ref().map(|f| f.as_raw_fd());
     let check = view::Check {
-        userns,
+        userns: g.check_userns.as_ref().map(|f| f.as_raw_fd()),
         view: &view,
         argv: &g.argv,
         env: &g.env,
