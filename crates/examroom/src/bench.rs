@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use examroom_core::EnvironmentId;
 use examroom_runtime::sandbox::{SandboxConfig, SandboxRuntime};
-use examroom_runtime::{Base, EnvironmentSpec, ExecutionRuntime, TerminalEvent};
+use examroom_runtime::{Base, EnvironmentSpec, ExecutionRuntime, Profile, TerminalEvent};
 use tokio::sync::Semaphore;
 
 #[derive(Subcommand)]
@@ -27,6 +27,9 @@ pub enum Bench {
         /// `host` or `rootfs:/PATH`.
         #[arg(long, default_value = "host")]
         base: String,
+        /// `shell` or `system` (a machine: ready once booted; also times booting it again for grading).
+        #[arg(long, default_value = "shell")]
+        profile: String,
         /// State directory (a fresh one under /tmp by default).
         #[arg(long)]
         state_dir: Option<PathBuf>,
@@ -64,8 +67,9 @@ pub enum Bench {
 
 pub async fn run(b: Bench) -> Result<()> {
     match b {
-        Bench::Sandbox { count, concurrency, idle, base, state_dir } => {
-            sandbox(count, concurrency, idle, &base, state_dir).await
+        Bench::Sandbox { count, concurrency, idle, base, profile, state_dir } => {
+            let profile = Profile::parse(&profile)?;
+            sandbox(Params { count, concurrency, idle, base: &base, profile }, state_dir).await
         }
         Bench::Sessions { users, exam } => crate::bench_sessions::run(users, &exam).await,
         Bench::Terminal { sessions, starting, megabytes, rounds, render_mbps } => {
@@ -99,11 +103,13 @@ fn mem_available_kib() -> Result<u64> {
         .context("MemAvailable missing from /proc/meminfo")
 }
 
-/// Creates an environment and waits for its shell's first output (the prompt): that is "shell-ready".
-async fn create_ready(rt: &SandboxRuntime, base: &Base) -> Result<(EnvironmentId, Duration)> {
+/// Creates an environment and waits for its shell's first output (the prompt): that is "shell-ready". A machine's
+/// create returns once it has booted.
+async fn create_ready(rt: &SandboxRuntime, base: &Base, profile: Profile) -> Result<(EnvironmentId, Duration)> {
     let id = EnvironmentId::new_v4();
     let mut spec = EnvironmentSpec::new(id);
     spec.base = base.clone();
+    spec.profile = profile;
     let t0 = Instant::now();
     rt.create(spec).await?;
     let mut term = rt.attach(&id, "main").await?;
@@ -120,7 +126,16 @@ async fn create_ready(rt: &SandboxRuntime, base: &Base) -> Result<(EnvironmentId
     Ok((id, t0.elapsed()))
 }
 
-async fn sandbox(count: usize, concurrency: usize, idle: usize, base: &str, state_dir: Option<PathBuf>) -> Result<()> {
+struct Params<'a> {
+    count: usize,
+    concurrency: usize,
+    idle: usize,
+    base: &'a str,
+    profile: Profile,
+}
+
+async fn sandbox(p: Params<'_>, state_dir: Option<PathBuf>) -> Result<()> {
+    let Params { count, concurrency, idle, base, profile } = p;
     let tmp;
     let state_dir = match state_dir {
         Some(d) => d,
@@ -133,11 +148,28 @@ async fn sandbox(count: usize, concurrency: usize, idle: usize, base: &str, stat
     let rt = Arc::new(SandboxRuntime::new(SandboxConfig::new(&state_dir, &label))?);
     let base = Base::parse(base)?;
     let concurrency = concurrency.max(1);
-    println!("examroom bench sandbox --count {count} --concurrency {concurrency} --idle {idle} --base {base}");
+    println!(
+        "examroom bench sandbox --count {count} --concurrency {concurrency} --idle {idle} --base {base} --profile {profile}"
+    );
     println!("host: {} cores, kernel {}, userns: {}", num_cores(), kernel(), rt.uses_userns());
+    let measured = measure(&rt, &base, Params { count, concurrency, idle, base: "", profile }).await;
+    if measured.is_err() {
+        // Leave nothing behind on a failure either: the state directory goes with this process.
+        for env in rt.list().await.unwrap_or_default() {
+            if let Err(e) = rt.destroy(&env.id).await {
+                eprintln!("examroom bench: destroying {}: {e}", env.id);
+            }
+        }
+    }
+    measured
+}
+
+async fn measure(rt: &Arc<SandboxRuntime>, base: &Base, p: Params<'_>) -> Result<()> {
+    let Params { count, concurrency, idle, profile, .. } = p;
+    let (rt, base) = (rt.clone(), base.clone());
 
     // Warm-up: one create/destroy so that page cache and the curated /etc are in place.
-    let (id, _) = create_ready(&rt, &base).await?;
+    let (id, _) = create_ready(&rt, &base, profile).await?;
     rt.destroy(&id).await?;
 
     let sem = Arc::new(Semaphore::new(concurrency));
@@ -147,7 +179,7 @@ async fn sandbox(count: usize, concurrency: usize, idle: usize, base: &str, stat
         let (rt, sem, base) = (rt.clone(), sem.clone(), base.clone());
         tasks.push(tokio::spawn(async move {
             let _p = sem.acquire_owned().await?;
-            create_ready(&rt, &base).await
+            create_ready(&rt, &base, profile).await
         }));
     }
     let mut ready = Vec::new();
@@ -187,6 +219,23 @@ async fn sandbox(count: usize, concurrency: usize, idle: usize, base: &str, stat
     }
     println!("{line}");
 
+    if profile == Profile::System {
+        // Grading a machine: every process killed, booted again from its disk (one at a time, as sessions end).
+        let n = ids.len().min(10);
+        let mut again = Vec::new();
+        for id in &ids[..n] {
+            let t0 = Instant::now();
+            rt.freeze(id).await?;
+            again.push(t0.elapsed());
+        }
+        again.sort();
+        println!(
+            "booted again for grading (n={n}, one at a time): p50 {}  p99 {}",
+            ms(percentile(&again, 50.0)),
+            ms(percentile(&again, 99.0))
+        );
+    }
+
     let wall = Instant::now();
     let mut tasks = Vec::new();
     for id in ids {
@@ -220,7 +269,7 @@ async fn sandbox(count: usize, concurrency: usize, idle: usize, base: &str, stat
             let (rt, sem, base) = (rt.clone(), sem.clone(), base.clone());
             tasks.push(tokio::spawn(async move {
                 let _p = sem.acquire_owned().await?;
-                create_ready(&rt, &base).await
+                create_ready(&rt, &base, profile).await
             }));
         }
         let mut ids = Vec::new();

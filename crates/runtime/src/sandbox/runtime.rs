@@ -378,6 +378,11 @@ impl ExecutionRuntime for SandboxRuntime {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(RuntimeError::AlreadyExists),
             Err(e) => return Err(RuntimeError::io("create the state directory", e)),
         }
+        // A machine's shim gives up on a boot after 30 s and then says why: wait longer than that for its word.
+        let create_timeout = match spec.profile {
+            Profile::System => self.cfg.create_timeout.max(Duration::from_secs(45)),
+            Profile::Shell => self.cfg.create_timeout,
+        };
         let cfg = ShimConfig {
             spec,
             label: self.cfg.label.clone(),
@@ -410,7 +415,7 @@ impl ExecutionRuntime for SandboxRuntime {
             }
             let stdout = child.stdout.take().ok_or_else(|| RuntimeError::Backend("shim has no stdout".into()))?;
             let mut line = String::new();
-            let read = tokio::time::timeout(self.cfg.create_timeout, BufReader::new(stdout).read_line(&mut line)).await;
+            let read = tokio::time::timeout(create_timeout, BufReader::new(stdout).read_line(&mut line)).await;
             // The shim is our child until it exits: reap it whenever that is, without holding up anyone.
             let reap = async move {
                 let _ = child.wait().await;
@@ -420,7 +425,7 @@ impl ExecutionRuntime for SandboxRuntime {
                     tokio::spawn(reap);
                     Err(RuntimeError::Timeout {
                         what: "environment create".into(),
-                        ms: self.cfg.create_timeout.as_millis() as u64,
+                        ms: create_timeout.as_millis() as u64,
                     })
                 }
                 Ok(Err(e)) => {

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use super::serve::{Shim, Term};
@@ -101,11 +103,9 @@ impl Made {
             let _ = cg.kill_all(g, Duration::from_secs(5));
         }
         if let Some(pid) = self.init.take() {
-            // SAFETY: signalling and reaping our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            reap_until(pid);
         }
         if let (Some(cg), Some(g)) = (&cg, self.state.env_group.take()) {
             let _ = cg.remove(&g, Duration::from_secs(5));
@@ -115,6 +115,31 @@ impl Made {
             let _ = cfg.uid_pool.release(slot.slot, &self.dir);
         }
         let _ = self.save();
+    }
+}
+
+/// Waits for `init` to exit, reaping every other child of the shim meanwhile. Processes started by entering a machine
+/// are the shim's children (`CLONE_PARENT`) in init's pid namespace, and an exiting init waits until every process of
+/// that namespace has been reaped: waiting for init alone would wait forever.
+pub(crate) fn reap_until(init: i32) -> Option<WaitStatus> {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::__WALL)) {
+            Ok(st) if st.pid() == Some(Pid::from_raw(init)) => return Some(st),
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Reaps every child of the shim that has exited, without waiting. Returns init's status if init was among them.
+pub(crate) fn reap_exited(init: i32) -> Option<WaitStatus> {
+    let mut status = None;
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return status,
+            Ok(st) if st.pid() == Some(Pid::from_raw(init)) => status = Some(st),
+            Ok(_) => continue,
+        }
     }
 }
 

@@ -6,8 +6,7 @@
 use std::io;
 use std::time::Duration;
 
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::Pid;
+use nix::sys::wait::WaitStatus;
 
 use super::create::{self, Host, Steps};
 use super::serve::Shim;
@@ -46,7 +45,7 @@ impl Shim {
                 if let Some(pid) = init {
                     // SAFETY: our own child, not yet handed to anyone.
                     unsafe { libc::kill(pid, libc::SIGKILL) };
-                    let _ = waitpid(Pid::from_raw(pid), None);
+                    let _ = create::reap_until(pid);
                 }
                 return Err(e);
             }
@@ -58,12 +57,17 @@ impl Shim {
         if let Err(e) = create::boot_machine(self, false, &mut steps) {
             // A machine whose PID 1 died while booting (the candidate's library preloaded into it, a broken
             // libsystemd) cannot be asked anything: say so, rather than how a later step failed.
-            let status = nix::sys::wait::waitpid(Pid::from_raw(self.state.init_pid), Some(WaitPidFlag::WNOHANG));
+            std::thread::sleep(Duration::from_millis(50));
+            let status = create::reap_exited(self.state.init_pid);
+            if status.is_some() {
+                // Reaped here: the shim's signal handling must not report it again as a loss.
+                self.mark_init_stopped();
+            }
             return Err(match status {
-                Ok(WaitStatus::Exited(_, code)) => {
+                Some(WaitStatus::Exited(_, code)) => {
                     io::Error::other(format!("the machine's PID 1 exited with status {code} while booting ({e})"))
                 }
-                Ok(WaitStatus::Signaled(_, sig, _)) => {
+                Some(WaitStatus::Signaled(_, sig, _)) => {
                     io::Error::other(format!("the machine's PID 1 was killed by {sig} while booting ({e})"))
                 }
                 _ => e,
@@ -81,7 +85,7 @@ impl Shim {
         self.cg
             .kill_all(&self.env_group, Duration::from_secs(10))
             .map_err(|e| io::Error::other(format!("stop the machine: {e}")))?;
-        let _ = waitpid(Pid::from_raw(self.state.init_pid), None);
+        let _ = create::reap_until(self.state.init_pid);
         self.mark_init_stopped();
         // The old terminals' programs are gone; the console comes back with the new machine.
         self.terminals.retain(|t| !t.console);

@@ -1176,8 +1176,9 @@ impl Shim {
             let _ = self.cg.kill_all(&g, Duration::from_secs(10));
             let _ = self.cg.remove(&g, Duration::from_secs(10));
         }
-        // Init is our child: reap it (the cgroup kill took it and everything in its pid namespace).
-        let _ = waitpid(Pid::from_raw(self.state.init_pid), None);
+        // Init is our child: reap it (the cgroup kill took it and everything in its pid namespace), and whatever of
+        // ours was left in its namespace, for which it waits.
+        let _ = super::create::reap_until(self.state.init_pid);
         self.init_alive = false;
         let reply = match killed_ok {
             Ok(()) => Reply::Destroyed { killed },
