@@ -174,19 +174,19 @@ async fn measure(rt: &Arc<SandboxRuntime>, base: &Base, p: Params<'_>) -> Result
 
     let sem = Arc::new(Semaphore::new(concurrency));
     let wall = Instant::now();
-    let mut tasks = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..count {
         let (rt, sem, base) = (rt.clone(), sem.clone(), base.clone());
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             let _p = sem.acquire_owned().await?;
             create_ready(&rt, &base, profile).await
-        }));
+        });
     }
     let mut ready = Vec::new();
     let mut ids = Vec::new();
     let mut steps: std::collections::BTreeMap<String, Vec<Duration>> = Default::default();
-    for t in tasks {
-        let (id, d) = t.await??;
+    while let Some(t) = tasks.join_next().await {
+        let (id, d) = t??;
         // The shim logs how long each of its steps took.
         let log = std::fs::read_to_string(rt.dir().join(id.to_string()).join("shim.log")).unwrap_or_default();
         for (k, v) in log
@@ -237,20 +237,20 @@ async fn measure(rt: &Arc<SandboxRuntime>, base: &Base, p: Params<'_>) -> Result
     }
 
     let wall = Instant::now();
-    let mut tasks = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
     for id in ids {
         let (rt, sem) = (rt.clone(), sem.clone());
-        tasks.push(tokio::spawn(async move {
+        tasks.spawn(async move {
             let _p = sem.acquire_owned().await?;
             let t0 = Instant::now();
             let r = rt.destroy(&id).await?;
             anyhow::ensure!(r.verified, "destroy of {id} not verified");
             Ok::<_, anyhow::Error>(t0.elapsed())
-        }));
+        });
     }
     let mut destroy = Vec::new();
-    for t in tasks {
-        destroy.push(t.await??);
+    while let Some(t) = tasks.join_next().await {
+        destroy.push(t??);
     }
     destroy.sort();
     println!(
@@ -264,17 +264,17 @@ async fn measure(rt: &Arc<SandboxRuntime>, base: &Base, p: Params<'_>) -> Result
         tokio::time::sleep(Duration::from_secs(1)).await;
         let before = mem_available_kib()?;
         let sem = Arc::new(Semaphore::new(concurrency.max(4)));
-        let mut tasks = Vec::new();
+        let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..idle {
             let (rt, sem, base) = (rt.clone(), sem.clone(), base.clone());
-            tasks.push(tokio::spawn(async move {
+            tasks.spawn(async move {
                 let _p = sem.acquire_owned().await?;
                 create_ready(&rt, &base, profile).await
-            }));
+            });
         }
         let mut ids = Vec::new();
-        for t in tasks {
-            ids.push(t.await??.0);
+        while let Some(t) = tasks.join_next().await {
+            ids.push(t??.0);
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
         let after = mem_available_kib()?;
@@ -284,16 +284,16 @@ async fn measure(rt: &Arc<SandboxRuntime>, base: &Base, p: Params<'_>) -> Result
             per,
             per / 1024.0
         );
-        let mut tasks = Vec::new();
+        let mut tasks = tokio::task::JoinSet::new();
         for id in ids {
             let (rt, sem) = (rt.clone(), sem.clone());
-            tasks.push(tokio::spawn(async move {
+            tasks.spawn(async move {
                 let _p = sem.acquire_owned().await?;
                 Ok::<_, anyhow::Error>(rt.destroy(&id).await?)
-            }));
+            });
         }
-        for t in tasks {
-            t.await??;
+        while let Some(t) = tasks.join_next().await {
+            t??;
         }
     }
     let left = rt.list().await?;

@@ -372,6 +372,9 @@ impl ExecutionRuntime for SandboxRuntime {
         let base_etc = tokio::task::spawn_blocking(move || current_base_etc(&base_dir, &building))
             .await
             .map_err(|e| RuntimeError::Backend(format!("building the curated /etc: {e}")))??;
+        if spec.profile == Profile::System {
+            machine_inotify_limits();
+        }
         let dir = self.env_dir(&spec.id);
         match std::fs::create_dir(&dir) {
             Ok(()) => {}
@@ -627,6 +630,30 @@ fn reply_error(r: Reply) -> RuntimeError {
 }
 
 /// The curated `/etc` for the host's current package state, built first if needed (one build at a time).
+/// A machine's services (systemd, journald, logind, dbus) hold inotify instances, and every environment's are counted
+/// against host root, which made their user namespaces: the kernel's default of 128 instances stops about the
+/// twentieth machine's systemd at boot ("Failed to allocate manager object: Too many open files"). Raised once, never
+/// lowered; a host that refuses gets a warning with the command.
+fn machine_inotify_limits() {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| {
+        for (name, want) in [("max_user_instances", 65536u64), ("max_user_watches", 4_194_304)] {
+            let path = format!("/proc/sys/fs/inotify/{name}");
+            let now = std::fs::read_to_string(&path).ok().and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0);
+            if now >= want {
+                continue;
+            }
+            match std::fs::write(&path, want.to_string()) {
+                Ok(()) => tracing::info!("raised fs.inotify.{name} from {now} to {want} for machines' services"),
+                Err(e) => tracing::warn!(
+                    "fs.inotify.{name} is {now}: machines may fail to boot once their services hold that many; \
+                     run `sysctl -w fs.inotify.{name}={want}` ({e})"
+                ),
+            }
+        }
+    });
+}
+
 fn current_base_etc(base_dir: &Path, building: &std::sync::Mutex<()>) -> Result<PathBuf, RuntimeError> {
     let _one = building.lock().unwrap_or_else(|p| p.into_inner());
     crate::sandbox::base_etc::current(Path::new("/"), base_dir)

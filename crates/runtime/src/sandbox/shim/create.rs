@@ -427,7 +427,14 @@ pub(crate) fn boot_machine(shim: &mut Shim, main: bool, steps: &mut Steps) -> io
     // Ready once the machine has booted: setup scripts and the candidate find its services up.
     let left = BOOT_TIMEOUT.saturating_sub(started.elapsed()).max(Duration::from_secs(1));
     let entry = shim.entry.as_ref().ok_or_else(|| io::Error::other("no way into the machine"))?;
-    let (code, out) = entry.run(&["/bin/sh", "-c", BOOT_WAIT], left).map_err(ctx("wait for the machine to boot"))?;
+    let (code, out) = match entry.run(&["/bin/sh", "-c", BOOT_WAIT], left) {
+        Ok(r) => r,
+        Err(e) => {
+            // Most often its PID 1 died: what it said last is on the console.
+            let tail = shim.console_tail(1500).unwrap_or_default();
+            return Err(io::Error::other(format!("wait for the machine to boot: {e}; its console: {}", tail.trim())));
+        }
+    };
     let state = out.lines().last().unwrap_or("").trim().to_string();
     match (code, state.as_str()) {
         (_, "running") => {}
@@ -436,12 +443,14 @@ pub(crate) fn boot_machine(shim: &mut Shim, main: bool, steps: &mut Steps) -> io
         // (a unit of the candidate's that hangs at boot is theirs to have fixed).
         _ if !main => eprintln!("examroom shim: the machine did not finish booting for grading ({state:?}):\n{out}"),
         _ => {
+            let tail = shim.console_tail(1500).unwrap_or_default();
             return Err(io::Error::other(format!(
-                "the machine did not boot within {} s (systemctl is-system-running: {:?}): {}",
+                "the machine did not boot within {} s (systemctl is-system-running: {:?}): {}; its console: {}",
                 left.as_secs(),
                 state,
-                out.trim()
-            )))
+                out.trim(),
+                tail.trim()
+            )));
         }
     }
     steps.mark("boot");

@@ -293,6 +293,21 @@ impl Shim {
         }
     }
 
+    /// The last `bytes` a machine's console printed (what is pending on it read first), if it has one.
+    pub(crate) fn console_tail(&mut self, bytes: usize) -> Option<String> {
+        let console = self.terminals.iter_mut().find(|t| t.name == "console")?;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = nix::unistd::read(console.master.as_raw_fd(), &mut buf) {
+            if n == 0 {
+                break;
+            }
+            console.ring.push(&buf[..n]);
+        }
+        let (a, b) = console.ring.slices();
+        let all = [a, b].concat();
+        Some(String::from_utf8_lossy(&all[all.len().saturating_sub(bytes)..]).into_owned())
+    }
+
     fn init_gone(&mut self, why: &str) {
         if !self.init_alive {
             return;
@@ -301,18 +316,8 @@ impl Shim {
         self.lost = Some(why.to_string());
         eprintln!("examroom shim: environment lost: {why}");
         // A machine's service manager says why on its console: keep the end of it in the log.
-        if let Some(console) = self.terminals.iter_mut().find(|t| t.name == "console") {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = nix::unistd::read(console.master.as_raw_fd(), &mut buf) {
-                if n == 0 {
-                    break;
-                }
-                console.ring.push(&buf[..n]);
-            }
-            let (a, b) = console.ring.slices();
-            let all = [a, b].concat();
-            let tail = &all[all.len().saturating_sub(4096)..];
-            eprintln!("examroom shim: the console's last output:\n{}", String::from_utf8_lossy(tail));
+        if let Some(tail) = self.console_tail(4096) {
+            eprintln!("examroom shim: the console's last output:\n{tail}");
         }
         let _ = self.cg.kill_all(&self.env_group, Duration::from_secs(5));
         let ids: Vec<u64> = self.conns.keys().copied().collect();
