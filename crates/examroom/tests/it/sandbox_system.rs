@@ -25,6 +25,11 @@ async fn systemd_boots_and_a_shell_is_root_of_the_machine() {
     assert_eq!(lines[1], "systemd");
     assert_eq!(lines[2], "0");
     assert_eq!(lines.last().copied(), Some("examroom"), "{out}");
+    // Machines' services hold inotify instances counted against host root: the runtime raised the host's limit
+    // (at the default of 128, about the twentieth machine's systemd failed to boot).
+    let instances: u64 =
+        std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances").unwrap().trim().parse().unwrap();
+    assert!(instances >= 65536, "fs.inotify.max_user_instances is {instances}");
     // The candidate's terminal is a login shell of root inside, started by entering the machine.
     let mut term = h.rt.attach(&id, "main").await.expect("attach");
     type_line(&mut term, "echo hello-$((6*7)) $(tty) $(cat /proc/self/cgroup | grep -c examroom)").await;
