@@ -142,6 +142,9 @@ const CLONE_NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWUSER
 /// Socket families candidates may create (arg 0 of `socket`).
 const ALLOWED_SOCKET_FAMILIES: &[libc::c_int] = &[libc::AF_UNIX, libc::AF_INET, libc::AF_INET6, libc::AF_NETLINK];
 
+/// Socket families a `system` environment gets on top of those.
+pub const SYSTEM_SOCKET_FAMILIES: &[libc::c_int] = &[libc::AF_PACKET];
+
 /// `personality(2)` arguments that are allowed (same set as Docker's default profile).
 const ALLOWED_PERSONALITIES: &[u64] = &[0x0, 0x0008, 0x2_0000, 0x2_0008, 0x4_0000, 0x4_0008, 0xffff_ffff];
 
@@ -517,6 +520,14 @@ fn filter_for(system: bool) -> Result<BpfProgram, SeccompError> {
         };
         rules.insert(libc::SYS_clone, no_new_user()?);
         rules.insert(libc::SYS_unshare, no_new_user()?);
+        // Packet sockets, on the machine's own interfaces only (its network namespace): systemd-networkd's LLDP
+        // client, tcpdump, a DHCP client.
+        let families: Vec<u64> = ALLOWED_SOCKET_FAMILIES
+            .iter()
+            .chain(SYSTEM_SOCKET_FAMILIES)
+            .filter_map(|&f| u64::try_from(f).ok())
+            .collect();
+        rules.insert(libc::SYS_socket, dword_one_of(0, &families)?);
     }
 
     let filter = SeccompFilter::new(rules, SeccompAction::Errno(libc::EPERM as u32), SeccompAction::Allow, arch)?;
