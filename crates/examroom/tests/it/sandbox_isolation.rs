@@ -1162,6 +1162,21 @@ async fn the_host_base_looks_like_a_debian_system(profile: Profile) {
         format!("1730 root:{group}\n/run\ndirs\n")
     );
     assert_eq!(h.sh_ok(&id, "readlink /etc/mtab").await, "../proc/self/mounts\n");
+    // `logger` (syslog(3)) reaches a log: journald's in a machine, /var/log/syslog in a shell (init's sink).
+    let read = match profile {
+        Profile::System => "journalctl -q -o cat -t examtest",
+        Profile::Shell => "grep -h ' exam-[0-9a-f]* examtest: ' /var/log/syslog | sed 's/.*examtest: //'",
+    };
+    let logged = h
+        .sh_ok(
+            &id,
+            &format!(
+                "logger -t examtest 'hello from logger'; su nobody -s /bin/sh -c \"logger -t examtest 'and from nobody'\"; \
+                 for i in $(seq 50); do [ \"$({read} 2>/dev/null | wc -l)\" -ge 2 ] && break; sleep 0.1; done; {read}"
+            ),
+        )
+        .await;
+    assert_eq!(logged, "hello from logger\nand from nobody\n");
     if std::path::Path::new("/usr/bin/man").exists() {
         assert_eq!(h.sh_ok(&id, "test -f /etc/manpath.config && echo manpath").await, "manpath\n");
     }

@@ -234,11 +234,19 @@ fn run(ctl: OwnedFd, cfg: &InitConfig) -> io::Result<()> {
     mask.add(Signal::SIGCHLD);
     mask.thread_block().map_err(io::Error::from)?;
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).map_err(io::Error::from)?;
+    // A shell environment's /dev/log (a machine has journald's). Without a user namespace init is host root: no
+    // sink then, rather than host root writing in the candidate's files.
+    let mut log_sink = (cfg.profile == crate::types::Profile::Shell && cfg.unprivileged_uid.is_none())
+        .then(|| crate::sandbox::syslog::LogSink::open(&cfg.hostname).ok())
+        .flatten();
     send(sock, &FromInit::Ready, &[])?;
     let mut spawned: HashMap<i32, u64> = HashMap::new();
     let mut by_id: HashMap<u64, i32> = HashMap::new();
     loop {
-        let mut fds = [PollFd::new(ctl.as_fd(), PollFlags::POLLIN), PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        let mut fds = vec![PollFd::new(ctl.as_fd(), PollFlags::POLLIN), PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
+        if let Some(l) = &log_sink {
+            fds.push(PollFd::new(l.fd(), PollFlags::POLLIN));
+        }
         match poll(&mut fds, PollTimeout::NONE) {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(e.into()),
@@ -246,6 +254,13 @@ fn run(ctl: OwnedFd, cfg: &InitConfig) -> io::Result<()> {
         }
         let ctl_ready = fds[0].revents().unwrap_or(PollFlags::empty());
         let sig_ready = fds[1].revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
+        let log_ready = fds.get(2).and_then(|f| f.revents()).is_some_and(|r| r.contains(PollFlags::POLLIN));
+        drop(fds);
+        if log_ready {
+            if let Some(l) = &mut log_sink {
+                l.drain();
+            }
+        }
         if sig_ready {
             while let Ok(Some(_)) = sfd.read_signal() {}
             reap(sock, &mut spawned, &mut by_id);

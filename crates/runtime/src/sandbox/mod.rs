@@ -17,5 +17,6 @@ pub mod seccomp;
 pub mod shim;
 pub mod state;
 pub mod sys;
+pub mod syslog;
 
 pub use runtime::{validate_label, SandboxConfig, SandboxRuntime};
