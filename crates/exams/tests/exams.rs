@@ -73,7 +73,7 @@ fn samples_load_without_problems() {
     let catalog = Catalog::load(&samples());
     assert_eq!(catalog.problems(), &[], "{}", render(catalog.problems()));
     let ids: Vec<&str> = catalog.exams().map(|e| e.id.as_str()).collect();
-    assert_eq!(ids, ["linux-basics", "processes-and-logs", "quick-check", "shell-scripting"]);
+    assert_eq!(ids, ["linux-admin", "linux-basics", "processes-and-logs", "quick-check", "shell-scripting"]);
 
     let linux = catalog.get(&ExamId::parse("linux-basics").unwrap()).unwrap();
     assert_eq!(linux.title, "Linux basics: files and permissions");
@@ -100,7 +100,7 @@ fn samples_load_without_problems() {
     assert_eq!(load_exam(&samples().join("quick-check")).unwrap().id.as_str(), "quick-check");
 }
 
-/// The three real samples: at least five tasks each, the expected points, setup steps and result policy.
+/// The real samples: at least five tasks each, the expected points, setup steps and result policy.
 #[test]
 fn samples_have_tasks() {
     let catalog = Catalog::load(&samples());
@@ -110,6 +110,7 @@ fn samples_have_tasks() {
         ("linux-basics", 6, 18, 5, ResultPolicy::ShowChecks),
         ("shell-scripting", 6, 21, 0, ResultPolicy::ShowChecks),
         ("processes-and-logs", 6, 15, 5, ResultPolicy::ScoreOnly),
+        ("linux-admin", 6, 18, 4, ResultPolicy::ShowChecks),
     ];
     for (id, tasks, points, setups, policy) in expected {
         let e = exam(id);

@@ -1,6 +1,7 @@
 #!/bin/sh
 # The quotes service: its program, its files, and a unit with two faults (a wrong ExecStart path, no [Install]).
 set -e
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mkdir -p /opt/quotes/bin /opt/quotes/www
 cat > /opt/quotes/www/index.html <<'HTML'
 <p>Talk is cheap. Show me the code.</p>

@@ -1,5 +1,6 @@
 #!/bin/sh
 set -e
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 mkdir -p /usr/local/sbin /var/log/reports
 cat > /usr/local/sbin/rotate-reports <<'SH'
 #!/bin/sh

@@ -30,6 +30,14 @@ async fn systemd_boots_and_a_shell_is_root_of_the_machine() {
     let instances: u64 =
         std::fs::read_to_string("/proc/sys/fs/inotify/max_user_instances").unwrap().trim().parse().unwrap();
     assert!(instances >= 65536, "fs.inotify.max_user_instances is {instances}");
+    // The journal is memory in a machine: its files stay small (journald would grow them in 8 MiB steps).
+    let kib: u64 = h
+        .sh_ok(&id, "du -sk /run/log/journal /var/log/journal 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'")
+        .await
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(kib <= 4096, "the journal holds {kib} KiB after boot");
     // The candidate's terminal is a login shell of root inside, started by entering the machine.
     let mut term = h.rt.attach(&id, "main").await.expect("attach");
     type_line(&mut term, "echo hello-$((6*7)) $(tty) $(cat /proc/self/cgroup | grep -c examroom)").await;

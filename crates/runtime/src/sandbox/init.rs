@@ -736,6 +736,22 @@ fn configure_systemd() -> io::Result<()> {
             std::os::unix::fs::symlink("/dev/null", &p)?;
         }
     }
+    // The journal lives in the machine's memory (its /run, or its /var on the writable tmpfs), and journald grows its
+    // files in 8 MiB steps: small files and a small cap keep an idle machine's journal to a few hundred KiB.
+    std::fs::create_dir_all("/etc/systemd/journald.conf.d")?;
+    let journald = Path::new("/etc/systemd/journald.conf.d/examroom.conf");
+    if std::fs::symlink_metadata(journald).is_err() {
+        std::fs::write(
+            journald,
+            "# Written by examroom: this machine's journal is kept in its memory.
+[Journal]
+             RuntimeMaxUse=16M
+RuntimeMaxFileSize=1M
+SystemMaxUse=16M
+SystemMaxFileSize=1M
+",
+        )?;
+    }
     if Path::new("/usr/sbin/sshd").exists() {
         std::fs::write(
             units.join("examroom-ssh-host-key.service"),
