@@ -5,6 +5,7 @@ mod bench_sessions;
 mod bench_terminal;
 mod capacity;
 mod doctor;
+mod image_cmd;
 mod serve;
 mod shell;
 mod token;
@@ -94,6 +95,11 @@ enum Command {
     Bench {
         #[command(subcommand)]
         what: bench::Bench,
+    },
+    /// The image store: OCI images that exams use as their base (`base = "image:NAME:TAG"`).
+    Image {
+        #[command(subcommand)]
+        what: image_cmd::ImageCommand,
     },
     /// Work with sandbox environments directly.
     Sandbox {
@@ -216,6 +222,7 @@ fn main() {
                 }
             }
             Command::Bench { what } => bench::run(what).await,
+            Command::Image { what } => tokio::task::spawn_blocking(move || image_cmd::run(what)).await?,
             Command::Sandbox { what: SandboxCommand::Shell { state_dir, label, base, keep, attach } } => {
                 shell::run(shell::ShellArgs { state_dir, label, base, keep, attach }).await
             }

@@ -103,11 +103,7 @@ impl ImageStore {
     pub fn open(dir: impl Into<PathBuf>) -> Result<ImageStore> {
         let s = ImageStore::at(dir);
         for d in [s.dir.clone(), s.dir.join("images"), s.dir.join("names"), s.dir.join("tmp")] {
-            match std::fs::create_dir(&d) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(ImageError::io(format!("make {}", d.display()))(e)),
-            }
+            std::fs::create_dir_all(&d).map_err(ImageError::io(format!("make {}", d.display())))?;
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
                 .map_err(ImageError::io(format!("chmod {}", d.display())))?;

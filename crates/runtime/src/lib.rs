@@ -76,6 +76,16 @@ pub enum Runtime {
     Sandbox(sandbox::SandboxRuntime),
 }
 
+impl Runtime {
+    /// Where this runtime's image store is (`examroom image import` puts images there), if it has one.
+    pub fn images_dir(&self) -> Option<std::path::PathBuf> {
+        match self {
+            #[cfg(feature = "sandbox")]
+            Runtime::Sandbox(rt) => Some(rt.images_dir()),
+        }
+    }
+}
+
 macro_rules! dispatch {
     ($self:ident, $rt:ident => $e:expr) => {
         match $self {

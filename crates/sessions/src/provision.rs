@@ -18,7 +18,7 @@ use std::time::Duration;
 use examroom_runtime::{
     Base, EnvironmentSpec, EnvironmentState, ExecRequest, ExecutionRuntime, Limits, Profile, Runtime, RuntimeError,
 };
-use examroom_store::{PoolStore, SessionChanges, SessionRecord, SessionStore};
+use examroom_store::{EventKind, NewEvent, PoolStore, SessionChanges, SessionRecord, SessionStore};
 
 use crate::metrics;
 use crate::service::SessionService;
@@ -50,7 +50,11 @@ pub fn environment_spec(exam: &Exam, rec: &SessionRecord) -> Result<EnvironmentS
 /// The environment an exam asks for, with the id `id`.
 pub(crate) fn spec_for(exam: &Exam, id: EnvironmentId) -> Result<EnvironmentSpec, String> {
     let env = &exam.environment;
-    let base = Base::parse(&env.base).map_err(|e| format!("the exam's base {:?}: {e}", env.base))?;
+    // An image is resolved by the runtime at create (the base is its tree); see `steps` for the digest.
+    let (base, image) = match env.base.strip_prefix("image:") {
+        Some(reference) => (Base::Host, Some(reference.to_string())),
+        None => (Base::parse(&env.base).map_err(|e| format!("the exam's base {:?}: {e}", env.base))?, None),
+    };
     let memory = env.memory_bytes;
     let limits = Limits {
         memory_bytes: memory,
@@ -60,6 +64,7 @@ pub(crate) fn spec_for(exam: &Exam, id: EnvironmentId) -> Result<EnvironmentSpec
     };
     let mut spec = EnvironmentSpec::new(id);
     spec.base = base;
+    spec.image = image;
     spec.limits = limits;
     spec.profile = Profile::parse(&env.profile).map_err(|e| format!("the exam's profile {:?}: {e}", env.profile))?;
     Ok(spec)
@@ -267,6 +272,28 @@ pub(crate) async fn check_running(rt: &Runtime, env: &EnvironmentId) -> Result<(
     }
 }
 
+/// The image a reference names in the runtime's image store; `Err` says why not, with the command that imports it.
+pub fn image_of(rt: &Runtime, reference: &str) -> Result<examroom_images::ImageInfo, String> {
+    let dir = rt.images_dir().ok_or_else(|| "this runtime has no image store".to_string())?;
+    examroom_images::ImageStore::at(dir).resolve(reference).map_err(|e| e.to_string())
+}
+
+/// Records in the session's trail which image (by manifest digest) its environment is made from.
+async fn record_image(svc: &SessionService, rec: &SessionRecord, reference: &str, digest: &str) {
+    let event = NewEvent {
+        at: svc.now_ms(),
+        kind: EventKind::Progress,
+        from: None,
+        to: None,
+        reason: format!("Environment image {reference} ({digest})"),
+        actor: "system".into(),
+        data: Some(serde_json::json!({ "image": reference, "image_digest": digest })),
+    };
+    if let Err(e) = svc.inner.store.append_event(&rec.id, &event).await {
+        tracing::warn!(session_id = %rec.id, error = %e, "could not record the image");
+    }
+}
+
 /// The time left until the session's provisioning deadline (at least 1 ms).
 fn left(svc: &SessionService, rec: &SessionRecord) -> Duration {
     Duration::from_millis((rec.created_at + rec.provisioning_timeout_ms - svc.now_ms()).max(1) as u64)
@@ -302,8 +329,14 @@ async fn steps(svc: &SessionService, rec: &SessionRecord, claimed: bool) -> Resu
             }
         }
     }
-    let spec =
+    let mut spec =
         crate::provision::spec_for(exam, rec.environment_id).map_err(|d| (FailureCode::ProvisioningFailed, d))?;
+    if let Some(reference) = spec.image.clone() {
+        // The image is pinned by its digest for the create, and the digest is recorded in the session's trail.
+        let image = image_of(rt, &reference).map_err(|d| (FailureCode::ProvisioningFailed, d))?;
+        record_image(svc, rec, &reference, &image.digest).await;
+        spec.image = Some(image.digest);
+    }
     // A provisioning resumed after a restart (or a claimed environment that died) may leave an environment with this
     // id: start clean.
     match rt.destroy(&rec.environment_id).await {

@@ -1,0 +1,273 @@
+//! Images as environments' bases (issue 12): the `examroom image` commands on each kind of archive, environments on
+//! an imported image (its files, its Env and WorkingDir, one shared tree and separate writes, removal refused while
+//! in use), and sessions on images through the server (the digest recorded, a missing image failing the session).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use examroom_images::{ImageStore, ImageWriter, Limits};
+use examroom_runtime::{ExecutionRuntime, RuntimeError};
+use serde_json::{json, Value};
+
+use crate::common::{expect_output, shim_program, type_line, Harness};
+use crate::server::{self, create, events, sid, wait_state, write_exam, Client, Options, TestServer};
+
+const T: Duration = Duration::from_secs(20);
+
+/// Host programs copied into the test image, with their libraries.
+const PROGRAMS: &[&str] = &["cat", "ls", "id", "touch", "stat"];
+
+/// A GNU header with root as the owner.
+fn header() -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(1_700_000_000);
+    h
+}
+
+fn append_host_file(b: &mut tar::Builder<Vec<u8>>, src: &Path, inside: &str) {
+    let mut f = std::fs::File::open(src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    b.append_file(inside.trim_start_matches('/'), &mut f).unwrap();
+}
+
+/// The libraries `bin` needs, as ldd names them (resolved through symlinks on the host).
+fn libs(bin: &str) -> Vec<String> {
+    let out = Command::new("ldd").arg(bin).output().unwrap();
+    assert!(out.status.success(), "ldd {bin}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| match l.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => l.split_whitespace().next(),
+        })
+        .filter(|p| p.starts_with('/'))
+        .map(String::from)
+        .collect()
+}
+
+/// A small image made from host files, in two layers: the first has `/bin/sh` (dash), a few programs, their
+/// libraries and an os-release; the second replaces the os-release, adds `/work` and removes `/bin/id` (a whiteout).
+pub fn tiny_image() -> ImageWriter {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut seen = std::collections::BTreeSet::new();
+    append_host_file(&mut b, Path::new("/usr/bin/dash"), "bin/sh");
+    let mut all_libs = libs("/usr/bin/dash");
+    for p in PROGRAMS {
+        let src = format!("/usr/bin/{p}");
+        append_host_file(&mut b, Path::new(&src), &format!("bin/{p}"));
+        all_libs.extend(libs(&src));
+    }
+    for l in all_libs {
+        if seen.insert(l.clone()) {
+            append_host_file(&mut b, Path::new(&l), &l);
+        }
+    }
+    let mut h = header();
+    let text = b"PRETTY_NAME=\"lower layer\"\n";
+    h.set_size(text.len() as u64);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "etc/os-release", &text[..]).unwrap();
+    let lower = b.into_inner().unwrap();
+
+    let mut b = tar::Builder::new(Vec::new());
+    let text = b"PRETTY_NAME=\"examroom it image\"\nID=examroom-it\n";
+    let mut h = header();
+    h.set_size(text.len() as u64);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "etc/os-release", &text[..]).unwrap();
+    let mut h = header();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_size(0);
+    h.set_mode(0o755);
+    b.append_data(&mut h, "work", std::io::empty()).unwrap();
+    let mut h = header();
+    h.set_size(0);
+    h.set_mode(0o644);
+    b.append_data(&mut h, "bin/.wh.id", std::io::empty()).unwrap();
+    let upper = b.into_inner().unwrap();
+    ImageWriter::new().layer(lower).layer(upper).env("GREETING=hello from the image").working_dir("/work")
+}
+
+fn examroom(args: &[&str]) -> (bool, String) {
+    let out = Command::new(shim_program()).args(args).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[test]
+fn image_commands_import_each_kind_list_and_remove() {
+    let t = tempfile::tempdir().unwrap();
+    let state = t.path().join("state");
+    let st = state.to_str().unwrap();
+    let w = tiny_image();
+    let layout = t.path().join("layout");
+    let digest = w.write_oci_layout(&layout, None).unwrap();
+    let oci = t.path().join("oci.tar");
+    w.write_oci_archive(&oci, Some("it/oci:1")).unwrap();
+    let docker = t.path().join("docker.tar");
+    w.write_docker_archive(&docker, Some("it/docker:1")).unwrap();
+
+    let (ok, out) =
+        examroom(&["image", "import", "--state-dir", st, layout.to_str().unwrap(), "--name", "it/layout:1"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("imported: it/layout:1") && out.contains(digest.as_str()), "{out}");
+    let (ok, out) = examroom(&["image", "import", "--state-dir", st, oci.to_str().unwrap()]);
+    assert!(ok && out.contains("already present: it/oci:1"), "{out}");
+    let (ok, out) = examroom(&["image", "import", "--state-dir", st, docker.to_str().unwrap()]);
+    assert!(ok && out.contains("imported: it/docker:1"), "{out}");
+
+    let (ok, out) = examroom(&["image", "list", "--state-dir", st, "--json"]);
+    assert!(ok, "{out}");
+    let list: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(list.len(), 2, "{out}");
+    let oci_image = list.iter().find(|i| i["digest"] == digest.as_str()).unwrap();
+    assert_eq!(oci_image["names"], json!(["it/layout:1", "it/oci:1"]));
+    assert_eq!(oci_image["layers"].as_array().unwrap().len(), 2);
+    assert_eq!(oci_image["working_dir"], "/work");
+    let (ok, out) = examroom(&["image", "list", "--state-dir", st]);
+    assert!(ok && out.contains("it/docker:1"), "{out}");
+
+    // A hostile archive: refused, with the reason, leaving nothing.
+    let evil = t.path().join("evil.tar");
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = header();
+    h.set_size(1);
+    h.set_mode(0o644);
+    h.as_old_mut().name[..12].copy_from_slice(b"../../escape");
+    h.set_cksum();
+    b.append(&h, &b"x"[..]).unwrap();
+    ImageWriter::new().layer(b.into_inner().unwrap()).write_oci_archive(&evil, Some("it/evil:1")).unwrap();
+    let (ok, out) = examroom(&["image", "import", "--state-dir", st, evil.to_str().unwrap()]);
+    assert!(!ok && out.contains("climbs out"), "{out}");
+    assert_eq!(std::fs::read_dir(state.join("images/tmp")).unwrap().count(), 0);
+
+    // Removing: a name of two keeps the image, the digest removes it and its names.
+    let (ok, out) = examroom(&["image", "rm", "--state-dir", st, "it/oci:1"]);
+    assert!(ok, "{out}");
+    let (ok, out) = examroom(&["image", "rm", "--state-dir", st, digest.as_str()]);
+    assert!(ok && out.contains("deleted"), "{out}");
+    let (ok, out) = examroom(&["image", "rm", "--state-dir", st, "it/layout:1"]);
+    assert!(!ok && out.contains("not in the image store"), "{out}");
+    let (_, out) = examroom(&["image", "list", "--state-dir", st, "--json"]);
+    let list: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(list.len(), 1, "{out}");
+}
+
+/// Imports the tiny image into the store of the runtime whose state directory is `state`.
+fn import_tiny(state: &Path, name: &str) -> examroom_images::ImageInfo {
+    let t = tempfile::tempdir().unwrap();
+    let archive = t.path().join("tiny.tar");
+    tiny_image().write_oci_archive(&archive, None).unwrap();
+    let store = ImageStore::open(state.join("images")).unwrap();
+    store.import(&archive, Some(name), Limits::default()).unwrap().image
+}
+
+fn inode(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).unwrap().ino()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environments_run_on_an_imported_image() {
+    let h = Harness::new();
+    let image = import_tiny(&h.state_dir, "it/tiny:1");
+    let a = h.create_spec(|s| s.image = Some("it/tiny:1".into())).await;
+    let b = h.create_spec(|s| s.image = Some(image.digest.clone())).await;
+    // The image's files, its layers applied.
+    let os = h.sh_ok(&a, "cat /etc/os-release").await;
+    assert!(os.contains("examroom it image"), "{os}");
+    let out = h.sh(&a, "test -e /bin/id || echo whited-out; test -e /usr/bin/python3 || echo no-host-usr").await;
+    assert_eq!(out.stdout_text(), "whited-out\nno-host-usr\n", "{out:?}");
+    // The image's Env and WorkingDir in the candidate's login shell.
+    let mut term = h.rt.attach(&a, "main").await.unwrap();
+    type_line(&mut term, "echo \"G=$GREETING P=$(pwd)\"").await;
+    expect_output(&mut term, "G=hello from the image P=/work", T).await;
+    drop(term);
+    // One tree on disk for both; writes stay in each environment.
+    h.sh_ok(&a, "echo from-a > /work/note; touch /etc/os-release").await;
+    let out = h.sh(&b, "cat /work/note 2>&1; cat /etc/os-release").await;
+    assert!(!out.stdout_text().contains("from-a"), "b sees a's write: {out:?}");
+    assert!(out.stdout_text().contains("examroom it image"), "{out:?}");
+    assert!(!image.rootfs.join("work/note").exists(), "a write reached the image's tree");
+    let ino = inode(&image.rootfs.join("bin/sh"));
+    let configs: Vec<Value> = [a, b]
+        .iter()
+        .map(|id| {
+            let p = h.state_dir.join(&h.label).join(id.to_string()).join("config.json");
+            serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+        })
+        .collect();
+    for c in &configs {
+        assert_eq!(c["spec"]["base"]["rootfs"], image.rootfs.to_str().unwrap(), "{c}");
+    }
+    assert_eq!(std::fs::read_dir(h.state_dir.join("images/images")).unwrap().count(), 1, "one copy");
+    // In use: `image rm` refuses and changes nothing.
+    let st = h.state_dir.to_str().unwrap();
+    let (ok, out) = examroom(&["image", "rm", "--state-dir", st, "it/tiny:1"]);
+    assert!(!ok && out.contains("in use by environment"), "{out}");
+    assert!(image.rootfs.join("bin/sh").exists());
+    // A missing image is refused up front.
+    let mut spec = examroom_runtime::EnvironmentSpec::new(examroom_core::EnvironmentId::new_v4());
+    spec.image = Some("it/missing:1".into());
+    match h.rt.create(spec).await {
+        Err(RuntimeError::InvalidSpec { field, message }) => {
+            assert_eq!(field, "base");
+            assert!(message.contains("examroom image import"), "{message}");
+        }
+        other => panic!("expected InvalidSpec, got {other:?}"),
+    }
+    // Destroy leaves the image as it was.
+    for id in [a, b] {
+        assert!(h.rt.destroy(&id).await.unwrap().verified);
+    }
+    assert_eq!(inode(&image.rootfs.join("bin/sh")), ino);
+    assert!(std::fs::read_to_string(image.rootfs.join("etc/os-release")).unwrap().contains("examroom it image"));
+    // Unused now: removed, its tree collected.
+    let (ok, out) = examroom(&["image", "rm", "--state-dir", st, "it/tiny:1"]);
+    assert!(ok && out.contains("deleted"), "{out}");
+    assert!(!image.rootfs.exists());
+    h.teardown().await;
+}
+
+fn image_exams(catalog: &Path) {
+    let env = "memory = \"256M\"\ncpu = \"500m\"\n";
+    write_exam(
+        catalog,
+        "on-image",
+        &format!("title = \"On an image\"\ndescription = \"i\"\nduration = \"5m\"\n[environment]\nbase = \"image:it/tiny:1\"\n{env}"),
+    );
+    write_exam(
+        catalog,
+        "missing-image",
+        &format!("title = \"Missing\"\ndescription = \"m\"\nduration = \"5m\"\n[environment]\nbase = \"image:it/absent:1\"\n{env}"),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_on_images_record_the_digest_and_a_missing_image_fails() {
+    let s = TestServer::start_with(Options { exams: image_exams, ..Options::default() }).await;
+    let image = import_tiny(&s.sandbox_dir(), "it/tiny:1");
+    let c = Client::default();
+    let (cand, proctor) = (s.candidate("cand-img"), s.proctor("proc-img"));
+    let v = create(&c, &s, &cand, "on-image").await;
+    let id = sid(&v);
+    wait_state(&c, &s, &cand, &id, Duration::from_secs(60), "ready").await;
+    let evs = events(&c, &s, &proctor, &id).await;
+    let recorded = evs.iter().find(|e| e["data"]["image_digest"].is_string()).unwrap_or_else(|| panic!("{evs:?}"));
+    assert_eq!(recorded["data"]["image_digest"], image.digest.as_str());
+    assert_eq!(recorded["data"]["image"], "it/tiny:1");
+    let a = c.post(&s.url(&format!("{}/start", server::session_path(&id))), &cand, json!({})).await;
+    assert!(a.status < 300, "{}", a.text);
+    let a = c.post(&s.url(&format!("{}/submit", server::session_path(&id))), &cand, json!({})).await;
+    assert!(a.status < 300, "{}", a.text);
+    wait_state(&c, &s, &cand, &id, Duration::from_secs(60), "terminated").await;
+
+    let v = create(&c, &s, &s.candidate("cand-img2"), "missing-image").await;
+    let id = sid(&v);
+    let v = wait_state(&c, &s, &proctor, &id, Duration::from_secs(60), "failed").await;
+    assert_eq!(v["failure"]["code"], "provisioning_failed", "{v}");
+    assert!(v["failure"]["detail"].as_str().unwrap_or("").contains("examroom image import"), "{v}");
+    s.teardown().await;
+}
