@@ -278,6 +278,21 @@ pub fn image_of(rt: &Runtime, reference: &str) -> Result<examroom_images::ImageI
     examroom_images::ImageStore::at(dir).resolve(reference).map_err(|e| e.to_string())
 }
 
+/// The image store of the service's runtime, if it has one.
+pub fn image_store(svc: &SessionService) -> Option<examroom_images::ImageStore> {
+    svc.inner.runtime.images_dir().map(examroom_images::ImageStore::at)
+}
+
+/// The image reference of an exam whose base is an image (`base = "image:REF"`).
+pub fn image_reference(exam: &Exam) -> Option<&str> {
+    exam.environment.base.strip_prefix("image:")
+}
+
+/// Why an exam cannot be started on this server now, if it cannot: the image it runs on is not in the store.
+pub fn unavailable(svc: &SessionService, exam: &Exam) -> Option<String> {
+    image_of(&svc.inner.runtime, image_reference(exam)?).err()
+}
+
 /// Records in the session's trail which image (by manifest digest) its environment is made from.
 async fn record_image(svc: &SessionService, rec: &SessionRecord, reference: &str, digest: &str) {
     let event = NewEvent {

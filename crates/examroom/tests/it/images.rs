@@ -251,6 +251,29 @@ async fn sessions_on_images_record_the_digest_and_a_missing_image_fails() {
     let image = import_tiny(&s.sandbox_dir(), "it/tiny:1");
     let c = Client::default();
     let (cand, proctor) = (s.candidate("cand-img"), s.proctor("proc-img"));
+    // The catalog says which exams can start here, and why not.
+    let a = c.get(&s.url("/api/v1/exams"), &proctor).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let exam = |id: &str| a.body["exams"].as_array().unwrap().iter().find(|e| e["id"] == id).unwrap().clone();
+    assert_eq!(exam("on-image")["available"], true, "{}", a.text);
+    assert_eq!(exam("missing-image")["available"], false, "{}", a.text);
+    let why = exam("missing-image")["unavailable_reason"].as_str().unwrap().to_string();
+    assert!(why.contains("examroom image import FILE --name it/absent:1"), "{why}");
+    let a = c.get(&s.url("/api/v1/exams/missing-image"), &cand).await;
+    assert_eq!(a.body["available"], false, "{}", a.text);
+    assert!(!a.text.contains("examroom image import"), "candidates get no operator's command: {}", a.text);
+    // The image store, for proctors only.
+    let a = c.get(&s.url("/api/v1/images"), &cand).await;
+    assert_eq!(a.status, 403, "{}", a.text);
+    let a = c.get(&s.url("/api/v1/images"), &proctor).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(
+        a.body["images"],
+        json!([{ "names": ["it/tiny:1"], "digest": image.digest, "size_bytes": image.size_bytes, "layers": 2, "exams": ["on-image"] }]),
+        "{}",
+        a.text
+    );
+    assert_eq!(a.body["missing"], json!([{ "reference": "it/absent:1", "exams": ["missing-image"] }]), "{}", a.text);
     let v = create(&c, &s, &cand, "on-image").await;
     let id = sid(&v);
     wait_state(&c, &s, &cand, &id, Duration::from_secs(60), "ready").await;
