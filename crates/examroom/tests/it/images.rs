@@ -294,3 +294,23 @@ async fn sessions_on_images_record_the_digest_and_a_missing_image_fails() {
     assert!(v["failure"]["detail"].as_str().unwrap_or("").contains("examroom image import"), "{v}");
     s.teardown().await;
 }
+
+#[test]
+fn exam_validate_reports_a_missing_image_with_the_import_command() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let catalog = t.path().join("exams");
+    write_exam(
+        &catalog,
+        "on-image",
+        "title = \"I\"\ndescription = \"i\"\nduration = \"5m\"\n[environment]\nbase = \"image:it/tiny:1\"\n",
+    );
+    let (d, c) = (data.to_str().unwrap(), catalog.to_str().unwrap());
+    let (ok, out) = examroom(&["exam", "validate", "--data-dir", d, c]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("environment.base") && out.contains("exam.toml:6"), "{out}");
+    assert!(out.contains(&format!("examroom image import --data-dir {d} FILE_OR_DIR --name it/tiny:1")), "{out}");
+    import_tiny(&data.join("sandbox"), "it/tiny:1");
+    let (ok, out) = examroom(&["exam", "validate", "--data-dir", d, c]);
+    assert!(ok && out.contains("no problems"), "{out}");
+}
