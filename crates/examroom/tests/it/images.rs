@@ -155,6 +155,19 @@ fn image_commands_import_each_kind_list_and_remove() {
     assert_eq!(list.len(), 1, "{out}");
 }
 
+/// The sample images `make images` builds (scripts/build-images.sh), by the name they carry.
+const SAMPLES: &[(&str, &str)] = &[("examroom/tools:1", "tools.tar")];
+
+/// Imports the sample image `reference` into the store of the runtime whose state directory is `state`.
+pub fn import_sample(state: &Path, reference: &str) {
+    let (_, file) =
+        SAMPLES.iter().find(|(r, _)| *r == reference).unwrap_or_else(|| panic!("no sample image {reference}"));
+    let archive = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/images").join(file);
+    assert!(archive.is_file(), "{} is missing: run `make images` (scripts/build-images.sh)", archive.display());
+    let store = ImageStore::open(state.join("images")).unwrap();
+    store.import(&archive, Some(reference), Limits::default()).unwrap();
+}
+
 /// Imports the tiny image into the store of the runtime whose state directory is `state`.
 fn import_tiny(state: &Path, name: &str) -> examroom_images::ImageInfo {
     let t = tempfile::tempdir().unwrap();
