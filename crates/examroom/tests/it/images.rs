@@ -158,14 +158,19 @@ fn image_commands_import_each_kind_list_and_remove() {
 /// The sample images `make images` builds (scripts/build-images.sh), by the name they carry.
 const SAMPLES: &[(&str, &str)] = &[("examroom/tools:1", "tools.tar")];
 
-/// Imports the sample image `reference` into the store of the runtime whose state directory is `state`.
+/// Gives the runtime whose state directory is `state` the sample image `reference`: imported once into a store
+/// that the tests share and keep (`target/images/it-store`; a second import finds it there), which becomes this
+/// runtime's store (a symlink).
 pub fn import_sample(state: &Path, reference: &str) {
     let (_, file) =
         SAMPLES.iter().find(|(r, _)| *r == reference).unwrap_or_else(|| panic!("no sample image {reference}"));
-    let archive = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/images").join(file);
+    let images = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/images");
+    let archive = images.join(file);
     assert!(archive.is_file(), "{} is missing: run `make images` (scripts/build-images.sh)", archive.display());
-    let store = ImageStore::open(state.join("images")).unwrap();
+    let shared = images.join("it-store");
+    let store = ImageStore::open(&shared).unwrap();
     store.import(&archive, Some(reference), Limits::default()).unwrap();
+    std::os::unix::fs::symlink(&shared, state.join("images")).unwrap();
 }
 
 /// Imports the tiny image into the store of the runtime whose state directory is `state`.
