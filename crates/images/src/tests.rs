@@ -169,6 +169,19 @@ fn each_kind_of_input_imports_to_the_same_image() {
 }
 
 #[test]
+fn zstd_layers_import_like_gzipped_ones() {
+    let t = tempfile::tempdir().unwrap();
+    let s = store(t.path());
+    let layout = t.path().join("layout");
+    let d = writer().zstd().write_oci_layout(&layout, Some("z:1")).unwrap();
+    let manifest = std::fs::read_to_string(layout.join("blobs/sha256").join(d.hex())).unwrap();
+    assert!(manifest.contains("tar+zstd"), "{manifest}");
+    let r = s.import(&layout, None, Limits::default()).unwrap();
+    assert_eq!(r.name.as_deref(), Some("z:1"));
+    check_tree(&r.image.rootfs);
+}
+
+#[test]
 fn removal_keeps_named_and_used_images() {
     let t = tempfile::tempdir().unwrap();
     let s = store(t.path());

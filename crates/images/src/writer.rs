@@ -28,6 +28,8 @@ struct Layer {
 #[derive(Clone, Default)]
 pub struct ImageWriter {
     layers: Vec<Layer>,
+    /// OCI layers zstd-compressed (`tar+zstd`) rather than gzipped.
+    zstd: bool,
     env: Vec<String>,
     working_dir: Option<String>,
     user: Option<String>,
@@ -53,6 +55,12 @@ impl ImageWriter {
         gz.write_all(&tar).expect("in memory");
         let gz = gz.finish().expect("in memory");
         self.layers.push(Layer { tar, gz });
+        self
+    }
+
+    /// Writes the OCI layers zstd-compressed (`tar+zstd`) instead of gzipped.
+    pub fn zstd(mut self) -> Self {
+        self.zstd = true;
         self
     }
 
@@ -133,9 +141,14 @@ impl ImageWriter {
         files.push((format!("blobs/sha256/{}", cd.hex()), config.clone()));
         let mut layers = Vec::new();
         for l in &self.layers {
-            let d = Digest::of(&l.gz);
-            layers.push(Descriptor::new(MediaType::ImageLayerGzip, l.gz.len() as u64, oci(&d)));
-            files.push((format!("blobs/sha256/{}", d.hex()), l.gz.clone()));
+            let (media, blob) = if self.zstd {
+                (MediaType::ImageLayerZstd, zstd::encode_all(&l.tar[..], 3).map_err(err)?)
+            } else {
+                (MediaType::ImageLayerGzip, l.gz.clone())
+            };
+            let d = Digest::of(&blob);
+            layers.push(Descriptor::new(media, blob.len() as u64, oci(&d)));
+            files.push((format!("blobs/sha256/{}", d.hex()), blob));
         }
         let manifest = ImageManifestBuilder::default()
             .schema_version(2u32)
