@@ -25,6 +25,28 @@ pub enum ImageCommand {
         #[arg(long, default_value_t = Limits::default().max_inodes)]
         max_inodes: u64,
     },
+    /// Pull an image from an OCI registry (HTTPS; `--insecure-http` for a registry on the loopback) and import it.
+    Pull {
+        #[command(flatten)]
+        at: StoreArgs,
+        /// REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@sha256:DIGEST.
+        reference: String,
+        /// The name to give it (NAME:TAG); else REPOSITORY:TAG.
+        #[arg(long)]
+        name: Option<String>,
+        /// A JSON file with the registry's credentials: {"username": "…", "password": "…"}.
+        #[arg(long)]
+        credentials: Option<PathBuf>,
+        /// Plain HTTP instead of HTTPS.
+        #[arg(long)]
+        insecure_http: bool,
+        /// The most the whole pull may take, in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        /// The most bytes the image may take (its blobs, and unpacked).
+        #[arg(long, default_value_t = Limits::default().max_bytes)]
+        max_bytes: u64,
+    },
     /// List the images in the store.
     List {
         #[command(flatten)]
@@ -115,24 +137,43 @@ pub fn users_of(state_dir: &Path, rootfs: &Path) -> Vec<String> {
     out
 }
 
-pub fn run(cmd: ImageCommand) -> Result<()> {
+fn report(r: &examroom_images::ImportReport, started: std::time::Instant) {
+    let how = match r.outcome {
+        Imported::Unpacked => "imported",
+        Imported::AlreadyPresent => "already present",
+    };
+    println!(
+        "{how}: {} ({}, {} layers, {}) in {:.1} s",
+        r.name.as_deref().unwrap_or("(no name)"),
+        r.image.digest,
+        r.image.layers.len(),
+        human(r.image.size_bytes),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+pub async fn run(cmd: ImageCommand) -> Result<()> {
+    if let ImageCommand::Pull { at, reference, name, credentials, insecure_http, timeout, max_bytes } = cmd {
+        let store = ImageStore::open(at.state_dir().join("images"))?;
+        let started = std::time::Instant::now();
+        let limits = Limits { max_bytes, ..Limits::default() };
+        let timeout = std::time::Duration::from_secs(timeout);
+        let pull = crate::image_pull::Pull { reference, name, credentials, insecure_http, timeout, limits };
+        let r = crate::image_pull::pull(store, pull).await?;
+        report(&r, started);
+        return Ok(());
+    }
+    tokio::task::spawn_blocking(move || run_blocking(cmd)).await?
+}
+
+fn run_blocking(cmd: ImageCommand) -> Result<()> {
     match cmd {
+        ImageCommand::Pull { .. } => unreachable!("pulled above"),
         ImageCommand::Import { at, source, name, max_bytes, max_inodes } => {
             let store = ImageStore::open(at.state_dir().join("images"))?;
             let started = std::time::Instant::now();
             let r = store.import(&source, name.as_deref(), Limits { max_bytes, max_inodes })?;
-            let how = match r.outcome {
-                Imported::Unpacked => "imported",
-                Imported::AlreadyPresent => "already present",
-            };
-            println!(
-                "{how}: {} ({}, {} layers, {}) in {:.1} s",
-                r.name.as_deref().unwrap_or("(no name)"),
-                r.image.digest,
-                r.image.layers.len(),
-                human(r.image.size_bytes),
-                started.elapsed().as_secs_f64()
-            );
+            report(&r, started);
             Ok(())
         }
         ImageCommand::List { at, json } => {

@@ -6,6 +6,7 @@ mod bench_terminal;
 mod capacity;
 mod doctor;
 mod image_cmd;
+mod image_pull;
 mod serve;
 mod shell;
 mod token;
@@ -237,7 +238,7 @@ fn main() {
                 }
             }
             Command::Bench { what } => bench::run(what).await,
-            Command::Image { what } => tokio::task::spawn_blocking(move || image_cmd::run(what)).await?,
+            Command::Image { what } => image_cmd::run(what).await,
             Command::Sandbox { what: SandboxCommand::Shell { state_dir, label, base, keep, attach } } => {
                 shell::run(shell::ShellArgs { state_dir, label, base, keep, attach }).await
             }

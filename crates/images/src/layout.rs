@@ -171,7 +171,7 @@ pub(crate) struct Plan {
 }
 
 /// The platform of this host, as OCI names it.
-pub(crate) fn host_arch() -> Arch {
+pub fn host_arch() -> Arch {
     match std::env::consts::ARCH {
         "x86_64" => Arch::Amd64,
         "aarch64" => Arch::ARM64,

@@ -22,6 +22,7 @@ pub mod unpack;
 mod writer;
 
 pub use digest::Digest;
+pub use layout::host_arch;
 pub use names::validate_name;
 pub use store::{ImageInfo, ImageStore, ImportReport, Imported, PROFILE_SCRIPT};
 pub use writer::{write_tar, ImageWriter};

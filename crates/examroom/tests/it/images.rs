@@ -332,3 +332,122 @@ fn exam_validate_reports_a_missing_image_with_the_import_command() {
     let (ok, out) = examroom(&["exam", "validate", "--data-dir", d, c]);
     assert!(ok && out.contains("no problems"), "{out}");
 }
+
+/// Debian's registry (`docker-registry`) on a free port of 127.0.0.1, storing into a temporary directory; stopped
+/// when dropped.
+struct Registry {
+    child: std::process::Child,
+    addr: String,
+    _tmp: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_registry() -> Registry {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let config = tmp.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
+            tmp.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("/usr/bin/docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("docker-registry (Debian's package; scripts/install-deps.sh installs it)");
+    let r = Registry { child, addr, _tmp: tmp };
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http.get(format!("http://{}/v2/", r.addr)).send().await.is_ok_and(|a| a.status().is_success()) {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the registry did not answer on {}", r.addr);
+}
+
+/// Pushes the OCI layout at `layout` (one image) to `reference` as it is: the same blobs, the same manifest bytes.
+async fn push_layout(layout: &Path, reference: &str) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = oci_client::Client::new(oci_client::client::ClientConfig {
+        protocol: oci_client::client::ClientProtocol::Http,
+        ..Default::default()
+    });
+    let r: oci_client::Reference = reference.parse().unwrap();
+    let index: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let md = index["manifests"][0]["digest"].as_str().unwrap().to_string();
+    let blob = |d: &str| std::fs::read(layout.join("blobs/sha256").join(d.trim_start_matches("sha256:"))).unwrap();
+    let manifest_bytes = blob(&md);
+    let manifest: Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    let mut digests = vec![manifest["config"]["digest"].as_str().unwrap().to_string()];
+    digests.extend(manifest["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_string()));
+    client.auth(&r, &oci_client::secrets::RegistryAuth::Anonymous, oci_client::RegistryOperation::Push).await.ok();
+    for d in digests {
+        client.push_blob(&r, blob(&d), &d).await.unwrap();
+    }
+    let ct = reqwest::header::HeaderValue::from_static("application/vnd.oci.image.manifest.v1+json");
+    client.push_manifest_raw(&r, manifest_bytes, ct).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_are_pulled_from_a_registry_by_tag_and_by_digest() {
+    let registry = start_registry().await;
+    let t = tempfile::tempdir().unwrap();
+    let layout = t.path().join("layout");
+    let digest = tiny_image().write_oci_layout(&layout, None).unwrap();
+    push_layout(&layout, &format!("{}/it/tiny:1", registry.addr)).await;
+    let st = t.path().join("state");
+    let st = st.to_str().unwrap();
+    let pull = |reference: String, extra: Vec<String>| {
+        let mut args = vec!["image".to_string(), "pull".into(), "--state-dir".into(), st.to_string()];
+        args.push("--insecure-http".into());
+        args.extend(extra);
+        args.push(reference);
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            examroom(&args)
+        })
+    };
+    // By tag: named after the repository and tag.
+    let (ok, out) = pull(format!("{}/it/tiny:1", registry.addr), vec![]).await.unwrap();
+    assert!(ok, "{out}");
+    assert!(out.contains("imported: it/tiny:1") && out.contains(digest.as_str()), "{out}");
+    // By digest: the same image.
+    let (ok, out) =
+        pull(format!("{}/it/tiny@{digest}", registry.addr), vec!["--name".into(), "it/pinned:1".into()]).await.unwrap();
+    assert!(ok && out.contains("already present: it/pinned:1") && out.contains(digest.as_str()), "{out}");
+    // A digest the registry does not have: refused, nothing imported.
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let (ok, out) = pull(format!("{}/it/tiny@{wrong}", registry.addr), vec![]).await.unwrap();
+    assert!(!ok, "{out}");
+    let (_, out) = examroom(&["image", "list", "--state-dir", st, "--json"]);
+    let list: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(list.len(), 1, "{out}");
+    assert_eq!(std::fs::read_dir(t.path().join("state/images/tmp")).unwrap().count(), 0);
+    // A registry that never answers: the pull ends within its deadline.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let hold = std::thread::spawn(move || {
+        let conns: Vec<_> = silent.incoming().take(1).collect();
+        std::thread::sleep(Duration::from_secs(5));
+        drop(conns);
+    });
+    let started = std::time::Instant::now();
+    let (ok, out) = pull(format!("{silent_addr}/it/tiny:1"), vec!["--timeout".into(), "3".into()]).await.unwrap();
+    assert!(!ok, "{out}");
+    assert!(started.elapsed() < Duration::from_secs(7), "the pull took {:?}: {out}", started.elapsed());
+    hold.join().unwrap();
+}
