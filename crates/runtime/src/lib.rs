@@ -84,6 +84,14 @@ impl Runtime {
             Runtime::Sandbox(rt) => Some(rt.images_dir()),
         }
     }
+
+    /// The manifest digest of the image an environment was made from, if it was made from one.
+    pub fn image_digest_of(&self, id: &EnvironmentId) -> Option<String> {
+        match self {
+            #[cfg(feature = "sandbox")]
+            Runtime::Sandbox(rt) => rt.image_digest_of(id),
+        }
+    }
 }
 
 macro_rules! dispatch {

@@ -123,6 +123,7 @@ async fn run(svc: &SessionService, rec: SessionRecord, path: Path) {
         if exam.claim_steps().is_empty() {
             match check_running(&svc.inner.runtime, &rec.environment_id).await {
                 Ok(()) => {
+                    record_claimed_image(svc, &rec, exam).await;
                     let first = Progress::new(1, claimed_steps(exam), TAKING_PREPARED);
                     let steps = vec![
                         (
@@ -293,6 +294,14 @@ pub fn unavailable(svc: &SessionService, exam: &Exam) -> Option<String> {
     image_of(&svc.inner.runtime, image_reference(exam)?).err()
 }
 
+/// For a session that took a pooled environment on an image: records the digest the environment was made from.
+async fn record_claimed_image(svc: &SessionService, rec: &SessionRecord, exam: &Exam) {
+    let Some(reference) = image_reference(exam) else { return };
+    if let Some(digest) = svc.inner.runtime.image_digest_of(&rec.environment_id) {
+        record_image(svc, rec, reference, &digest).await;
+    }
+}
+
 /// Records in the session's trail which image (by manifest digest) its environment is made from.
 async fn record_image(svc: &SessionService, rec: &SessionRecord, reference: &str, digest: &str) {
     let event = NewEvent {
@@ -323,6 +332,7 @@ async fn steps(svc: &SessionService, rec: &SessionRecord, claimed: bool) -> Resu
     if claimed {
         match check_running(rt, &rec.environment_id).await {
             Ok(()) => {
+                record_claimed_image(svc, rec, exam).await;
                 let setups = exam.claim_steps();
                 let total = claimed_steps(exam);
                 let n = setups.len();

@@ -451,3 +451,48 @@ async fn images_are_pulled_from_a_registry_by_tag_and_by_digest() {
     assert!(started.elapsed() < Duration::from_secs(7), "the pull took {:?}: {out}", started.elapsed());
     hold.join().unwrap();
 }
+
+/// An exam on the tiny image with a warm pool of one; the image is imported before the server starts (the data
+/// directory is next to the catalog).
+fn pooled_image_exam(catalog: &Path) {
+    write_exam(
+        catalog,
+        "pooled-image",
+        "title = \"P\"\ndescription = \"p\"\nduration = \"5m\"\n[environment]\nbase = \"image:it/tiny:1\"\n\
+         memory = \"256M\"\ncpu = \"500m\"\n[pool]\nsize = 1\n",
+    );
+    import_tiny(&catalog.parent().unwrap().join("data/sandbox"), "it/tiny:1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_environment_on_an_image_records_its_digest_when_claimed() {
+    let s = TestServer::start_with(Options { exams: pooled_image_exam, ..Options::default() }).await;
+    let c = Client::default();
+    let proctor = s.proctor("proc-pool-img");
+    let digest = ImageStore::at(s.sandbox_dir().join("images")).resolve("it/tiny:1").unwrap().digest;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let a = c.get(&s.url("/api/v1/pools"), &proctor).await;
+        let ready = a.body["pools"]
+            .as_array()
+            .and_then(|ps| ps.iter().find(|p| p["exam_id"] == "pooled-image"))
+            .map_or(0, |p| p["ready"].as_u64().unwrap_or(0));
+        if ready == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the pool never filled: {}", a.text);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let cand = s.candidate("cand-pool-img");
+    let id = sid(&create(&c, &s, &cand, "pooled-image").await);
+    wait_state(&c, &s, &cand, &id, Duration::from_secs(60), "ready").await;
+    let evs = events(&c, &s, &proctor, &id).await;
+    assert!(
+        evs.iter().any(|e| e["data"]["progress"]["message"].as_str().unwrap_or("").contains("prepared for you")),
+        "not a claim: {evs:?}"
+    );
+    let recorded = evs.iter().find(|e| e["data"]["image_digest"].is_string()).unwrap_or_else(|| panic!("{evs:?}"));
+    assert_eq!(recorded["data"]["image_digest"], digest.as_str());
+    s.teardown().await;
+}

@@ -171,6 +171,15 @@ impl SandboxRuntime {
         Ok(Base::Rootfs(image.rootfs))
     }
 
+    /// The manifest digest of the image environment `id` was made from, if its base is an image of this store.
+    pub fn image_digest_of(&self, id: &EnvironmentId) -> Option<String> {
+        let cfg: ShimConfig = state::read_json(&self.env_dir(id).join(state::CONFIG)).ok()?;
+        let Base::Rootfs(tree) = cfg.spec.base else { return None };
+        let image = tree.parent().filter(|_| tree.file_name() == Some(std::ffi::OsStr::new("rootfs")))?;
+        let hex = image.file_name()?.to_string_lossy().into_owned();
+        (image.parent()? == self.images_dir().join("images")).then(|| format!("sha256:{hex}"))
+    }
+
     fn env_dir(&self, id: &EnvironmentId) -> PathBuf {
         self.dir.join(id.to_string())
     }
