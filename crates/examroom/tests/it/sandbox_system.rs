@@ -194,16 +194,7 @@ systemd-run --quiet --unit=only-in-a sleep 300 && echo unit-started
         )
         .await;
     let text = out.stdout_text();
-    for want in [
-        "remount-refused",
-        "dpkg-read-only",
-        "mask-locked",
-        "Linux",
-        "limit-refused",
-        "pids-refused",
-        "mounted",
-        "unit-started",
-    ] {
+    for want in ["remount-refused", "dpkg-read-only", "mask-locked", "Linux", "limit-refused", "pids-refused", "mounted", "unit-started"] {
         assert!(text.contains(want), "{want} missing: {}", show(&out));
     }
     // A fresh proc or sysfs is refused while the masked ones are there; were it allowed, nothing masked would show.
@@ -248,8 +239,9 @@ systemctl enable web >/dev/null 2>&1
     h.rt.freeze(&id).await.expect("boot again for grading");
     let boot = t0.elapsed();
     let check = |script: &str| examroom_runtime::ExecRequest::shell(script);
-    let out =
-        h.rt.exec_trusted(
+    let out = h
+        .rt
+        .exec_trusted(
             &id,
             check(
                 "systemctl is-active cron; systemctl is-active only-started; systemctl is-active web; hostname; \

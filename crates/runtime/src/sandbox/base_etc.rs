@@ -579,10 +579,7 @@ mod tests {
             "root:x:0:0:root:/root:/bin/bash\n\
              examroom-grading:x:65533:65533:examroom grading checks:/nonexistent:/usr/sbin/nologin\n"
         );
-        assert_eq!(
-            std::fs::read_to_string(out.join("group")).unwrap(),
-            "root:x:0:\nshadow:x:42:\nexamroom-grading:x:65533:\n"
-        );
+        assert_eq!(std::fs::read_to_string(out.join("group")).unwrap(), "root:x:0:\nshadow:x:42:\nexamroom-grading:x:65533:\n");
         assert!(std::fs::read_to_string(out.join("shadow")).unwrap().starts_with("root:*:"));
         let md = std::fs::metadata(out.join("shadow")).unwrap();
         assert_eq!((md.mode() & 0o777, md.gid()), (0o640, 42));

@@ -38,8 +38,7 @@ impl Shim {
             hostname: &self.hostname,
         };
         let mut init = None;
-        let machine =
-            create::start_init(&self.cfg, &host, self.state.created_unix_ms, Some(disk), &mut init, &mut steps);
+        let machine = create::start_init(&self.cfg, &host, self.state.created_unix_ms, Some(disk), &mut init, &mut steps);
         let machine = match machine {
             Ok(m) => m,
             Err(e) => {

@@ -812,10 +812,7 @@ impl Shim {
                     Ok(()) => Reply::Ok,
                     Err(e) => {
                         eprintln!("examroom shim: booting again for grading: {e}");
-                        Reply::Error {
-                            code: "freeze_failed".into(),
-                            message: format!("booting the machine again for grading: {e}"),
-                        }
+                        Reply::Error { code: "freeze_failed".into(), message: format!("booting the machine again for grading: {e}") }
                     }
                 };
                 self.reply(id, r);
