@@ -170,6 +170,10 @@ pub fn import_sample(state: &Path, reference: &str) {
     let shared = images.join("it-store");
     let store = ImageStore::open(&shared).unwrap();
     store.import(&archive, Some(reference), Limits::default()).unwrap();
+    // An earlier build of the sample (the archive is built again when its script changes) is collected.
+    for old in store.list().unwrap().into_iter().filter(|i| i.names.is_empty()) {
+        let _ = store.remove(&old.digest, &|_| Vec::new());
+    }
     std::os::unix::fs::symlink(&shared, state.join("images")).unwrap();
 }
 
