@@ -47,7 +47,7 @@ impl Source {
         let mut head = BufReader::new(file);
         let magic = head.fill_buf().map_err(ImageError::io("read the archive"))?.to_vec();
         let r: Box<dyn Read> = match compression_of(&magic) {
-            Compression::Gzip => Box::new(flate2::read::GzDecoder::new(head)),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(head)),
             Compression::Zstd => {
                 Box::new(zstd::Decoder::with_buffer(head).map_err(|e| ImageError::Corrupt(format!("zstd: {e}")))?)
             }
@@ -419,7 +419,7 @@ pub(crate) fn apply_layer(source: &Source, tree: &mut Tree, layer: &Layer, n: us
         };
         let dec: Box<dyn Read + '_> = match compression {
             Compression::None => Box::new(&mut buffered),
-            Compression::Gzip => Box::new(flate2::read::GzDecoder::new(&mut buffered)),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut buffered)),
             Compression::Zstd => Box::new(
                 zstd::Decoder::with_buffer(&mut buffered).map_err(|e| ImageError::Corrupt(format!("{what}: {e}")))?,
             ),
