@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/examroom
 
-.PHONY: deps web build test test-web test-conformance run shell bench lint clean
+.PHONY: deps web build images test test-web test-conformance run shell bench lint clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -19,11 +19,18 @@ web: deps web/node_modules/.package-lock.json
 build: deps web
 	$(CARGO) build --workspace --all-features
 
+# The sample images (scripts/build-images.sh): target/images/tools.tar, an OCI archive of a Debian bookworm with jq,
+# python3 and kubectl (debootstrap from deb.debian.org, packed by `examroom image pack`). Built once and kept: built
+# again only when the script changes. `examroom image import target/images/tools.tar` puts it in a server's store.
+images: deps
+	$(CARGO) build -p examroom
+	./scripts/build-images.sh $(BIN)
+
 # Every test: the unit tests of every crate, each crate's tests/ (SQLite, exam files), the integration tests of the
 # binary (real namespaces, cgroups and servers; needs root; promtool checks /metrics), two at a time for two cores;
 # then the API conformance run (openapi-spec-validator, schemathesis and promtool against a real server); then the
 # browser tests (Playwright driving Debian's Chromium against a real server). The last line sums them all.
-test: deps web
+test: deps web images
 	./scripts/install-deps.sh --conformance
 	mkdir -p target; set -o pipefail; $(CARGO) test --workspace --all-features --lib --bins --tests -- --test-threads=2 2>&1 \
 	  | tee target/test.log

@@ -26,6 +26,11 @@ fresh_ssh=0
 [ -x /usr/sbin/sshd ] || { need+=(openssh-server); fresh_ssh=1; }
 have nft || [ -x /usr/sbin/nft ] || need+=(nftables)
 have iptables || [ -x /usr/sbin/iptables ] || need+=(iptables)
+# The sample images (`make images`, issue 12): a Debian bookworm made by debootstrap from deb.debian.org.
+[ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
+# `examroom image pull` is tested against Debian's registry (docker-registry), started by the test on 127.0.0.1 (its
+# own service is never started: policy-rc.d below).
+[ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 # The web UI is built with node and npm (Vite 7 needs Node.js 20 or newer). `--browser` adds Chromium for the
 # browser tests (`make test-web`), and only then. `--conformance` adds what scripts/api-conformance.sh runs:
 # promtool (Debian's `prometheus` package, about 19 MB to download, 96 MB installed; no daemon is started) and a

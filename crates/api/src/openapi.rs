@@ -132,6 +132,15 @@ pub fn document() -> Value {
     );
     pools["responses"]["403"]["description"] = json!("forbidden: not a proctor");
     p("/api/v1/pools", json!({ "get": pools }));
+    let mut images = op(
+        "The image store: every image (its names, manifest digest, unpacked size, layers and the exams that run on it), and the images exams ask for that are missing (import them with `examroom image import`)",
+        "proctor",
+        "200",
+        ok("Images", "the images"),
+        &[401, 403],
+    );
+    images["responses"]["403"]["description"] = json!("forbidden: not a proctor");
+    p("/api/v1/images", json!({ "get": images }));
     let mut schedule = op(
         "Announce candidates for an exam: its pool fills for them ahead of their start (from `at` less a lead), at the rate the server allows, and holds them until an hour after `at`",
         "proctor",
@@ -278,9 +287,11 @@ pub fn document() -> Value {
                     "from": { "type": "string", "nullable": true }, "to": { "type": "string", "nullable": true },
                     "reason": { "type": "string" }, "actor": { "type": "string" }, "data": { "type": "object" } } },
                 "EventList": { "type": "object", "required": ["events"], "properties": { "events": { "type": "array", "items": { "$ref": "#/components/schemas/Event" } } } },
-                "Exam": { "type": "object", "required": ["id", "title", "description", "duration_seconds"], "properties": { "id": { "type": "string" }, "title": { "type": "string" },
+                "Exam": { "type": "object", "required": ["id", "title", "description", "duration_seconds", "available"], "properties": { "id": { "type": "string" }, "title": { "type": "string" },
                     "description": { "type": "string" }, "duration_seconds": { "type": "integer" },
-                    "attempts": { "type": "integer", "nullable": true, "description": "attempts each candidate has (proctors may grant more); null: no limit" } } },
+                    "attempts": { "type": "integer", "nullable": true, "description": "attempts each candidate has (proctors may grant more); null: no limit" },
+                    "available": { "type": "boolean", "description": "a session can be started here now (false: the image it runs on is not in the image store)" },
+                    "unavailable_reason": { "type": "string", "description": "why not (for proctors: the cause and the command that fixes it)" } } },
                 "Result": { "type": "object", "required": ["status", "score", "max_score", "checks"],
                     "properties": { "status": { "type": "string", "enum": ["pending", "graded", "not_graded"] },
                         "score": { "type": "integer" }, "max_score": { "type": "integer" },
@@ -345,6 +356,17 @@ pub fn document() -> Value {
                             "created_at": { "type": "string", "format": "date-time" },
                             "ready_at": { "type": "string", "format": "date-time", "nullable": true } } } },
                     "schedules": { "type": "array", "items": { "$ref": "#/components/schemas/PoolSchedule" } } } } } } });
+    schemas["Images"] = json!({ "type": "object", "required": ["images", "missing"], "properties": {
+        "images": { "type": "array", "items": { "type": "object", "required": ["names", "digest", "size_bytes", "layers", "exams"],
+            "properties": {
+                "names": { "type": "array", "items": { "type": "string" }, "description": "NAME:TAG names pointing at it" },
+                "digest": { "type": "string", "description": "the manifest's digest (sha256:…), the image's identity" },
+                "size_bytes": { "type": "integer", "description": "file content, unpacked" },
+                "layers": { "type": "integer" },
+                "exams": { "type": "array", "items": { "type": "string" }, "description": "ids of the exams whose base is this image" } } } },
+        "missing": { "type": "array", "items": { "type": "object", "required": ["reference", "exams"], "properties": {
+            "reference": { "type": "string", "description": "what the exams name (base = \"image:REF\")" },
+            "exams": { "type": "array", "items": { "type": "string" } } } } } } });
     schemas["Me"] = json!({ "type": "object", "required": ["user_id", "role"],
         "properties": { "user_id": { "type": "string" }, "role": { "type": "string", "enum": ["candidate", "proctor"] } } });
     schemas["SignedIn"] = json!({ "type": "object", "required": ["user_id", "role", "expires_at"],

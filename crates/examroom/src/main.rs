@@ -5,6 +5,8 @@ mod bench_sessions;
 mod bench_terminal;
 mod capacity;
 mod doctor;
+mod image_cmd;
+mod image_pull;
 mod serve;
 mod shell;
 mod token;
@@ -95,6 +97,11 @@ enum Command {
         #[command(subcommand)]
         what: bench::Bench,
     },
+    /// The image store: OCI images that exams use as their base (`base = "image:NAME:TAG"`).
+    Image {
+        #[command(subcommand)]
+        what: image_cmd::ImageCommand,
+    },
     /// Work with sandbox environments directly.
     Sandbox {
         #[command(subcommand)]
@@ -108,6 +115,10 @@ enum ExamCommand {
     Validate {
         /// An exam directory, or a catalog directory.
         dir: PathBuf,
+        /// The server's data directory: exams on an image (`base = "image:REF"`) are checked against its image
+        /// store (`<data-dir>/sandbox/images`).
+        #[arg(long, env = "EXAMROOM_DATA_DIR", default_value = "/var/lib/examroom")]
+        data_dir: PathBuf,
     },
 }
 
@@ -203,8 +214,19 @@ fn main() {
             Command::Token { data_dir, user, role, ttl, url, base_url } => {
                 token::run(data_dir, &user, &role, &ttl, url, &base_url)
             }
-            Command::Exam { what: ExamCommand::Validate { dir } } => {
-                let problems = examroom_exams::validate(&dir);
+            Command::Exam { what: ExamCommand::Validate { dir, data_dir } } => {
+                let store = examroom_images::ImageStore::at(data_dir.join("sandbox").join("images"));
+                let missing = |reference: &str| match store.resolve(reference) {
+                    Ok(_) => None,
+                    Err(examroom_images::ImageError::NotFound { .. }) => Some(format!(
+                        "the image {reference} is not in the image store of {}; import it with `examroom image \
+                         import --data-dir {} FILE_OR_DIR --name {reference}`",
+                        data_dir.display(),
+                        data_dir.display()
+                    )),
+                    Err(e) => Some(format!("the image {reference}: {e}")),
+                };
+                let problems = examroom_exams::validate_images(&dir, &missing);
                 for p in &problems {
                     println!("{p}");
                 }
@@ -216,6 +238,7 @@ fn main() {
                 }
             }
             Command::Bench { what } => bench::run(what).await,
+            Command::Image { what } => image_cmd::run(what).await,
             Command::Sandbox { what: SandboxCommand::Shell { state_dir, label, base, keep, attach } } => {
                 shell::run(shell::ShellArgs { state_dir, label, base, keep, attach }).await
             }

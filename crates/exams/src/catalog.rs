@@ -203,6 +203,27 @@ fn read_exam_file(dir: &Path, file: &Path) -> Result<String, Problem> {
     })
 }
 
+/// [`validate`], and also each exam whose base is an image (`base = "image:REF"`) that `missing` says is not there
+/// (`missing` answers what is wrong and how to fix it, e.g. the command that imports the image).
+pub fn validate_images(dir: &Path, missing: &dyn Fn(&str) -> Option<String>) -> Vec<Problem> {
+    let mut problems = validate(dir);
+    let exams: Vec<Exam> = if fs::symlink_metadata(dir.join(EXAM_FILE)).is_ok() {
+        load_exam(dir).into_iter().collect()
+    } else {
+        Catalog::scan(dir).exams.into_values().collect()
+    };
+    for exam in exams {
+        let Some(reference) = exam.environment.base.strip_prefix("image:") else { continue };
+        let Some(why) = missing(reference) else { continue };
+        let file = exam.dir.join(EXAM_FILE);
+        let line = fs::read_to_string(&file).ok().and_then(|text| {
+            text.lines().position(|l| l.trim_start().starts_with("base") && l.contains("image:")).map(|i| i + 1)
+        });
+        problems.push(Problem::new(file, why).at_line(line).with_field("environment.base"));
+    }
+    problems
+}
+
 /// Validates `dir` for `examroom exam validate DIR`: one exam directory (when it holds an `exam.toml`) or a
 /// catalog directory. Returns every problem found, nothing when all is well. A catalog with no exams at all
 /// is a problem too, since it is almost certainly the wrong directory.

@@ -73,7 +73,7 @@ mod files;
 pub mod parse;
 pub mod problem;
 
-pub use catalog::{load_exam, validate, Catalog};
+pub use catalog::{load_exam, validate, validate_images, Catalog};
 pub use definition::{
     Attempts, BaseKind, Check, EnvironmentConfig, Exam, PoolConfig, ResultPolicy, Script, SetupAt, Task, EXAM_FILE,
     MAX_ATTEMPTS, MAX_EXAM_FILE_BYTES, MAX_POOL_SIZE, MAX_SCRIPT_BYTES, PROFILE_SHELL, PROFILE_SYSTEM,

@@ -73,7 +73,10 @@ fn samples_load_without_problems() {
     let catalog = Catalog::load(&samples());
     assert_eq!(catalog.problems(), &[], "{}", render(catalog.problems()));
     let ids: Vec<&str> = catalog.exams().map(|e| e.id.as_str()).collect();
-    assert_eq!(ids, ["linux-admin", "linux-basics", "processes-and-logs", "quick-check", "shell-scripting"]);
+    assert_eq!(
+        ids,
+        ["linux-admin", "linux-basics", "processes-and-logs", "quick-check", "shell-scripting", "tools-image"]
+    );
 
     let linux = catalog.get(&ExamId::parse("linux-basics").unwrap()).unwrap();
     assert_eq!(linux.title, "Linux basics: files and permissions");

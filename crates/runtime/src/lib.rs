@@ -76,6 +76,24 @@ pub enum Runtime {
     Sandbox(sandbox::SandboxRuntime),
 }
 
+impl Runtime {
+    /// Where this runtime's image store is (`examroom image import` puts images there), if it has one.
+    pub fn images_dir(&self) -> Option<std::path::PathBuf> {
+        match self {
+            #[cfg(feature = "sandbox")]
+            Runtime::Sandbox(rt) => Some(rt.images_dir()),
+        }
+    }
+
+    /// The manifest digest of the image an environment was made from, if it was made from one.
+    pub fn image_digest_of(&self, id: &EnvironmentId) -> Option<String> {
+        match self {
+            #[cfg(feature = "sandbox")]
+            Runtime::Sandbox(rt) => rt.image_digest_of(id),
+        }
+    }
+}
+
 macro_rules! dispatch {
     ($self:ident, $rt:ident => $e:expr) => {
         match $self {

@@ -148,12 +148,24 @@ pub struct EnvironmentSpec {
     /// What kind of machine (`shell` when absent, as state written before profiles existed).
     #[serde(default)]
     pub profile: Profile,
+    /// An image of the image store (`NAME:TAG` or a manifest digest `sha256:…`): when set, the runtime makes the base
+    /// the image's tree (a [`Base::Rootfs`]) at create, in place of `base`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 impl EnvironmentSpec {
     /// A spec with the default limits on the host base.
     pub fn new(id: EnvironmentId) -> Self {
-        EnvironmentSpec { id, base: Base::Host, limits: Limits::default(), cols: 80, rows: 24, profile: Profile::Shell }
+        EnvironmentSpec {
+            id,
+            base: Base::Host,
+            limits: Limits::default(),
+            cols: 80,
+            rows: 24,
+            profile: Profile::Shell,
+            image: None,
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 use examroom_runtime::{
     Base, EnvironmentSpec, EnvironmentState, ExecRequest, ExecutionRuntime, Limits, Profile, Runtime, RuntimeError,
 };
-use examroom_store::{PoolStore, SessionChanges, SessionRecord, SessionStore};
+use examroom_store::{EventKind, NewEvent, PoolStore, SessionChanges, SessionRecord, SessionStore};
 
 use crate::metrics;
 use crate::service::SessionService;
@@ -50,7 +50,11 @@ pub fn environment_spec(exam: &Exam, rec: &SessionRecord) -> Result<EnvironmentS
 /// The environment an exam asks for, with the id `id`.
 pub(crate) fn spec_for(exam: &Exam, id: EnvironmentId) -> Result<EnvironmentSpec, String> {
     let env = &exam.environment;
-    let base = Base::parse(&env.base).map_err(|e| format!("the exam's base {:?}: {e}", env.base))?;
+    // An image is resolved by the runtime at create (the base is its tree); see `steps` for the digest.
+    let (base, image) = match env.base.strip_prefix("image:") {
+        Some(reference) => (Base::Host, Some(reference.to_string())),
+        None => (Base::parse(&env.base).map_err(|e| format!("the exam's base {:?}: {e}", env.base))?, None),
+    };
     let memory = env.memory_bytes;
     let limits = Limits {
         memory_bytes: memory,
@@ -60,6 +64,7 @@ pub(crate) fn spec_for(exam: &Exam, id: EnvironmentId) -> Result<EnvironmentSpec
     };
     let mut spec = EnvironmentSpec::new(id);
     spec.base = base;
+    spec.image = image;
     spec.limits = limits;
     spec.profile = Profile::parse(&env.profile).map_err(|e| format!("the exam's profile {:?}: {e}", env.profile))?;
     Ok(spec)
@@ -118,6 +123,7 @@ async fn run(svc: &SessionService, rec: SessionRecord, path: Path) {
         if exam.claim_steps().is_empty() {
             match check_running(&svc.inner.runtime, &rec.environment_id).await {
                 Ok(()) => {
+                    record_claimed_image(svc, &rec, exam).await;
                     let first = Progress::new(1, claimed_steps(exam), TAKING_PREPARED);
                     let steps = vec![
                         (
@@ -267,6 +273,51 @@ pub(crate) async fn check_running(rt: &Runtime, env: &EnvironmentId) -> Result<(
     }
 }
 
+/// The image a reference names in the runtime's image store; `Err` says why not, with the command that imports it.
+pub fn image_of(rt: &Runtime, reference: &str) -> Result<examroom_images::ImageInfo, String> {
+    let dir = rt.images_dir().ok_or_else(|| "this runtime has no image store".to_string())?;
+    examroom_images::ImageStore::at(dir).resolve(reference).map_err(|e| e.to_string())
+}
+
+/// The image store of the service's runtime, if it has one.
+pub fn image_store(svc: &SessionService) -> Option<examroom_images::ImageStore> {
+    svc.inner.runtime.images_dir().map(examroom_images::ImageStore::at)
+}
+
+/// The image reference of an exam whose base is an image (`base = "image:REF"`).
+pub fn image_reference(exam: &Exam) -> Option<&str> {
+    exam.environment.base.strip_prefix("image:")
+}
+
+/// Why an exam cannot be started on this server now, if it cannot: the image it runs on is not in the store.
+pub fn unavailable(svc: &SessionService, exam: &Exam) -> Option<String> {
+    image_of(&svc.inner.runtime, image_reference(exam)?).err()
+}
+
+/// For a session that took a pooled environment on an image: records the digest the environment was made from.
+async fn record_claimed_image(svc: &SessionService, rec: &SessionRecord, exam: &Exam) {
+    let Some(reference) = image_reference(exam) else { return };
+    if let Some(digest) = svc.inner.runtime.image_digest_of(&rec.environment_id) {
+        record_image(svc, rec, reference, &digest).await;
+    }
+}
+
+/// Records in the session's trail which image (by manifest digest) its environment is made from.
+async fn record_image(svc: &SessionService, rec: &SessionRecord, reference: &str, digest: &str) {
+    let event = NewEvent {
+        at: svc.now_ms(),
+        kind: EventKind::Progress,
+        from: None,
+        to: None,
+        reason: format!("Environment image {reference} ({digest})"),
+        actor: "system".into(),
+        data: Some(serde_json::json!({ "image": reference, "image_digest": digest })),
+    };
+    if let Err(e) = svc.inner.store.append_event(&rec.id, &event).await {
+        tracing::warn!(session_id = %rec.id, error = %e, "could not record the image");
+    }
+}
+
 /// The time left until the session's provisioning deadline (at least 1 ms).
 fn left(svc: &SessionService, rec: &SessionRecord) -> Duration {
     Duration::from_millis((rec.created_at + rec.provisioning_timeout_ms - svc.now_ms()).max(1) as u64)
@@ -281,6 +332,7 @@ async fn steps(svc: &SessionService, rec: &SessionRecord, claimed: bool) -> Resu
     if claimed {
         match check_running(rt, &rec.environment_id).await {
             Ok(()) => {
+                record_claimed_image(svc, rec, exam).await;
                 let setups = exam.claim_steps();
                 let total = claimed_steps(exam);
                 let n = setups.len();
@@ -302,8 +354,14 @@ async fn steps(svc: &SessionService, rec: &SessionRecord, claimed: bool) -> Resu
             }
         }
     }
-    let spec =
+    let mut spec =
         crate::provision::spec_for(exam, rec.environment_id).map_err(|d| (FailureCode::ProvisioningFailed, d))?;
+    if let Some(reference) = spec.image.clone() {
+        // The image is pinned by its digest for the create, and the digest is recorded in the session's trail.
+        let image = image_of(rt, &reference).map_err(|d| (FailureCode::ProvisioningFailed, d))?;
+        record_image(svc, rec, &reference, &image.digest).await;
+        spec.image = Some(image.digest);
+    }
     // A provisioning resumed after a restart (or a claimed environment that died) may leave an environment with this
     // id: start clean.
     match rt.destroy(&rec.environment_id).await {

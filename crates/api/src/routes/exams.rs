@@ -1,10 +1,12 @@
-//! The catalog: title, description and duration of each exam (never its tasks or checks).
+//! The catalog: title, description and duration of each exam (never its tasks or checks), and whether it can be
+//! started here now (an exam on an image that is not in the image store cannot).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use examroom_core::{DomainError, ExamId};
+use examroom_core::{DomainError, ExamId, Role};
 use examroom_exams::Exam;
+use examroom_sessions::provision;
 use serde::Serialize;
 
 use super::{json, ExamIdPath};
@@ -21,25 +23,40 @@ pub struct ExamView {
     duration_seconds: u64,
     /// Attempts a candidate has (before grants); `null`: no limit.
     attempts: Option<u32>,
+    /// Whether a session of it can be started on this server now (its environment's image is there).
+    available: bool,
+    /// Why not, when it is not (for a proctor: the cause and the command that fixes it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unavailable_reason: Option<String>,
 }
 
-fn view(e: &Exam) -> ExamView {
+/// What a candidate is told about an exam whose image is missing.
+const UNAVAILABLE_FOR_CANDIDATES: &str =
+    "This exam's environment is not installed on this server yet. Ask your proctor.";
+
+fn view(st: &AppState, e: &Exam, role: Role) -> ExamView {
+    let reason = provision::unavailable(&st.svc, e).map(|why| match role {
+        Role::Proctor => why,
+        Role::Candidate => UNAVAILABLE_FOR_CANDIDATES.to_string(),
+    });
     ExamView {
         id: e.id.to_string(),
         title: e.title.clone(),
         description: e.description.clone(),
         duration_seconds: e.duration.as_secs(),
         attempts: e.attempts.limit(),
+        available: reason.is_none(),
+        unavailable_reason: reason,
     }
 }
 
-pub async fn list(State(st): State<AppState>, _who: Authed) -> Response {
-    let exams: Vec<ExamView> = st.svc.catalog().exams().map(view).collect();
+pub async fn list(State(st): State<AppState>, who: Authed) -> Response {
+    let exams: Vec<ExamView> = st.svc.catalog().exams().map(|e| view(&st, e, who.caller.role)).collect();
     json(StatusCode::OK, &serde_json::json!({ "exams": exams }))
 }
 
-pub async fn get(State(st): State<AppState>, _who: Authed, ExamIdPath(id): ExamIdPath) -> ApiResult<Response> {
+pub async fn get(State(st): State<AppState>, who: Authed, ExamIdPath(id): ExamIdPath) -> ApiResult<Response> {
     let id = ExamId::parse(&id).map_err(|_| ApiError(DomainError::ExamNotFound))?;
     let exam = st.svc.catalog().get(&id).ok_or(ApiError(DomainError::ExamNotFound))?;
-    Ok(json(StatusCode::OK, &view(exam)))
+    Ok(json(StatusCode::OK, &view(&st, exam, who.caller.role)))
 }

@@ -4,6 +4,7 @@ mod attempts;
 mod auth;
 mod exams;
 mod health;
+mod images;
 mod pools;
 mod sessions;
 mod signin;
@@ -43,6 +44,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/exams", get(exams::list))
         .route("/api/v1/exams/{exam_id}", get(exams::get))
         .route("/api/v1/exams/{exam_id}/attempts", get(attempts::get).post(attempts::grant))
+        .route("/api/v1/images", get(images::list))
         .route("/api/v1/pools", get(pools::list))
         .route("/api/v1/pools/{exam_id}/schedule", post(pools::schedule))
         .route("/api/v1/pools/{exam_id}/schedule/{schedule_id}", axum::routing::delete(pools::cancel))

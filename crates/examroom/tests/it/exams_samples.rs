@@ -45,10 +45,21 @@ async fn checks(h: &Harness, id: &EnvironmentId, exam: &Exam) -> Vec<(String, St
     out
 }
 
-/// A new environment of the exam's profile, with its setup scripts run (as provisioning runs them).
+/// A new environment of the exam's profile and base (an exam on an image gets that image, imported from the archive
+/// `make images` built), with its setup scripts run (as provisioning runs them).
 async fn provisioned(h: &Harness, exam: &Exam) -> EnvironmentId {
     let profile = Profile::parse(&exam.environment.profile).expect("profile");
-    let id = h.create_spec(|s| s.profile = profile).await;
+    let id = match exam.environment.base.strip_prefix("image:") {
+        None => h.create_spec(|s| s.profile = profile).await,
+        Some(reference) => {
+            crate::images::import_sample(&h.state_dir, reference);
+            h.create_spec(|s| {
+                s.profile = profile;
+                s.image = Some(reference.to_string());
+            })
+            .await
+        }
+    };
     for (task, setup) in exam.setup_steps() {
         let (ok, log) = run(h, &id, setup, Duration::from_secs(60)).await;
         assert!(ok, "{}: setup of {} failed: {log}", exam.id, task.id);

@@ -13,6 +13,7 @@ mod api_terminal;
 mod common;
 mod exams_samples;
 mod grading_attacks;
+mod images;
 mod sandbox_isolation;
 mod sandbox_lifecycle;
 mod sandbox_shell;

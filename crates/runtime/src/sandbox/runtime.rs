@@ -158,6 +158,28 @@ impl SandboxRuntime {
         &self.dir
     }
 
+    /// `<state_dir>/images`: the image store (`examroom image import`), shared by every label.
+    pub fn images_dir(&self) -> PathBuf {
+        self.cfg.state_dir.join("images")
+    }
+
+    /// An image's tree as the base, for a spec that names an image.
+    fn image_base(&self, reference: &str) -> Result<Base, RuntimeError> {
+        let image = examroom_images::ImageStore::at(self.images_dir())
+            .resolve(reference)
+            .map_err(|e| RuntimeError::invalid("base", e.to_string()))?;
+        Ok(Base::Rootfs(image.rootfs))
+    }
+
+    /// The manifest digest of the image environment `id` was made from, if its base is an image of this store.
+    pub fn image_digest_of(&self, id: &EnvironmentId) -> Option<String> {
+        let cfg: ShimConfig = state::read_json(&self.env_dir(id).join(state::CONFIG)).ok()?;
+        let Base::Rootfs(tree) = cfg.spec.base else { return None };
+        let image = tree.parent().filter(|_| tree.file_name() == Some(std::ffi::OsStr::new("rootfs")))?;
+        let hex = image.file_name()?.to_string_lossy().into_owned();
+        (image.parent()? == self.images_dir().join("images")).then(|| format!("sha256:{hex}"))
+    }
+
     fn env_dir(&self, id: &EnvironmentId) -> PathBuf {
         self.dir.join(id.to_string())
     }
@@ -362,7 +384,10 @@ impl ExecutionRuntime for SandboxRuntime {
         "sandbox"
     }
 
-    async fn create(&self, spec: EnvironmentSpec) -> Result<(), RuntimeError> {
+    async fn create(&self, mut spec: EnvironmentSpec) -> Result<(), RuntimeError> {
+        if let Some(image) = &spec.image {
+            spec.base = self.image_base(image)?;
+        }
         self.validate(&spec)?;
         // Wait for a turn (bounded by the caller: a session's provisioning timeout covers the wait).
         let _turn =
