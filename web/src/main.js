@@ -124,18 +124,33 @@ async function catalog() {
                 h('h2', {}, e.title),
                 h('p', { class: 'muted' }, `Duration: ${humanDuration(e.duration_seconds)}`),
                 h('p', {}, e.description),
+                // An exam that cannot start here now (its image is not on this server) says so, rather than
+                // offering a Start that can only fail.
+                e.available === false
+                  ? h(
+                      'p',
+                      { class: 'unavailable', id: `unavailable-${e.id}` },
+                      e.unavailable_reason || 'This exam cannot be started on this server right now.',
+                    )
+                  : null,
                 live
                   ? null
-                  : h(
-                      'button',
-                      {
-                        type: 'button',
-                        class: 'primary',
-                        'aria-label': `Start ${e.title}`,
-                        onclick: (ev) => startExam(e.id, ev.currentTarget),
-                      },
-                      'Start',
-                    ),
+                  : e.available === false
+                    ? h(
+                        'button',
+                        { type: 'button', disabled: true, 'aria-describedby': `unavailable-${e.id}` },
+                        'Not available',
+                      )
+                    : h(
+                        'button',
+                        {
+                          type: 'button',
+                          class: 'primary',
+                          'aria-label': `Start ${e.title}`,
+                          onclick: (ev) => startExam(e.id, ev.currentTarget),
+                        },
+                        'Start',
+                      ),
               ),
             ),
           )
