@@ -127,8 +127,9 @@ pub(crate) struct BenchServer {
     pub(crate) base: String,
     keys: std::sync::Arc<examroom_api::auth::TokenKeys>,
     settings: Settings,
-    stop: tokio::sync::oneshot::Sender<()>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Taken by `stop`; still here when a bench fails half way, and then `Drop` cleans up.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _tmp: tempfile::TempDir,
 }
 
@@ -204,7 +205,7 @@ impl BenchServer {
         let server = tokio::spawn(examroom_api::serve(listener, state, async {
             let _ = stop_rx.await;
         }));
-        Ok(BenchServer { base, keys, settings, stop, server, _tmp: tmp })
+        Ok(BenchServer { base, keys, settings, stop: Some(stop), server: Some(server), _tmp: tmp })
     }
 
     pub(crate) fn token(&self, user: &str) -> Result<String> {
@@ -213,15 +214,36 @@ impl BenchServer {
     }
 
     /// Stops the server and destroys whatever environments are left.
-    pub(crate) async fn stop(self) -> Result<()> {
-        let _ = self.stop.send(());
-        let _ = self.server.await;
+    pub(crate) async fn stop(mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        self.destroy_all()
+    }
+
+    fn destroy_all(&self) -> Result<()> {
         let rt = examroom_runtime::sandbox::SandboxRuntime::new(examroom_runtime::sandbox::SandboxConfig::new(
             self.settings.data_dir.join("sandbox"),
             &self.settings.label,
         ))?;
         rt.destroy_all_blocking()?;
         Ok(())
+    }
+}
+
+/// A bench that fails half way leaves nothing behind either: its data directory goes with it, so its environments
+/// must go first.
+impl Drop for BenchServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+            if let Err(e) = self.destroy_all() {
+                eprintln!("examroom bench: destroying the bench's environments: {e}");
+            }
+        }
     }
 }
 
