@@ -24,7 +24,7 @@ pub enum Bench {
         /// Idle environments for the memory figure (0 skips it).
         #[arg(long, default_value_t = 100)]
         idle: usize,
-        /// `host` or `rootfs:/PATH`.
+        /// `host`, `rootfs:/PATH`, or `image:REF` (an image in `<state-dir>/images`: give `--state-dir`).
         #[arg(long, default_value = "host")]
         base: String,
         /// `shell` or `system` (a machine: ready once booted; also times booting it again for grading).
@@ -105,10 +105,13 @@ fn mem_available_kib() -> Result<u64> {
 
 /// Creates an environment and waits for its shell's first output (the prompt): that is "shell-ready". A machine's
 /// create returns once it has booted.
-async fn create_ready(rt: &SandboxRuntime, base: &Base, profile: Profile) -> Result<(EnvironmentId, Duration)> {
+async fn create_ready(rt: &SandboxRuntime, base: &BenchBase, profile: Profile) -> Result<(EnvironmentId, Duration)> {
     let id = EnvironmentId::new_v4();
     let mut spec = EnvironmentSpec::new(id);
-    spec.base = base.clone();
+    match base {
+        BenchBase::Base(b) => spec.base = b.clone(),
+        BenchBase::Image(r) => spec.image = Some(r.clone()),
+    }
     spec.profile = profile;
     let t0 = Instant::now();
     rt.create(spec).await?;
@@ -124,6 +127,22 @@ async fn create_ready(rt: &SandboxRuntime, base: &Base, profile: Profile) -> Res
     };
     tokio::time::timeout(Duration::from_secs(30), wait).await.context("no prompt within 30 s")??;
     Ok((id, t0.elapsed()))
+}
+
+/// What the bench's environments run on.
+#[derive(Clone)]
+enum BenchBase {
+    Base(Base),
+    Image(String),
+}
+
+impl std::fmt::Display for BenchBase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BenchBase::Base(b) => write!(f, "{b}"),
+            BenchBase::Image(r) => write!(f, "image:{r}"),
+        }
+    }
 }
 
 struct Params<'a> {
@@ -146,7 +165,18 @@ async fn sandbox(p: Params<'_>, state_dir: Option<PathBuf>) -> Result<()> {
     };
     let label = format!("bench-{}", std::process::id());
     let rt = Arc::new(SandboxRuntime::new(SandboxConfig::new(&state_dir, &label))?);
-    let base = Base::parse(base)?;
+    let base = match base.strip_prefix("image:") {
+        Some(reference) => {
+            if !state_dir.join("images").is_dir() {
+                bail!(
+                    "--base image:{reference} needs --state-dir with an image store (its images/ directory: \
+                     `examroom image import --state-dir DIR ARCHIVE`)"
+                );
+            }
+            BenchBase::Image(reference.to_string())
+        }
+        None => BenchBase::Base(Base::parse(base)?),
+    };
     let concurrency = concurrency.max(1);
     println!(
         "examroom bench sandbox --count {count} --concurrency {concurrency} --idle {idle} --base {base} --profile {profile}"
@@ -164,7 +194,7 @@ async fn sandbox(p: Params<'_>, state_dir: Option<PathBuf>) -> Result<()> {
     measured
 }
 
-async fn measure(rt: &Arc<SandboxRuntime>, base: &Base, p: Params<'_>) -> Result<()> {
+async fn measure(rt: &Arc<SandboxRuntime>, base: &BenchBase, p: Params<'_>) -> Result<()> {
     let Params { count, concurrency, idle, profile, .. } = p;
     let (rt, base) = (rt.clone(), base.clone());
 
