@@ -6,7 +6,7 @@ has() {
         ip -o link show dev "$1" 2>/dev/null | grep -q 'state UP'
 }
 i=0
-while [ $i -lt 40 ]; do
+while [ $i -lt 12 ]; do
     has lab0 10.20.30.1/24 && has lab1 10.20.30.2/24 && exit 0
     i=$((i + 1))
     sleep 0.25

@@ -5,7 +5,7 @@
 key=$(mktemp)
 cat /root/keys/ops_ed25519 > "$key" && chmod 600 "$key" || exit 1
 i=0
-while [ $i -lt 20 ]; do
+while [ $i -lt 8 ]; do
     out=$(timeout 8 ssh -v -i "$key" -o BatchMode=yes -o IdentitiesOnly=yes -o PreferredAuthentications=publickey \
         -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=3 ops@127.0.0.1 \
         'id -un' 2>"$key.log") && break

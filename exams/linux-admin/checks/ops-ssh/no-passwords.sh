@@ -2,7 +2,7 @@
 # The server answers, and the ways in it offers after "none" are public keys only (no password, no
 # keyboard-interactive, and "none" itself is not let in).
 i=0
-while [ $i -lt 20 ]; do
+while [ $i -lt 8 ]; do
     timeout 8 ssh -v -o BatchMode=yes -o PreferredAuthentications=none -o StrictHostKeyChecking=no \
         -o UserKnownHostsFile=/dev/null -o ConnectTimeout=3 ops@127.0.0.1 true >/dev/null 2>/tmp/none.log && exit 1
     grep -q 'Authentications that can continue:' /tmp/none.log && break

@@ -4,7 +4,7 @@
 [ "$(systemctl is-active quotes.service 2>/dev/null)" = active ] || exit 1
 want='<p>Talk is cheap. Show me the code.</p>'
 i=0
-while [ $i -lt 40 ]; do
+while [ $i -lt 12 ]; do
     got=$(curl -sf --max-time 2 http://127.0.0.1:8080/index.html) && break
     i=$((i + 1))
     sleep 0.25
