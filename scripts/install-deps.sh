@@ -24,6 +24,9 @@ have curl || need+=(curl)
 # the host again (an environment has its own /etc and enables what its exam asks for).
 fresh_ssh=0
 [ -x /usr/sbin/sshd ] || { need+=(openssh-server); fresh_ssh=1; }
+# A machine boots the host's systemd, with its D-Bus (a minimal Debian image has neither).
+[ -x /lib/systemd/systemd ] || need+=(systemd)
+[ -x /usr/bin/dbus-daemon ] || need+=(dbus)
 have nft || [ -x /usr/sbin/nft ] || need+=(nftables)
 have iptables || [ -x /usr/sbin/iptables ] || need+=(iptables)
 # The sample images (`make images`, issue 12): a Debian bookworm made by debootstrap from deb.debian.org.
