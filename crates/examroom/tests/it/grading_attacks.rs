@@ -243,7 +243,7 @@ async fn grade(h: &Harness, id: &EnvironmentId, checks: &[(String, Script)]) -> 
     if let Err(e) = h.rt.freeze(id).await {
         // A machine booted again for grading whose candidate broke its boot (their library preloaded into PID 1):
         // not graded, with the reason (the session's result says so).
-        assert!(machine(h, id) && e.to_string().contains("PID 1"), "freeze: {e}");
+        assert!(machine(h) && e.to_string().contains("PID 1"), "freeze: {e}");
         return checks.iter().map(|(n, _)| (n.clone(), false, e.to_string())).collect();
     }
     for (name, s) in checks {
@@ -251,7 +251,7 @@ async fn grade(h: &Harness, id: &EnvironmentId, checks: &[(String, Script)]) -> 
         let r = match h.rt.exec_trusted(id, req).await {
             Ok(r) => r,
             // The same, noticed once the machine's PID 1 has died: the environment is lost, and not graded.
-            Err(e) if machine(h, id) && shim_log(h, id).contains("environment lost") => {
+            Err(e) if machine(h) && shim_log(h, id).contains("environment lost") => {
                 return checks.iter().map(|(n, _)| (n.clone(), false, e.to_string())).collect();
             }
             Err(e) => panic!("trusted exec: {e}: {}", shim_log(h, id)),
@@ -270,7 +270,7 @@ async fn assert_nothing_happened(h: &Harness, id: &EnvironmentId, results: &[(St
     for (name, _, text) in results {
         assert!(!text.contains(MARKER), "check {name} ran the payload: {text}");
     }
-    if machine(h, id) {
+    if machine(h) {
         // A machine boots again for grading and runs what its candidate put in it: their payload may run in it, as
         // their root, which is theirs to do. What matters is above (no check ran it, none passed) and below (nothing
         // of grading's outlived it).
@@ -299,9 +299,9 @@ fn shim_log(h: &Harness, id: &EnvironmentId) -> String {
     std::fs::read_to_string(h.state_dir.join(&h.label).join(id.to_string()).join("shim.log")).unwrap_or_default()
 }
 
-/// Whether `id` is a `system` environment (the planted test creates each exam's profile): its shim logs its boot.
-fn machine(h: &Harness, id: &EnvironmentId) -> bool {
-    shim_log(h, id).contains(" boot=")
+/// Whether the harness makes `system` environments (the planted test uses each exam's profile).
+fn machine(h: &Harness) -> bool {
+    h.profile == examroom_runtime::Profile::System
 }
 
 fn assert_grading_group_empty(id: &EnvironmentId) {
@@ -347,9 +347,8 @@ fn exam_checks(exam: &Exam) -> Vec<(String, Script)> {
 async fn planted_payloads_never_run_during_grading() {
     let c = catalog();
     for exam in c.exams().filter(|e| e.tasks.len() >= 5) {
-        let h = Harness::new();
-        let profile = examroom_runtime::Profile::parse(&exam.environment.profile).unwrap();
-        let id = h.create_spec(|s| s.profile = profile).await;
+        let h = Harness::for_profile(examroom_runtime::Profile::parse(&exam.environment.profile).unwrap());
+        let id = h.create().await;
         for (task, setup) in exam.setup_steps() {
             let req = examroom_sessions::provision::script_request(setup, Duration::from_secs(60), 64 * 1024);
             let out = h.rt.exec(&id, req).await.unwrap();

@@ -439,3 +439,15 @@ pub fn become_namespace_root() -> io::Result<()> {
     let uid = nix::unistd::Uid::from_raw(0);
     nix::unistd::setresuid(uid, uid, uid).map_err(|e| io::Error::other(format!("setresuid: {e}")))
 }
+
+/// The parent of the user namespace `ns` (`ioctl(NS_GET_PARENT)`).
+pub fn parent_userns(ns: &OwnedFd) -> io::Result<OwnedFd> {
+    const NS_GET_PARENT: libc::c_ulong = 0xb702; // _IO(0xb7, 0x2)
+                                                 // SAFETY: an ioctl on a namespace descriptor we own; it returns a new descriptor or -1.
+    let fd = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_PARENT as _) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor the kernel just gave us, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}

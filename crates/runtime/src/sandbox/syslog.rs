@@ -120,17 +120,17 @@ const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Au
 
 /// `Mmm dd hh:mm:ss` (the day space-padded).
 fn looks_like_3164_time(t: &[u8]) -> bool {
-    let s = String::from_utf8_lossy(t);
-    let b = s.as_bytes();
-    MONTHS.iter().any(|m| s.starts_with(m))
-        && b[3] == b' '
-        && (b[4] == b' ' || b[4].is_ascii_digit())
-        && b[5].is_ascii_digit()
-        && b[6] == b' '
-        && b[7].is_ascii_digit()
-        && b[8].is_ascii_digit()
-        && b[9] == b':'
-        && b[12] == b':'
+    let digit = |i: usize| t[i].is_ascii_digit();
+    t.len() == 15
+        && MONTHS.iter().any(|m| t.starts_with(m.as_bytes()))
+        && t[3] == b' '
+        && (t[4] == b' ' || digit(4))
+        && digit(5)
+        && t[6] == b' '
+        && digit(7)
+        && digit(8)
+        && t[9] == b':'
+        && t[12] == b':'
 }
 
 /// A Unix time as `Mmm dd hh:mm:ss`, UTC.

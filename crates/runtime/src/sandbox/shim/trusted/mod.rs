@@ -19,7 +19,7 @@ mod view;
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
@@ -81,7 +81,13 @@ pub(crate) fn spawn(
         Ok(OwnedFd::from(std::fs::File::open(format!("/proc/{init_pid}/ns/{name}"))?))
     };
     let userns = if cfg.userns { Some(ns("user")?) } else { None };
-    let check_userns = userns.as_ref().map(parent_userns).transpose()?;
+    let check_userns = userns
+        .as_ref()
+        .map(|u| {
+            sys::parent_userns(u)
+                .map_err(|e| io::Error::other(format!("the environment's user namespace (the parent of init's): {e}")))
+        })
+        .transpose()?;
     let others = [ns("mnt")?, ns("net")?, ns("uts")?, ns("ipc")?, ns("pid")?];
     let raw_userns = userns.as_ref().map(|f| f.as_raw_fd());
     let trees = BaseTrees::open(&cfg.spec.base, &cfg.base_etc, raw_userns)?;
@@ -137,21 +143,6 @@ pub(crate) fn spawn(
         }
         Err(e) => die(err, &e.to_string()),
     }
-}
-
-/// The parent of a user namespace (`NS_GET_PARENT`).
-fn parent_userns(ns: &OwnedFd) -> io::Result<OwnedFd> {
-    const NS_GET_PARENT: libc::c_ulong = 0xb702; // _IO(0xb7, 0x2)
-                                                 // SAFETY: an ioctl on a namespace descriptor we own; it returns a new descriptor or -1.
-    let fd = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_PARENT as _) };
-    if fd < 0 {
-        return Err(io::Error::other(format!(
-            "the environment's user namespace (the parent of init's): {}",
-            io::Error::last_os_error()
-        )));
-    }
-    // SAFETY: a descriptor the kernel just gave us.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Writes a message to the check's stderr and leaves the fork with status 126.
