@@ -29,6 +29,11 @@ fresh_ssh=0
 [ -x /usr/bin/dbus-daemon ] || need+=(dbus)
 have nft || [ -x /usr/sbin/nft ] || need+=(nftables)
 have iptables || [ -x /usr/sbin/iptables ] || need+=(iptables)
+# The desktop (issue 13): a virtual X server with a VNC server in one process (TigerVNC's Xvnc), a window manager and
+# a terminal emulator, run inside environments on the host base.
+[ -x /usr/bin/Xvnc ] || need+=(tigervnc-standalone-server)
+[ -x /usr/bin/openbox ] || need+=(openbox)
+[ -x /usr/bin/xterm ] || need+=(xterm)
 # The sample images (`make images`, issue 12): a Debian bookworm made by debootstrap from deb.debian.org.
 [ -x /usr/sbin/debootstrap ] || need+=(debootstrap)
 # `examroom image pull` is tested against Debian's registry (docker-registry), started by the test on 127.0.0.1 (its
