@@ -31,6 +31,12 @@ pub enum RuntimeError {
         /// How long.
         ms: u64,
     },
+    /// The environment cannot do this (an older shim, a profile without it).
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    /// Nothing listens on the port that was dialled inside the environment.
+    #[error("connection refused: {0}")]
+    Refused(String),
     /// The shim spoke something unexpected.
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -86,6 +92,8 @@ impl RuntimeError {
             RuntimeError::Backend(_) => "backend_error",
             RuntimeError::Timeout { .. } => "timeout",
             RuntimeError::Protocol(_) => "protocol_error",
+            RuntimeError::Unsupported(_) => "unsupported",
+            RuntimeError::Refused(_) => "connection_refused",
             RuntimeError::OutOfResources { .. } => "out_of_resources",
             RuntimeError::Io { .. } => "io_error",
         }

@@ -31,6 +31,10 @@ pub type TerminalOutput = protocol::client::TerminalReader<Box<dyn AsyncRead + S
 /// The write side of an attached terminal, whatever carries it.
 pub type TerminalInput = protocol::client::TerminalWriter<Box<dyn AsyncWrite + Send + Unpin>>;
 
+/// A connection to a port inside an environment (see [`ExecutionRuntime::dial`]).
+pub type PortStream = tokio::io::DuplexStream;
+pub use protocol::{DesktopSpec, DesktopStatus};
+
 /// An attached terminal: output (scrollback replay first, then live) and input.
 pub struct Terminal {
     /// Output and notices.
@@ -67,6 +71,12 @@ pub trait ExecutionRuntime {
     async fn list(&self) -> Result<Vec<EnvironmentStatus>, RuntimeError>;
     /// Destroys an environment and verifies that nothing of it remains.
     async fn destroy(&self, id: &EnvironmentId) -> Result<DestroyReport, RuntimeError>;
+    /// Opens a TCP connection to `port` on the environment's own loopback, from inside it; a byte stream both ways
+    /// ([`RuntimeError::Refused`] when nothing listens there).
+    async fn dial(&self, id: &EnvironmentId, port: u16) -> Result<PortStream, RuntimeError>;
+    /// Starts the environment's desktop (or finds it running, starting again what of it ended) and returns once its
+    /// VNC server answers, bounded; a desktop that does not come up is an error that says why.
+    async fn start_desktop(&self, id: &EnvironmentId, spec: DesktopSpec) -> Result<DesktopStatus, RuntimeError>;
 }
 
 /// The backends, for dispatch without trait objects.
@@ -136,5 +146,11 @@ impl ExecutionRuntime for Runtime {
     }
     async fn destroy(&self, id: &EnvironmentId) -> Result<DestroyReport, RuntimeError> {
         dispatch!(self, rt => rt.destroy(id).await)
+    }
+    async fn dial(&self, id: &EnvironmentId, port: u16) -> Result<PortStream, RuntimeError> {
+        dispatch!(self, rt => rt.dial(id, port).await)
+    }
+    async fn start_desktop(&self, id: &EnvironmentId, spec: DesktopSpec) -> Result<DesktopStatus, RuntimeError> {
+        dispatch!(self, rt => rt.start_desktop(id, spec).await)
     }
 }

@@ -14,6 +14,7 @@ mod common;
 mod exams_samples;
 mod grading_attacks;
 mod images;
+mod sandbox_desktop;
 mod sandbox_isolation;
 mod sandbox_lifecycle;
 mod sandbox_shell;

@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::{frame, ExecSpec, ExecStatus, Frame, Kind, Reply, Request, VERSION_FLOW, VERSION_MAX, VERSION_MIN};
+use super::{
+    frame, DesktopSpec, DesktopStatus, ExecSpec, ExecStatus, Frame, Kind, Reply, Request, VERSION_DIAL, VERSION_FLOW,
+    VERSION_MAX, VERSION_MIN,
+};
 use crate::error::RuntimeError;
 use crate::types::TerminalEvent;
 
@@ -141,6 +144,42 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ShimClient<S> {
             .map_err(|_| RuntimeError::Timeout { what: "exec".into(), ms: timeout.as_millis() as u64 })?
     }
 
+    /// Opens a TCP connection to `port` on the environment's loopback (version 3). Returns the stream, which now
+    /// relays bytes as `Data` frames; [`relay`] turns it into a plain byte stream.
+    pub async fn dial(mut self, port: u16) -> Result<S, RuntimeError> {
+        if self.version < VERSION_DIAL {
+            return Err(RuntimeError::Unsupported(format!(
+                "this environment's shim speaks protocol version {}; reaching a port inside needs version {VERSION_DIAL} \
+                 (environments made by an older examroom cannot)",
+                self.version
+            )));
+        }
+        match self.call(&Request::Dial { port }, REQUEST_TIMEOUT).await? {
+            Reply::Dialed { .. } => Ok(self.stream),
+            Reply::Error { code, message } if code == "connection_refused" => Err(RuntimeError::Refused(message)),
+            Reply::Error { code, message } if code == "environment_lost" => Err(RuntimeError::Lost(message)),
+            Reply::Error { code, message } => Err(RuntimeError::Backend(format!("{code}: {message}"))),
+            other => Err(proto(format!("unexpected dial answer {other:?}"))),
+        }
+    }
+
+    /// Starts the environment's desktop, or finds it running (version 3).
+    pub async fn start_desktop(&mut self, spec: DesktopSpec) -> Result<DesktopStatus, RuntimeError> {
+        if self.version < VERSION_DIAL {
+            return Err(RuntimeError::Unsupported(format!(
+                "this environment's shim speaks protocol version {}; a desktop needs version {VERSION_DIAL}",
+                self.version
+            )));
+        }
+        match self.call(&Request::StartDesktop(spec), REQUEST_TIMEOUT).await? {
+            Reply::Desktop(st) => Ok(st),
+            Reply::Error { code, message } if code == "environment_lost" => Err(RuntimeError::Lost(message)),
+            Reply::Error { code, message } if code == "desktop_unsupported" => Err(RuntimeError::Unsupported(message)),
+            Reply::Error { code, message } => Err(RuntimeError::Backend(format!("{code}: {message}"))),
+            other => Err(proto(format!("unexpected start_desktop answer {other:?}"))),
+        }
+    }
+
     /// Attaches to a terminal; returns the stream (now a terminal stream) and the negotiated version.
     pub async fn attach(mut self, terminal: &str, replay: bool) -> Result<(S, u32), RuntimeError> {
         match self.call(&Request::Attach { terminal: terminal.into(), replay }, REQUEST_TIMEOUT).await? {
@@ -153,6 +192,57 @@ impl<S: AsyncRead + AsyncWrite + Unpin> ShimClient<S> {
         }
         Ok((self.stream, self.version))
     }
+}
+
+/// Turns a dialled shim connection into a plain byte stream: a task relays between the two, translating `Data`
+/// frames both ways (an empty frame is the end of one direction). The task ends when both directions have, or either
+/// side fails.
+pub fn relay<S>(stream: S) -> tokio::io::DuplexStream
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let (ours, theirs) = tokio::io::duplex(super::DIAL_QUEUE);
+    tokio::spawn(async move {
+        let (mut shim_r, mut shim_w) = tokio::io::split(stream);
+        let (mut r, mut w) = tokio::io::split(ours);
+        let down = async {
+            // Shim → consumer.
+            let mut reader = TerminalReader::new(&mut shim_r);
+            loop {
+                match reader.next_data().await {
+                    Ok(Some(bytes)) if !bytes.is_empty() => {
+                        if w.write_all(&bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                    // The end of the shim's side, or of the connection.
+                    _ => {
+                        let _ = w.shutdown().await;
+                        return;
+                    }
+                }
+            }
+        };
+        let up = async {
+            // Consumer → shim.
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match r.read(&mut buf).await {
+                    Ok(0) | Err(_) => {
+                        let _ = write_frame(&mut shim_w, Kind::Data, &[]).await;
+                        return;
+                    }
+                    Ok(n) => {
+                        if write_frame(&mut shim_w, Kind::Data, &buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        };
+        tokio::join!(down, up);
+    });
+    theirs
 }
 
 /// The output side of an attached terminal. [`TerminalReader::next`] is cancel-safe: it may be raced in `select!`
@@ -186,6 +276,27 @@ impl<R: AsyncRead + Unpin> TerminalReader<R> {
     /// this; `None` until the shim's marker has been read.
     pub fn flow_base(&self) -> Option<u64> {
         self.flow_base
+    }
+
+    /// On a dialled connection: the next `Data` frame's bytes (empty: the shim's side has finished); `Ok(None)` at
+    /// the end of the stream. Control frames are skipped.
+    pub async fn next_data(&mut self) -> Result<Option<Vec<u8>>, RuntimeError> {
+        loop {
+            if let Some((f, n)) = frame::decode(&self.buf[self.at..]).map_err(proto)? {
+                self.at += n;
+                if f.kind == Kind::Data {
+                    return Ok(Some(f.payload));
+                }
+                continue;
+            }
+            self.buf.drain(..self.at);
+            self.at = 0;
+            self.buf.reserve(self.read_size);
+            let n = self.r.read_buf(&mut self.buf).await.map_err(|e| RuntimeError::io("read from shim", e))?;
+            if n == 0 {
+                return Ok(None);
+            }
+        }
     }
 
     /// The next event; `Ok(None)` once the stream has ended. Waits as long as the terminal is quiet: callers bound it

@@ -58,8 +58,43 @@ pub enum Request {
     TrustedExec(ExecSpec),
     /// Freezes every process of the environment (its terminals and execs stop); only trusted commands run after it.
     Freeze,
+    /// Version 3: opens a TCP connection to `port` on the environment's own loopback, from inside its network
+    /// namespace. Answered [`Reply::Dialed`] (the connection then relays bytes: `Data` frames both ways, an empty
+    /// one for end of stream) or [`Reply::Error`] (`connection_refused`, `dial_failed`).
+    Dial {
+        /// The port on the environment's 127.0.0.1.
+        port: u16,
+    },
+    /// Version 3: starts the environment's desktop (an X server with a VNC server on its loopback, a window manager
+    /// and a terminal emulator), or reports the one already running. Answered [`Reply::Desktop`].
+    StartDesktop(DesktopSpec),
     /// Kills everything in the environment; the shim answers `Destroyed` and exits.
     Destroy,
+}
+
+/// What desktop to start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesktopSpec {
+    /// Width of the screen in pixels.
+    pub width: u16,
+    /// Height of the screen in pixels.
+    pub height: u16,
+    /// The VNC server's port on the environment's loopback.
+    pub port: u16,
+}
+
+/// A desktop as its shim sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesktopStatus {
+    /// `running`, or `exited` when its X server ended.
+    pub state: String,
+    /// The VNC server's port on the environment's loopback.
+    pub port: u16,
+    /// Times the X server was started again after it ended.
+    pub restarts: u32,
+    /// Why it is not running: how the X server ended, and the end of what it printed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A command to run inside the environment.
@@ -120,6 +155,13 @@ pub enum Reply {
     Ended,
     /// A request succeeded and has nothing to say.
     Ok,
+    /// Version 3: the connection asked for by [`Request::Dial`] is open; from here on it relays bytes.
+    Dialed {
+        /// The port.
+        port: u16,
+    },
+    /// Version 3: the desktop (started, or found running).
+    Desktop(DesktopStatus),
     /// An exec finished.
     ExecDone(ExecStatus),
     /// Everything inside was killed; the shim exits next.
@@ -172,6 +214,9 @@ pub struct ShimStatus {
     pub oom_kills: u64,
     /// Unix milliseconds of creation.
     pub created_unix_ms: u64,
+    /// The desktop, once started (version 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desktop: Option<DesktopStatus>,
 }
 
 /// One terminal.
@@ -216,5 +261,19 @@ mod tests {
         let old: Request = serde_json::from_str(r#"{"op":"attach","terminal":"main","replay":false}"#).unwrap();
         assert_eq!(old, Request::Attach { terminal: "main".into(), replay: false });
         assert!(serde_json::from_str::<Request>(r#"{"op":"ack","bytes":-1}"#).is_err());
+        // Version 3: dial and the desktop.
+        assert_eq!(serde_json::to_string(&Request::Dial { port: 5900 }).unwrap(), r#"{"op":"dial","port":5900}"#);
+        assert!(serde_json::from_str::<Request>(r#"{"op":"dial","port":70000}"#).is_err());
+        let d = Request::StartDesktop(DesktopSpec { width: 1280, height: 800, port: 5900 });
+        assert_eq!(
+            serde_json::to_string(&d).unwrap(),
+            r#"{"op":"start_desktop","width":1280,"height":800,"port":5900}"#
+        );
+        let r: Reply = serde_json::from_str(r#"{"op":"dialed","port":8000}"#).unwrap();
+        assert_eq!(r, Reply::Dialed { port: 8000 });
+        // A status from a shim of version 2 has no desktop, and still reads.
+        let old = r#"{"op":"status","id":"e","state":"running","lost_reason":null,"shim_pid":1,"init_pid":2,
+            "terminals":[],"processes":1,"oom_kills":0,"created_unix_ms":5}"#;
+        assert!(matches!(serde_json::from_str::<Reply>(old).unwrap(), Reply::Status(ShimStatus { desktop: None, .. })));
     }
 }

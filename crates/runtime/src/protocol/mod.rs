@@ -20,7 +20,16 @@
 //!   both ways, `Resize` from the client, and `Notice`, `Replaced` or `Ended` from the shim. From version 2 the client
 //!   may turn on flow control (see below);
 //! - `Exec`: stdin follows as `Data` frames ended by an empty one; the shim streams `Stdout`/`Stderr` frames and ends
-//!   with `ExecDone`.
+//!   with `ExecDone`;
+//! - `Dial` (version 3): the shim opens a TCP connection to a port on the environment's own loopback, from inside the
+//!   environment's network namespace (a handle it took at create, never a path), and answers `Dialed`; from then on
+//!   the connection relays bytes, as `Data` frames both ways, and an empty `Data` frame says that side has finished
+//!   sending (the other may still send). Each side stops reading while the other's queue is full, so neither a
+//!   flood from inside nor a fast client queues more than [`DIAL_QUEUE`] in the shim.
+//!
+//! A control exchange may also ask `StartDesktop` (version 3): the shim starts the desktop's X server (with its VNC
+//! server on the environment's loopback) in its own cgroup below the environment's, and the desktop session (window
+//! manager and terminal emulator) with the candidate's processes; it answers `Desktop` with its state.
 //!
 //! # Flow control (version 2)
 //! On an attached stream the client may send [`Request::FlowControl`] once, with a window (default
@@ -44,9 +53,11 @@ pub use message::*;
 /// The lowest protocol version this build speaks.
 pub const VERSION_MIN: u32 = 1;
 /// The highest protocol version this build speaks.
-pub const VERSION_MAX: u32 = 2;
+pub const VERSION_MAX: u32 = 3;
 /// The first version with flow control on attached streams ([`Request::FlowControl`], [`Request::Ack`]).
 pub const VERSION_FLOW: u32 = 2;
+/// The first version with [`Request::Dial`] and [`Request::StartDesktop`].
+pub const VERSION_DIAL: u32 = 3;
 
 /// The flow-control window when the client names none: the shim stops reading a terminal once this many bytes sent
 /// to the client are unacknowledged, and reads it again at half of it.
@@ -55,6 +66,9 @@ pub const FLOW_WINDOW: u64 = 256 * 1024;
 pub const FLOW_WINDOW_MIN: u64 = 16 * 1024;
 /// The largest window a client may ask for.
 pub const FLOW_WINDOW_MAX: u64 = 1024 * 1024;
+
+/// Bytes a dialled connection queues in the shim in either direction before it stops reading the other side.
+pub const DIAL_QUEUE: usize = 256 * 1024;
 
 /// Picks the version two peers share: the highest version in both ranges.
 pub fn negotiate(client_min: u32, client_max: u32) -> Option<u32> {
@@ -70,7 +84,8 @@ mod tests {
     #[test]
     fn negotiation_picks_the_highest_shared_version() {
         assert_eq!(negotiate(1, 1), Some(1), "an old client still gets version 1");
-        assert_eq!(negotiate(1, 2), Some(2));
+        assert_eq!(negotiate(1, 2), Some(2), "a version 2 server still talks to a newer shim");
+        assert_eq!(negotiate(1, 3), Some(3));
         assert_eq!(negotiate(1, 9), Some(VERSION_MAX));
         assert_eq!(negotiate(VERSION_MAX + 1, VERSION_MAX + 3), None);
         assert_eq!(negotiate(0, 0), None);

@@ -65,6 +65,10 @@ pub enum ToInit {
         cwd: String,
         /// The single descriptor is a terminal to make the controlling tty.
         tty: bool,
+        /// Keep init's OOM score (the desktop's X server) rather than making the process the OOM killer's first
+        /// choice, as every candidate process is: a memory hog is killed before the X server.
+        #[serde(default)]
+        keep_oom_score: bool,
     },
     /// Signal a spawned process's whole process group.
     Kill {
@@ -456,12 +460,12 @@ fn handle(
             }
             Ok(())
         }
-        ToInit::Spawn { id, argv, env, cwd, tty } => {
+        ToInit::Spawn { id, argv, env, cwd, tty, keep_oom_score } => {
             let wanted = if tty { 1 } else { 3 };
             if fds.len() != wanted {
                 return send(sock, &FromInit::SpawnFailed { id, error: "wrong number of descriptors".into() }, &[]);
             }
-            match spawn(cfg, &argv, &env, &cwd, tty, &fds) {
+            match spawn(cfg, &argv, &env, &cwd, tty, keep_oom_score, &fds) {
                 Ok(pid) => {
                     spawned.insert(pid, id);
                     by_id.insert(id, pid);
@@ -504,6 +508,7 @@ fn spawn(
     env: &[(String, String)],
     cwd: &str,
     tty: bool,
+    keep_oom_score: bool,
     fds: &[OwnedFd],
 ) -> io::Result<i32> {
     let argv = if argv.is_empty() { login_shell() } else { argv.to_vec() };
@@ -539,7 +544,7 @@ fn spawn(
     }
     if pid == 0 {
         // Child.
-        let errno = unsafe { child_exec(cfg, &raw, tty, &cwd_c, &prog_c, &argv_p, &env_p) };
+        let errno = unsafe { child_exec(cfg, &raw, tty, keep_oom_score, &cwd_c, &prog_c, &argv_p, &env_p) };
         let bytes = errno.to_ne_bytes();
         unsafe {
             libc::write(err_w.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
@@ -563,10 +568,12 @@ fn spawn(
 }
 
 /// In the forked child: becomes the candidate's process. Returns only on failure, with an errno.
+#[allow(clippy::too_many_arguments)]
 unsafe fn child_exec(
     cfg: &InitConfig,
     fds: &[RawFd],
     tty: bool,
+    keep_oom_score: bool,
     cwd: &CString,
     prog: &CString,
     argv: &[*const libc::c_char],
@@ -619,7 +626,7 @@ unsafe fn child_exec(
             return libc::EPERM;
         }
     }
-    if !lower_oom_priority() {
+    if !keep_oom_score && !lower_oom_priority() {
         return libc::EPERM;
     }
     libc::execve(prog.as_ptr(), argv.as_ptr(), env.as_ptr());

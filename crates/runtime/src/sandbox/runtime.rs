@@ -7,8 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use examroom_core::EnvironmentId;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::UnixStream;
+
+/// How long a desktop may take to answer once started.
+const DESKTOP_TIMEOUT: Duration = Duration::from_secs(15);
 
 use super::cgroup::{self, Cgroups, RealOs};
 use super::idmap::UidPool;
@@ -493,6 +496,47 @@ impl ExecutionRuntime for SandboxRuntime {
             output: TerminalReader::new(Box::new(r)),
             input: TerminalWriter::new(Box::new(w), terminal, version),
         })
+    }
+
+    async fn dial(&self, id: &EnvironmentId, port: u16) -> Result<crate::PortStream, RuntimeError> {
+        let stream = self.connect(id).await?.dial(port).await?;
+        Ok(crate::protocol::client::relay(stream))
+    }
+
+    async fn start_desktop(
+        &self,
+        id: &EnvironmentId,
+        spec: crate::DesktopSpec,
+    ) -> Result<crate::DesktopStatus, RuntimeError> {
+        let port = spec.port;
+        let mut status = self.connect(id).await?.start_desktop(spec.clone()).await?;
+        // Ready once the VNC server greets (`RFB 003.008\n`); it takes the X server a moment to listen.
+        let deadline = tokio::time::Instant::now() + DESKTOP_TIMEOUT;
+        loop {
+            let last = match self.dial(id, port).await {
+                Ok(mut s) => {
+                    let mut hello = [0u8; 12];
+                    match tokio::time::timeout(Duration::from_secs(2), s.read_exact(&mut hello)).await {
+                        Ok(Ok(_)) if hello.starts_with(b"RFB ") => return Ok(status),
+                        Ok(Ok(_)) => format!("port {port} answered {:?}, not VNC", String::from_utf8_lossy(&hello)),
+                        Ok(Err(e)) => format!("reading the VNC greeting: {e}"),
+                        Err(_) => "the VNC server did not greet within 2 s".to_string(),
+                    }
+                }
+                Err(RuntimeError::Refused(m)) => m,
+                Err(e) => return Err(e),
+            };
+            // Still starting, or ended: the shim knows which (asked without starting it again).
+            status = match self.connect(id).await?.call(&Request::Status, REQUEST_TIMEOUT).await? {
+                Reply::Status(crate::protocol::ShimStatus { desktop: Some(d), .. }) => d,
+                other => return Err(reply_error(other)),
+            };
+            if status.state != "running" || tokio::time::Instant::now() >= deadline {
+                let why = status.error.clone().unwrap_or(last);
+                return Err(RuntimeError::Backend(format!("the desktop did not start: {why}")));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     async fn open_terminal(&self, id: &EnvironmentId, cols: u16, rows: u16) -> Result<String, RuntimeError> {

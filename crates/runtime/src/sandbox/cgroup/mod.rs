@@ -265,6 +265,10 @@ pub struct Group {
 /// The leaf group inside a `system` environment's group for the processes the shim starts there (shells, commands).
 pub const ENTRY_LEAF: &str = ".examroom";
 
+/// The child group of an environment's group that holds its desktop's X server (with its VNC server), beside the
+/// candidate's processes: the environment's limits and freeze cover it, and the shim can tell it apart.
+pub const DESKTOP_LEAF: &str = "desktop";
+
 /// The limit files [`ENTRY_LEAF`] repeats from the environment's group, in the order they can be written (v1's
 /// `memsw` after the memory limit, a CFS quota after its period).
 const ENTRY_LEAF_LIMITS: &[&str] = &[
@@ -370,7 +374,7 @@ impl Tree {
         Ok(())
     }
 
-    /// Whether `path` is `<mount>/<root>/<label>/{envs,shims}/<valid name>`.
+    /// Whether `path` is `<mount>/<root>/<label>/{envs,shims}/<valid name>`, or one of an environment's leaves.
     fn owns(&self, mounts: &[PathBuf], path: &Path) -> bool {
         mounts.iter().any(|m| {
             let Ok(rest) = path.strip_prefix(self.label_dir(m)) else {
@@ -380,6 +384,11 @@ impl Tree {
             match parts.as_slice() {
                 [Component::Normal(kind), Component::Normal(name)] => {
                     (*kind == "envs" || *kind == "shims") && name.to_str().is_some_and(|n| check_env_name(n).is_ok())
+                }
+                [Component::Normal(kind), Component::Normal(name), Component::Normal(leaf)] => {
+                    *kind == "envs"
+                        && name.to_str().is_some_and(|n| check_env_name(n).is_ok())
+                        && (*leaf == ENTRY_LEAF || *leaf == DESKTOP_LEAF)
                 }
                 _ => false,
             }
@@ -542,7 +551,21 @@ impl<O: CgroupOs> Cgroups<O> {
     /// enabled for its service manager's groups and so cannot hold processes itself; the leaf is made on every layout
     /// alike. Owned by host root, so root inside can neither freeze it nor move it.
     pub fn create_entry_leaf(&self, group: &Group) -> Result<Group, CgroupError> {
+        self.create_leaf(group, ENTRY_LEAF, true)
+    }
+
+    /// Creates [`DESKTOP_LEAF`] in every directory of an environment's group (an existing one is kept) and returns
+    /// it. It sets no limit of its own: the environment's apply to it (on pure v2 no controller is enabled below the
+    /// environment's group, which holds processes itself, so the leaf only groups; the kernel charges the parent).
+    pub fn create_desktop_leaf(&self, group: &Group) -> Result<Group, CgroupError> {
+        self.create_leaf(group, DESKTOP_LEAF, false)
+    }
+
+    fn create_leaf(&self, group: &Group, name: &str, repeat_limits: bool) -> Result<Group, CgroupError> {
         self.check_group(group)?;
+        if group.paths.iter().any(|p| p.file_name().is_some_and(|n| n == ENTRY_LEAF || n == DESKTOP_LEAF)) {
+            return Err(invalid("group", &group.paths[0].display().to_string(), "a leaf has no leaves"));
+        }
         let cpuset = match &self.layout {
             Layout::V1 { controllers, .. } => controllers.get("cpuset").cloned(),
             Layout::V2 { .. } => None,
@@ -550,14 +573,16 @@ impl<O: CgroupOs> Cgroups<O> {
         let mut steps = Vec::new();
         let mut paths = Vec::new();
         for dir in &group.paths {
-            let leaf = dir.join(ENTRY_LEAF);
+            let leaf = dir.join(name);
             steps.push(plan::Step::Parent(leaf.clone()));
             if cpuset.as_ref().is_some_and(|m| dir.starts_with(m)) {
                 steps.push(plan::Step::Inherit { dir: leaf.clone(), files: &["cpuset.cpus", "cpuset.mems"] });
             }
             // The environment's limits again (the parent's apply anyway): a JVM started from a shell reads its own
             // group's limit to size its heap.
-            steps.push(plan::Step::Repeat { dir: leaf.clone(), files: ENTRY_LEAF_LIMITS });
+            if repeat_limits {
+                steps.push(plan::Step::Repeat { dir: leaf.clone(), files: ENTRY_LEAF_LIMITS });
+            }
             paths.push(leaf);
         }
         plan::run(&self.os, &plan::Plan { steps, group: Group { paths } })

@@ -926,3 +926,25 @@ fn real_kill_all_gets_forking_orphans() {
         assert!(!d.exists(), "{} still exists", d.display());
     }
 }
+
+#[test]
+fn a_desktop_leaf_sits_below_the_environment_with_no_limits_of_its_own() {
+    let c = cg(FakeOs::hybrid(), "t");
+    let g = c.create_env("e", &LIMITS).expect("create");
+    let leaf = c.create_desktop_leaf(&g).expect("leaf");
+    assert_eq!(leaf.paths.len(), g.paths.len());
+    for (l, d) in leaf.paths.iter().zip(&g.paths) {
+        assert_eq!(l, &d.join(DESKTOP_LEAF));
+    }
+    // cpuset's leaf can hold processes; no limit is written (the environment's apply).
+    let cpuset = leaf.paths.iter().find(|p| p.starts_with("/sys/fs/cgroup/cpuset")).expect("cpuset leaf");
+    assert!(c.os().file(cpuset.join("cpuset.cpus")).is_some());
+    assert!(c.os().file("/sys/fs/cgroup/memory/examroom/t/envs/e/desktop/memory.limit_in_bytes").is_none());
+    // Its processes are the environment's: moved in by the shim, counted and killed with it.
+    c.add_process(&leaf, 91).expect("move into the leaf");
+    assert_eq!(c.procs(&g).expect("procs"), vec![91]);
+    // A leaf has no leaves, and nothing outside the label passes.
+    assert!(c.create_desktop_leaf(&leaf).is_err());
+    let foreign = Group { paths: vec![p("/sys/fs/cgroup/memory/other/desktop")] };
+    assert!(c.add_process(&foreign, 92).is_err());
+}

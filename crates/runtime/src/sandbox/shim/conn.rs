@@ -16,6 +16,8 @@ pub(crate) enum Mode {
     Attached(usize),
     /// Running an exec (its process id).
     Exec(u64),
+    /// Relaying a dialled connection (`Dial`, version 3).
+    Dial,
 }
 
 /// A terminal stream without flow control whose client lets this much output pile up is dropped; it re-attaches and
@@ -147,6 +149,11 @@ impl Conn {
             protocol::encode(kind, &bytes[..n], &mut self.wbuf);
             bytes = &bytes[n..];
         }
+    }
+
+    /// Queues the end of a dialled connection's data: an empty `Data` frame.
+    pub fn end_of_data(&mut self) {
+        protocol::encode(Kind::Data, &[], &mut self.wbuf);
     }
 
     /// Queues terminal output, counted against the flow-control window when there is one.

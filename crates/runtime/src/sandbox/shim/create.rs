@@ -223,6 +223,8 @@ fn build(dir: &Path, cfg: &ShimConfig, made: &mut Made) -> io::Result<Shim> {
     )?;
     shim.dir = dir.to_path_buf();
     shim.stage = Some(machine.stage);
+    // The environment's network namespace, for `Dial`: taken now, from our own just-made child.
+    shim.netns = Some(super::dial::NetNs::open(machine.pid).map_err(ctx("open the environment's network namespace"))?);
     if system {
         boot_machine(&mut shim, true, &mut steps)?;
     } else {

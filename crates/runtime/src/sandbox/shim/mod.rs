@@ -8,6 +8,8 @@
 
 mod conn;
 mod create;
+mod desktop;
+mod dial;
 mod enter;
 mod exec;
 mod reboot;

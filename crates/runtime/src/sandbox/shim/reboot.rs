@@ -51,6 +51,8 @@ impl Shim {
             }
         };
         self.state.init_pid = machine.pid;
+        // The new init has a network namespace of its own: dial into that one from now on.
+        self.netns = super::dial::NetNs::open(machine.pid).ok();
         self.set_init(machine.sock, machine.build_mnt, machine.views);
         self.stage = Some(machine.stage);
         state::write_json(&self.dir.join(state::STATE), &self.state)?;

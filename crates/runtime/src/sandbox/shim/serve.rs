@@ -95,7 +95,7 @@ pub(crate) struct Shim {
     lost: Option<String>,
     listener: UnixListener,
     pub terminals: Vec<Term>,
-    conns: HashMap<u64, Conn>,
+    pub(super) conns: HashMap<u64, Conn>,
     next_conn: u64,
     execs: HashMap<u64, Exec>,
     next_proc: u64,
@@ -127,6 +127,12 @@ pub(crate) struct Shim {
     /// The environment's `/proc` views and when they are next rewritten.
     views: crate::sandbox::procviews::ProcViews,
     views_due: Instant,
+    /// The environment's network namespace (a handle taken when init was made), for `Dial`.
+    pub netns: Option<super::dial::NetNs>,
+    /// Dialled connections, by connection.
+    pub dials: HashMap<u64, super::dial::Dial>,
+    /// The desktop, once started.
+    pub desktop: Option<super::desktop::Desktop>,
 }
 
 enum Src {
@@ -137,6 +143,8 @@ enum Src {
     Conn(u64),
     Out(u64, usize),
     Stdin(u64),
+    Dial(u64),
+    DesktopLog,
 }
 
 impl Shim {
@@ -190,7 +198,48 @@ impl Shim {
             dir: std::path::PathBuf::new(),
             stage: None,
             graded_boot: false,
+            netns: None,
+            dials: HashMap::new(),
+            desktop: None,
         })
+    }
+
+    /// Why the environment is lost, if it is.
+    pub fn lost_reason(&self) -> Option<String> {
+        self.lost.clone()
+    }
+
+    /// The protocol version of a connection.
+    pub fn conn_version(&self, id: u64) -> u32 {
+        self.conns.get(&id).map_or(0, |c| c.version)
+    }
+
+    /// Answers with an error; the connection stays open for further requests.
+    pub fn reply_error(&mut self, id: u64, code: &str, message: &str) {
+        self.reply(id, Reply::Error { code: code.into(), message: message.into() });
+    }
+
+    pub(super) fn set_mode(&mut self, id: u64, mode: Mode) {
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.mode = mode;
+        }
+    }
+
+    /// A new id for a process the shim starts.
+    pub fn next_proc_id(&mut self) -> u64 {
+        let id = self.next_proc;
+        self.next_proc += 1;
+        id
+    }
+
+    /// Init's control socket.
+    pub fn ctl_fd(&self) -> RawFd {
+        self.ctl.as_raw_fd()
+    }
+
+    /// The environment of the candidate's processes (as a login shell sees it).
+    pub fn candidate_env(&self) -> Vec<(String, String)> {
+        self.shell_env()
     }
 
     /// A new init (a machine booted again): its control socket, the mount namespace it built in, its `/proc` views.
@@ -280,7 +329,14 @@ impl Shim {
             term.hup = false;
             return Ok(());
         }
-        let msg = ToInit::Spawn { id, argv: vec![], env: self.shell_env(), cwd: "/root".into(), tty: true };
+        let msg = ToInit::Spawn {
+            id,
+            argv: vec![],
+            env: self.shell_env(),
+            cwd: "/root".into(),
+            tty: true,
+            keep_oom_score: false,
+        };
         match self.init_call(&msg, &[slave.as_raw_fd()])? {
             (FromInit::Spawned { .. }, _) => {
                 term.shell = Some(id);
@@ -330,6 +386,7 @@ impl Shim {
                 }
             }
         }
+        self.end_dials();
         for (_, e) in self.execs.iter_mut() {
             if e.exit.is_none() {
                 e.exit = Some((None, Some(libc::SIGKILL)));
@@ -360,6 +417,7 @@ impl Shim {
             processes: self.cg.procs(&self.env_group).map(|p| p.len() as u32).unwrap_or(0),
             oom_kills: self.cg.oom_kills(&self.env_group).unwrap_or(0),
             created_unix_ms: self.state.created_unix_ms,
+            desktop: self.desktop.as_ref().map(|d| d.status()),
         }
     }
 }
@@ -428,11 +486,30 @@ impl Shim {
             }
         }
         for (id, c) in &self.conns {
-            let mut ev = PollFlags::POLLIN;
+            let mut ev = PollFlags::empty();
+            // A dialled connection's client is read only while the socket's queue has room.
+            if c.mode != Mode::Dial || self.dials.get(id).is_none_or(|d| d.takes_input()) {
+                ev |= PollFlags::POLLIN;
+            }
             if c.queued() > 0 {
                 ev |= PollFlags::POLLOUT;
             }
             add(c.stream.as_fd(), ev, Src::Conn(*id), &mut fds);
+        }
+        for (id, d) in &self.dials {
+            let mut ev = PollFlags::empty();
+            if d.connecting || !d.to_sock.is_empty() {
+                ev |= PollFlags::POLLOUT;
+            }
+            if d.wants_read(self.conns.get(id).map_or(usize::MAX, |c| c.queued())) {
+                ev |= PollFlags::POLLIN;
+            }
+            if !ev.is_empty() {
+                add(d.sock.as_fd(), ev, Src::Dial(*id), &mut fds);
+            }
+        }
+        if let Some(fd) = self.desktop.as_ref().and_then(|d| d.log_fd.as_ref()) {
+            add(fd.as_fd(), PollFlags::POLLIN, Src::DesktopLog, &mut fds);
         }
         for (id, e) in &self.execs {
             for (k, o) in e.out.iter().enumerate() {
@@ -505,6 +582,13 @@ impl Shim {
             }
             Src::Out(id, k) => self.read_exec_output(id, k),
             Src::Stdin(id) => self.write_exec_stdin(id),
+            Src::Dial(id) => self.on_dial_ready(
+                id,
+                r.contains(PollFlags::POLLIN),
+                r.contains(PollFlags::POLLOUT),
+                r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR),
+            ),
+            Src::DesktopLog => self.read_desktop_log(),
         }
     }
 
@@ -587,6 +671,9 @@ impl Shim {
     }
 
     fn on_exit(&mut self, id: u64, code: Option<i32>, signal: Option<i32>) {
+        if self.desktop_exit(id, code, signal) {
+            return;
+        }
         if let Some(e) = self.execs.get_mut(&id) {
             e.exit = Some((code, signal));
             e.exited_at = Some(Instant::now());
@@ -723,6 +810,7 @@ impl Shim {
                     self.write_input(i);
                 }
             }
+            (Mode::Dial, Kind::Data) => self.dial_input(id, f.payload),
             (Mode::Exec(pid), Kind::Data) => {
                 if let Some(e) = self.execs.get_mut(&pid) {
                     if f.payload.is_empty() {
@@ -748,7 +836,7 @@ impl Shim {
         }
     }
 
-    fn reply(&mut self, id: u64, r: Reply) {
+    pub(super) fn reply(&mut self, id: u64, r: Reply) {
         if let Some(c) = self.conns.get_mut(&id) {
             c.reply(&r);
         }
@@ -832,6 +920,14 @@ impl Shim {
                 self.reply(id, r);
             }
             (Mode::Control, Request::Destroy) => self.destroy(id),
+            (Mode::Control, Request::Dial { port }) => self.dial(id, port),
+            (Mode::Control, Request::StartDesktop(spec)) => {
+                if self.conn_version(id) < protocol::VERSION_DIAL {
+                    return self.reply_error(id, "bad_request", "start_desktop needs protocol version 3");
+                }
+                let r = self.start_desktop(spec);
+                self.reply(id, r);
+            }
             _ => self.fail(id, "bad_request", "that request is not valid in this state of the connection"),
         }
     }
@@ -959,7 +1055,14 @@ impl Shim {
                 Err(e) => (Ok((FromInit::SpawnFailed { id: pid, error: e.to_string() }, Vec::new())), None),
             }
         } else {
-            let msg = ToInit::Spawn { id: pid, argv: spec.argv, env: spec.env, cwd: spec.cwd, tty: false };
+            let msg = ToInit::Spawn {
+                id: pid,
+                argv: spec.argv,
+                env: spec.env,
+                cwd: spec.cwd,
+                tty: false,
+                keep_oom_score: false,
+            };
             (self.init_call(&msg, &[in_r.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()]), None)
         };
         drop((in_r, out_w, err_w));
@@ -1110,6 +1213,7 @@ impl Shim {
     }
 
     fn flush_all(&mut self) {
+        self.settle_dials();
         let mut gone = Vec::new();
         for (id, c) in self.conns.iter_mut() {
             c.flush();
@@ -1169,6 +1273,7 @@ impl Shim {
 
     fn destroy(&mut self, id: u64) {
         let killed = self.cg.procs(&self.env_group).map(|p| p.len() as u32).unwrap_or(0);
+        self.end_dials();
         for (cid, c) in self.conns.iter_mut() {
             if *cid != id && matches!(c.mode, Mode::Attached(_)) {
                 c.reply(&Reply::Ended);
