@@ -182,6 +182,14 @@ impl Exam {
         if env.profile != PROFILE_SHELL {
             field("environment.profile", env.profile.as_bytes());
         }
+        // Likewise the desktop's size and the ports, when not the defaults.
+        if env.desktop && env.resolution != DEFAULT_RESOLUTION {
+            field("environment.resolution", format!("{}x{}", env.resolution.0, env.resolution.1).as_bytes());
+        }
+        if !env.ports.is_empty() {
+            let ports: Vec<String> = env.ports.iter().map(u16::to_string).collect();
+            field("environment.ports", ports.join(",").as_bytes());
+        }
         for task in &self.tasks {
             field("task", task.id.as_bytes());
             field("task.setup_at", task.setup_at.as_str().as_bytes());
@@ -490,10 +498,21 @@ pub struct EnvironmentConfig {
     pub network: String,
     /// Whether the environment has a graphical desktop (`desktop`, default `false`).
     pub desktop: bool,
+    /// The desktop's screen in pixels (`resolution = "1280x800"`, the default), width and height.
+    pub resolution: (u16, u16),
+    /// The ports inside the environment that its owner's browser may open through the server (`ports = [8000]`).
+    pub ports: Vec<u16>,
     /// What kind of machine (`profile`): [`PROFILE_SHELL`] (the default: a shell in a tight jail) or
     /// [`PROFILE_SYSTEM`] (systemd as PID 1, services, ssh, mounts and networking inside).
     pub profile: String,
 }
+
+/// The desktop's screen when the exam names none.
+pub const DEFAULT_RESOLUTION: (u16, u16) = (1280, 800);
+/// The port of the desktop's VNC server on the environment's loopback.
+pub const DESKTOP_VNC_PORT: u16 = 5900;
+/// At most this many `ports`.
+pub const MAX_PORTS: usize = 16;
 
 /// `profile = "shell"`: a shell in a tight jail, no service manager.
 pub const PROFILE_SHELL: &str = "shell";
@@ -512,6 +531,8 @@ impl EnvironmentConfig {
             disk_bytes: None,
             network: NETWORK_NONE.to_owned(),
             desktop: false,
+            resolution: DEFAULT_RESOLUTION,
+            ports: Vec::new(),
             profile: PROFILE_SHELL.to_owned(),
         }
     }

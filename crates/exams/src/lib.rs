@@ -19,7 +19,9 @@
 //! cpu = 1                              # optional, default 1 core; 0.05 to 64 cores (1.5 or "1500m")
 //! disk = "256M"                        # optional; at least 4 MiB and smaller than memory
 //! network = "none"                     # optional; only "none" for now
-//! desktop = false                      # optional, default false
+//! desktop = false                      # optional, default false: a graphical desktop (VNC in the browser)
+//! resolution = "1280x800"              # optional, with desktop = true; from "320x200" to "4096x4096"
+//! ports = [8000]                       # optional: ports inside that the owner's browser may open (at most 16)
 //! profile = "shell"                    # optional, default "shell"; or "system" (systemd as PID 1: a whole machine)
 //!
 //! [pool]                               # optional: a warm pool of prepared environments
@@ -75,8 +77,9 @@ pub mod problem;
 
 pub use catalog::{load_exam, validate, validate_images, Catalog};
 pub use definition::{
-    Attempts, BaseKind, Check, EnvironmentConfig, Exam, PoolConfig, ResultPolicy, Script, SetupAt, Task, EXAM_FILE,
-    MAX_ATTEMPTS, MAX_EXAM_FILE_BYTES, MAX_POOL_SIZE, MAX_SCRIPT_BYTES, PROFILE_SHELL, PROFILE_SYSTEM,
+    Attempts, BaseKind, Check, EnvironmentConfig, Exam, PoolConfig, ResultPolicy, Script, SetupAt, Task,
+    DEFAULT_RESOLUTION, DESKTOP_VNC_PORT, EXAM_FILE, MAX_ATTEMPTS, MAX_EXAM_FILE_BYTES, MAX_POOL_SIZE, MAX_PORTS,
+    MAX_SCRIPT_BYTES, PROFILE_SHELL, PROFILE_SYSTEM,
 };
 pub use parse::{parse_cpu, parse_exam, parse_size};
 pub use problem::Problem;

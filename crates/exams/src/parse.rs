@@ -27,11 +27,11 @@ use toml_edit::{ImDocument, Item, Key, TableLike, Value};
 use crate::definition::{
     check_id, format_bytes, format_cpu, shorten, Attempts, BaseKind, Check, EnvironmentConfig, Exam, PoolConfig,
     ResultPolicy, Script, SetupAt, Task, DEFAULT_CHECK_TIMEOUT, DEFAULT_CHECK_WEIGHT, DEFAULT_CPU_MILLICORES,
-    DEFAULT_MEMORY_BYTES, DEFAULT_PIDS, DEFAULT_POOL_MAX_AGE, MAX_ATTEMPTS, MAX_CHECKS_PER_TASK, MAX_CHECK_TIMEOUT,
-    MAX_CHECK_WEIGHT, MAX_CPU_MILLICORES, MAX_MEMORY_BYTES, MAX_PIDS, MAX_POOL_MAX_AGE, MAX_POOL_SIZE,
-    MAX_PROVISIONING_TIMEOUT, MAX_START_GRACE, MAX_TASKS, MIN_CHECK_TIMEOUT, MIN_CPU_MILLICORES, MIN_DISK_BYTES,
-    MIN_MEMORY_BYTES, MIN_PIDS, MIN_POOL_MAX_AGE, MIN_PROVISIONING_TIMEOUT, NETWORK_NONE, PROFILE_SHELL,
-    PROFILE_SYSTEM,
+    DEFAULT_MEMORY_BYTES, DEFAULT_PIDS, DEFAULT_POOL_MAX_AGE, DEFAULT_RESOLUTION, DESKTOP_VNC_PORT, MAX_ATTEMPTS,
+    MAX_CHECKS_PER_TASK, MAX_CHECK_TIMEOUT, MAX_CHECK_WEIGHT, MAX_CPU_MILLICORES, MAX_MEMORY_BYTES, MAX_PIDS,
+    MAX_POOL_MAX_AGE, MAX_POOL_SIZE, MAX_PORTS, MAX_PROVISIONING_TIMEOUT, MAX_START_GRACE, MAX_TASKS,
+    MIN_CHECK_TIMEOUT, MIN_CPU_MILLICORES, MIN_DISK_BYTES, MIN_MEMORY_BYTES, MIN_PIDS, MIN_POOL_MAX_AGE,
+    MIN_PROVISIONING_TIMEOUT, NETWORK_NONE, PROFILE_SHELL, PROFILE_SYSTEM,
 };
 use crate::files::{check_script_body, ExamFiles};
 use crate::problem::Problem;
@@ -52,7 +52,8 @@ const TOP_FIELDS: &[&str] = &[
 ];
 
 /// The fields of `[environment]`.
-const ENVIRONMENT_FIELDS: &[&str] = &["base", "memory", "pids", "cpu", "disk", "network", "desktop", "profile"];
+const ENVIRONMENT_FIELDS: &[&str] =
+    &["base", "memory", "pids", "cpu", "disk", "network", "desktop", "resolution", "ports", "profile"];
 
 /// The fields of a task (`[[tasks]]`).
 const TASK_FIELDS: &[&str] = &["id", "title", "prompt", "prompt_file", "setup", "setup_at", "checks"];
@@ -836,6 +837,25 @@ impl Checker {
             }),
         };
 
+        let resolution = match self.optional(section, "resolution") {
+            None => Some(DEFAULT_RESOLUTION),
+            Some(f) => self.resolution(&f),
+        };
+        if let (Some(false), Some(f)) = (desktop, self.optional(section, "resolution")) {
+            self.report(&f, "resolution is the desktop's; set desktop = true, or remove it");
+        }
+        if let (Some(true), Some(p)) = (desktop, profile.as_deref()) {
+            if p == PROFILE_SYSTEM {
+                let f = self.optional(section, "desktop").expect("desktop is set");
+                self.report(&f, "a desktop is available with profile \"shell\" only, for now");
+            }
+        }
+
+        let ports = match self.optional(section, "ports") {
+            None => Some(Vec::new()),
+            Some(f) => self.ports(&f, desktop == Some(true)),
+        };
+
         Some(EnvironmentConfig {
             base: base?,
             memory_bytes: memory_bytes?,
@@ -844,8 +864,66 @@ impl Checker {
             disk_bytes: disk_bytes?,
             network: network?,
             desktop: desktop?,
+            resolution: resolution?,
+            ports: ports?,
             profile: profile?,
         })
+    }
+
+    /// `resolution`: `"WIDTHxHEIGHT"` in pixels, each from 320x200 to 4096x4096.
+    fn resolution(&mut self, field: &Field<'_>) -> Option<(u16, u16)> {
+        let s = self.string(field)?;
+        let parsed = s
+            .split_once(['x', 'X'])
+            .and_then(|(w, h)| Some((w.trim().parse::<u16>().ok()?, h.trim().parse::<u16>().ok()?)));
+        match parsed {
+            Some((w, h)) if (320..=4096).contains(&w) && (200..=4096).contains(&h) => Some((w, h)),
+            _ => {
+                self.report(
+                    field,
+                    format!("resolution {:?} is not valid; write \"WIDTHxHEIGHT\" from \"320x200\" to \"4096x4096\", such as \"1280x800\"", shorten(s)),
+                );
+                None
+            }
+        }
+    }
+
+    /// `ports`: the ports inside the environment that its owner's browser may open, 1 to 65535, each once, at most
+    /// [`MAX_PORTS`]; never the desktop's own VNC port.
+    fn ports(&mut self, field: &Field<'_>, desktop: bool) -> Option<Vec<u16>> {
+        let Some(array) = field.item.as_array() else {
+            self.wrong_type(field, "an array of port numbers, such as [8000]");
+            return None;
+        };
+        if array.len() > MAX_PORTS {
+            self.report(field, format!("{} ports are listed; at most {MAX_PORTS} are allowed", array.len()));
+            return None;
+        }
+        let mut ports = Vec::new();
+        for value in array.iter() {
+            let port = value.as_integer().and_then(|i| u16::try_from(i).ok()).filter(|p| *p > 0);
+            match port {
+                None => {
+                    self.report(field, format!("{value} is not a port; ports are whole numbers from 1 to 65535"));
+                    return None;
+                }
+                Some(p) if ports.contains(&p) => {
+                    self.report(field, format!("port {p} is listed twice"));
+                    return None;
+                }
+                Some(p) if desktop && p == DESKTOP_VNC_PORT => {
+                    self.report(
+                        field,
+                        format!(
+                            "port {p} is the desktop's own (its VNC server); list the ports of the exam's services"
+                        ),
+                    );
+                    return None;
+                }
+                Some(p) => ports.push(p),
+            }
+        }
+        Some(ports)
     }
 }
 

@@ -235,6 +235,41 @@ fn a_profile_is_shell_or_system() {
 }
 
 #[test]
+fn a_desktop_has_a_resolution_and_ports_are_listed() {
+    let exam = ok(&text("", "desktop = true"));
+    assert!(exam.environment.desktop);
+    assert_eq!(exam.environment.resolution, (1280, 800));
+    assert!(exam.environment.ports.is_empty());
+    let exam = ok(&text("", "desktop = true\nresolution = \"1024x768\"\nports = [8000, 8080]"));
+    assert_eq!(exam.environment.resolution, (1024, 768));
+    assert_eq!(exam.environment.ports, vec![8000, 8080]);
+    // Ports without a desktop are fine (a web task on a shell exam).
+    assert_eq!(ok(&text("", "ports = [3000]")).environment.ports, vec![3000]);
+    let env = |body: &str| text("", body);
+    let one = |body: &str, field: &str, needle: &str, message: &str| {
+        assert_one(&env(body), Some(field), Some(needle), message);
+    };
+    one("desktop = true\nresolution = \"big\"", "environment.resolution", "resolution", "is not valid");
+    one("desktop = true\nresolution = \"100x100\"", "environment.resolution", "resolution", "320x200");
+    one("resolution = \"1024x768\"", "environment.resolution", "resolution", "set desktop = true");
+    one("ports = 8000", "environment.ports", "ports", "an array of port numbers");
+    one("ports = [0]", "environment.ports", "ports", "not a port");
+    one("ports = [70000]", "environment.ports", "ports", "not a port");
+    one("ports = [\"80\"]", "environment.ports", "ports", "not a port");
+    one("ports = [80, 80]", "environment.ports", "ports", "listed twice");
+    one("desktop = true\nports = [5900]", "environment.ports", "ports", "the desktop's own");
+    let many: Vec<String> = (1..=17).map(|p| p.to_string()).collect();
+    one(&format!("ports = [{}]", many.join(",")), "environment.ports", "ports", "at most 16");
+    one("desktop = true\nprofile = \"system\"", "environment.desktop", "desktop", "profile \"shell\" only");
+    // The digest of an exam without a desktop size or ports is what it was before they existed.
+    let plain = ok(&text("", "desktop = true"));
+    let sized = ok(&text("", "desktop = true\nresolution = \"1024x768\""));
+    let ported = ok(&text("", "desktop = true\nports = [8000]"));
+    assert_ne!(plain.digest(), sized.digest());
+    assert_ne!(plain.digest(), ported.digest());
+}
+
+#[test]
 fn every_field_set() {
     let exam = ok(&text(
         "provisioning_timeout = \"2m\"\nstart_grace = \"1h\"",
