@@ -101,6 +101,19 @@ pub struct Claims {
     /// When the token was issued, in seconds since the Unix epoch. Informational.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<u64>,
+    /// Set only in a port grant (see [`TokenKeys::mint_port_grant`]): such a token opens one port of one session on
+    /// the ports origin, and is never a sign-in token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_grant: Option<PortGrant>,
+}
+
+/// What a port grant opens: one port of one session, for the session's owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortGrant {
+    /// The session id.
+    pub sid: String,
+    /// The port inside the environment.
+    pub port: u16,
 }
 
 /// Why a request has no identity.
@@ -321,6 +334,9 @@ impl TokenKeys {
     /// See the module documentation for every refusal. The signature is checked before any claim is looked at.
     pub fn verify(&self, token: &str, now_unix: u64) -> Result<Identity, AuthError> {
         let claims = self.signed_claims(token)?;
+        if claims.port_grant.is_some() {
+            return Err(AuthError::InvalidClaims("a port grant is not a sign-in token".into()));
+        }
         if claims.exp <= now_unix {
             return Err(AuthError::Expired { exp: claims.exp, now: now_unix });
         }
@@ -394,14 +410,57 @@ impl TokenKeys {
             exp: now_unix.saturating_add(ttl.as_secs()),
             role,
             iat: Some(now_unix),
+            port_grant: None,
         };
-        match jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.hs256_encoding) {
+        self.sign(&claims)
+    }
+
+    fn sign(&self, claims: &Claims) -> String {
+        match jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.hs256_encoding) {
             Ok(token) => token,
             Err(e) => {
                 tracing::error!(error = %e, "minting a token failed");
                 String::new()
             }
         }
+    }
+
+    /// Makes a port grant: an HS256 token that lets `user`'s browser into port `port` of session `sid` on the ports
+    /// origin, valid for `ttl`. [`TokenKeys::verify`] refuses it as a sign-in token.
+    pub fn mint_port_grant(&self, user: &UserId, grant: PortGrant, ttl: Duration, now_unix: u64) -> String {
+        let claims = Claims {
+            sub: user.as_str().to_owned(),
+            exp: now_unix.saturating_add(ttl.as_secs()),
+            role: Role::Candidate,
+            iat: Some(now_unix),
+            port_grant: Some(grant),
+        };
+        self.sign(&claims)
+    }
+
+    /// Checks a port grant at `now_unix`: whose it is and what it opens. Only HS256 grants minted by this server
+    /// pass (a sign-in token is not a grant).
+    pub fn verify_port_grant(&self, token: &str, now_unix: u64) -> Result<(UserId, PortGrant), AuthError> {
+        let claims = self.signed_claims(token)?;
+        let Some(grant) = claims.port_grant else {
+            return Err(AuthError::InvalidClaims("not a port grant".into()));
+        };
+        // Grants are minted here, with the server's own secret: an RS256 token (an outside issuer's) is not one.
+        let hs256 = token
+            .split('.')
+            .next()
+            .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
+            .and_then(|h| serde_json::from_slice::<RawHeader>(&h).ok())
+            .is_some_and(|h| h.alg == "HS256");
+        if !hs256 {
+            return Err(AuthError::AlgorithmRefused("a port grant is HS256".into()));
+        }
+        if claims.exp <= now_unix {
+            return Err(AuthError::Expired { exp: claims.exp, now: now_unix });
+        }
+        let user = UserId::parse(&claims.sub)
+            .map_err(|e| AuthError::InvalidClaims(format!("sub is not a user id: {}", sanitize(&e.to_string()))))?;
+        Ok((user, grant))
     }
 }
 
@@ -1059,6 +1118,23 @@ boAjEU9jLxXnFvTJDQIDAQAB
             // Still valid one second before exp.
             assert_eq!(k.verify(&token, NOW + 3599).unwrap().role, role);
         }
+    }
+
+    #[test]
+    fn a_port_grant_opens_one_port_and_is_never_a_sign_in_token() {
+        let k = keys();
+        let grant = PortGrant { sid: "s-1".into(), port: 8000 };
+        let token = k.mint_port_grant(&alice(), grant.clone(), Duration::from_secs(60), NOW);
+        assert_eq!(k.verify_port_grant(&token, NOW).unwrap(), (alice(), grant));
+        assert!(matches!(k.verify(&token, NOW), Err(AuthError::InvalidClaims(_))), "a grant signs nobody in");
+        assert!(matches!(k.verify_port_grant(&token, NOW + 60), Err(AuthError::Expired { .. })));
+        // A sign-in token is not a grant, and a grant from another secret is refused.
+        let signin = k.mint(&alice(), Role::Candidate, Duration::from_secs(60), NOW);
+        assert!(k.verify_port_grant(&signin, NOW).is_err());
+        let other = TokenKeys::from_secret(b"another-secret-another-secret-0123456789");
+        let forged =
+            other.mint_port_grant(&alice(), PortGrant { sid: "s-1".into(), port: 8000 }, Duration::from_secs(60), NOW);
+        assert!(matches!(k.verify_port_grant(&forged, NOW), Err(AuthError::BadSignature)));
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //! - [`connections`]: the accept loop: header-read and idle timeouts, connection caps, status streams per user.
 //! - [`headers`]: the security headers every answer gets, and which answers are compressed.
 //! - [`telemetry`]: the Prometheus recorder, request and WebSocket metrics.
+//! - [`ports`]: the ports origin, a listener of its own that serves what a candidate serves inside their environment
+//!   to their browser, from a host per session and port.
 
 pub mod auth;
 pub mod connections;
@@ -21,6 +23,7 @@ pub mod error;
 pub mod headers;
 pub mod identity;
 pub mod openapi;
+pub mod ports;
 pub mod routes;
 pub mod telemetry;
 pub mod views;
@@ -41,6 +44,8 @@ pub struct ApiConfig {
     pub secure_cookies: bool,
     /// Connection caps and timeouts, status streams per user.
     pub limits: connections::EdgeLimits,
+    /// Where the ports origin is, when this server serves ports (see [`ports`]).
+    pub ports: Option<ports::PortsConfig>,
 }
 
 /// What every handler can reach.

@@ -161,11 +161,29 @@ pub enum DomainError {
         /// Seconds after which trying again makes sense; send it as `Retry-After`.
         retry_after_secs: u32,
     },
+    /// `no_desktop` (404): the session's exam has no desktop.
+    #[error("This exam has no desktop; use its terminal.")]
+    NoDesktop,
+    /// `port_not_listed` (404): the exam does not open this port inside the environment to the browser.
+    #[error("Port {port} is not one of the ports this exam opens to your browser.")]
+    PortNotListed {
+        /// The port asked for.
+        port: u16,
+    },
+    /// `port_not_listening` (502): nothing listens on the port inside the environment.
+    #[error(
+        "Nothing is listening on port {port} inside your environment. Start your server on that port \
+         (listening on 127.0.0.1 or 0.0.0.0), then reload this page."
+    )]
+    PortNotListening {
+        /// The port asked for.
+        port: u16,
+    },
 }
 
 impl DomainError {
     /// Every code, with its HTTP status, for documentation such as the OpenAPI document.
-    pub const CODES: [(&'static str, u16); 19] = [
+    pub const CODES: [(&'static str, u16); 22] = [
         ("session_not_found", 404),
         ("exam_not_found", 404),
         ("active_session_exists", 409),
@@ -185,6 +203,9 @@ impl DomainError {
         ("rate_limited", 429),
         ("too_many_streams", 429),
         ("too_many_connections", 503),
+        ("no_desktop", 404),
+        ("port_not_listed", 404),
+        ("port_not_listening", 502),
     ];
 
     /// An [`DomainError::InvalidRequest`] with this explanation.
@@ -219,6 +240,9 @@ impl DomainError {
             Self::RateLimited { .. } => "rate_limited",
             Self::TooManyStreams { .. } => "too_many_streams",
             Self::TooManyConnections { .. } => "too_many_connections",
+            Self::NoDesktop => "no_desktop",
+            Self::PortNotListed { .. } => "port_not_listed",
+            Self::PortNotListening { .. } => "port_not_listening",
         }
     }
 
@@ -228,7 +252,11 @@ impl DomainError {
             Self::InvalidRequest { .. } => 400,
             Self::Unauthenticated => 401,
             Self::Forbidden | Self::AttemptsExhausted { .. } => 403,
-            Self::SessionNotFound | Self::ExamNotFound | Self::NotFound => 404,
+            Self::SessionNotFound
+            | Self::ExamNotFound
+            | Self::NotFound
+            | Self::NoDesktop
+            | Self::PortNotListed { .. } => 404,
             Self::MethodNotAllowed => 405,
             Self::ActiveSessionExists { .. }
             | Self::IllegalTransition { .. }
@@ -237,6 +265,7 @@ impl DomainError {
             Self::SessionEnded => 410,
             Self::RateLimited { .. } | Self::TooManyStreams { .. } => 429,
             Self::Internal { .. } => 500,
+            Self::PortNotListening { .. } => 502,
             Self::CapacityExhausted { .. } | Self::ServiceUnavailable { .. } | Self::TooManyConnections { .. } => 503,
         }
     }
@@ -248,7 +277,7 @@ impl DomainError {
         match self {
             Self::Unauthenticated => Some(4401),
             Self::Forbidden => Some(4403),
-            Self::SessionNotFound => Some(4404),
+            Self::SessionNotFound | Self::NoDesktop => Some(4404),
             Self::SessionNotReady => Some(4409),
             Self::SessionEnded => Some(4410),
             _ => None,
@@ -301,6 +330,11 @@ impl DomainError {
                 "Close the other tabs or windows that show your exam sessions, then reload this page.".to_owned()
             }
             Self::TooManyConnections { retry_after_secs } => format!("Try again in {retry_after_secs} seconds."),
+            Self::NoDesktop => "Open your exam's page; it shows the terminal.".to_owned(),
+            Self::PortNotListed { .. } => "Open one of the ports your exam's tasks name.".to_owned(),
+            Self::PortNotListening { port } => {
+                format!("Start your server on port {port} inside your environment, then reload.")
+            }
         }
     }
 
@@ -443,6 +477,9 @@ mod tests {
             DomainError::RateLimited { retry_after_secs: 12 },
             DomainError::TooManyStreams { limit: 8 },
             DomainError::TooManyConnections { retry_after_secs: 5 },
+            DomainError::NoDesktop,
+            DomainError::PortNotListed { port: 9 },
+            DomainError::PortNotListening { port: 8000 },
         ]
     }
 

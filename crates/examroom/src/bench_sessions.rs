@@ -196,6 +196,8 @@ impl BenchServer {
             pool_lead: Duration::from_secs(15 * 60),
             concurrent_creates: None,
             system_profile: true,
+            ports_listen: None,
+            ports_url: None,
         };
         let state = build(&settings).await?;
         let keys = state.keys.clone();

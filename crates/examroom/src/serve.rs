@@ -58,6 +58,11 @@ pub struct FileConfig {
     /// Whether exams may use `profile = "system"` (systemd inside, `CAP_SYS_ADMIN` in the environment's own user
     /// namespace; default true). See docs/SECURITY.md for what it opens.
     pub system_profile: Option<bool>,
+    /// Where the ports origin listens (what candidates serve inside, for their own browser); unset: no ports.
+    pub ports_listen: Option<SocketAddr>,
+    /// The URL of a port's host, with `{name}` as the first label (default `http://{name}.localhost:PORT` with the
+    /// ports listener's port). Never a subdomain of examroom's own host: see docs/SECURITY.md.
+    pub ports_url: Option<String>,
 }
 
 /// What `serve` runs with.
@@ -88,6 +93,10 @@ pub struct Settings {
     pub concurrent_creates: Option<usize>,
     /// Whether `system` environments may be made.
     pub system_profile: bool,
+    /// Where the ports origin listens.
+    pub ports_listen: Option<SocketAddr>,
+    /// The ports origin's URL template (see `FileConfig::ports_url`); resolved at start when only the listener is set.
+    pub ports_url: Option<String>,
 }
 
 impl Settings {
@@ -189,6 +198,11 @@ impl Settings {
             pool_lead,
             concurrent_creates: number::<usize>("EXAMROOM_CONCURRENT_CREATES", 1)?.or(file.concurrent_creates),
             system_profile: switch("EXAMROOM_SYSTEM_PROFILE")?.or(file.system_profile).unwrap_or(true),
+            ports_listen: match env("EXAMROOM_PORTS_LISTEN") {
+                Some(v) => Some(v.parse().map_err(|e| anyhow::anyhow!("EXAMROOM_PORTS_LISTEN={v:?}: {e}"))?),
+                None => file.ports_listen,
+            },
+            ports_url: env("EXAMROOM_PORTS_URL").or(file.ports_url),
         })
     }
 }
@@ -296,7 +310,12 @@ pub async fn build(s: &Settings) -> Result<AppState> {
             lead: s.pool_lead,
             ..PoolSettings::default()
         },
+        ports_enabled: s.ports_url.is_some(),
         ..ServiceConfig::default()
+    };
+    let ports = match &s.ports_url {
+        Some(url) => Some(examroom_api::ports::PortsConfig::new(url).map_err(|e| anyhow::anyhow!("ports_url: {e}"))?),
+        None => None,
     };
     let svc = SessionService::start(store, runtime, catalog, config, Clock::system())
         .await
@@ -310,6 +329,7 @@ pub async fn build(s: &Settings) -> Result<AppState> {
             public_origin: s.public_origin.clone(),
             secure_cookies: s.secure_cookies,
             limits: s.limits.clone(),
+            ports,
         },
         metrics,
     ))
@@ -408,8 +428,19 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down; environments keep running");
 }
 
-pub async fn run(s: Settings) -> Result<()> {
+pub async fn run(mut s: Settings) -> Result<()> {
     init_logs();
+    // The ports origin first: its URL names the port it listens on.
+    let ports_listener = match s.ports_listen {
+        Some(at) => {
+            let l = tokio::net::TcpListener::bind(at).await.with_context(|| format!("listen on {at} (ports)"))?;
+            let port = l.local_addr()?.port();
+            s.ports_url.get_or_insert_with(|| format!("http://{{name}}.localhost:{port}"));
+            Some(l)
+        }
+        None if s.ports_url.is_some() => anyhow::bail!("ports_url is set but ports_listen is not: set both"),
+        None => None,
+    };
     let state = build(&s).await?;
     let listener = tokio::net::TcpListener::bind(s.listen).await.with_context(|| format!("listen on {}", s.listen))?;
     let addr = listener.local_addr()?;
@@ -431,6 +462,17 @@ pub async fn run(s: Settings) -> Result<()> {
         max_creates_per_minute = s.max_creates_per_minute, pool_max = s.pool_max,
         pool_fill_concurrency = s.pool_fill_concurrency, nofile, "listening");
     println!("examroom listening on http://{addr}");
+    if let Some(l) = ports_listener {
+        let url = s.ports_url.clone().unwrap_or_default();
+        tracing::info!(addr = %l.local_addr()?, %url, "serving ports");
+        println!("examroom serving candidates' ports at {url}");
+        let st = state.clone();
+        tokio::spawn(async move {
+            if let Err(e) = examroom_api::ports::serve(l, st, shutdown_signal()).await {
+                tracing::error!(error = %e, "the ports origin stopped");
+            }
+        });
+    }
     examroom_api::serve(listener, state, shutdown_signal()).await?;
     Ok(())
 }

@@ -844,11 +844,10 @@ impl Checker {
         if let (Some(false), Some(f)) = (desktop, self.optional(section, "resolution")) {
             self.report(&f, "resolution is the desktop's; set desktop = true, or remove it");
         }
-        if let (Some(true), Some(p)) = (desktop, profile.as_deref()) {
-            if p == PROFILE_SYSTEM {
-                let f = self.optional(section, "desktop").expect("desktop is set");
-                self.report(&f, "a desktop is available with profile \"shell\" only, for now");
-            }
+        if let (Some(true), Some(PROFILE_SYSTEM), Some(f)) =
+            (desktop, profile.as_deref(), self.optional(section, "desktop"))
+        {
+            self.report(&f, "a desktop is available with profile \"shell\" only, for now");
         }
 
         let ports = match self.optional(section, "ports") {

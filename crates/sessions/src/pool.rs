@@ -582,6 +582,7 @@ impl SessionService {
         let rt = &self.inner.runtime;
         let spec = crate::provision::spec_for(exam, env)?;
         rt.create(spec).await.map_err(|e| format!("create environment: {e}"))?;
+        crate::provision::start_desktop(rt, exam, &env).await.map_err(|(_, detail)| detail)?;
         let setups = exam.prepare_steps();
         for (i, (task, script)) in setups.into_iter().enumerate() {
             crate::provision::run_setup(rt, &env, i + 1, task, script, exam.provisioning_timeout, None)

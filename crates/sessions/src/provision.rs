@@ -88,9 +88,33 @@ async fn progress(svc: &SessionService, rec: &SessionRecord, step: u32, total: u
     }
 }
 
-/// The steps of the fresh path: create the environment, one per setup script, check the terminal.
+/// The steps of the fresh path: create the environment, start its desktop (when the exam has one), one per setup
+/// script, check the terminal.
 fn fresh_steps(exam: Option<&Exam>) -> u32 {
-    2 + exam.map_or(0, |e| e.setup_steps().len()) as u32
+    2 + exam.map_or(0, |e| e.setup_steps().len() as u32 + u32::from(e.environment.desktop))
+}
+
+/// The progress message of the desktop's step.
+pub const STARTING_DESKTOP: &str = "Starting your desktop";
+
+/// Starts the environment's desktop when the exam has one, and waits (bounded) until it answers; `Err` says why it
+/// did not, for the proctor.
+pub(crate) async fn start_desktop(rt: &Runtime, exam: &Exam, env: &EnvironmentId) -> Result<(), (FailureCode, String)> {
+    if !exam.environment.desktop {
+        return Ok(());
+    }
+    let (width, height) = exam.environment.resolution;
+    let spec = examroom_runtime::DesktopSpec { width, height, port: examroom_exams::DESKTOP_VNC_PORT };
+    match rt.start_desktop(env, spec).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err((
+            match e {
+                RuntimeError::Timeout { .. } => FailureCode::ProvisioningTimeout,
+                _ => FailureCode::ProvisioningFailed,
+            },
+            format!("the desktop did not start: {e}"),
+        )),
+    }
 }
 
 /// The steps of the claimed path: take the prepared environment, then one per claim-time setup script and a last
@@ -289,8 +313,16 @@ pub fn image_reference(exam: &Exam) -> Option<&str> {
     exam.environment.base.strip_prefix("image:")
 }
 
-/// Why an exam cannot be started on this server now, if it cannot: the image it runs on is not in the store.
+/// Why an exam cannot be started on this server now, if it cannot: the image it runs on is not in the store, or it
+/// lists ports and this server serves none.
 pub fn unavailable(svc: &SessionService, exam: &Exam) -> Option<String> {
+    if !exam.environment.ports.is_empty() && !svc.inner.config.ports_enabled {
+        return Some(
+            "this exam opens ports of the environment to the browser, and this server serves no ports (start it with \
+             --ports-listen)"
+                .into(),
+        );
+    }
     image_of(&svc.inner.runtime, image_reference(exam)?).err()
 }
 
@@ -370,12 +402,18 @@ async fn steps(svc: &SessionService, rec: &SessionRecord, claimed: bool) -> Resu
     }
     rt.create(spec).await.map_err(|e| (classify(&e), format!("create environment: {e}")))?;
     let total = fresh_steps(Some(exam));
+    let mut step = 2;
+    if exam.environment.desktop {
+        progress(svc, rec, step, total, STARTING_DESKTOP).await;
+        start_desktop(rt, exam, &rec.environment_id).await?;
+        step += 1;
+    }
     let prepare = exam.prepare_steps();
     let claim = exam.claim_steps();
     let n = prepare.len() + claim.len();
     let all = prepare.into_iter().map(|s| (s, false)).chain(claim.into_iter().map(|s| (s, true)));
     for (i, ((task, script), for_candidate)) in all.enumerate() {
-        progress(svc, rec, 2 + i as u32, total, &format!("Preparing task {} of {n}", i + 1)).await;
+        progress(svc, rec, step + i as u32, total, &format!("Preparing task {} of {n}", i + 1)).await;
         let who = for_candidate.then_some(&candidate);
         run_setup(rt, &rec.environment_id, i + 1, task, script, left(svc, rec), who).await?;
     }

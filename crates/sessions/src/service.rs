@@ -67,6 +67,9 @@ pub struct ServiceConfig {
     pub max_creates_per_minute: u32,
     /// Warm pools (see [`crate::pool`]).
     pub pool: PoolSettings,
+    /// Whether the server serves ports to browsers (the ports origin): exams that list `ports` are unavailable
+    /// without it.
+    pub ports_enabled: bool,
 }
 
 impl Default for ServiceConfig {
@@ -79,6 +82,7 @@ impl Default for ServiceConfig {
             memory_budget: None,
             max_creates_per_minute: 10,
             pool: PoolSettings::default(),
+            ports_enabled: false,
         }
     }
 }
@@ -526,6 +530,80 @@ impl SessionService {
             Err(e) => return Err(e),
         };
         Ok((rec, term))
+    }
+
+    /// Attaches the candidate to their session's desktop: a byte stream to its VNC server (RFB). The same rules as
+    /// the terminal; a session whose exam has no desktop answers `no_desktop`. A desktop the candidate ended (they
+    /// killed its X server) is started again first; one that does not come up is `service_unavailable`.
+    pub async fn attach_desktop(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<(SessionRecord, examroom_runtime::PortStream), DomainError> {
+        use examroom_runtime::ExecutionRuntime;
+        let rec = self.reachable(caller, id).await?;
+        let exam = self.catalog().get(&rec.exam_id).filter(|e| e.environment.desktop).ok_or(DomainError::NoDesktop)?;
+        let unavailable = |what: &str, e: &dyn std::fmt::Display| {
+            let incident = IncidentId::new_v4();
+            tracing::error!(%incident, session_id = %rec.id, error = %e, "{what}");
+            DomainError::ServiceUnavailable { incident: Some(incident) }
+        };
+        crate::provision::start_desktop(&self.inner.runtime, exam, &rec.environment_id)
+            .await
+            .map_err(|(_, detail)| unavailable("desktop start failed", &detail))?;
+        let stream = self
+            .inner
+            .runtime
+            .dial(&rec.environment_id, examroom_exams::DESKTOP_VNC_PORT)
+            .await
+            .map_err(|e| unavailable("desktop attach failed", &e))?;
+        let rec = match self.first_attach(&rec, &caller.actor()).await {
+            Ok(r) => r,
+            Err(DomainError::IllegalTransition { .. }) => return Err(DomainError::SessionEnded),
+            Err(e) => return Err(e),
+        };
+        Ok((rec, stream))
+    }
+
+    /// Opens a connection to `port` inside the candidate's environment, for their browser: only a port the exam
+    /// lists (`port_not_listed`), only while the session is `ready` or `active` (it does not start the clock), and
+    /// `port_not_listening` when nothing listens there.
+    pub async fn dial_port(
+        &self,
+        caller: &Caller,
+        id: &str,
+        port: u16,
+    ) -> Result<(SessionRecord, examroom_runtime::PortStream), DomainError> {
+        use examroom_runtime::ExecutionRuntime;
+        let rec = self.reachable(caller, id).await?;
+        let listed = self.catalog().get(&rec.exam_id).is_some_and(|e| e.environment.ports.contains(&port));
+        if !listed {
+            return Err(DomainError::PortNotListed { port });
+        }
+        match self.inner.runtime.dial(&rec.environment_id, port).await {
+            Ok(stream) => Ok((rec, stream)),
+            Err(examroom_runtime::RuntimeError::Refused(_)) => Err(DomainError::PortNotListening { port }),
+            Err(e) => {
+                let incident = IncidentId::new_v4();
+                tracing::error!(%incident, session_id = %rec.id, port, error = %e, "port dial failed");
+                Err(DomainError::ServiceUnavailable { incident: Some(incident) })
+            }
+        }
+    }
+
+    /// The caller's own session, if its environment may be reached now: the candidate's, `ready` or `active`.
+    async fn reachable(&self, caller: &Caller, id: &str) -> Result<SessionRecord, DomainError> {
+        if caller.role != Role::Candidate {
+            return Err(DomainError::Forbidden);
+        }
+        let rec = self.get(caller, id).await?;
+        match rec.state {
+            SessionState::Created | SessionState::Provisioning => Err(DomainError::SessionNotReady),
+            SessionState::Terminating | SessionState::Terminated | SessionState::Failed => {
+                Err(DomainError::SessionEnded)
+            }
+            SessionState::Ready | SessionState::Active => Ok(rec),
+        }
     }
 
     /// The first terminal or desktop attach of a `ready` session starts its clock (as `POST …/start` does). For an

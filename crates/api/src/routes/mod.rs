@@ -2,6 +2,7 @@
 
 mod attempts;
 mod auth;
+mod desktop;
 mod exams;
 mod health;
 mod images;
@@ -52,6 +53,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/sessions/{id}", get(sessions::get))
         .route("/api/v1/sessions/{id}/status", get(status::stream))
         .route("/api/v1/sessions/{id}/terminal", get(terminal::upgrade))
+        .route("/api/v1/sessions/{id}/desktop", get(desktop::upgrade))
+        .route("/api/v1/sessions/{id}/ports/{port}", get(crate::ports::enter))
+        .route("/api/v1/sessions/{id}/ports/{port}/", get(crate::ports::enter))
+        .route("/api/v1/sessions/{id}/ports/{port}/{*rest}", get(crate::ports::enter))
         .route("/api/v1/sessions/{id}/events", get(sessions::events))
         .route("/api/v1/sessions/{id}/tasks", get(sessions::tasks))
         .route("/api/v1/sessions/{id}/result", get(sessions::result))

@@ -94,7 +94,7 @@ pub async fn upgrade(
     })
 }
 
-async fn not_an_upgrade(
+pub(crate) async fn not_an_upgrade(
     st: &AppState,
     who: Result<crate::identity::Authed, DomainError>,
     id: &str,
@@ -111,33 +111,26 @@ async fn not_an_upgrade(
         return ApiError(e);
     }
     ApiError(DomainError::invalid_request(format!(
-        "this address is the terminal's WebSocket; connect with a WebSocket client ({})",
+        "this address is a WebSocket (the terminal's or the desktop's); connect with a WebSocket client ({})",
         rejection.body_text().trim_end_matches('.')
     )))
 }
 
-fn code_for(e: &DomainError) -> u16 {
-    match e {
-        DomainError::Unauthenticated => close::UNAUTHENTICATED,
-        DomainError::Forbidden => close::FORBIDDEN,
-        DomainError::SessionNotFound => close::NOT_FOUND,
-        DomainError::SessionNotReady => close::NOT_READY,
-        DomainError::SessionEnded => close::ENDED,
-        _ => close::UNAVAILABLE,
-    }
+pub(crate) fn code_for(e: &DomainError) -> u16 {
+    e.close_code().unwrap_or(close::UNAVAILABLE)
 }
 
 /// The client's end of the connection, and its metrics (closed by the server with a code, or by the client).
-struct Peer {
-    ws: WebSocket,
-    metrics: WsConnection,
+pub(crate) struct Peer {
+    pub(crate) ws: WebSocket,
+    pub(crate) metrics: WsConnection,
 }
 
-async fn send(socket: &mut Peer, m: Message) -> bool {
+pub(crate) async fn send(socket: &mut Peer, m: Message) -> bool {
     matches!(tokio::time::timeout(SEND_TIMEOUT, socket.ws.send(m)).await, Ok(Ok(())))
 }
 
-async fn close_with(socket: &mut Peer, code: u16, reason: &str) {
+pub(crate) async fn close_with(socket: &mut Peer, code: u16, reason: &str) {
     socket.metrics.closed_by_server(code);
     // A close reason is at most 123 bytes.
     let mut r = reason.to_string();

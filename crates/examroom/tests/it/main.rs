@@ -4,6 +4,7 @@
 mod admission;
 mod api_access;
 mod api_clients;
+mod api_desktop;
 mod api_limits;
 mod api_pools;
 mod api_results;

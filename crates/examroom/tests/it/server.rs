@@ -56,6 +56,8 @@ pub struct Options {
     pub create_timeout: Duration,
     /// Connection caps and timeouts, status streams per user.
     pub limits: examroom_api::connections::EdgeLimits,
+    /// Serve the ports origin on a listener of its own (`http://{name}.localhost:PORT`).
+    pub ports: bool,
 }
 
 impl Default for Options {
@@ -66,6 +68,7 @@ impl Default for Options {
             shim_program: None,
             create_timeout: Duration::from_secs(30),
             limits: examroom_api::connections::EdgeLimits::default(),
+            ports: false,
         }
     }
 }
@@ -78,6 +81,8 @@ pub struct TestServer {
     pub catalog_dir: PathBuf,
     pub label: String,
     pub keys: TokenKeys,
+    /// The ports origin's listener, when [`Options::ports`].
+    pub ports_addr: Option<std::net::SocketAddr>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     _tmp: tempfile::TempDir,
@@ -97,16 +102,43 @@ impl TestServer {
         std::fs::create_dir_all(&catalog_dir).unwrap();
         (opts.exams)(&catalog_dir);
         let label = unique_label("api");
-        let state = build_state(&data_dir, &catalog_dir, &label, &opts).await;
+        let ports_listener = match opts.ports {
+            true => Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
+            false => None,
+        };
+        let ports_addr = ports_listener.as_ref().map(|l| l.local_addr().unwrap());
+        let mut opts = opts;
+        opts.service.ports_enabled = opts.ports;
+        let mut state = build_state(&data_dir, &catalog_dir, &label, &opts).await;
+        if let Some(addr) = ports_addr {
+            let mut config = (*state.config).clone();
+            let url = format!("http://{{name}}.localhost:{}", addr.port());
+            config.ports = Some(examroom_api::ports::PortsConfig::new(&url).unwrap());
+            state.config = std::sync::Arc::new(config);
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
+        let ports_state = state.clone();
+        let (ports_tx, ports_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            let _ = examroom_api::serve(listener, st, async {
-                let _ = rx.await;
-            })
-            .await;
+            let ports = async move {
+                if let Some(l) = ports_listener {
+                    let _ = examroom_api::ports::serve(l, ports_state, async {
+                        let _ = ports_rx.await;
+                    })
+                    .await;
+                }
+            };
+            let main = async move {
+                let _ = examroom_api::serve(listener, st, async {
+                    let _ = rx.await;
+                })
+                .await;
+                let _ = ports_tx.send(());
+            };
+            tokio::join!(main, ports);
         });
         TestServer {
             base,
@@ -115,6 +147,7 @@ impl TestServer {
             catalog_dir,
             label,
             keys: TokenKeys::from_secret(SECRET),
+            ports_addr,
             shutdown: Some(tx),
             server: Some(server),
             _tmp: tmp,
@@ -138,6 +171,13 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// Another runtime on this server's sandbox (the same state directory and label), to act inside environments as
+    /// an exam's setup would.
+    pub fn runtime(&self) -> SandboxRuntime {
+        SandboxRuntime::new(sandbox_config(&self.data_dir, &self.catalog_dir, &self.label, &Options::default()))
+            .unwrap()
     }
 
     /// The sandbox state directory of this server (for leak checks).
