@@ -210,6 +210,25 @@ pub fn document() -> Value {
             "owner", "101", json!({"description": "switching protocols"}), &[400, 401, 403, 404])) }),
     );
     p(
+        "/api/v1/sessions/{id}/desktop",
+        json!({ "get": with_id(op(
+            "The desktop (WebSocket), for exams with one: binary frames carry RFB (VNC) both ways, for a client such as noVNC, relayed to the VNC server on the environment's own loopback; the server adds no frames of its own. Attaching starts the clock of a ready session. Several connections may watch one desktop. An upgrade is always accepted, and refusals are close codes: 4401 unauthenticated, 4403 Origin refused or not a candidate, 4404 not found or the exam has no desktop, 4409 not ready, 4410 ended (also the moment the session leaves active), 1011 the desktop could not be reached. A request that is not a WebSocket upgrade gets the same checks as HTTP errors (401, 403, 404), and then 400 invalid_request",
+            "owner", "101", json!({"description": "switching protocols"}), &[400, 401, 403, 404])) }),
+    );
+    let mut ports = op(
+        "The way into a port inside the environment, for its owner's browser: only a port the exam lists, while the session is ready or active (it does not start the clock). Answers 303 to the port's own origin (a host per session and port, never examroom's) with a grant valid for 60 s, which that origin turns into a cookie of its own; the page is then served from there, proxied to the port (HTTP and WebSocket), with Set-Cookie and Service-Worker-Allowed removed, and Clear-Site-Data once the session has ended. 400 for a WebSocket upgrade here (a port's WebSockets are served from its own origin), 404 port_not_listed for a port the exam does not list, 502 port_not_listening when nothing listens on it, 503 when this server serves no ports",
+        "owner",
+        "303",
+        json!({ "description": "to the port's own origin, with a short grant", "headers": { "Location": { "schema": { "type": "string" } } } }),
+        &[400, 401, 403, 404, 409, 410, 502, 503],
+    );
+    ports["parameters"] = json!([
+        id_param()[0].clone(),
+        { "name": "port", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1, "maximum": 65535 }, "description": "the port inside the environment" },
+        { "name": "path", "in": "path", "required": true, "schema": { "type": "string" }, "description": "the path to open there (may be empty)" }
+    ]);
+    p("/api/v1/sessions/{id}/ports/{port}/{path}", json!({ "get": ports }));
+    p(
         "/api/v1/sessions/{id}/events",
         json!({ "get": with_id(op("The audit trail", "owner, proctor", "200", ok("EventList", "events, oldest first"), &[401, 404])) }),
     );
@@ -291,7 +310,9 @@ pub fn document() -> Value {
                     "description": { "type": "string" }, "duration_seconds": { "type": "integer" },
                     "attempts": { "type": "integer", "nullable": true, "description": "attempts each candidate has (proctors may grant more); null: no limit" },
                     "available": { "type": "boolean", "description": "a session can be started here now (false: the image it runs on is not in the image store)" },
-                    "unavailable_reason": { "type": "string", "description": "why not (for proctors: the cause and the command that fixes it)" } } },
+                    "unavailable_reason": { "type": "string", "description": "why not (for proctors: the cause and the command that fixes it)" },
+                    "desktop": { "type": "object", "nullable": true, "description": "the environment's graphical desktop, if it has one (GET /api/v1/sessions/{id}/desktop)", "properties": { "width": { "type": "integer" }, "height": { "type": "integer" } } },
+                    "ports": { "type": "array", "items": { "type": "integer" }, "description": "ports inside the environment its owner's browser may open (GET /api/v1/sessions/{id}/ports/{port}/)" } } },
                 "Result": { "type": "object", "required": ["status", "score", "max_score", "checks"],
                     "properties": { "status": { "type": "string", "enum": ["pending", "graded", "not_graded"] },
                         "score": { "type": "integer" }, "max_score": { "type": "integer" },
@@ -449,7 +470,7 @@ mod tests {
         let doc = document();
         for (m, path, op) in operations(&doc) {
             for (code, r) in op["responses"].as_object().unwrap() {
-                if code == "101" || code == "204" {
+                if code == "101" || code == "204" || code == "303" {
                     continue;
                 }
                 assert!(r["content"].is_object(), "{m} {path} {code} has no content: {r}");

@@ -28,6 +28,17 @@ pub struct ExamView {
     /// Why not, when it is not (for a proctor: the cause and the command that fixes it).
     #[serde(skip_serializing_if = "Option::is_none")]
     unavailable_reason: Option<String>,
+    /// The environment has a graphical desktop (`GET /api/v1/sessions/{id}/desktop`), of this size.
+    desktop: Option<DesktopView>,
+    /// Ports inside the environment that the owner's browser may open (`GET /api/v1/sessions/{id}/ports/{port}/`).
+    ports: Vec<u16>,
+}
+
+/// An exam's desktop.
+#[derive(Serialize)]
+pub struct DesktopView {
+    width: u16,
+    height: u16,
 }
 
 /// What a candidate is told about an exam whose image is missing.
@@ -47,6 +58,11 @@ fn view(st: &AppState, e: &Exam, role: Role) -> ExamView {
         attempts: e.attempts.limit(),
         available: reason.is_none(),
         unavailable_reason: reason,
+        desktop: e
+            .environment
+            .desktop
+            .then(|| DesktopView { width: e.environment.resolution.0, height: e.environment.resolution.1 }),
+        ports: e.environment.ports.clone(),
     }
 }
 

@@ -839,6 +839,8 @@ async fn openapi_snapshot() {
         ("/api/v1/sessions/{id}/status", &["get"]),
         ("/api/v1/sessions/{id}/events", &["get"]),
         ("/api/v1/sessions/{id}/tasks", &["get"]),
+        ("/api/v1/sessions/{id}/desktop", &["get"]),
+        ("/api/v1/sessions/{id}/ports/{port}/{path}", &["get"]),
         ("/api/v1/sessions/{id}/start", &["post"]),
         ("/api/v1/sessions/{id}/submit", &["post"]),
         ("/api/v1/sessions/{id}/terminate", &["post"]),
