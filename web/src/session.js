@@ -79,6 +79,7 @@ export class SessionPage {
     this.tick = null;
     this.deadlineAt = null; // performance.now() at which the clock reaches zero (re-synced from the server)
     this.terminal = null;
+    this.desktop = null;
     this.resultTimer = null;
     this.steps = []; // provisioning messages seen so far
     this.disposed = false;
@@ -107,6 +108,8 @@ export class SessionPage {
     clearTimeout(this.resultTimer);
     this.terminal?.dispose();
     this.terminal = null;
+    this.desktop?.dispose();
+    this.desktop = null;
     clearBanner();
     document.getElementById('clock').hidden = true;
   }
@@ -227,6 +230,8 @@ export class SessionPage {
     if (mode === 'exam') {
       this.terminal?.dispose();
       this.terminal = null;
+      this.desktop?.dispose();
+      this.desktop = null;
     }
   }
 
@@ -305,15 +310,22 @@ export class SessionPage {
           h('h1', {}, title),
           this.taskNav,
           this.taskBody,
+          this.portLinks(),
           h('div', { class: 'submit-row' }, this.submitBtn),
         ),
         h(
           'div',
           { class: 'term-col' },
+          this.viewTabs(),
           h('h2', { class: 'sr-only' }, 'Terminal'),
           this.noticeEl,
-          termBox,
-          h('p', { class: 'muted hint' }, 'Terminal: Tab moves into the terminal; press Ctrl+Shift+F6 or click a task to leave it.'),
+          this.termPane = h(
+            'div',
+            { class: 'pane', id: 'pane-terminal', role: this.exam?.desktop ? 'tabpanel' : null },
+            termBox,
+            h('p', { class: 'muted hint' }, 'Terminal: Tab moves into the terminal; press Ctrl+Shift+F6 or click a task to leave it.'),
+          ),
+          this.desktopPane(),
         ),
         this.dialog,
       ),
@@ -356,11 +368,125 @@ export class SessionPage {
         }
       },
     });
-    setTimeout(() => this.terminal?.focus(), 0);
+    if (this.exam?.desktop) this.showView('desktop');
+    else setTimeout(() => this.terminal?.focus(), 0);
+  }
+
+  /** Tabs between the terminal and the desktop, for exams with a desktop. */
+  viewTabs() {
+    if (!this.exam?.desktop) return null;
+    const tab = (name, label) =>
+      h(
+        'button',
+        {
+          type: 'button',
+          role: 'tab',
+          id: `tab-${name}`,
+          'aria-controls': `pane-${name}`,
+          'data-view': name,
+          onclick: () => this.showView(name),
+        },
+        label,
+      );
+    this.tabs = [tab('desktop', 'Desktop'), tab('terminal', 'Terminal')];
+    return h('div', { class: 'view-tabs', role: 'tablist', 'aria-label': 'Views' }, ...this.tabs);
+  }
+
+  /** The desktop's pane: the screen, and a way to paste text into it. */
+  desktopPane() {
+    if (!this.exam?.desktop) return null;
+    const { width, height } = this.exam.desktop;
+    this.desktopBox = h('div', { class: 'desktop-box', 'data-testid': 'desktop', style: `aspect-ratio: ${width} / ${height}` });
+    const text = h('textarea', { id: 'desktop-paste', rows: 2, placeholder: 'Text to paste into the desktop' });
+    const said = h('span', { class: 'muted', role: 'status' });
+    const send = h(
+      'button',
+      {
+        type: 'button',
+        onclick: () => {
+          const ok = this.desktop?.paste(text.value);
+          said.textContent = ok
+            ? ' On the desktop clipboard: paste it there with a middle-click, or Shift+Insert in a terminal.'
+            : ' The desktop is not connected yet.';
+        },
+      },
+      'Send to the desktop clipboard',
+    );
+    this.deskPane = h(
+      'div',
+      { class: 'pane', id: 'pane-desktop', role: 'tabpanel', hidden: true },
+      h('h2', { class: 'sr-only' }, 'Desktop'),
+      this.desktopBox,
+      h('div', { class: 'desktop-paste' }, h('label', { for: 'desktop-paste', class: 'sr-only' }, 'Text to paste into the desktop'), text, send, said),
+    );
+    return this.deskPane;
+  }
+
+  showView(name) {
+    if (!this.tabs) return;
+    for (const t of this.tabs) t.setAttribute('aria-selected', String(t.dataset.view === name));
+    this.termPane.hidden = name !== 'terminal';
+    this.deskPane.hidden = name !== 'desktop';
+    if (name === 'desktop') {
+      if (!this.desktop && !this.desktopLoading) {
+        // noVNC is loaded only by exams with a desktop.
+        this.desktopLoading = import('./desktop.js')
+          .then(({ ExamDesktop }) => {
+            if (this.disposed || this.mode !== 'exam' || this.desktop) return;
+            this.desktop = new ExamDesktop(this.desktopBox, this.id, {
+              onClosed: (why) => {
+                if (why === 'ended') this.refresh();
+              },
+            });
+          })
+          .catch((e) => {
+            this.desktopBox.replaceChildren(h('p', { class: 'desktop-status' }, `The desktop could not be loaded: ${e.message}. Reload the page.`));
+          })
+          .finally(() => {
+            this.desktopLoading = null;
+          });
+      }
+      setTimeout(() => this.desktop?.focus(), 0);
+    } else {
+      this.terminal?.refit();
+      setTimeout(() => this.terminal?.focus(), 0);
+    }
   }
 
   update_exam() {
     document.getElementById('clock').hidden = false;
+  }
+
+  /** Links that open the exam's ports (a web server the candidate runs inside) in a new tab. */
+  portLinks() {
+    const ports = this.exam?.ports || [];
+    if (!ports.length) return null;
+    return h(
+      'section',
+      { class: 'ports', 'aria-label': 'Your web ports' },
+      h('h2', {}, 'Your web ports'),
+      h(
+        'ul',
+        {},
+        ports.map((p) =>
+          h(
+            'li',
+            {},
+            h(
+              'a',
+              {
+                href: `/api/v1/sessions/${encodeURIComponent(this.id)}/ports/${p}/`,
+                target: '_blank',
+                rel: 'noopener noreferrer',
+                'data-port': p,
+              },
+              `Open port ${p}`,
+            ),
+            h('span', { class: 'muted' }, ' (a new tab; start your server on this port first)'),
+          ),
+        ),
+      ),
+    );
   }
 
   notice(message, ...extra) {

@@ -75,7 +75,15 @@ fn samples_load_without_problems() {
     let ids: Vec<&str> = catalog.exams().map(|e| e.id.as_str()).collect();
     assert_eq!(
         ids,
-        ["linux-admin", "linux-basics", "processes-and-logs", "quick-check", "shell-scripting", "tools-image"]
+        [
+            "desktop-web",
+            "linux-admin",
+            "linux-basics",
+            "processes-and-logs",
+            "quick-check",
+            "shell-scripting",
+            "tools-image"
+        ]
     );
 
     let linux = catalog.get(&ExamId::parse("linux-basics").unwrap()).unwrap();
