@@ -107,11 +107,15 @@ async function main() {
   }
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
+  // The ports origin (what candidates serve inside, for their own browser): `http://p<port>-<session>.localhost:P`,
+  // which Chromium resolves to the loopback itself.
+  const portsPort = await freePort();
   const log = fs.openSync(path.join(OUT, 'server.log'), 'w');
   const startServer = () =>
     spawn(BIN, ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--exams', examsDir], {
       cwd: repo,
       stdio: ['ignore', log, log],
+      env: { ...process.env, EXAMROOM_PORTS_LISTEN: `127.0.0.1:${portsPort}` },
     });
   const stopServer = (s) =>
     new Promise((resolve) => {
