@@ -43,10 +43,21 @@ fn oom_score_adj(pid: i32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/oom_score_adj")).unwrap_or_default().trim().to_string()
 }
 
-/// Waits until a process named `name` is in the environment's own group (not the desktop's); returns its host pid.
-async fn wait_in_env_group(h: &Harness, id: &examroom_core::EnvironmentId, name: &str) -> i32 {
+fn parent(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0)
+}
+
+/// Waits until a process named `name` (whose parent is named `parent_name`, when given) is in the environment's own
+/// group (not the desktop's); returns its host pid.
+async fn wait_in_env_group(h: &Harness, id: &examroom_core::EnvironmentId, name: &str, parent_name: Option<&str>) -> i32 {
     for _ in 0..200 {
-        if let Some(p) = group_pids(h, id, "").into_iter().find(|p| comm(*p) == name) {
+        let found = group_pids(h, id, "")
+            .into_iter()
+            .find(|p| comm(*p) == name && parent_name.is_none_or(|pn| comm(parent(*p)) == pn));
+        if let Some(p) = found {
             return p;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -70,8 +81,9 @@ async fn a_desktop_starts_answers_vnc_and_keeps_its_x_server_apart_from_the_cand
     let desktop = group_pids(&h, &id, "/desktop");
     assert_eq!(desktop.iter().map(|p| comm(*p)).collect::<Vec<_>>(), vec!["Xvnc".to_string()], "{desktop:?}");
     assert_eq!(oom_score_adj(desktop[0]), "0");
-    let xterm = wait_in_env_group(&h, &id, "xterm").await;
-    let shell = wait_in_env_group(&h, &id, "bash").await;
+    let xterm = wait_in_env_group(&h, &id, "xterm", None).await;
+    // The shell the desktop's terminal runs (not the main terminal's).
+    let shell = wait_in_env_group(&h, &id, "bash", Some("xterm")).await;
     assert_eq!(oom_score_adj(xterm), "500");
     assert_eq!(oom_score_adj(shell), "500");
     assert!(!group_pids(&h, &id, "/desktop").contains(&shell));
@@ -99,6 +111,47 @@ async fn a_desktop_starts_answers_vnc_and_keeps_its_x_server_apart_from_the_cand
                 .any(|p| p == shell.to_string())
         );
     }
+    h.teardown().await;
+}
+
+#[tokio::test]
+async fn a_memory_hog_is_killed_before_the_x_server() {
+    let h = Harness::new();
+    let id = h.create_spec(|s| s.limits.memory_bytes = 320 << 20).await;
+    h.rt.start_desktop(&id, spec()).await.expect("start");
+    let xvnc = group_pids(&h, &id, "/desktop");
+    assert_eq!(xvnc.len(), 1);
+    // More than the environment may have: the OOM killer must pick the hog, not the X server.
+    let out = h.sh(&id, "python3 -c 'a = bytearray(600 << 20); print(len(a))'").await;
+    assert_ne!(out.exit_code, Some(0), "the hog was not stopped: {}", out.stdout_text());
+    assert!(std::fs::metadata(format!("/proc/{}", xvnc[0])).is_ok(), "the X server was killed");
+    assert!(greeting(&h, &id).await.is_some_and(|g| g.starts_with(b"RFB ")), "the desktop still answers");
+    h.teardown().await;
+}
+
+#[tokio::test]
+async fn two_desktops_see_only_their_own() {
+    let h = Harness::new();
+    let (a, b) = (h.create().await, h.create().await);
+    h.rt.start_desktop(&a, spec()).await.expect("start A");
+    h.rt.start_desktop(&b, spec()).await.expect("start B");
+    // Inside A: one X server (its own), whose VNC server listens on the loopback only (127.0.0.1 and ::1); B's is
+    // nowhere to be seen or reached.
+    let seen = h.sh_ok(&a, "pgrep -c -x Xvnc; awk '$2 ~ /:170C$/ && $4 == \"0A\" { print $2 }' /proc/net/tcp /proc/net/tcp6").await;
+    let mut lines = seen.lines();
+    assert_eq!(lines.next(), Some("1"), "{seen}");
+    let listeners: Vec<&str> = lines.collect();
+    assert!(!listeners.is_empty(), "{seen}");
+    for l in listeners {
+        assert!(
+            l == "0100007F:170C" || l == "00000000000000000000000001000000:170C",
+            "a VNC listener off the loopback: {l}"
+        );
+    }
+    // Each desktop is its own X server: a window title made in A's session is not in B's.
+    let (xa, xb) = (group_pids(&h, &a, "/desktop"), group_pids(&h, &b, "/desktop"));
+    assert_eq!((xa.len(), xb.len()), (1, 1));
+    assert_ne!(xa, xb);
     h.teardown().await;
 }
 
