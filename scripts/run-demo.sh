@@ -5,12 +5,15 @@ cd "$(dirname "$0")/.."
 BIN=${BIN:-target/debug/examroom}
 DATA=${EXAMROOM_DATA_DIR:-/var/lib/examroom}
 LISTEN=${EXAMROOM_LISTEN:-127.0.0.1:8080}
+# What candidates serve on their exam's ports opens in their browser from http://p<port>-<session>.localhost:8081, an
+# origin of its own (never examroom's), which the browser resolves to this machine by itself.
+PORTS=${EXAMROOM_PORTS_LISTEN:-127.0.0.1:8081}
 BASE="http://$LISTEN"
 mkdir -p "$DATA"
 CAND=$("$BIN" token --data-dir "$DATA" --user demo-candidate --ttl 8h)
 PROC=$("$BIN" token --data-dir "$DATA" --user demo-proctor --role proctor --ttl 8h)
 cat <<EOT
-examroom is starting on $BASE with the exams in ./exams (data in $DATA).
+examroom is starting on $BASE with the exams in ./exams (data in $DATA); candidates' ports on $PORTS.
 
 Sign-in URLs (open one in a browser; the candidate lands on the exam catalog):
   candidate: $BASE/signin#token=$CAND
@@ -25,4 +28,4 @@ Try it with curl:
   curl -s -H "Authorization: Bearer \$T" -X POST $BASE/api/v1/sessions/<id>/submit
 More: $BASE/api/v1/openapi.json. Ctrl-C stops the server; environments keep running until their sessions end.
 EOT
-exec "$BIN" serve --listen "$LISTEN" --data-dir "$DATA" --exams exams
+exec "$BIN" serve --listen "$LISTEN" --data-dir "$DATA" --exams exams --ports-listen "$PORTS"

@@ -47,6 +47,10 @@ enum Command {
         /// limits of the live ones stay within it (default 0.8).
         #[arg(long, env = "EXAMROOM_MEMORY_SHARE")]
         memory_share: Option<f64>,
+        /// Serve what candidates run on their exam's ports to their own browser, from this address (an origin of its
+        /// own per session: `http://p<port>-<session>.localhost:PORT` unless EXAMROOM_PORTS_URL says otherwise).
+        #[arg(long, env = "EXAMROOM_PORTS_LISTEN")]
+        ports_listen: Option<SocketAddr>,
     },
     /// Check that this host can run examroom, and print what to fix (exits non-zero if a check fails).
     Doctor {
@@ -204,8 +208,10 @@ fn main() {
     };
     let result = rt.block_on(async {
         match cli.command {
-            Command::Serve { listen, data_dir, exams, config, memory_share } => {
-                serve::run(serve::Settings::resolve(listen, data_dir, exams, config.as_deref(), memory_share)?).await
+            Command::Serve { listen, data_dir, exams, config, memory_share, ports_listen } => {
+                let mut s = serve::Settings::resolve(listen, data_dir, exams, config.as_deref(), memory_share)?;
+                s.ports_listen = ports_listen.or(s.ports_listen);
+                serve::run(s).await
             }
             Command::Doctor { data_dir, exams, config, memory_share, json } => {
                 let s = serve::Settings::resolve(None, data_dir, exams, config.as_deref(), memory_share)?;
