@@ -63,6 +63,18 @@ pub enum Bench {
         #[arg(long, default_value_t = 2.0)]
         render_mbps: f64,
     },
+    /// The desktop: the time it adds to readiness, memory per idle desktop session, and input-to-frame latency.
+    Desktop {
+        /// Desktops started one after another for the readiness figure.
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+        /// Idle sessions for the memory figure (0 skips it).
+        #[arg(long, default_value_t = 10)]
+        idle: usize,
+        /// Keys typed into the desktop's terminal for the latency figure.
+        #[arg(long, default_value_t = 200)]
+        keys: usize,
+    },
 }
 
 pub async fn run(b: Bench) -> Result<()> {
@@ -78,6 +90,9 @@ pub async fn run(b: Bench) -> Result<()> {
             }
             let p = crate::bench_terminal::Params { sessions, starting, megabytes, rounds, render_mbps };
             crate::bench_terminal::run(p).await
+        }
+        Bench::Desktop { count, idle, keys } => {
+            crate::bench_desktop::run(crate::bench_desktop::Params { count, idle, keys }).await
         }
     }
 }
@@ -95,7 +110,7 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-fn mem_available_kib() -> Result<u64> {
+pub fn mem_available_kib() -> Result<u64> {
     let text = std::fs::read_to_string("/proc/meminfo")?;
     text.lines()
         .find_map(|l| l.strip_prefix("MemAvailable:"))

@@ -1,6 +1,7 @@
 //! The `examroom` command: one binary for the server, its tools, and the per-environment shim.
 
 mod bench;
+mod bench_desktop;
 mod bench_sessions;
 mod bench_terminal;
 mod capacity;

@@ -52,7 +52,12 @@ fn parent(pid: i32) -> i32 {
 
 /// Waits until a process named `name` (whose parent is named `parent_name`, when given) is in the environment's own
 /// group (not the desktop's); returns its host pid.
-async fn wait_in_env_group(h: &Harness, id: &examroom_core::EnvironmentId, name: &str, parent_name: Option<&str>) -> i32 {
+async fn wait_in_env_group(
+    h: &Harness,
+    id: &examroom_core::EnvironmentId,
+    name: &str,
+    parent_name: Option<&str>,
+) -> i32 {
     for _ in 0..200 {
         let found = group_pids(h, id, "")
             .into_iter()
@@ -137,7 +142,9 @@ async fn two_desktops_see_only_their_own() {
     h.rt.start_desktop(&b, spec()).await.expect("start B");
     // Inside A: one X server (its own), whose VNC server listens on the loopback only (127.0.0.1 and ::1); B's is
     // nowhere to be seen or reached.
-    let seen = h.sh_ok(&a, "pgrep -c -x Xvnc; awk '$2 ~ /:170C$/ && $4 == \"0A\" { print $2 }' /proc/net/tcp /proc/net/tcp6").await;
+    let seen = h
+        .sh_ok(&a, "pgrep -c -x Xvnc; awk '$2 ~ /:170C$/ && $4 == \"0A\" { print $2 }' /proc/net/tcp /proc/net/tcp6")
+        .await;
     let mut lines = seen.lines();
     assert_eq!(lines.next(), Some("1"), "{seen}");
     let listeners: Vec<&str> = lines.collect();
