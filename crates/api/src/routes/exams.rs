@@ -61,7 +61,7 @@ fn view(st: &AppState, e: &Exam, role: Role) -> ExamView {
         desktop: e
             .environment
             .desktop
-            .then(|| DesktopView { width: e.environment.resolution.0, height: e.environment.resolution.1 }),
+            .then_some(DesktopView { width: e.environment.resolution.0, height: e.environment.resolution.1 }),
         ports: e.environment.ports.clone(),
     }
 }

@@ -26,6 +26,12 @@ fn exams(catalog: &Path) {
     );
     write_exam(catalog, "web", &format!("{head}[environment]\nbase = \"host\"\nmemory = \"256M\"\nports = [8000]\n"));
     write_exam(catalog, "plain", &format!("{head}[environment]\nbase = \"host\"\nmemory = \"256M\"\n"));
+    // An image without an X server.
+    write_exam(
+        catalog,
+        "no-x",
+        &format!("{head}[environment]\nbase = \"image:it/tiny:1\"\nmemory = \"256M\"\ndesktop = true\n"),
+    );
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -281,5 +287,23 @@ async fn a_port_inside_reaches_its_owners_browser_from_an_origin_of_its_own() {
     }
     let r = ended.expect("410 once the session ended");
     assert!(r.headers()["clear-site-data"].to_str().unwrap().contains("cookies"));
+    s.teardown().await;
+}
+
+#[tokio::test]
+async fn a_desktop_that_cannot_start_fails_the_session_with_its_reason() {
+    let s = TestServer::start_with(Options { exams, ..Options::default() }).await;
+    crate::images::import_tiny(&s.sandbox_dir(), "it/tiny:1");
+    let c = Client::default();
+    let alice = s.candidate("alice");
+    let id = sid(&create(&c, &s, &alice, "no-x").await);
+    let v = wait_state(&c, &s, &alice, &id, READY, "failed").await;
+    assert_eq!(v["failure"]["code"], "provisioning_failed", "{v}");
+    // The proctor is told what failed: the X server, and why.
+    let p = c.get(&s.url(&session_path(&id)), &s.proctor("pat")).await;
+    let detail = p.body["failure"]["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.contains("desktop did not start") && detail.contains("Xvnc"), "{}", p.text);
+    // Its environment was released (the teardown's leak check finds nothing of it either).
+    assert!(s.runtime().list().await.unwrap().is_empty(), "the failed session's environment is gone");
     s.teardown().await;
 }

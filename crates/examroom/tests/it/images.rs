@@ -178,7 +178,7 @@ pub fn import_sample(state: &Path, reference: &str) {
 }
 
 /// Imports the tiny image into the store of the runtime whose state directory is `state`.
-fn import_tiny(state: &Path, name: &str) -> examroom_images::ImageInfo {
+pub fn import_tiny(state: &Path, name: &str) -> examroom_images::ImageInfo {
     let t = tempfile::tempdir().unwrap();
     let archive = t.path().join("tiny.tar");
     tiny_image().write_oci_archive(&archive, None).unwrap();

@@ -447,6 +447,27 @@ mod tests {
         assert_eq!(fake.await.unwrap(), Frame { kind: Kind::Data, payload: b"x".to_vec() });
     }
 
+    /// A shim of version 2 (made by an older server) is never asked to dial or to start a desktop: the answer says
+    /// the environment is too old, and nothing is sent.
+    #[tokio::test]
+    async fn an_older_shim_is_not_asked_for_a_port_or_a_desktop() {
+        let (ours, mut shim) = tokio::io::duplex(1 << 16);
+        let fake = tokio::spawn(async move {
+            let _hello = request(&mut shim).await;
+            reply(&mut shim, &Reply::Hello { version: 2, shim: "older".into() }).await;
+            // Whatever comes next (nothing, until the client hangs up).
+            read_frame(&mut shim).await.unwrap()
+        });
+        let mut c = ShimClient::handshake(ours).await.unwrap();
+        let d = c.start_desktop(DesktopSpec { width: 1280, height: 800, port: 5900 }).await;
+        assert!(matches!(d, Err(RuntimeError::Unsupported(ref m)) if m.contains("version 2")), "{d:?}");
+        match c.dial(8000).await {
+            Err(RuntimeError::Unsupported(m)) => assert!(m.contains("version 3"), "{m}"),
+            other => panic!("expected unsupported, got {:?}", other.map(|_| ())),
+        }
+        assert_eq!(fake.await.unwrap(), None, "nothing was sent after hello");
+    }
+
     /// With a version 2 shim: the request goes out once, the marker is consumed by the reader and says where the
     /// shim's count starts, and acks go out.
     #[tokio::test]

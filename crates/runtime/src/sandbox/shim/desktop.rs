@@ -204,15 +204,18 @@ impl Shim {
         }
     }
 
-    /// The host pid of the environment's process `ns_pid` (from `NSpid` of the processes in its group).
+    /// The host pid of the environment's process `ns_pid` (its pid in the environment's own pid namespace, as init
+    /// reports it): `NSpid` lists a process's pid in each namespace from the host's inward, so the environment's is
+    /// the second (the shim is in the host's). A candidate's process in a namespace nested deeper may have the same
+    /// innermost pid, never the same second one.
     fn host_pid_of(&self, ns_pid: i32) -> Option<i32> {
         let pids = self.cg.procs(&self.env_group).ok()?;
         pids.into_iter().find(|hp| {
             std::fs::read_to_string(format!("/proc/{hp}/status")).ok().is_some_and(|s| {
                 s.lines()
                     .find_map(|l| l.strip_prefix("NSpid:"))
-                    .and_then(|v| v.split_whitespace().last().map(str::to_string))
-                    .is_some_and(|last| last == ns_pid.to_string())
+                    .and_then(|v| v.split_whitespace().nth(1).and_then(|p| p.parse::<i32>().ok()))
+                    == Some(ns_pid)
             })
         })
     }
