@@ -108,10 +108,6 @@ pub async fn enter(State(st): State<AppState>, Path(params): Path<Vec<(String, S
     let Some(port) = get("port").and_then(|p| p.parse::<u16>().ok()).filter(|p| *p > 0) else {
         return ApiError(DomainError::NotFound).into_response();
     };
-    let Some(ports) = st.config.ports.clone() else {
-        tracing::warn!("a port was asked for, but this server serves no ports (--ports-listen)");
-        return ApiError(DomainError::ServiceUnavailable { incident: None }).into_response();
-    };
     if parts.headers.contains_key(header::UPGRADE) {
         return ApiError(DomainError::invalid_request(
             "a port's WebSockets are served from the port's own address; open the port's page first",
@@ -122,6 +118,11 @@ pub async fn enter(State(st): State<AppState>, Path(params): Path<Vec<(String, S
     let rec = match st.svc.dial_port(&who.caller, &id, port).await {
         Ok((rec, _stream)) => rec,
         Err(e) => return ApiError(e).into_response(),
+    };
+    // Only a session whose exam lists the port gets this far; its server may have been started again without ports.
+    let Some(ports) = st.config.ports.clone() else {
+        tracing::warn!(session_id = %rec.id, port, "a port was asked for, but this server serves no ports (--ports-listen)");
+        return ApiError(DomainError::ServiceUnavailable { incident: None }).into_response();
     };
     let rest = get("rest").unwrap_or_default();
     let mut path = format!("/{rest}");

@@ -360,6 +360,12 @@ async fn steps(svc: &SessionService, rec: &SessionRecord, claimed: bool) -> Resu
         (FailureCode::ProvisioningFailed, format!("exam {} is no longer in the catalog", rec.exam_id))
     })?;
     let rt = &svc.inner.runtime;
+    if !exam.environment.ports.is_empty() && !svc.inner.config.ports_enabled {
+        return Err((
+            FailureCode::ProvisioningFailed,
+            "the exam opens ports to the browser and this server serves none (start it with --ports-listen)".into(),
+        ));
+    }
     let candidate = ForCandidate { user: &rec.user_id, session: &rec.id };
     if claimed {
         match check_running(rt, &rec.environment_id).await {
