@@ -5,6 +5,7 @@ mod bench_sessions;
 mod bench_terminal;
 mod capacity;
 mod doctor;
+mod exam_authoring;
 mod image_cmd;
 mod image_pull;
 mod serve;
@@ -227,15 +228,7 @@ fn main() {
                     Err(e) => Some(format!("the image {reference}: {e}")),
                 };
                 let problems = examroom_exams::validate_images(&dir, &missing);
-                for p in &problems {
-                    println!("{p}");
-                }
-                if problems.is_empty() {
-                    println!("{}: no problems", dir.display());
-                    Ok(())
-                } else {
-                    anyhow::bail!("{} problem(s)", problems.len())
-                }
+                exam_authoring::report_validation(&dir, &problems, &examroom_exams::lint(&dir))
             }
             Command::Bench { what } => bench::run(what).await,
             Command::Image { what } => image_cmd::run(what).await,

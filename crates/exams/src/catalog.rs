@@ -86,7 +86,7 @@ impl Catalog {
     }
 
     /// [`Catalog::load`] without logging.
-    fn scan(dir: &Path) -> Catalog {
+    pub(crate) fn scan(dir: &Path) -> Catalog {
         let mut catalog = Catalog::empty();
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
