@@ -121,6 +121,26 @@ enum ExamCommand {
         #[arg(long, env = "EXAMROOM_DATA_DIR", default_value = "/var/lib/examroom")]
         data_dir: PathBuf,
     },
+    /// Test an exam before candidates do: for each task a real session runs its reference solution and is graded
+    /// (every check must pass), and one session where nothing is done is graded too (every check must fail, unless
+    /// it says `may_pass_unsolved`). Prints each check's outcome and time; exits 1 on any surprise (naming the task
+    /// and check), 3 when the exam cannot run on this machine.
+    Test {
+        /// The exam directory.
+        dir: PathBuf,
+        /// Test only this task (and the unsolved session).
+        #[arg(long, value_name = "ID")]
+        task: Option<String>,
+        /// Also leave, for each tested task, a session open with its solution applied, and print how to attach.
+        #[arg(long)]
+        keep: bool,
+        /// The server's data directory, whose image store (`<data-dir>/sandbox/images`) has the exam's image.
+        #[arg(long, env = "EXAMROOM_DATA_DIR", default_value = "/var/lib/examroom")]
+        data_dir: PathBuf,
+        /// Sessions at once.
+        #[arg(long, default_value_t = 3)]
+        jobs: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -230,6 +250,13 @@ fn main() {
                 let problems = examroom_exams::validate_images(&dir, &missing);
                 exam_authoring::report_validation(&dir, &problems, &examroom_exams::lint(&dir))
             }
+            Command::Exam { what: ExamCommand::Test { dir, task, keep, data_dir, jobs } } => {
+                if std::env::var_os("EXAMROOM_LOG").is_some() {
+                    serve::init_logs();
+                }
+                exam_authoring::exam_test::run(exam_authoring::exam_test::TestArgs { dir, task, keep, data_dir, jobs })
+                    .await
+            }
             Command::Bench { what } => bench::run(what).await,
             Command::Image { what } => image_cmd::run(what).await,
             Command::Sandbox { what: SandboxCommand::Shell { state_dir, label, base, keep, attach } } => {
@@ -242,6 +269,7 @@ fn main() {
     });
     if let Err(e) = result {
         eprintln!("examroom: {e:#}");
-        std::process::exit(1);
+        let cannot_run = e.downcast_ref::<exam_authoring::exam_test::CannotRun>().is_some();
+        std::process::exit(if cannot_run { exam_authoring::exam_test::CANNOT_RUN } else { 1 });
     }
 }

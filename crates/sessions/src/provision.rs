@@ -289,9 +289,34 @@ pub fn image_reference(exam: &Exam) -> Option<&str> {
     exam.environment.base.strip_prefix("image:")
 }
 
-/// Why an exam cannot be started on this server now, if it cannot: the image it runs on is not in the store.
+/// Why an exam cannot be started on this server now, if it cannot: it needs a backend this server does not run (see
+/// [`backend_unavailable`]), or the image it runs on is not in the store.
 pub fn unavailable(svc: &SessionService, exam: &Exam) -> Option<String> {
+    if let Some(why) = backend_unavailable(exam) {
+        return Some(why);
+    }
     image_of(&svc.inner.runtime, image_reference(exam)?).err()
+}
+
+/// Why this server cannot run the exam's environment at all, if it cannot: this server runs only the sandbox
+/// backend, without services (the Docker backend and its per-session services are issue 14).
+pub fn backend_unavailable(exam: &Exam) -> Option<String> {
+    let env = &exam.environment;
+    if env.backend != examroom_exams::BACKEND_SANDBOX {
+        return Some(format!(
+            "the {} backend is not enabled on this server (this exam sets [environment] backend = {:?})",
+            env.backend, env.backend
+        ));
+    }
+    if let Some(service) = env.services.first() {
+        return Some(format!(
+            "the sandbox backend runs no services, and this exam needs {} ([[environment.services]] {:?}); it needs \
+             backend = \"docker\", which is not enabled on this server",
+            env.services.len(),
+            service.name
+        ));
+    }
+    None
 }
 
 /// For a session that took a pooled environment on an image: records the digest the environment was made from.
@@ -327,6 +352,9 @@ async fn steps(svc: &SessionService, rec: &SessionRecord, claimed: bool) -> Resu
     let exam = svc.catalog().get(&rec.exam_id).ok_or_else(|| {
         (FailureCode::ProvisioningFailed, format!("exam {} is no longer in the catalog", rec.exam_id))
     })?;
+    if let Some(why) = backend_unavailable(exam) {
+        return Err((FailureCode::BackendUnavailable, why));
+    }
     let rt = &svc.inner.runtime;
     let candidate = ForCandidate { user: &rec.user_id, session: &rec.id };
     if claimed {

@@ -263,6 +263,12 @@ impl SessionService {
         &self.inner.catalog
     }
 
+    /// The runtime that makes this service's environments (`examroom exam test` runs reference solutions through it,
+    /// as a candidate's commands run).
+    pub fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
     /// Every stored change, as it happens (the status stream filters by session).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<SessionRecord>> {
         self.inner.updates.subscribe()
