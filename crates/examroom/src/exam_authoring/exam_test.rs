@@ -131,8 +131,8 @@ pub async fn run(args: TestArgs) -> Result<()> {
         let store = examroom_images::ImageStore::at(images.clone());
         if let Err(e) = store.resolve(reference) {
             return Err(CannotRun(format!(
-                "{}: the image {reference} is not in the image store of {} ({e}); import it with `examroom image \
-                 import --data-dir {} FILE_OR_DIR`, or name another --data-dir",
+                "{}: not tested: {e} (the store of --data-dir {}); import it with `examroom image import --data-dir \
+                 {} FILE_OR_DIR`",
                 exam.id,
                 args.data_dir.display(),
                 args.data_dir.display()

@@ -1,0 +1,200 @@
+//! `examroom exam test`, run as an author runs it (the binary, real sessions): every sample exam passes; an exam with
+//! a wrong check fails and names it; a check that passes unsolved is reported unless it says why it may; an exam for a
+//! backend this server lacks cannot run (exit 3).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::common::{require_root, shim_program};
+
+fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../exams")
+}
+
+/// `examroom exam test ARGS`, with its output.
+fn exam_test(args: &[&str]) -> Output {
+    require_root();
+    Command::new(shim_program()).args(["exam", "test"]).args(args).output().expect("run examroom exam test")
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// A data directory whose image store has the sample image (`make images` built it).
+fn data_dir_with_sample_image(tmp: &Path) -> PathBuf {
+    let data = tmp.join("data");
+    std::fs::create_dir_all(data.join("sandbox")).unwrap();
+    crate::images::import_sample(&data.join("sandbox"), "examroom/tools:1");
+    data
+}
+
+#[test]
+fn exam_test_passes_on_every_sample_exam() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = data_dir_with_sample_image(tmp.path());
+    let mut exams: Vec<String> = std::fs::read_dir(samples())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("exam.toml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    exams.sort();
+    assert!(exams.len() >= 6, "{exams:?}");
+    // The machine exam takes longest: it runs beside the others.
+    let (slow, quick): (Vec<String>, Vec<String>) = exams.into_iter().partition(|e| e == "linux-admin");
+    let run = |exam: &str| {
+        let dir = samples().join(exam);
+        let out = exam_test(&[dir.to_str().unwrap(), "--data-dir", data.to_str().unwrap()]);
+        let report = text(&out);
+        assert!(out.status.success(), "exam test {exam} failed:\n{report}");
+        assert!(report.contains("every check passes with its solution and fails unsolved"), "{exam}:\n{report}");
+        // Every check of the exam is in the report.
+        let loaded = examroom_exams::load_exam(&dir).unwrap();
+        for t in &loaded.tasks {
+            for c in &t.checks {
+                let row = format!("{}/{}", t.id, c.id);
+                assert!(
+                    report.lines().any(|l| l.trim_start().starts_with(&row) && l.ends_with("ok")),
+                    "{row}:\n{report}"
+                );
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| slow.iter().for_each(|e| run(e)));
+        quick.iter().for_each(|e| run(e));
+    });
+}
+
+/// An exam of three tasks: `wrong`'s check looks for `backup-job` where the task (and its solution) says `hello-job`
+/// (sailor-sh/CK-X#44); `lenient`'s check passes whatever is done; `excused`'s passes unsolved and says why.
+fn write_flawed_exam(dir: &Path) {
+    let file = |path: &str, body: &str| {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    };
+    file("solutions/wrong.sh", "#!/bin/sh\necho hello > /root/hello-job\n");
+    file("checks/wrong.sh", "#!/bin/sh\ntest -f /root/backup-job\n");
+    file("solutions/lenient.sh", "#!/bin/sh\ntouch /root/lenient\n");
+    file("checks/lenient.sh", "#!/bin/sh\ntest -d /root\n");
+    file("solutions/excused.sh", "#!/bin/sh\ntouch /root/excused\n");
+    file("checks/excused.sh", "#!/bin/sh\ntest -d /etc\n");
+    file(
+        "exam.toml",
+        r#"id = "flawed"
+title = "Flawed"
+description = "Checks with mistakes in them"
+duration = "5m"
+
+[environment]
+base = "host"
+memory = "256M"
+
+[[tasks]]
+id = "wrong"
+title = "Hello job"
+prompt = "Create `/root/hello-job`."
+solution = "solutions/wrong.sh"
+
+[[tasks.checks]]
+id = "job-file"
+description = "The job file exists"
+script = "checks/wrong.sh"
+
+[[tasks]]
+id = "lenient"
+title = "Lenient"
+prompt = "Create `/root/lenient`."
+solution = "solutions/lenient.sh"
+
+[[tasks.checks]]
+id = "anything"
+description = "Passes whatever"
+script = "checks/lenient.sh"
+
+[[tasks]]
+id = "excused"
+title = "Excused"
+prompt = "Create `/root/excused`."
+solution = "solutions/excused.sh"
+
+[[tasks.checks]]
+id = "etc-exists"
+description = "Passes whatever, and says why"
+script = "checks/excused.sh"
+may_pass_unsolved = "a smoke check: /etc is always there"
+"#,
+    );
+}
+
+#[test]
+fn exam_test_names_a_wrong_check_and_one_that_passes_unsolved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("flawed");
+    write_flawed_exam(&dir);
+    let out = exam_test(&[dir.to_str().unwrap()]);
+    let report = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(report.contains("SURPRISE: task wrong, check job-file: fails with the solution"), "{report}");
+    assert!(report.contains("SURPRISE: task lenient, check anything: passes on an unsolved environment"), "{report}");
+    assert!(!report.contains("task excused, check etc-exists"), "an excused check was reported:\n{report}");
+    assert!(report.contains("may pass unsolved: a smoke check"), "{report}");
+    assert!(report.contains("2 surprise(s) in flawed"), "{report}");
+
+    // One task alone: only its surprise.
+    let out = exam_test(&[dir.to_str().unwrap(), "--task", "wrong"]);
+    let report = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(report.contains("1 surprise(s) in flawed: task wrong, check job-file"), "{report}");
+    let out = exam_test(&[dir.to_str().unwrap(), "--task", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("has no task \"nope\"; its tasks are wrong, lenient, excused"), "{}", text(&out));
+}
+
+#[test]
+fn exam_test_keeps_a_solved_session_open_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = exam_test(&[samples().join("quick-check").to_str().unwrap(), "--keep"]);
+    let report = text(&out);
+    assert!(out.status.success(), "{report}");
+    let line = report.lines().find(|l| l.contains("examroom sandbox shell --state-dir")).expect(&report).to_string();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let arg = |flag: &str| words[words.iter().position(|w| *w == flag).unwrap() + 1].to_string();
+    let (state, label, env) = (arg("--state-dir"), arg("--label"), arg("--attach"));
+    // The kept environment runs, with the solution applied; then it is removed, and nothing is left.
+    let mut cfg = examroom_runtime::sandbox::SandboxConfig::new(&state, &label);
+    cfg.shim_program = shim_program();
+    let rt = examroom_runtime::sandbox::SandboxRuntime::new(cfg).unwrap();
+    let id: examroom_core::EnvironmentId = env.parse().unwrap();
+    let rtm = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rtm.block_on(async {
+        use examroom_runtime::ExecutionRuntime;
+        let listed = rt.list().await.unwrap();
+        assert_eq!(listed.len(), 1, "only the kept environment is left: {listed:?}");
+        let out = rt.exec(&id, examroom_runtime::ExecRequest::shell("cat /root/hello.txt")).await.unwrap();
+        assert_eq!(out.stdout_text(), "hello\n");
+        assert!(rt.destroy(&id).await.unwrap().verified);
+    });
+    let _ = std::fs::remove_dir_all(Path::new(&state).parent().unwrap());
+    drop(tmp);
+}
+
+#[test]
+fn exam_test_cannot_run_an_exam_for_the_docker_backend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("docker-lab");
+    std::fs::create_dir_all(dir.join("checks")).unwrap();
+    std::fs::write(dir.join("checks/a.sh"), "#!/bin/sh\ntrue\n").unwrap();
+    std::fs::write(
+        dir.join("exam.toml"),
+        "id = \"docker-lab\"\ntitle = \"D\"\ndescription = \"\"\nduration = \"5m\"\n[environment]\nbase = \
+         \"image:examroom/ckx-jumphost:1\"\nbackend = \"docker\"\n[[tasks]]\nid = \"a\"\ntitle = \"A\"\nprompt = \
+         \"a\"\n[[tasks.checks]]\nid = \"c\"\ndescription = \"c\"\nscript = \"checks/a.sh\"\n",
+    )
+    .unwrap();
+    let out = exam_test(&[dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("the docker backend is not enabled on this server"), "{}", text(&out));
+}
