@@ -4,6 +4,7 @@ mod bench;
 mod bench_sessions;
 mod bench_terminal;
 mod capacity;
+mod catalog_reload;
 mod doctor;
 mod exam_authoring;
 mod image_cmd;

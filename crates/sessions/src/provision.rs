@@ -106,7 +106,8 @@ fn claimed_steps(exam: &Exam) -> u32 {
 pub const TAKING_PREPARED: &str = "Taking an environment prepared for you ahead of time";
 
 async fn run(svc: &SessionService, rec: SessionRecord, path: Path) {
-    let exam = svc.catalog().get(&rec.exam_id);
+    let exam = svc.exam_of(&rec);
+    let exam = exam.as_deref();
     let claimed = match (rec.state, path) {
         (SessionState::Created, Path::Claimed) => true,
         (SessionState::Created, Path::Unknown) => {
@@ -162,7 +163,8 @@ fn unusable(rec: &SessionRecord, detail: &str) {
 }
 
 async fn run_path(svc: &SessionService, rec: SessionRecord, claimed: bool) {
-    let exam = svc.catalog().get(&rec.exam_id);
+    let exam = svc.exam_of(&rec);
+    let exam = exam.as_deref();
     let rec = if rec.state == SessionState::Created {
         let first = match exam {
             Some(exam) if claimed => Progress::new(1, claimed_steps(exam), TAKING_PREPARED),
@@ -349,9 +351,10 @@ fn left(svc: &SessionService, rec: &SessionRecord) -> Duration {
 }
 
 async fn steps(svc: &SessionService, rec: &SessionRecord, claimed: bool) -> Result<(), (FailureCode, String)> {
-    let exam = svc.catalog().get(&rec.exam_id).ok_or_else(|| {
+    let exam = svc.exam_of(rec).ok_or_else(|| {
         (FailureCode::ProvisioningFailed, format!("exam {} is no longer in the catalog", rec.exam_id))
     })?;
+    let exam = &*exam;
     if let Some(why) = backend_unavailable(exam) {
         return Err((FailureCode::BackendUnavailable, why));
     }

@@ -198,3 +198,146 @@ fn exam_test_cannot_run_an_exam_for_the_docker_backend() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("the docker backend is not enabled on this server"), "{}", text(&out));
 }
+
+/// Writes version `n` of the exam `versioned`: its prompt and its one check (named `check-vN`) differ by version;
+/// check vN passes when `/root/answer` holds `vN`.
+fn write_versioned(catalog: &Path, n: u32) {
+    let dir = catalog.join("versioned");
+    std::fs::create_dir_all(dir.join("checks")).unwrap();
+    std::fs::write(dir.join("checks/answer.sh"), format!("#!/bin/sh\ngrep -qx v{n} /root/answer\n")).unwrap();
+    std::fs::write(
+        dir.join("exam.toml"),
+        format!(
+            "id = \"versioned\"\ntitle = \"Versioned\"\ndescription = \"d\"\nduration = \"10m\"\n[environment]\nbase \
+             = \"host\"\nmemory = \"256M\"\n[[tasks]]\nid = \"answer\"\ntitle = \"Answer\"\nprompt = \"Write v{n} to \
+             /root/answer.\"\n[[tasks.checks]]\nid = \"check-v{n}\"\ndescription = \"/root/answer holds v{n}\"\nscript \
+             = \"checks/answer.sh\"\n"
+        ),
+    )
+    .unwrap();
+}
+
+async fn exam_version(c: &crate::server::Client, srv: &crate::server::RealServer, tok: &str) -> String {
+    let a = c.get(&srv.url("/api/v1/exams/versioned"), tok).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.body["version"].as_str().unwrap().to_string()
+}
+
+/// The catalog reloads while `serve` runs (when its directory changes, and on SIGHUP), and a live session keeps the
+/// version it started on for its tasks and its grading; the proctor sees each session's version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_session_keeps_its_exam_version_across_catalog_reloads() {
+    use crate::server::{real_get, sid, state, Client, RealServer};
+    use examroom_core::Role;
+    use serde_json::json;
+    use std::time::{Duration, Instant};
+
+    require_root();
+    let tmp = tempfile::Builder::new().prefix("er-versions-").tempdir_in("/tmp").unwrap();
+    let exams = tmp.path().join("exams");
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    write_versioned(&exams, 1);
+    let mut srv = RealServer {
+        child: None,
+        data: tmp.path().join("data"),
+        exams: exams.clone(),
+        logs,
+        label: crate::common::unique_label("versions"),
+        secret: "versions-test-secret-0123456789-abcdefgh".into(),
+        base: String::new(),
+        runs: 0,
+    };
+    srv.start().await;
+    let c = Client::default();
+    let proctor = srv.token("proctor", Role::Proctor);
+    let alice = srv.token("alice", Role::Candidate);
+    let v1 = exam_version(&c, &srv, &alice).await;
+    assert_eq!(v1.len(), 64, "{v1}");
+
+    // Alice starts on version 1.
+    let a = c.post(&srv.url("/api/v1/sessions"), &alice, json!({ "exam_id": "versioned" })).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let id = sid(&a.body);
+    assert_eq!(a.body["exam_version"], json!(v1));
+    let until = Instant::now() + Duration::from_secs(60);
+    let view = loop {
+        let v = real_get(&c, &srv, &alice, &id).await;
+        if state(&v) == "ready" {
+            break v;
+        }
+        assert!(Instant::now() < until && state(&v) != "failed", "{v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let started = c.post(&srv.url(&format!("/api/v1/sessions/{id}/start")), &alice, json!({})).await;
+    assert_eq!(started.status, 200, "{}", started.text);
+
+    // Version 2 is written into the catalog directory: the server picks it up without a restart.
+    write_versioned(&exams, 2);
+    let until = Instant::now() + Duration::from_secs(20);
+    let v2 = loop {
+        let v = exam_version(&c, &srv, &alice).await;
+        if v != v1 {
+            break v;
+        }
+        assert!(Instant::now() < until, "the catalog was not reloaded after its directory changed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // Alice's session still shows version 1's task.
+    let tasks = c.get(&srv.url(&format!("/api/v1/sessions/{id}/tasks")), &alice).await;
+    assert_eq!(tasks.status, 200, "{}", tasks.text);
+    assert!(tasks.text.contains("Write v1 to"), "{}", tasks.text);
+    // She answers as version 1 asks and submits: graded by version 1's check.
+    let env: examroom_core::EnvironmentId = view["execution_environment_id"].as_str().unwrap().parse().unwrap();
+    let mut cfg = examroom_runtime::sandbox::SandboxConfig::new(srv.sandbox_dir(), &srv.label);
+    cfg.shim_program = shim_program();
+    let rt = examroom_runtime::sandbox::SandboxRuntime::new(cfg).unwrap();
+    {
+        use examroom_runtime::ExecutionRuntime;
+        let out = rt.exec(&env, examroom_runtime::ExecRequest::shell("echo v1 > /root/answer")).await.unwrap();
+        assert_eq!(out.exit_code, Some(0));
+    }
+    let a = c.post(&srv.url(&format!("/api/v1/sessions/{id}/submit")), &alice, json!({})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let until = Instant::now() + Duration::from_secs(60);
+    while state(&real_get(&c, &srv, &alice, &id).await) != "terminated" {
+        assert!(Instant::now() < until, "not terminated");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = c.get(&srv.url(&format!("/api/v1/sessions/{id}/result")), &proctor).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "graded", "{}", r.text);
+    assert_eq!(r.body["checks"][0]["check_id"], "check-v1", "{}", r.text);
+    assert_eq!(r.body["checks"][0]["passed"], true, "{}", r.text);
+
+    // A new session starts on version 2; the proctor's list shows each session's version.
+    let bob = srv.token("bob", Role::Candidate);
+    let b = c.post(&srv.url("/api/v1/sessions"), &bob, json!({ "exam_id": "versioned" })).await;
+    assert_eq!(b.status, 201, "{}", b.text);
+    assert_eq!(b.body["exam_version"], json!(v2));
+    let list = c.get(&srv.url("/api/v1/sessions"), &proctor).await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    let versions: Vec<(String, String)> = list.body["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["user_id"].as_str().unwrap().to_string(), s["exam_version"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(versions.contains(&("alice".into(), v1.clone())) && versions.contains(&("bob".into(), v2.clone())));
+
+    // SIGHUP reloads too (here, version 3 written and the signal sent at once; the server does not exit).
+    write_versioned(&exams, 3);
+    // SAFETY: kill has no memory preconditions; the pid is our child.
+    assert_eq!(unsafe { libc::kill(srv.pid(), libc::SIGHUP) }, 0);
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = exam_version(&c, &srv, &alice).await;
+        if v != v2 {
+            break;
+        }
+        assert!(Instant::now() < until, "SIGHUP did not reload the catalog");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(srv.stderr().contains("SIGHUP: reloading the exam catalog"), "{}", srv.stderr_tail());
+    assert!(srv.child.as_mut().unwrap().try_wait().unwrap().is_none(), "SIGHUP stopped the server");
+}
