@@ -142,6 +142,46 @@ enum ExamCommand {
         #[arg(long, default_value_t = 3)]
         jobs: usize,
     },
+    /// Pack an exam directory into one archive (a gzip'd tar: the exam's files and a manifest of their SHA-256).
+    Pack {
+        /// The exam directory (it must validate).
+        dir: PathBuf,
+        /// The archive to write (default: ./<exam id>-<version>.examroom.tar.gz).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Install an archive made by `exam pack` into the catalog, as <catalog>/<exam id>. A server serving the
+    /// catalog picks it up without a restart; sessions running keep their version.
+    Install {
+        /// The archive.
+        archive: PathBuf,
+        /// The exam catalog.
+        #[arg(long, env = "EXAMROOM_EXAMS", default_value = "exams")]
+        exams: PathBuf,
+        /// Replace an exam of the same id.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Import exams from another format.
+    Import {
+        #[command(subcommand)]
+        from: ImportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// CK-X labs: one examroom exam per lab of LABS_DIR (the directory of labs.json) into OUT_DIR, with a report of
+    /// every inconsistency found.
+    Ckx {
+        /// The directory that holds labs.json (CK-X's facilitator/assets/exams).
+        labs_dir: PathBuf,
+        /// Where to write the exams (one directory per lab).
+        out_dir: PathBuf,
+        /// Run setup scripts in natural order (q1, q2, ..., q10) instead of CK-X's glob order (q1, q10, q11, ..., q2).
+        #[arg(long)]
+        natural_order: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -258,6 +298,13 @@ fn main() {
                 exam_authoring::exam_test::run(exam_authoring::exam_test::TestArgs { dir, task, keep, data_dir, jobs })
                     .await
             }
+            Command::Exam { what: ExamCommand::Pack { dir, out } } => exam_authoring::pack(&dir, out),
+            Command::Exam { what: ExamCommand::Install { archive, exams, replace } } => {
+                exam_authoring::install(&archive, &exams, replace)
+            }
+            Command::Exam {
+                what: ExamCommand::Import { from: ImportCommand::Ckx { labs_dir, out_dir, natural_order } },
+            } => exam_authoring::import_ckx(&labs_dir, &out_dir, natural_order),
             Command::Bench { what } => bench::run(what).await,
             Command::Image { what } => image_cmd::run(what).await,
             Command::Sandbox { what: SandboxCommand::Shell { state_dir, label, base, keep, attach } } => {

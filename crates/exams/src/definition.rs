@@ -240,6 +240,7 @@ impl Exam {
             field("task", task.id.as_bytes());
             field("task.title", task.title.as_bytes());
             field("task.prompt", task.prompt.as_bytes());
+            field("task.tags", task.tags.join("\n").as_bytes());
             for check in &task.checks {
                 field("check", check.id.as_bytes());
                 field("check.description", check.description.as_bytes());
@@ -282,6 +283,8 @@ pub struct Task {
     /// The reference solution (`solution`): a script that does the task as a candidate would, run by `examroom exam
     /// test` (never by a server, and never shown to a candidate).
     pub solution: Option<Script>,
+    /// Topics the task covers (`tags`), for people; nothing depends on them.
+    pub tags: Vec<String>,
 }
 
 impl Task {

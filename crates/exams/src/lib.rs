@@ -56,7 +56,7 @@
 //! ```
 //!
 //! A task may also name its reference solution, `solution = "solutions/make-dir.sh"`, which `examroom exam test`
-//! runs as the candidate would (a server never runs it, and no candidate sees it). `total_points = 18` at the top
+//! runs as the candidate would (a server never runs it, and no candidate sees it), and `tags = ["users"]` (topics). `total_points = 18` at the top
 //! level says what the weights add up to; `examroom exam validate` reports a sum that differs.
 //!
 //! Any other field is an error, so that a typo never passes silently. Scripts and prompt files are paths
@@ -74,6 +74,8 @@
 //! - [`catalog`]: a directory of exams ([`Catalog`]), one exam directory read safely ([`load_exam`]), and
 //!   [`validate`] for `examroom exam validate DIR`.
 //! - [`problem`]: [`Problem`], displayed as `file:line: field: message`.
+//! - [`bundle`]: one archive of an exam with a manifest of digests (`exam pack` / `exam install`).
+//! - [`ckx`]: importing CK-X labs, with a report of every inconsistency (`exam import ckx`).
 //! - [`lint`]: what loads but is wrong (errors) or likely wrong (hints), for `examroom exam validate`.
 //!
 //! Nothing here panics on bad input, and validation collects every problem it can find rather than
@@ -83,7 +85,9 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod bundle;
 pub mod catalog;
+pub mod ckx;
 pub mod definition;
 mod files;
 pub mod lint;

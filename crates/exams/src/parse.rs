@@ -61,7 +61,8 @@ const ENVIRONMENT_FIELDS: &[&str] =
 const SERVICE_FIELDS: &[&str] = &["name", "image", "command", "environment", "memory", "ready_command", "ready_port"];
 
 /// The fields of a task (`[[tasks]]`).
-const TASK_FIELDS: &[&str] = &["id", "title", "prompt", "prompt_file", "setup", "setup_at", "checks", "solution"];
+const TASK_FIELDS: &[&str] =
+    &["id", "title", "prompt", "prompt_file", "setup", "setup_at", "checks", "solution", "tags"];
 
 /// The fields of a check (`[[tasks.checks]]`).
 const CHECK_FIELDS: &[&str] = &["id", "description", "script", "weight", "timeout", "may_pass_unsolved"];
@@ -456,7 +457,12 @@ impl Checker {
             None => Some(None),
             Some(f) => self.script(&f, "solution script").map(Some),
         };
+        let tags = match self.optional(section, "tags") {
+            None => Some(Vec::new()),
+            Some(f) => self.strings(&f),
+        };
         Some(Task {
+            tags: tags?,
             id: id?,
             title: title?,
             prompt: prompt?,

@@ -160,6 +160,7 @@ mod tests {
                     may_pass_unsolved: None,
                 }],
                 solution: None,
+                tags: Vec::new(),
             }],
             result: Default::default(),
             attempts: examroom_exams::Attempts::AtMost(1),

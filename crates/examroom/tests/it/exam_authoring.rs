@@ -341,3 +341,48 @@ async fn a_live_session_keeps_its_exam_version_across_catalog_reloads() {
     assert!(srv.stderr().contains("SIGHUP: reloading the exam catalog"), "{}", srv.stderr_tail());
     assert!(srv.child.as_mut().unwrap().try_wait().unwrap().is_none(), "SIGHUP stopped the server");
 }
+
+/// An exam for the Docker backend with a service (as `exam import ckx` writes them) is listed, as not available here
+/// and why; a session of it fails with that reason and leaves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exam_for_the_docker_backend_is_listed_as_unavailable_with_the_reason() {
+    use crate::server::{state, wait_for, write_exam, Client, Options, TestServer};
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn exams(catalog: &Path) {
+        crate::server::standard_exams(catalog);
+        std::fs::create_dir_all(catalog.join("ckx-lab/checks")).unwrap();
+        std::fs::write(catalog.join("ckx-lab/checks/c.sh"), "#!/bin/sh\nkubectl get nodes\n").unwrap();
+        write_exam(
+            catalog,
+            "ckx-lab",
+            "title = \"Lab\"\ndescription = \"\"\nduration = \"30m\"\n[environment]\nbackend = \"docker\"\nbase = \
+             \"image:examroom/ckx-jumphost:1\"\n[[environment.services]]\nname = \"cluster\"\nimage = \
+             \"examroom/ckx-cluster:1\"\nready_command = [\"kubectl\", \"get\", \"nodes\"]\n[[tasks]]\nid = \"q1\"\n\
+             title = \"Q1\"\nprompt = \"p\"\n[[tasks.checks]]\nid = \"v1\"\ndescription = \"d\"\nscript = \
+             \"checks/c.sh\"\n",
+        );
+    }
+    let s = TestServer::start_with(Options { exams, ..Options::default() }).await;
+    let c = Client::default();
+    let (proctor, alice) = (s.proctor("proctor"), s.candidate("alice"));
+    let a = c.get(&s.url("/api/v1/exams/ckx-lab"), &proctor).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["available"], false);
+    let reason = a.body["unavailable_reason"].as_str().unwrap();
+    assert!(reason.contains("the docker backend is not enabled on this server"), "{reason}");
+    let b = c.get(&s.url("/api/v1/exams/ckx-lab"), &alice).await;
+    assert_eq!(b.body["available"], false);
+    assert!(!b.text.contains("docker"), "a candidate is not told the server's internals: {}", b.text);
+    // The quick exam next to it is available.
+    assert_eq!(c.get(&s.url("/api/v1/exams/quick"), &alice).await.body["available"], true);
+
+    let created = c.post(&s.url("/api/v1/sessions"), &alice, json!({ "exam_id": "ckx-lab" })).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let v = wait_for(&c, &s, &proctor, &id, Duration::from_secs(30), |v| state(v) == "failed").await;
+    assert_eq!(v["failure"]["code"], "backend_unavailable", "{v}");
+    assert!(v["failure"]["detail"].as_str().unwrap_or_default().contains("docker backend is not enabled"), "{v}");
+    s.teardown().await;
+}
