@@ -13,8 +13,8 @@
 //!
 //! Runs go `--jobs` at a time. The report gives, per check, whether it passed with the solution and unsolved, and how
 //! long each took; the exit status is non-zero on any surprise, each named by task and check. Every environment made
-//! is destroyed at the end (verified), except with `--keep`: then one more session per tested task is left open after
-//! its solution ran, with the command that attaches to it.
+//! is destroyed at the end (verified), and on Ctrl-C, except with `--keep`: then one more session per tested task is
+//! left open after its solution ran, with the command that attaches to it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,6 +42,9 @@ pub struct TestArgs {
     /// Sessions at once.
     pub jobs: usize,
 }
+
+/// Set on Ctrl-C: the report is not printed (the handler destroys everything and exits).
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// The exit status when the exam cannot be tested on this machine at all (as opposed to 1: a surprise).
 pub const CANNOT_RUN: i32 = 3;
@@ -163,6 +166,24 @@ pub async fn run(args: TestArgs) -> Result<()> {
     .await
     .map_err(|e| anyhow::anyhow!("start the session service: {e}"))?;
 
+    // Interrupted: nothing is left behind (every environment of this label destroyed, the directory removed).
+    {
+        let (svc, dir) = (svc.clone(), tmp.path().to_path_buf());
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+                eprintln!("interrupted: destroying this test's environments");
+                let rt = svc.runtime();
+                if let Ok(all) = rt.list().await {
+                    for env in all {
+                        let _ = rt.destroy(&env.id).await;
+                    }
+                }
+                let _ = std::fs::remove_dir_all(&dir);
+                std::process::exit(130);
+            }
+        });
+    }
     let checks: usize = tasks.iter().map(|&i| exam.tasks[i].checks.len()).sum();
     println!(
         "exam {} (version {}): {} task(s), {checks} check(s), {} session(s), {} at once",
@@ -190,6 +211,10 @@ pub async fn run(args: TestArgs) -> Result<()> {
     let mut outcomes = Vec::new();
     for h in handles {
         outcomes.push(h.await.unwrap_or_else(|e| Outcome { failure: Some(format!("{e}")), ..Outcome::default() }));
+    }
+    if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        // The interrupt's handler cleans up and exits; sessions it ended are no result to report.
+        std::future::pending::<()>().await;
     }
     let surprises = report(&exam, &runs, &outcomes);
 
