@@ -264,7 +264,17 @@ export class ProctorPage {
     );
     this.detail.replaceChildren(
       h('h2', { tabindex: '-1' }, `${s.user_id} · ${this.titles.get(s.exam_id) || s.exam_id}`),
-      h('p', { class: 'muted' }, 'Session ', h('code', {}, s.id)),
+      h(
+        'p',
+        { class: 'muted' },
+        'Session ',
+        h('code', {}, s.id),
+        // The version of the exam definition this session runs on (it keeps it when the catalog is reloaded).
+        ' · exam version ',
+        s.exam_version
+          ? h('code', { class: 'exam-version', title: s.exam_version }, s.exam_version.slice(0, 12))
+          : h('span', { class: 'exam-version' }, 'not recorded'),
+      ),
       this.detailState,
       h('h3', {}, 'Event trail'),
       this.trail,

@@ -53,6 +53,10 @@ export default async function ({ page, base, signInUrl, shot, newContext, server
     await row.locator('button.row-link').focus();
     await pp.keyboard.press('Enter');
     await pp.locator('.proctor-detail ol.event-trail li[data-kind]').first().waitFor({ timeout: 10000 });
+    // The detail names the exam version the session runs on (the first 12 hex digits; the whole one on hover).
+    const version = pp.locator('.proctor-detail .exam-version');
+    assert(/^[0-9a-f]{12}$/.test(await version.textContent()), 'the session shows its exam version');
+    assert(/^[0-9a-f]{64}$/.test(await version.getAttribute('title')), 'the whole version on hover');
     const form = pp.locator('form.terminate-form');
     await form.waitFor();
     const grade = form.getByLabel('Grade this end');

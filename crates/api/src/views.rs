@@ -50,6 +50,8 @@ pub struct SessionView {
     pub failure: Option<Failure>,
     /// Environment destroyed and verified.
     pub resources_released_at: Option<String>,
+    /// The version of the exam definition the session started on (and keeps).
+    pub exam_version: Option<String>,
 }
 
 /// Seconds left by the server's clock.
@@ -89,6 +91,7 @@ impl SessionView {
             end_reason: rec.end_reason,
             failure: rec.failure.as_ref().map(|f| if role == Role::Proctor { f.clone() } else { f.for_candidate() }),
             resources_released_at: rec.resources_released_at.map(rfc3339),
+            exam_version: rec.exam_version.clone(),
         }
     }
 }

@@ -5,7 +5,9 @@ mod bench_desktop;
 mod bench_sessions;
 mod bench_terminal;
 mod capacity;
+mod catalog_reload;
 mod doctor;
+mod exam_authoring;
 mod image_cmd;
 mod image_pull;
 mod serve;
@@ -125,6 +127,66 @@ enum ExamCommand {
         #[arg(long, env = "EXAMROOM_DATA_DIR", default_value = "/var/lib/examroom")]
         data_dir: PathBuf,
     },
+    /// Test an exam before candidates do: for each task a real session runs its reference solution and is graded
+    /// (every check must pass), and one session where nothing is done is graded too (every check must fail, unless
+    /// it says `may_pass_unsolved`). Prints each check's outcome and time; exits 1 on any surprise (naming the task
+    /// and check), 3 when the exam cannot run on this machine.
+    Test {
+        /// The exam directory.
+        dir: PathBuf,
+        /// Test only this task (and the unsolved session).
+        #[arg(long, value_name = "ID")]
+        task: Option<String>,
+        /// Also leave, for each tested task, a session open with its solution applied, and print how to attach.
+        #[arg(long)]
+        keep: bool,
+        /// The server's data directory, whose image store (`<data-dir>/sandbox/images`) has the exam's image.
+        #[arg(long, env = "EXAMROOM_DATA_DIR", default_value = "/var/lib/examroom")]
+        data_dir: PathBuf,
+        /// Sessions at once.
+        #[arg(long, default_value_t = 3)]
+        jobs: usize,
+    },
+    /// Pack an exam directory into one archive (a gzip'd tar: the exam's files and a manifest of their SHA-256).
+    Pack {
+        /// The exam directory (it must validate).
+        dir: PathBuf,
+        /// The archive to write (default: ./<exam id>-<version>.examroom.tar.gz).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Install an archive made by `exam pack` into the catalog, as <catalog>/<exam id>. A server serving the
+    /// catalog picks it up without a restart; sessions running keep their version.
+    Install {
+        /// The archive.
+        archive: PathBuf,
+        /// The exam catalog.
+        #[arg(long, env = "EXAMROOM_EXAMS", default_value = "exams")]
+        exams: PathBuf,
+        /// Replace an exam of the same id.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Import exams from another format.
+    Import {
+        #[command(subcommand)]
+        from: ImportCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// CK-X labs: one examroom exam per lab of LABS_DIR (the directory of labs.json) into OUT_DIR, with a report of
+    /// every inconsistency found.
+    Ckx {
+        /// The directory that holds labs.json (CK-X's facilitator/assets/exams).
+        labs_dir: PathBuf,
+        /// Where to write the exams (one directory per lab).
+        out_dir: PathBuf,
+        /// Run setup scripts in natural order (q1, q2, ..., q10) instead of CK-X's glob order (q1, q10, q11, ..., q2).
+        #[arg(long)]
+        natural_order: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -234,16 +296,22 @@ fn main() {
                     Err(e) => Some(format!("the image {reference}: {e}")),
                 };
                 let problems = examroom_exams::validate_images(&dir, &missing);
-                for p in &problems {
-                    println!("{p}");
-                }
-                if problems.is_empty() {
-                    println!("{}: no problems", dir.display());
-                    Ok(())
-                } else {
-                    anyhow::bail!("{} problem(s)", problems.len())
-                }
+                exam_authoring::report_validation(&dir, &problems, &examroom_exams::lint(&dir))
             }
+            Command::Exam { what: ExamCommand::Test { dir, task, keep, data_dir, jobs } } => {
+                if std::env::var_os("EXAMROOM_LOG").is_some() {
+                    serve::init_logs();
+                }
+                exam_authoring::exam_test::run(exam_authoring::exam_test::TestArgs { dir, task, keep, data_dir, jobs })
+                    .await
+            }
+            Command::Exam { what: ExamCommand::Pack { dir, out } } => exam_authoring::pack(&dir, out),
+            Command::Exam { what: ExamCommand::Install { archive, exams, replace } } => {
+                exam_authoring::install(&archive, &exams, replace)
+            }
+            Command::Exam {
+                what: ExamCommand::Import { from: ImportCommand::Ckx { labs_dir, out_dir, natural_order } },
+            } => exam_authoring::import_ckx(&labs_dir, &out_dir, natural_order),
             Command::Bench { what } => bench::run(what).await,
             Command::Image { what } => image_cmd::run(what).await,
             Command::Sandbox { what: SandboxCommand::Shell { state_dir, label, base, keep, attach } } => {
@@ -256,6 +324,7 @@ fn main() {
     });
     if let Err(e) = result {
         eprintln!("examroom: {e:#}");
-        std::process::exit(1);
+        let cannot_run = e.downcast_ref::<exam_authoring::exam_test::CannotRun>().is_some();
+        std::process::exit(if cannot_run { exam_authoring::exam_test::CANNOT_RUN } else { 1 });
     }
 }

@@ -442,6 +442,8 @@ pub async fn run(mut s: Settings) -> Result<()> {
         None => None,
     };
     let state = build(&s).await?;
+    // The catalog reloads on SIGHUP and when its directory changes; live sessions keep their versions.
+    crate::catalog_reload::spawn(state.svc.clone(), absolute(&s.exams)?);
     let listener = tokio::net::TcpListener::bind(s.listen).await.with_context(|| format!("listen on {}", s.listen))?;
     let addr = listener.local_addr()?;
     let nofile = descriptor_limit();

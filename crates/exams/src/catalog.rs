@@ -86,7 +86,7 @@ impl Catalog {
     }
 
     /// [`Catalog::load`] without logging.
-    fn scan(dir: &Path) -> Catalog {
+    pub(crate) fn scan(dir: &Path) -> Catalog {
         let mut catalog = Catalog::empty();
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
@@ -213,6 +213,10 @@ pub fn validate_images(dir: &Path, missing: &dyn Fn(&str) -> Option<String>) -> 
         Catalog::scan(dir).exams.into_values().collect()
     };
     for exam in exams {
+        // Another backend's images are not in this store (the Docker backend's are in its engine).
+        if exam.environment.backend != crate::definition::BACKEND_SANDBOX {
+            continue;
+        }
         let Some(reference) = exam.environment.base.strip_prefix("image:") else { continue };
         let Some(why) = missing(reference) else { continue };
         let file = exam.dir.join(EXAM_FILE);

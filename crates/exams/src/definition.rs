@@ -112,6 +112,9 @@ pub struct Exam {
     pub attempts: Attempts,
     /// The warm pool of prepared environments (`[pool]`): none by default.
     pub pool: PoolConfig,
+    /// The points the exam says its checks add up to (`total_points`), if it says; `examroom exam validate`
+    /// reports a sum of weights that differs.
+    pub total_points: Option<u32>,
 }
 
 impl Exam {
@@ -190,6 +193,13 @@ impl Exam {
             let ports: Vec<String> = env.ports.iter().map(u16::to_string).collect();
             field("environment.ports", ports.join(",").as_bytes());
         }
+        // Likewise the backend and services, absent from exams that use neither.
+        if env.backend != BACKEND_SANDBOX {
+            field("environment.backend", env.backend.as_bytes());
+        }
+        for service in &env.services {
+            field("environment.service", format!("{service:?}").as_bytes());
+        }
         for task in &self.tasks {
             field("task", task.id.as_bytes());
             field("task.setup_at", task.setup_at.as_str().as_bytes());
@@ -205,6 +215,54 @@ impl Exam {
         }
         let out = h.finalize();
         out.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The version of this exam's definition: a digest (SHA-256, hex) of everything a candidate's session uses, the
+    /// environment's digest ([`Exam::digest`]) and the titles, prompts, durations, weights, timeouts and result
+    /// policy. Not the reference solutions (no candidate ever sees them) and not `[pool]`. A session records the
+    /// version it started on and keeps it to the end, even when the catalog is reloaded.
+    pub fn version(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        let mut field = |name: &str, value: &[u8]| {
+            h.update((name.len() as u64).to_be_bytes());
+            h.update(name.as_bytes());
+            h.update((value.len() as u64).to_be_bytes());
+            h.update(value);
+        };
+        field("version", b"examroom exam version v1");
+        field("digest", self.digest().as_bytes());
+        field("id", self.id.as_str().as_bytes());
+        field("title", self.title.as_bytes());
+        field("description", self.description.as_bytes());
+        field("duration", &(self.duration.as_millis() as u64).to_be_bytes());
+        field("provisioning_timeout", &(self.provisioning_timeout.as_millis() as u64).to_be_bytes());
+        field("start_grace", &(self.start_grace.as_millis() as u64).to_be_bytes());
+        field("result", self.result.as_str().as_bytes());
+        field("attempts", self.attempts.to_string().as_bytes());
+        field("backend", self.environment.backend.as_bytes());
+        for service in &self.environment.services {
+            field("service", format!("{service:?}").as_bytes());
+        }
+        for task in &self.tasks {
+            field("task", task.id.as_bytes());
+            field("task.title", task.title.as_bytes());
+            field("task.prompt", task.prompt.as_bytes());
+            field("task.tags", task.tags.join("\n").as_bytes());
+            for check in &task.checks {
+                field("check", check.id.as_bytes());
+                field("check.description", check.description.as_bytes());
+                field("check.weight", &check.weight.to_be_bytes());
+                field("check.timeout", &(check.timeout.as_millis() as u64).to_be_bytes());
+            }
+        }
+        let out = h.finalize();
+        out.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The short form of [`Exam::version`] that people read: its first 12 hex digits.
+    pub fn short_version(&self) -> String {
+        self.version()[..12].to_owned()
     }
 
     /// The task with this id.
@@ -230,6 +288,11 @@ pub struct Task {
     pub setup_at: SetupAt,
     /// How the task is checked (`[[tasks.checks]]`): at least one, ids unique within the task.
     pub checks: Vec<Check>,
+    /// The reference solution (`solution`): a script that does the task as a candidate would, run by `examroom exam
+    /// test` (never by a server, and never shown to a candidate).
+    pub solution: Option<Script>,
+    /// Topics the task covers (`tags`), for people; nothing depends on them.
+    pub tags: Vec<String>,
 }
 
 impl Task {
@@ -260,6 +323,9 @@ pub struct Check {
     /// How long the script may run (`timeout`, default [`DEFAULT_CHECK_TIMEOUT`]), from [`MIN_CHECK_TIMEOUT`]
     /// to [`MAX_CHECK_TIMEOUT`]; a script still running then fails the check.
     pub timeout: Duration,
+    /// Why this check may pass on an environment where nothing was done (`may_pass_unsolved = "reason"`), for
+    /// `examroom exam test`, which otherwise expects every check to fail unsolved. `None`: it must fail.
+    pub may_pass_unsolved: Option<String>,
 }
 
 /// A setup or check script, read when the exam was loaded.
@@ -505,6 +571,37 @@ pub struct EnvironmentConfig {
     /// What kind of machine (`profile`): [`PROFILE_SHELL`] (the default: a shell in a tight jail) or
     /// [`PROFILE_SYSTEM`] (systemd as PID 1, services, ssh, mounts and networking inside).
     pub profile: String,
+    /// Which runtime backend makes the environment (`backend`): [`BACKEND_SANDBOX`] (the default) or
+    /// [`BACKEND_DOCKER`] (issue 14; not built yet: such an exam is listed as unavailable with the reason).
+    pub backend: String,
+    /// Service containers beside the candidate's environment (`[[environment.services]]`), in start order; only the
+    /// Docker backend runs them.
+    pub services: Vec<ServiceSpec>,
+}
+
+/// `backend = "sandbox"`: namespaces and cgroups on this host (the default).
+pub const BACKEND_SANDBOX: &str = "sandbox";
+/// `backend = "docker"`: a Docker Engine (issue 14).
+pub const BACKEND_DOCKER: &str = "docker";
+
+/// One service container of an environment (`[[environment.services]]`): reachable from the candidate's environment
+/// by its name, on the session's own private network (issue 14 runs them; the exams crate only reads them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    /// Its name (`name`), like a task id; the host name the candidate reaches it by. Unique in the exam.
+    pub name: String,
+    /// The image it runs (`image`), as in `base = "image:REF"` without the prefix.
+    pub image: String,
+    /// The command (`command`), if not the image's own: the program and its arguments.
+    pub command: Vec<String>,
+    /// Environment variables (`environment`), sorted by name.
+    pub environment: Vec<(String, String)>,
+    /// Its memory limit in bytes (`memory`), if given.
+    pub memory_bytes: Option<u64>,
+    /// A command that exits 0 once the service is ready (`ready_command`), run inside it.
+    pub ready_command: Vec<String>,
+    /// A TCP port that accepts connections once the service is ready (`ready_port`).
+    pub ready_port: Option<u16>,
 }
 
 /// The desktop's screen when the exam names none.
@@ -534,6 +631,8 @@ impl EnvironmentConfig {
             resolution: DEFAULT_RESOLUTION,
             ports: Vec::new(),
             profile: PROFILE_SHELL.to_owned(),
+            backend: BACKEND_SANDBOX.to_owned(),
+            services: Vec::new(),
         }
     }
 

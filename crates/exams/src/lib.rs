@@ -23,6 +23,16 @@
 //! resolution = "1280x800"              # optional, with desktop = true; from "320x200" to "4096x4096"
 //! ports = [8000]                       # optional: ports inside that the owner's browser may open (at most 16)
 //! profile = "shell"                    # optional, default "shell"; or "system" (systemd as PID 1: a whole machine)
+//! backend = "sandbox"                  # optional, default "sandbox"; or "docker" (issue 14: not on this server yet)
+//!
+//! [[environment.services]]             # optional: containers beside the environment (the docker backend only)
+//! name = "cluster"                     # required: like a task id; the host name it is reached by
+//! image = "examroom/k3s:1"             # required: an image reference
+//! command = ["k3s", "server"]          # optional: the program and its arguments
+//! environment = { K3S_AGENTS = "1" }   # optional: variables (strings)
+//! memory = "1G"                        # optional
+//! ready_command = ["kubectl", "get", "nodes"]   # optional: exits 0 once it is ready
+//! ready_port = 6443                    # optional: accepts TCP connections once it is ready
 //!
 //! [pool]                               # optional: a warm pool of prepared environments
 //! size = 0                             # optional, default 0; environments kept ready, 0 to 1000
@@ -44,7 +54,12 @@
 //! script = "checks/make-dir/exists.sh" # required: passes when it exits 0
 //! weight = 2                           # optional, default 1; 1 to 100
 //! timeout = "5s"                       # optional, default 10s; from 1s to 5m
+//! may_pass_unsolved = "why"            # optional: `exam test` accepts it passing where nothing was done
 //! ```
+//!
+//! A task may also name its reference solution, `solution = "solutions/make-dir.sh"`, which `examroom exam test`
+//! runs as the candidate would (a server never runs it, and no candidate sees it), and `tags = ["users"]` (topics). `total_points = 18` at the top
+//! level says what the weights add up to; `examroom exam validate` reports a sum that differs.
 //!
 //! Any other field is an error, so that a typo never passes silently. Scripts and prompt files are paths
 //! relative to the exam directory; they are read when the exam is loaded (at most 64 KiB each, UTF-8, never
@@ -61,6 +76,9 @@
 //! - [`catalog`]: a directory of exams ([`Catalog`]), one exam directory read safely ([`load_exam`]), and
 //!   [`validate`] for `examroom exam validate DIR`.
 //! - [`problem`]: [`Problem`], displayed as `file:line: field: message`.
+//! - [`bundle`]: one archive of an exam with a manifest of digests (`exam pack` / `exam install`).
+//! - [`ckx`]: importing CK-X labs, with a report of every inconsistency (`exam import ckx`).
+//! - [`lint`]: what loads but is wrong (errors) or likely wrong (hints), for `examroom exam validate`.
 //!
 //! Nothing here panics on bad input, and validation collects every problem it can find rather than
 //! stopping at the first.
@@ -69,17 +87,21 @@
 #![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod bundle;
 pub mod catalog;
+pub mod ckx;
 pub mod definition;
 mod files;
+pub mod lint;
 pub mod parse;
 pub mod problem;
 
 pub use catalog::{load_exam, validate, validate_images, Catalog};
 pub use definition::{
-    Attempts, BaseKind, Check, EnvironmentConfig, Exam, PoolConfig, ResultPolicy, Script, SetupAt, Task,
-    DEFAULT_RESOLUTION, DESKTOP_VNC_PORT, EXAM_FILE, MAX_ATTEMPTS, MAX_EXAM_FILE_BYTES, MAX_POOL_SIZE, MAX_PORTS,
-    MAX_SCRIPT_BYTES, PROFILE_SHELL, PROFILE_SYSTEM,
+    Attempts, BaseKind, Check, EnvironmentConfig, Exam, PoolConfig, ResultPolicy, Script, ServiceSpec, SetupAt, Task,
+    BACKEND_DOCKER, BACKEND_SANDBOX, DEFAULT_RESOLUTION, DESKTOP_VNC_PORT, EXAM_FILE, MAX_ATTEMPTS,
+    MAX_EXAM_FILE_BYTES, MAX_POOL_SIZE, MAX_PORTS, MAX_SCRIPT_BYTES, PROFILE_SHELL, PROFILE_SYSTEM,
 };
+pub use lint::{lint, lint_exam, Lint, Severity};
 pub use parse::{parse_cpu, parse_exam, parse_size};
 pub use problem::Problem;

@@ -33,6 +33,7 @@ use crate::definition::{
     MIN_CHECK_TIMEOUT, MIN_CPU_MILLICORES, MIN_DISK_BYTES, MIN_MEMORY_BYTES, MIN_PIDS, MIN_POOL_MAX_AGE,
     MIN_PROVISIONING_TIMEOUT, NETWORK_NONE, PROFILE_SHELL, PROFILE_SYSTEM,
 };
+use crate::definition::{ServiceSpec, BACKEND_DOCKER, BACKEND_SANDBOX};
 use crate::files::{check_script_body, ExamFiles};
 use crate::problem::Problem;
 
@@ -49,17 +50,34 @@ const TOP_FIELDS: &[&str] = &[
     "result",
     "attempts",
     "pool",
+    "total_points",
 ];
 
 /// The fields of `[environment]`.
-const ENVIRONMENT_FIELDS: &[&str] =
-    &["base", "memory", "pids", "cpu", "disk", "network", "desktop", "resolution", "ports", "profile"];
+const ENVIRONMENT_FIELDS: &[&str] = &[
+    "base",
+    "memory",
+    "pids",
+    "cpu",
+    "disk",
+    "network",
+    "desktop",
+    "resolution",
+    "ports",
+    "profile",
+    "backend",
+    "services",
+];
+
+/// The fields of a service (`[[environment.services]]`).
+const SERVICE_FIELDS: &[&str] = &["name", "image", "command", "environment", "memory", "ready_command", "ready_port"];
 
 /// The fields of a task (`[[tasks]]`).
-const TASK_FIELDS: &[&str] = &["id", "title", "prompt", "prompt_file", "setup", "setup_at", "checks"];
+const TASK_FIELDS: &[&str] =
+    &["id", "title", "prompt", "prompt_file", "setup", "setup_at", "checks", "solution", "tags"];
 
 /// The fields of a check (`[[tasks.checks]]`).
-const CHECK_FIELDS: &[&str] = &["id", "description", "script", "weight", "timeout"];
+const CHECK_FIELDS: &[&str] = &["id", "description", "script", "weight", "timeout", "may_pass_unsolved"];
 
 /// The fields of `[result]`.
 const RESULT_FIELDS: &[&str] = &["show"];
@@ -145,6 +163,10 @@ pub(crate) fn parse_exam_located(text: &str, file: &Path, dir: &Path) -> Result<
         None => Some(PoolConfig::default()),
         Some(f) => cx.section(&f, "pool.").and_then(|section| cx.pool(&section)),
     };
+    let total_points = match cx.optional(&root, "total_points") {
+        None => Some(None),
+        Some(f) => cx.integer_in(&f, 1, 1_000_000).map(|n| Some(n as u32)),
+    };
 
     let exam = (|| {
         Some(Exam {
@@ -160,6 +182,7 @@ pub(crate) fn parse_exam_located(text: &str, file: &Path, dir: &Path) -> Result<
             tasks: tasks?,
             result: result?,
             pool: pool?,
+            total_points: total_points?,
         })
     })();
     match exam {
@@ -442,7 +465,24 @@ impl Checker {
             }
             Some(f) => self.checks(&f),
         };
-        Some(Task { id: id?, title: title?, prompt: prompt?, setup: setup?, setup_at: setup_at?, checks: checks? })
+        let solution = match self.optional(section, "solution") {
+            None => Some(None),
+            Some(f) => self.script(&f, "solution script").map(Some),
+        };
+        let tags = match self.optional(section, "tags") {
+            None => Some(Vec::new()),
+            Some(f) => self.strings(&f),
+        };
+        Some(Task {
+            tags: tags?,
+            id: id?,
+            title: title?,
+            prompt: prompt?,
+            setup: setup?,
+            setup_at: setup_at?,
+            checks: checks?,
+            solution: solution?,
+        })
     }
 
     /// A task's prompt: `prompt` (Markdown) or `prompt_file` (a Markdown file), exactly one of them.
@@ -520,7 +560,18 @@ impl Checker {
             None => Some(DEFAULT_CHECK_TIMEOUT),
             Some(f) => self.duration(&f, Some(MIN_CHECK_TIMEOUT), Some(MAX_CHECK_TIMEOUT)),
         };
-        Some(Check { id: id?, description: description?, script: script?, weight: weight?, timeout: timeout? })
+        let may_pass_unsolved = match self.optional(section, "may_pass_unsolved") {
+            None => Some(None),
+            Some(f) => self.not_blank(&f, "reason why the check may pass unsolved").map(Some),
+        };
+        Some(Check {
+            id: id?,
+            description: description?,
+            script: script?,
+            weight: weight?,
+            timeout: timeout?,
+            may_pass_unsolved: may_pass_unsolved?,
+        })
     }
 
     /// A check's weight: a whole number from 1 to [`MAX_CHECK_WEIGHT`].
@@ -733,6 +784,102 @@ impl Checker {
         }
     }
 
+    /// `[[environment.services]]`: every service, with unique names.
+    fn services(&mut self, field: &Field<'_>) -> Option<Vec<ServiceSpec>> {
+        let sections = self.table_array(field, "[[environment.services]]")?;
+        let mut seen = Seen::new();
+        let mut services = Some(Vec::with_capacity(sections.len()));
+        for section in &sections {
+            let service = self.service(section, &mut seen);
+            services = services.zip(service).map(|(mut all, one)| {
+                all.push(one);
+                all
+            });
+        }
+        services
+    }
+
+    /// One service.
+    fn service(&mut self, section: &Section<'_>, seen: &mut Seen) -> Option<ServiceSpec> {
+        self.unknown_fields(section, SERVICE_FIELDS);
+        let name = self.required(section, "name").and_then(|f| {
+            let name = self.string(&f)?;
+            if let Err(message) = check_id("service", name) {
+                self.report(&f, message);
+                return None;
+            }
+            if seen.contains_key(name) {
+                self.report(&f, format!("duplicate service name {name:?}; service names must be unique"));
+                return None;
+            }
+            seen.insert(name.to_owned(), (f.name.clone(), f.line));
+            Some(name.to_owned())
+        });
+        let image = self.required(section, "image").and_then(|f| {
+            let image = self.string(&f)?;
+            BaseKind::parse(&format!("image:{image}")).map_err(|message| self.report(&f, message)).ok()?;
+            Some(image.to_owned())
+        });
+        let command = match self.optional(section, "command") {
+            None => Some(Vec::new()),
+            Some(f) => self.strings(&f),
+        };
+        let environment = match self.optional(section, "environment") {
+            None => Some(Vec::new()),
+            Some(f) => self.section(&f, &format!("{}environment.", section.prefix)).and_then(|vars| {
+                let mut out = Vec::new();
+                let mut ok = true;
+                for (key, item) in vars.table.iter() {
+                    match item.as_str() {
+                        Some(value) => out.push((key.to_owned(), value.to_owned())),
+                        None => {
+                            let line = self.line_of_span(item_span(item));
+                            let var = Field { name: format!("{}{key}", vars.prefix), item, line };
+                            self.wrong_type(&var, "a string");
+                            ok = false;
+                        }
+                    }
+                }
+                out.sort();
+                ok.then_some(out)
+            }),
+        };
+        let memory_bytes = match self.optional(section, "memory") {
+            None => Some(None),
+            Some(f) => self.size(&f).map(Some),
+        };
+        let ready_command = match self.optional(section, "ready_command") {
+            None => Some(Vec::new()),
+            Some(f) => self.strings(&f),
+        };
+        let ready_port = match self.optional(section, "ready_port") {
+            None => Some(None),
+            Some(f) => self.integer_in(&f, 1, 65535).map(|p| Some(p as u16)),
+        };
+        Some(ServiceSpec {
+            name: name?,
+            image: image?,
+            command: command?,
+            environment: environment?,
+            memory_bytes: memory_bytes?,
+            ready_command: ready_command?,
+            ready_port: ready_port?,
+        })
+    }
+
+    /// An array of strings (a command and its arguments).
+    fn strings(&mut self, field: &Field<'_>) -> Option<Vec<String>> {
+        let Some(array) = field.item.as_array() else {
+            self.wrong_type(field, "an array of strings such as [\"sh\", \"-c\", \"...\"]");
+            return None;
+        };
+        let out: Option<Vec<String>> = array.iter().map(|v| v.as_str().map(str::to_owned)).collect();
+        if out.is_none() {
+            self.wrong_type(field, "an array of strings such as [\"sh\", \"-c\", \"...\"]");
+        }
+        out
+    }
+
     /// Checks `[environment]`.
     fn environment(&mut self, section: &Section<'_>) -> Option<EnvironmentConfig> {
         self.unknown_fields(section, ENVIRONMENT_FIELDS);
@@ -854,8 +1001,28 @@ impl Checker {
             None => Some(Vec::new()),
             Some(f) => self.ports(&f, desktop == Some(true)),
         };
+        let backend = match self.optional(section, "backend") {
+            None => Some(BACKEND_SANDBOX.to_owned()),
+            Some(f) => self.string(&f).and_then(|s| {
+                if s == BACKEND_SANDBOX || s == BACKEND_DOCKER {
+                    Some(s.to_owned())
+                } else {
+                    self.report(
+                        &f,
+                        format!("backend {:?} is not known; write \"sandbox\" (the default) or \"docker\"", shorten(s)),
+                    );
+                    None
+                }
+            }),
+        };
+        let services = match self.optional(section, "services") {
+            None => Some(Vec::new()),
+            Some(f) => self.services(&f),
+        };
 
         Some(EnvironmentConfig {
+            backend: backend?,
+            services: services?,
             base: base?,
             memory_bytes: memory_bytes?,
             pids: pids?,

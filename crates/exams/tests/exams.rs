@@ -158,6 +158,11 @@ fn samples_have_a_solution_for_every_task_and_no_stray_scripts() {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(tasks, solutions, "{}: tasks and solutions/ differ", exam.id.as_str());
+        // Each task names its own solution, for `examroom exam test`.
+        for t in &exam.tasks {
+            let named = t.solution.as_ref().map(|s| s.path.clone());
+            assert_eq!(named, Some(PathBuf::from(format!("solutions/{}.sh", t.id))), "{}/{}", exam.id.as_str(), t.id);
+        }
         for solution in &solutions {
             let body = fs::read_to_string(dir.join("solutions").join(solution)).unwrap();
             assert!(body.starts_with("#!/bin/sh\n") && body.len() > 20, "{}/{solution}", exam.id.as_str());
@@ -1571,4 +1576,87 @@ fn the_digest_follows_what_goes_into_an_environment() {
         change(&mut e);
         assert_ne!(e.digest(), digest, "change {i} kept the digest");
     }
+}
+
+#[test]
+fn backends_and_services_are_read_and_checked() {
+    let ok_text = text(
+        "",
+        "backend = \"docker\"\n[[environment.services]]\nname = \"db\"\nimage = \"examroom/postgres:16\"\ncommand = \
+         [\"postgres\", \"-c\", \"fsync=off\"]\nenvironment = { POSTGRES_PASSWORD = \"x\", A = \"1\" }\nmemory = \"256M\"\n\
+         ready_port = 5432\n[[environment.services]]\nname = \"cache\"\nimage = \"examroom/redis:7\"\nready_command = \
+         [\"redis-cli\", \"ping\"]\n",
+    );
+    let exam = ok(&ok_text);
+    assert_eq!(exam.environment.backend, "docker");
+    let db = &exam.environment.services[0];
+    assert_eq!(db.name, "db");
+    assert_eq!(db.command, ["postgres", "-c", "fsync=off"]);
+    assert_eq!(db.environment, [("A".to_string(), "1".to_string()), ("POSTGRES_PASSWORD".into(), "x".into())]);
+    assert_eq!((db.memory_bytes, db.ready_port), (Some(256 * MIB), Some(5432)));
+    assert_eq!(exam.environment.services[1].ready_command, ["redis-cli", "ping"]);
+    assert_ne!(exam.digest(), ok(&text("", "")).digest(), "services change what an environment is");
+    assert_eq!(ok(&text("", "")).environment.backend, "sandbox");
+
+    assert_one(&text("", "backend = \"k8s\""), Some("environment.backend"), Some("backend ="), "not known");
+    let dup = text("", "[[environment.services]]\nname = \"db\"\nimage = \"a\"\n[[environment.services]]\nname = \"db\" # again\nimage = \"b\"\n");
+    assert_one(&dup, Some("environment.services[1].name"), Some("# again"), "duplicate service name");
+    let bad_image = text("", "[[environment.services]]\nname = \"db\"\nimage = \"Postgres\"\n");
+    assert_one(&bad_image, Some("environment.services[0].image"), Some("Postgres"), "image name");
+    let bad_command = text("", "[[environment.services]]\nname = \"db\"\nimage = \"a\"\ncommand = \"postgres\"\n");
+    assert_one(&bad_command, Some("environment.services[0].command"), Some("command ="), "an array of strings");
+    let bad_var = text("", "[[environment.services]]\nname = \"db\"\nimage = \"a\"\nenvironment = { N = 1 }\n");
+    assert_one(&bad_var, Some("environment.services[0].environment.N"), Some("N = 1"), "a string");
+    let no_image = text("", "[[environment.services]]\nname = \"db\"\n");
+    assert_one(
+        &no_image,
+        Some("environment.services[0].image"),
+        Some("[[environment.services]]"),
+        "missing required field",
+    );
+}
+
+#[test]
+fn solutions_reasons_tags_and_total_points() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir_all(dir.path().join("checks")).unwrap();
+    fs::write(dir.path().join("checks/c.sh"), "#!/bin/sh\nexit 0\n").unwrap();
+    fs::create_dir_all(dir.path().join("solutions")).unwrap();
+    fs::write(dir.path().join("solutions/t.sh"), "#!/bin/sh\ntrue\n").unwrap();
+    let exam_text = |task: &str, check: &str| {
+        format!(
+            "id = \"t\"\ntitle = \"T\"\ndescription = \"\"\nduration = \"5m\"\ntotal_points = 1\n[environment]\nbase = \"host\"\n\
+             [[tasks]]\nid = \"t\"\ntitle = \"T\"\nprompt = \"p\"\n{task}\n[[tasks.checks]]\nid = \"c\"\ndescription = \"d\"\n\
+             script = \"checks/c.sh\"\n{check}\n"
+        )
+    };
+    let parse_in = |t: &str| parse_exam(t, &dir.path().join("exam.toml"), dir.path());
+    let exam = parse_in(&exam_text(
+        "solution = \"solutions/t.sh\"\ntags = [\"files\", \"users\"]",
+        "may_pass_unsolved = \"a smoke check\"",
+    ))
+    .unwrap();
+    assert_eq!(exam.total_points, Some(1));
+    assert_eq!(exam.tasks[0].solution.as_ref().unwrap().body, "#!/bin/sh\ntrue\n");
+    assert_eq!(exam.tasks[0].tags, ["files", "users"]);
+    assert_eq!(exam.tasks[0].checks[0].may_pass_unsolved.as_deref(), Some("a smoke check"));
+    // A solution is no part of the version; a tag is.
+    let bare = parse_in(&exam_text("", "")).unwrap();
+    let solved = parse_in(&exam_text("solution = \"solutions/t.sh\"", "")).unwrap();
+    assert_eq!(bare.version(), solved.version());
+    assert_ne!(bare.version(), exam.version());
+
+    let ps = parse_in(&exam_text("solution = \"solutions/missing.sh\"", "may_pass_unsolved = \" \"")).unwrap_err();
+    assert!(
+        ps.iter()
+            .any(|p| p.field.as_deref() == Some("tasks[0].solution") && p.message.contains("missing solution script")),
+        "{ps:?}"
+    );
+    assert!(
+        ps.iter()
+            .any(|p| p.field.as_deref() == Some("tasks[0].checks[0].may_pass_unsolved") && p.message.contains("blank")),
+        "{ps:?}"
+    );
+    let ps = parse_in(&exam_text("tags = \"files\"", "")).unwrap_err();
+    assert!(ps.iter().any(|p| p.field.as_deref() == Some("tasks[0].tags")), "{ps:?}");
 }

@@ -153,9 +153,9 @@ impl SessionService {
         })
     }
 
-    fn exam(&self, exam_id: &str) -> Result<&Exam, DomainError> {
+    fn exam(&self, exam_id: &str) -> Result<std::sync::Arc<Exam>, DomainError> {
         let id = ExamId::parse(exam_id).map_err(|_| DomainError::ExamNotFound)?;
-        self.inner.catalog.get(&id).ok_or(DomainError::ExamNotFound)
+        self.inner.catalog.current(&id).map(|(_, exam)| exam).ok_or(DomainError::ExamNotFound)
     }
 
     /// A candidate's attempts at an exam. A candidate asks about themselves (`user` absent or their own id); a
@@ -174,7 +174,7 @@ impl SessionService {
             (Role::Proctor, None) => return Err(DomainError::invalid_request("name the candidate: ?user_id=<id>")),
             (Role::Proctor, Some(u)) => parse_user(u)?,
         };
-        self.attempts_status(&user, exam).await
+        self.attempts_status(&user, &exam).await
     }
 
     /// A proctor grants a candidate `extra` more attempts at an exam, for a reason. Recorded (append-only) and
@@ -218,7 +218,7 @@ impl SessionService {
         self.inner.store.grant_attempts(&grant).await.map_err(|e| incident("store an attempt grant", &e))?;
         tracing::info!(user_id = %user, exam_id = %exam.id, extra, actor = %grant.actor, reason = %grant.reason,
             "attempts granted");
-        self.attempts_status(&user, exam).await
+        self.attempts_status(&user, &exam).await
     }
 }
 

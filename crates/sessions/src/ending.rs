@@ -34,7 +34,7 @@ async fn run(svc: &SessionService, rec: SessionRecord) {
         step(svc, &rec, 2, total, "Grading your work").await;
         grade(svc, &rec).await
     } else {
-        let max = svc.catalog().get(&rec.exam_id).map(|e| e.max_score()).unwrap_or(0);
+        let max = svc.exam_of(&rec).map(|e| e.max_score()).unwrap_or(0);
         let why = match rec.end_reason {
             Some(EndReason::NotStarted) => "the exam was not started",
             Some(EndReason::TerminatedByProctor) => "a proctor ended the exam without grading",
@@ -86,7 +86,7 @@ pub const GRADING_BUDGET: Duration = Duration::from_secs(300);
 /// with a trusted view of the environment, each within its timeout and all within [`GRADING_BUDGET`]. A check that
 /// hangs, crashes or cannot run counts as failed; an environment lost during grading gives `not_graded`.
 pub(crate) async fn grade(svc: &SessionService, rec: &SessionRecord) -> ExamResult {
-    let Some(exam) = svc.catalog().get(&rec.exam_id) else {
+    let Some(exam) = svc.exam_of(rec) else {
         return ExamResult::not_graded(0, "the exam is no longer in the catalog");
     };
     let max = exam.max_score();

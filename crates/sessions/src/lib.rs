@@ -14,6 +14,7 @@
 //! - [`clock`]: the service's clock (wall time for storage, tokio time for waiting, so tests can pause it).
 //! - [`metrics`]: the names of the metrics the service records, and their HELP text.
 //! - [`attempts`]: attempts at an exam, proctors' grants of more, and the per-candidate create rate.
+//! - [`versions`]: the catalog now and the exam versions live sessions run on (a reload keeps them).
 //! - [`pool`]: warm pools: environments made and set up ahead of demand, claimed by candidates' starts.
 //! - `signins`: browser sign-ins in the store (the api crate makes and checks them).
 //!
@@ -30,9 +31,11 @@ pub mod reconcile;
 pub mod service;
 mod signins;
 pub mod timers;
+pub mod versions;
 
 pub use attempts::AttemptsStatus;
 pub use clock::Clock;
 pub use pool::{PoolSettings, PoolStatus, PoolsOverview};
 pub use reconcile::ReconcileReport;
 pub use service::{Caller, ServiceConfig, SessionService};
+pub use versions::ReloadReport;

@@ -118,8 +118,8 @@ struct Book {
 /// The pools' state in this process.
 pub(crate) struct Pools {
     pub(crate) settings: PoolSettings,
-    /// Each exam's digest (the catalog does not change while the server runs).
-    digests: HashMap<ExamId, String>,
+    /// Each exam's digest, as of the catalog now (a reload sets them again).
+    digests: Mutex<HashMap<ExamId, String>>,
     book: Mutex<Book>,
     wake: Notify,
     fills: std::sync::Arc<Semaphore>,
@@ -134,7 +134,7 @@ impl Pools {
         let fills = std::sync::Arc::new(Semaphore::new(settings.fill_concurrency.max(1)));
         Pools {
             settings,
-            digests,
+            digests: Mutex::new(digests),
             book: Mutex::new(Book::default()),
             wake: Notify::new(),
             fills,
@@ -148,8 +148,14 @@ impl Pools {
     }
 
     /// The exam's digest now.
-    pub(crate) fn digest(&self, exam: &ExamId) -> Option<&str> {
-        self.digests.get(exam).map(String::as_str)
+    pub(crate) fn digest(&self, exam: &ExamId) -> Option<String> {
+        self.digests.lock().unwrap_or_else(|p| p.into_inner()).get(exam).cloned()
+    }
+
+    /// The digests of a reloaded catalog: prepared environments of exams that changed are retired by the next pass.
+    pub(crate) fn set_digests(&self, catalog: &examroom_exams::Catalog) {
+        let digests = catalog.exams().map(|e| (e.id.clone(), e.digest())).collect();
+        *self.digests.lock().unwrap_or_else(|p| p.into_inner()) = digests;
     }
 
     /// Asks for a pass soon.
@@ -271,7 +277,7 @@ impl SessionService {
             if matches!(e.state, PoolState::Filling | PoolState::Ready) {
                 self.inner.admission.restore(Holder::Pooled(e.environment_id), self.memory_of(&e.exam_id));
             }
-            let current = self.pools().digest(&e.exam_id) == Some(e.exam_digest.as_str());
+            let current = self.pools().digest(&e.exam_id).as_deref() == Some(e.exam_digest.as_str());
             book.entries
                 .insert(e.environment_id, Known { exam: e.exam_id, state: e.state, created_at: e.created_at, current });
         }
@@ -339,7 +345,7 @@ impl SessionService {
             // What a task of this server is making may not be stored yet.
             book.entries.retain(|env, _| busy.contains(env) && !stored.contains(env));
             for e in &entries {
-                let current = pools.digest(&e.exam_id) == Some(e.exam_digest.as_str());
+                let current = pools.digest(&e.exam_id).as_deref() == Some(e.exam_digest.as_str());
                 book.entries.insert(
                     e.environment_id,
                     Known { exam: e.exam_id.clone(), state: e.state, created_at: e.created_at, current },
@@ -347,13 +353,16 @@ impl SessionService {
             }
         }
         // What must go.
+        let catalog = self.catalog();
         for e in &entries {
-            let exam = self.catalog().get(&e.exam_id);
+            let exam = catalog.get(&e.exam_id);
             let reason = match e.state {
                 PoolState::Retiring => Some("finish"),
                 PoolState::Filling => Some("abandoned"),
                 PoolState::Ready => match exam {
-                    Some(exam) if pools.digest(&exam.id) != Some(e.exam_digest.as_str()) => Some("exam_changed"),
+                    Some(exam) if pools.digest(&exam.id).as_deref() != Some(e.exam_digest.as_str()) => {
+                        Some("exam_changed")
+                    }
                     None => Some("exam_changed"),
                     Some(exam) if now >= e.created_at + exam.pool.max_age.as_millis() as i64 => Some("expired"),
                     Some(_) => None,
@@ -434,7 +443,8 @@ impl SessionService {
                 if backed_off {
                     continue;
                 }
-                let Some(exam) = self.catalog().get(exam_id) else { continue };
+                let catalog = self.catalog();
+                let Some(exam) = catalog.get(exam_id) else { continue };
                 match self.start_fill(exam) {
                     Fill::Started => {
                         *missing -= 1;
@@ -504,12 +514,13 @@ impl SessionService {
     async fn fill(&self, env: EnvironmentId, exam_id: ExamId, permit: OwnedSemaphorePermit) {
         let pools = self.pools();
         let t0 = Instant::now();
-        let (Some(exam), Some(digest)) = (self.catalog().get(&exam_id), pools.digest(&exam_id)) else {
+        let catalog = self.catalog();
+        let (Some(exam), Some(digest)) = (catalog.get(&exam_id), pools.digest(&exam_id)) else {
             self.inner.admission.release(Holder::Pooled(env));
             pools.done(&env, true);
             return;
         };
-        let entry = PoolEntry::filling(env, self.owner(), exam_id.clone(), digest, self.now_ms());
+        let entry = PoolEntry::filling(env, self.owner(), exam_id.clone(), &digest, self.now_ms());
         if let Err(e) = self.inner.store.insert_pool_entry(&entry).await {
             tracing::warn!(error = %e, exam_id = %exam_id, "pools: could not record a pooled environment");
             self.inner.admission.release(Holder::Pooled(env));
@@ -727,8 +738,9 @@ impl SessionService {
                 exams.push(e.exam_id.clone());
             }
         }
+        let catalog = self.catalog();
         for exam_id in exams {
-            let exam = self.catalog().get(&exam_id);
+            let exam = catalog.get(&exam_id);
             let mine: Vec<PoolEntry> = entries.iter().filter(|e| e.exam_id == exam_id).cloned().collect();
             let announced: Vec<PoolSchedule> =
                 schedules.iter().filter(|s| s.schedule.exam_id == exam_id).cloned().collect();
@@ -766,7 +778,8 @@ impl SessionService {
             return Err(DomainError::Forbidden);
         }
         let id = ExamId::parse(exam_id).map_err(|_| DomainError::ExamNotFound)?;
-        let exam = self.catalog().get(&id).ok_or(DomainError::ExamNotFound)?;
+        let catalog = self.catalog();
+        let exam = catalog.get(&id).ok_or(DomainError::ExamNotFound)?;
         if self.pool_cap() == 0 {
             return Err(DomainError::invalid_request(
                 "warm pools are turned off on this server (its pool_max is 0), so nothing can be prepared",

@@ -130,7 +130,8 @@ fn claimed_steps(exam: &Exam) -> u32 {
 pub const TAKING_PREPARED: &str = "Taking an environment prepared for you ahead of time";
 
 async fn run(svc: &SessionService, rec: SessionRecord, path: Path) {
-    let exam = svc.catalog().get(&rec.exam_id);
+    let exam = svc.exam_of(&rec);
+    let exam = exam.as_deref();
     let claimed = match (rec.state, path) {
         (SessionState::Created, Path::Claimed) => true,
         (SessionState::Created, Path::Unknown) => {
@@ -186,7 +187,8 @@ fn unusable(rec: &SessionRecord, detail: &str) {
 }
 
 async fn run_path(svc: &SessionService, rec: SessionRecord, claimed: bool) {
-    let exam = svc.catalog().get(&rec.exam_id);
+    let exam = svc.exam_of(&rec);
+    let exam = exam.as_deref();
     let rec = if rec.state == SessionState::Created {
         let first = match exam {
             Some(exam) if claimed => Progress::new(1, claimed_steps(exam), TAKING_PREPARED),
@@ -313,9 +315,12 @@ pub fn image_reference(exam: &Exam) -> Option<&str> {
     exam.environment.base.strip_prefix("image:")
 }
 
-/// Why an exam cannot be started on this server now, if it cannot: the image it runs on is not in the store, or it
-/// lists ports and this server serves none.
+/// Why an exam cannot be started on this server now, if it cannot: it needs a backend this server does not run (see
+/// [`backend_unavailable`]), or the image it runs on is not in the store.
 pub fn unavailable(svc: &SessionService, exam: &Exam) -> Option<String> {
+    if let Some(why) = backend_unavailable(exam) {
+        return Some(why);
+    }
     if !exam.environment.ports.is_empty() && !svc.inner.config.ports_enabled {
         return Some(
             "this exam opens ports of the environment to the browser, and this server serves no ports (start it with \
@@ -324,6 +329,27 @@ pub fn unavailable(svc: &SessionService, exam: &Exam) -> Option<String> {
         );
     }
     image_of(&svc.inner.runtime, image_reference(exam)?).err()
+}
+
+/// Why this server cannot run the exam's environment at all, if it cannot: this server runs only the sandbox
+/// backend, without services (the Docker backend and its per-session services are issue 14).
+pub fn backend_unavailable(exam: &Exam) -> Option<String> {
+    let env = &exam.environment;
+    if env.backend != examroom_exams::BACKEND_SANDBOX {
+        return Some(format!(
+            "the {} backend is not enabled on this server (this exam sets [environment] backend = {:?})",
+            env.backend, env.backend
+        ));
+    }
+    if let Some(service) = env.services.first() {
+        return Some(format!(
+            "the sandbox backend runs no services, and this exam needs {} ([[environment.services]] {:?}); it needs \
+             backend = \"docker\", which is not enabled on this server",
+            env.services.len(),
+            service.name
+        ));
+    }
+    None
 }
 
 /// For a session that took a pooled environment on an image: records the digest the environment was made from.
@@ -356,9 +382,13 @@ fn left(svc: &SessionService, rec: &SessionRecord) -> Duration {
 }
 
 async fn steps(svc: &SessionService, rec: &SessionRecord, claimed: bool) -> Result<(), (FailureCode, String)> {
-    let exam = svc.catalog().get(&rec.exam_id).ok_or_else(|| {
+    let exam = svc.exam_of(rec).ok_or_else(|| {
         (FailureCode::ProvisioningFailed, format!("exam {} is no longer in the catalog", rec.exam_id))
     })?;
+    let exam = &*exam;
+    if let Some(why) = backend_unavailable(exam) {
+        return Err((FailureCode::BackendUnavailable, why));
+    }
     let rt = &svc.inner.runtime;
     if !exam.environment.ports.is_empty() && !svc.inner.config.ports_enabled {
         return Err((

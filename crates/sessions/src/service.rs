@@ -8,7 +8,7 @@ use examroom_core::{
     transition, Capacity, DomainError, EndReason, ExamId, ExamResult, ExamSessionId, Failure, FailureCode, IncidentId,
     Role, SessionState, Trigger, UserId,
 };
-use examroom_exams::Catalog;
+use examroom_exams::{Catalog, Exam};
 use examroom_runtime::Runtime;
 use examroom_store::{
     Claim, EventKind, EventRecord, ListFilter, NewEvent, PoolStore, SessionChanges, SessionRecord, SessionStore, Store,
@@ -90,7 +90,7 @@ impl Default for ServiceConfig {
 pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) runtime: Runtime,
-    pub(crate) catalog: Catalog,
+    pub(crate) catalog: crate::versions::ExamVersions,
     pub(crate) clock: Clock,
     pub(crate) config: ServiceConfig,
     updates: broadcast::Sender<Arc<SessionRecord>>,
@@ -159,7 +159,7 @@ impl SessionService {
                 create_rate,
                 store,
                 runtime,
-                catalog,
+                catalog: crate::versions::ExamVersions::new(catalog),
                 clock,
                 config,
                 updates,
@@ -230,8 +230,8 @@ impl SessionService {
     pub(crate) fn memory_of(&self, exam: &ExamId) -> u64 {
         self.inner
             .catalog
-            .get(exam)
-            .map_or(examroom_exams::definition::DEFAULT_MEMORY_BYTES, |e| e.environment.memory_bytes)
+            .current(exam)
+            .map_or(examroom_exams::definition::DEFAULT_MEMORY_BYTES, |(_, e)| e.environment.memory_bytes)
     }
 
     pub(crate) fn publish_admission(&self) {
@@ -262,9 +262,40 @@ impl SessionService {
         self.inner.clock.now_ms()
     }
 
-    /// The exam catalog.
-    pub fn catalog(&self) -> &Catalog {
-        &self.inner.catalog
+    /// The exam catalog now (a reload replaces it; see [`SessionService::reload_catalog`]).
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.inner.catalog.catalog()
+    }
+
+    /// The current definition of an exam and its version (`Exam::version`).
+    pub fn current_exam(&self, id: &ExamId) -> Option<(String, Arc<Exam>)> {
+        self.inner.catalog.current(id)
+    }
+
+    /// The exam definition a session runs on: the version it started on, kept across reloads of the catalog (see
+    /// [`crate::versions`]).
+    pub fn exam_of(&self, rec: &SessionRecord) -> Option<Arc<Exam>> {
+        self.inner.catalog.of(&rec.exam_id, rec.exam_version.as_deref())
+    }
+
+    /// Replaces the catalog without a restart (on `SIGHUP`, or when its directory changed): new sessions get the new
+    /// versions, and every live session keeps the version it started on. Pools retire environments of exams that
+    /// changed.
+    pub async fn reload_catalog(&self, catalog: Catalog) -> Result<crate::versions::ReloadReport, DomainError> {
+        let live = self.inner.store.list(&ListFilter::default()).await.map_err(|e| store_error("list sessions", e))?;
+        let in_use = live.iter().filter(|r| r.state.is_live()).filter_map(|r| r.exam_version.clone()).collect();
+        self.inner.pools.set_digests(&catalog);
+        let report = self.inner.catalog.replace(catalog, &in_use);
+        tracing::info!(added = ?report.added, changed = ?report.changed, removed = ?report.removed,
+            kept_for_sessions = report.kept_for_sessions, problems = report.problems, "exam catalog reloaded");
+        self.inner.pools.wake();
+        Ok(report)
+    }
+
+    /// The runtime that makes this service's environments (`examroom exam test` runs reference solutions through it,
+    /// as a candidate's commands run).
+    pub fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
     }
 
     /// Every stored change, as it happens (the status stream filters by session).
@@ -291,12 +322,12 @@ impl SessionService {
             return Err(DomainError::Forbidden);
         }
         let exam_id = ExamId::parse(exam_id).map_err(|_| DomainError::ExamNotFound)?;
-        let exam = self.inner.catalog.get(&exam_id).ok_or(DomainError::ExamNotFound)?;
+        let (version, exam) = self.inner.catalog.current(&exam_id).ok_or(DomainError::ExamNotFound)?;
         if let Some(live) = self.inner.store.live_for_user(&caller.user).await.map_err(|e| store_error("live", e))? {
             return Err(DomainError::ActiveSessionExists { session_id: live.id });
         }
         // Attempts at this exam (issue 9).
-        self.check_attempts(caller, exam).await?;
+        self.check_attempts(caller, &exam).await?;
         let now = self.now_ms();
         let mut rec = SessionRecord {
             id: ExamSessionId::new_v4(),
@@ -318,6 +349,7 @@ impl SessionService {
             resources_released_at: None,
             graded: None,
             updated_at: now,
+            exam_version: Some(version),
         };
         let event = NewEvent {
             at: now,
@@ -334,7 +366,7 @@ impl SessionService {
             let reserved_at = self.reserve_create(caller)?;
             let claim = Claim {
                 owner: &pools.settings.owner,
-                exam_digest: digest,
+                exam_digest: &digest,
                 made_after: now - exam.pool.max_age.as_millis() as i64,
                 at: now,
             };
@@ -356,7 +388,7 @@ impl SessionService {
                 }
             }
         }
-        if pools.has_pool(exam) {
+        if pools.has_pool(&exam) {
             ::metrics::counter!(metrics::POOL_MISSES, "exam" => rec.exam_id.to_string(), "reason" => "empty")
                 .increment(1);
         }
@@ -472,7 +504,8 @@ impl SessionService {
     /// output tails, and without checks under a score-only policy; a proctor sees everything, at any time.
     pub async fn result(&self, caller: &Caller, id: &str) -> Result<ExamResult, DomainError> {
         let rec = self.get(caller, id).await?;
-        let max = self.inner.catalog.get(&rec.exam_id).map(|e| e.max_score()).unwrap_or(0);
+        let exam = self.exam_of(&rec);
+        let max = exam.as_ref().map(|e| e.max_score()).unwrap_or(0);
         let ended = matches!(rec.state, SessionState::Terminating | SessionState::Terminated | SessionState::Failed);
         if caller.role == Role::Candidate && !ended {
             return Err(DomainError::SessionNotEnded);
@@ -486,7 +519,7 @@ impl SessionService {
         Ok(match caller.role {
             Role::Proctor => result,
             Role::Candidate => {
-                let show = self.inner.catalog.get(&rec.exam_id).is_none_or(|e| e.result.shows_checks());
+                let show = exam.is_none_or(|e| e.result.shows_checks());
                 result.for_candidate(show)
             }
         })
@@ -542,13 +575,13 @@ impl SessionService {
     ) -> Result<(SessionRecord, examroom_runtime::PortStream), DomainError> {
         use examroom_runtime::ExecutionRuntime;
         let rec = self.reachable(caller, id).await?;
-        let exam = self.catalog().get(&rec.exam_id).filter(|e| e.environment.desktop).ok_or(DomainError::NoDesktop)?;
+        let exam = self.exam_of(&rec).filter(|e| e.environment.desktop).ok_or(DomainError::NoDesktop)?;
         let unavailable = |what: &str, e: &dyn std::fmt::Display| {
             let incident = IncidentId::new_v4();
             tracing::error!(%incident, session_id = %rec.id, error = %e, "{what}");
             DomainError::ServiceUnavailable { incident: Some(incident) }
         };
-        crate::provision::start_desktop(&self.inner.runtime, exam, &rec.environment_id)
+        crate::provision::start_desktop(&self.inner.runtime, &exam, &rec.environment_id)
             .await
             .map_err(|(_, detail)| unavailable("desktop start failed", &detail))?;
         let stream = self
@@ -576,7 +609,7 @@ impl SessionService {
     ) -> Result<(SessionRecord, examroom_runtime::PortStream), DomainError> {
         use examroom_runtime::ExecutionRuntime;
         let rec = self.reachable(caller, id).await?;
-        let listed = self.catalog().get(&rec.exam_id).is_some_and(|e| e.environment.ports.contains(&port));
+        let listed = self.exam_of(&rec).is_some_and(|e| e.environment.ports.contains(&port));
         if !listed {
             return Err(DomainError::PortNotListed { port });
         }

@@ -87,6 +87,7 @@ mod tests {
             resources_released_at: None,
             graded: None,
             updated_at: now,
+            exam_version: None,
         }
     }
 

@@ -65,6 +65,10 @@ pub struct SessionRecord {
     pub graded: Option<bool>,
     /// Last change.
     pub updated_at: i64,
+    /// The version of the exam definition the session started on (`Exam::version`, hex); `None` for sessions stored
+    /// before versions were recorded.
+    #[serde(default)]
+    pub exam_version: Option<String>,
 }
 
 /// Fields that change together with a transition. `None` leaves a field as it is.

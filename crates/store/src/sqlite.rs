@@ -74,12 +74,13 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "attempt grants", include_str!("../migrations/0003_attempt_grants.sql")),
     (4, "sign ins", include_str!("../migrations/0004_sign_ins.sql")),
     (5, "pools", include_str!("../migrations/0005_pools.sql")),
+    (6, "exam versions", include_str!("../migrations/0006_exam_versions.sql")),
 ];
 
 /// The columns of `sessions`, in the order [`session_from_row`] reads them.
 const SESSION_COLUMNS: &str = "id, user_id, exam_id, environment_id, state, progress, created_at, ready_at, \
      started_at, deadline, duration_ms, start_grace_ms, provisioning_timeout_ms, ended_at, end_reason, failure, \
-     resources_released_at, graded, updated_at";
+     resources_released_at, graded, updated_at, exam_version";
 
 /// The columns of `events`, in the order [`event_from_row`] reads them.
 const EVENT_COLUMNS: &str = "seq, session_id, at, kind, from_state, to_state, reason, actor, data";
@@ -661,8 +662,8 @@ async fn insert_session(conn: &mut SqliteConnection, rec: &SessionRecord, event:
     let inserted = sqlx::query(
         "INSERT INTO sessions (id, user_id, exam_id, environment_id, state, progress, created_at, ready_at, \
          started_at, deadline, duration_ms, start_grace_ms, provisioning_timeout_ms, ended_at, end_reason, \
-         failure, resources_released_at, graded, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+         failure, resources_released_at, graded, updated_at, exam_version) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
     )
     .bind(rec.id.to_string())
     .bind(rec.user_id.as_str())
@@ -683,6 +684,7 @@ async fn insert_session(conn: &mut SqliteConnection, rec: &SessionRecord, event:
     .bind(rec.resources_released_at)
     .bind(rec.graded)
     .bind(rec.updated_at)
+    .bind(rec.exam_version.as_deref())
     .execute(&mut *conn)
     .await;
     match inserted {
@@ -811,6 +813,7 @@ fn session_from_row(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
         resources_released_at: column(row, "resources_released_at")?,
         graded: column(row, "graded")?,
         updated_at: column(row, "updated_at")?,
+        exam_version: column(row, "exam_version")?,
     })
 }
 

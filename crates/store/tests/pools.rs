@@ -49,6 +49,7 @@ fn session(user: &str, exam_id: &str) -> SessionRecord {
         resources_released_at: None,
         graded: None,
         updated_at: T0,
+        exam_version: None,
     }
 }
 

@@ -49,6 +49,7 @@ fn minimal(user_id: &str, created_at: i64) -> SessionRecord {
         resources_released_at: None,
         graded: None,
         updated_at: created_at,
+        exam_version: None,
     }
 }
 
@@ -74,6 +75,7 @@ fn full(user_id: &str) -> SessionRecord {
         resources_released_at: Some(T0 + 4),
         graded: Some(false),
         updated_at: T0 + 5,
+        exam_version: Some("ab".repeat(32)),
     }
 }
 

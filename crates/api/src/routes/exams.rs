@@ -32,6 +32,8 @@ pub struct ExamView {
     desktop: Option<DesktopView>,
     /// Ports inside the environment that the owner's browser may open (`GET /api/v1/sessions/{id}/ports/{port}/`).
     ports: Vec<u16>,
+    /// The version of the definition new sessions start on (`Exam::version`).
+    version: String,
 }
 
 /// An exam's desktop.
@@ -45,7 +47,7 @@ pub struct DesktopView {
 const UNAVAILABLE_FOR_CANDIDATES: &str =
     "This exam's environment is not installed on this server yet. Ask your proctor.";
 
-fn view(st: &AppState, e: &Exam, role: Role) -> ExamView {
+fn view(st: &AppState, e: &Exam, version: String, role: Role) -> ExamView {
     let reason = provision::unavailable(&st.svc, e).map(|why| match role {
         Role::Proctor => why,
         Role::Candidate => UNAVAILABLE_FOR_CANDIDATES.to_string(),
@@ -63,16 +65,23 @@ fn view(st: &AppState, e: &Exam, role: Role) -> ExamView {
             .desktop
             .then_some(DesktopView { width: e.environment.resolution.0, height: e.environment.resolution.1 }),
         ports: e.environment.ports.clone(),
+        version,
     }
 }
 
 pub async fn list(State(st): State<AppState>, who: Authed) -> Response {
-    let exams: Vec<ExamView> = st.svc.catalog().exams().map(|e| view(&st, e, who.caller.role)).collect();
+    let exams: Vec<ExamView> = st
+        .svc
+        .catalog()
+        .exams()
+        .filter_map(|e| st.svc.current_exam(&e.id))
+        .map(|(version, e)| view(&st, &e, version, who.caller.role))
+        .collect();
     json(StatusCode::OK, &serde_json::json!({ "exams": exams }))
 }
 
 pub async fn get(State(st): State<AppState>, who: Authed, ExamIdPath(id): ExamIdPath) -> ApiResult<Response> {
     let id = ExamId::parse(&id).map_err(|_| ApiError(DomainError::ExamNotFound))?;
-    let exam = st.svc.catalog().get(&id).ok_or(ApiError(DomainError::ExamNotFound))?;
-    Ok(json(StatusCode::OK, &view(&st, exam, who.caller.role)))
+    let (version, exam) = st.svc.current_exam(&id).ok_or(ApiError(DomainError::ExamNotFound))?;
+    Ok(json(StatusCode::OK, &view(&st, &exam, version, who.caller.role)))
 }

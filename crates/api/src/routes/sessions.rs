@@ -76,10 +76,10 @@ pub async fn tasks(State(st): State<AppState>, who: Authed, SessionIdPath(id): S
         return Err(ApiError(DomainError::SessionNotReady));
     }
     // Prompts only: check scripts and their answers never leave the server.
+    // The session's own version of the exam, kept across reloads of the catalog.
     let tasks: Vec<serde_json::Value> = st
         .svc
-        .catalog()
-        .get(&rec.exam_id)
+        .exam_of(&rec)
         .map(|exam| {
             exam.tasks
                 .iter()

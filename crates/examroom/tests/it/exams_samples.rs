@@ -1,6 +1,7 @@
-//! The sample exams are real: in a fresh environment every check fails (an unsolved run scores 0), and after each
-//! task's reference solution every check of that task passes (full marks). Setup scripts run first, as during
-//! provisioning. Checks run here through the runtime's exec, as root inside the environment, fed on stdin.
+//! The sample exams' checks hold against a candidate who tampers with the tools, and trusted commands see the
+//! pristine base. (That every sample's checks fail unsolved and pass after each task's reference solution is
+//! `examroom exam test`'s job: `exam_authoring.rs` runs it over every sample.) Setup scripts run first, as during
+//! provisioning.
 
 use std::path::Path;
 use std::time::Duration;
@@ -71,59 +72,6 @@ async fn provisioned(h: &Harness, exam: &Exam) -> EnvironmentId {
 /// disk, so its checks see what survives a reboot.
 async fn end(h: &Harness, id: &EnvironmentId) {
     h.rt.freeze(id).await.expect("freeze for grading");
-}
-
-fn is_machine(exam: &Exam) -> bool {
-    exam.environment.profile == examroom_exams::PROFILE_SYSTEM
-}
-
-fn solution(exam: &Exam, task: &str) -> Script {
-    let path = exam.dir.join("solutions").join(format!("{task}.sh"));
-    let body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    Script { path, body }
-}
-
-async fn exam_is_real(exam: &Exam) {
-    let h = Harness::new();
-    let id = provisioned(&h, exam).await;
-    if is_machine(exam) {
-        // A machine is graded once, booted again: unsolved in one, every solution in another.
-        end(&h, &id).await;
-    }
-    let unsolved = checks(&h, &id, exam).await;
-    let passing: Vec<_> = unsolved.iter().filter(|c| c.2).collect();
-    assert!(passing.is_empty(), "{}: an unsolved environment passes checks {passing:?}", exam.id);
-    let id = if is_machine(exam) { provisioned(&h, exam).await } else { id };
-    for t in &exam.tasks {
-        let (ok, log) = run(&h, &id, &solution(exam, &t.id), Duration::from_secs(60)).await;
-        assert!(ok, "{}: solution of {} failed: {log}", exam.id, t.id);
-        if is_machine(exam) {
-            continue;
-        }
-        for c in &t.checks {
-            let (ok, log) = check(&h, &id, &c.script, c.timeout).await;
-            assert!(ok, "{}: after its solution, check {}/{} fails: {log}", exam.id, t.id, c.id);
-        }
-    }
-    end(&h, &id).await;
-    for t in &exam.tasks {
-        for c in &t.checks {
-            let (ok, log) = check(&h, &id, &c.script, c.timeout).await;
-            assert!(ok, "{}: after every solution and the end, check {}/{} fails: {log}", exam.id, t.id, c.id);
-        }
-    }
-    h.teardown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_sample_exam_scores_zero_unsolved_and_full_marks_solved() {
-    let c = catalog();
-    let exams: Vec<&Exam> = c.exams().filter(|e| !e.tasks.is_empty()).collect();
-    assert!(exams.len() >= 3, "at least three sample exams with tasks");
-    for exam in exams {
-        assert!(exam.tasks.len() >= 5 || exam.id.as_str() == "quick-check", "{} has fewer than 5 tasks", exam.id);
-        exam_is_real(exam).await;
-    }
 }
 
 /// A candidate who replaces the checks' tools inside the environment still scores 0: checks see the pristine base.

@@ -12,6 +12,7 @@ mod api_sessions;
 mod api_setup;
 mod api_terminal;
 mod common;
+mod exam_authoring;
 mod exams_samples;
 mod grading_attacks;
 mod images;
