@@ -154,6 +154,8 @@ pub async fn run(args: TestArgs) -> Result<()> {
         max_creates_per_minute: 0,
         memory_budget: None,
         pool: PoolSettings { owner: label.clone(), max_environments: 0, ..PoolSettings::default() },
+        // The exam's ports are reached through the runtime here, never a browser: no ports origin is needed.
+        ports_enabled: true,
         ..ServiceConfig::default()
     };
     let svc = SessionService::start(
