@@ -10,6 +10,7 @@ mod api_results;
 mod api_sessions;
 mod api_setup;
 mod api_terminal;
+mod cli;
 mod common;
 mod exams_samples;
 mod grading_attacks;
