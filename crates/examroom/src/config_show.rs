@@ -62,12 +62,15 @@ impl std::fmt::Display for Source {
     }
 }
 
+/// Reads an environment variable: its value when set and non-empty.
+pub type EnvReader = Box<dyn Fn(&str) -> Option<String>>;
+
 /// What decides each value's source: the flags given on the command line, the variables set, the file's keys.
 pub struct Provenance {
     /// The flags (by their setting's name) given on the command line, not through a variable.
     pub flags: Vec<&'static str>,
     /// Reads an environment variable (set and non-empty).
-    pub env: Box<dyn Fn(&str) -> Option<String>>,
+    pub env: EnvReader,
     /// The configuration file read, and the keys it sets.
     pub file: Option<(PathBuf, toml::Table)>,
 }
@@ -194,7 +197,7 @@ mod tests {
         s
     }
 
-    fn no_env() -> Box<dyn Fn(&str) -> Option<String>> {
+    fn no_env() -> EnvReader {
         Box::new(|_| None)
     }
 
