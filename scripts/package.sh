@@ -33,6 +33,7 @@ else
   bin=target/debug/examroom
   out=target/debian/test
   # cargo-deb takes target/release/ in the asset list to mean the chosen profile's directory (target/debug here).
+  # It warns that the dev profile may be refused by a later version; install-deps.sh pins the version that takes it.
   deb_args=(--profile dev --fast)
 fi
 
