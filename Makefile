@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/examroom
 
-.PHONY: deps web build images test test-web test-conformance run shell bench lint clean
+.PHONY: deps web build images test test-web test-conformance test-package package run shell bench lint clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -29,16 +29,35 @@ images: deps
 # Every test: the unit tests of every crate, each crate's tests/ (SQLite, exam files), the integration tests of the
 # binary (real namespaces, cgroups and servers; needs root; promtool checks /metrics), two at a time for two cores;
 # then the API conformance run (openapi-spec-validator, schemathesis and promtool against a real server); then the
-# browser tests (Playwright driving Debian's Chromium against a real server). The last line sums them all.
+# browser tests (Playwright driving Debian's Chromium against a real server); and the .deb's gates
+# (scripts/package-check.sh: lintian, systemd-analyze verify, files and modes, an install, upgrade and purge in a
+# throwaway root), on a package of the debug binary (see `package`). The last line sums them all.
 test: deps web images
 	./scripts/install-deps.sh --conformance
 	mkdir -p target; set -o pipefail; $(CARGO) test --workspace --all-features --lib --bins --tests -- --test-threads=2 2>&1 \
 	  | tee target/test.log
+	./scripts/install-deps.sh --package
+	set -o pipefail; { ./scripts/package.sh --test && ./scripts/package-check.sh target/debian/test/examroom_*.deb; } 2>&1 \
+	  | tee target/test-package.log
 	set -o pipefail; ./scripts/api-conformance.sh 2>&1 | tee target/test-conformance.log
 	./scripts/install-deps.sh --browser
 	set -o pipefail; node web/tests/run.mjs 2>&1 | tee target/test-web.log
-	@awk '/^test result:/ { p += $$4; f += $$6 } /^(web|conformance): [0-9]+ passed/ { p += $$2; f += $$4 } \
-	  END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log target/test-conformance.log target/test-web.log
+	@awk '/^test result:/ { p += $$4; f += $$6 } /^(web|conformance|package): [0-9]+ passed/ { p += $$2; f += $$4 } \
+	  END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log target/test-package.log \
+	  target/test-conformance.log target/test-web.log
+
+# The .deb (cargo-deb): target/debian/examroom_<version>_<arch>.deb, the optimised release binary with the web UI
+# embedded, the unit, /etc/examroom/config.toml, the sample exams, manual pages and completions
+# (scripts/package.sh). `make test` packages the debug binary instead (the slow optimised build is not repeated).
+package: deps web
+	@./scripts/install-deps.sh --package
+	./scripts/package.sh
+
+# The .deb's gates alone, on a package of the debug binary.
+test-package: deps images
+	@./scripts/install-deps.sh --package
+	./scripts/package.sh --test
+	./scripts/package-check.sh target/debian/test/examroom_*.deb
 
 # The API conformance run alone: the served OpenAPI document validated, schemathesis as a candidate and as a proctor,
 # and promtool on /metrics, against a real server on a free port (scripts/api-conformance.sh; output in

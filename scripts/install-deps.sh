@@ -43,14 +43,17 @@ have iptables || [ -x /usr/sbin/iptables ] || need+=(iptables)
 # browser tests (`make test-web`), and only then. `--conformance` adds what scripts/api-conformance.sh runs:
 # promtool (Debian's `prometheus` package, about 19 MB to download, 96 MB installed; no daemon is started) and a
 # virtualenv with schemathesis and openapi-spec-validator from PyPI (Debian's python3; venv needs python3-venv).
+# `--package` adds what the .deb needs (`make package`, its checks in `make test`): lintian from Debian, and
+# cargo-deb from crates.io (`cargo install`, pinned below).
 have node || need+=(nodejs)
 have npm || need+=(npm)
-browser=0 conformance=0
+browser=0 conformance=0 package=0
 for arg in "$@"; do
   case "$arg" in
     --browser) browser=1 ;;
     --conformance) conformance=1 ;;
-    *) echo "usage: $0 [--browser] [--conformance]" >&2; exit 2 ;;
+    --package) package=1 ;;
+    *) echo "usage: $0 [--browser] [--conformance] [--package]" >&2; exit 2 ;;
   esac
 done
 if [ "$browser" = 1 ]; then
@@ -59,6 +62,14 @@ fi
 if [ "$conformance" = 1 ]; then
   have promtool || need+=(prometheus)
   /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+fi
+if [ "$package" = 1 ]; then
+  have lintian || need+=(lintian)
+  # dpkg-shlibdeps (cargo-deb's Depends: $auto), systemd-analyze (the unit's check), unshare and chroot (the
+  # throwaway install).
+  have dpkg-shlibdeps || need+=(dpkg-dev)
+  have systemd-analyze || [ -x /usr/bin/systemd-analyze ] || need+=(systemd)
+  have unshare || need+=(util-linux)
 fi
 if [ "${#need[@]}" -gt 0 ]; then
   echo "installing: ${need[*]}"
@@ -96,6 +107,14 @@ fi
 if ! have cargo; then
   echo "cargo is missing: install the Rust toolchain (rustup) first" >&2
   exit 1
+fi
+if [ "$package" = 1 ]; then
+  # cargo-deb builds the .deb (`make package`); installed once into ~/.cargo/bin, again only for another version.
+  cargo_deb=3.8.0
+  if [ "$(cargo deb --version 2>/dev/null | awk '{print $2}')" != "$cargo_deb" ]; then
+    echo "installing cargo-deb $cargo_deb (cargo install)"
+    cargo install --quiet --locked cargo-deb --version "$cargo_deb"
+  fi
 fi
 if have node && [ "$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)" -lt 20 ]; then
   echo "note: Node.js $(node --version) is too old to build the web UI (Vite 7 needs 20 or newer)" >&2

@@ -6,10 +6,12 @@ mod bench_sessions;
 mod bench_terminal;
 mod capacity;
 mod catalog_reload;
+mod config_show;
 mod doctor;
 mod exam_authoring;
 mod image_cmd;
 mod image_pull;
+mod manual;
 mod serve;
 mod shell;
 mod token;
@@ -17,13 +19,17 @@ mod token;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// `examroom --version`: the package's version and the git commit it was built from (see build.rs).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("EXAMROOM_COMMIT"), ")");
 
 #[derive(Parser)]
 #[command(
     name = "examroom",
-    version,
-    about = "Isolated Linux exam environments in the browser, for many candidates at once"
+    version = VERSION,
+    about = "Isolated Linux exam environments in the browser, for many candidates at once",
+    after_long_help = manual::AFTER_HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -113,6 +119,22 @@ enum Command {
     Sandbox {
         #[command(subcommand)]
         what: SandboxCommand,
+    },
+    /// The server's configuration.
+    Config {
+        #[command(subcommand)]
+        what: config_show::ConfigCommand,
+    },
+    /// Print a shell completion script (bash: `examroom completion bash > /etc/bash_completion.d/examroom`).
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write one page per command into a directory.
+    Man {
+        /// Write examroom.1 and examroom-COMMAND.1 pages into this directory instead.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -261,7 +283,8 @@ fn main() {
         let dir = args.next().map(PathBuf::from).unwrap_or_default();
         std::process::exit(examroom_runtime::sandbox::shim::main(&dir));
     }
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -320,6 +343,9 @@ fn main() {
             Command::Sandbox { what: SandboxCommand::List { state_dir, label, reap } } => {
                 shell::list(state_dir, &label, reap).await
             }
+            Command::Config { what } => config_show::run(what, &matches),
+            Command::Completion { shell } => manual::completion(Cli::command(), shell, &mut std::io::stdout()),
+            Command::Man { dir } => manual::man(Cli::command(), dir.as_deref()),
         }
     });
     if let Err(e) = result {

@@ -19,7 +19,17 @@ use serde::Deserialize;
 use crate::capacity::{self, Demand, Fit};
 use crate::doctor::{self, Verdict, Wanted};
 
-/// Settings from `--config FILE` (TOML); `EXAMROOM_*` variables and flags override them.
+/// The configuration file read when no `--config` (or `EXAMROOM_CONFIG`) names one, if it exists (the .deb installs
+/// it). `--config /dev/null` reads none.
+pub const DEFAULT_CONFIG: &str = "/etc/examroom/config.toml";
+
+/// The configuration file to read: the one given, else `default` when it exists, else none.
+pub fn config_path(given: Option<&Path>, default: &Path) -> Option<PathBuf> {
+    given.map(Path::to_path_buf).or_else(|| default.is_file().then(|| default.to_path_buf()))
+}
+
+/// Settings from `--config FILE` (TOML; [`DEFAULT_CONFIG`] when none is given and it exists); `EXAMROOM_*` variables
+/// and flags override them.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
@@ -108,7 +118,8 @@ impl Settings {
         config: Option<&Path>,
         memory_share: Option<f64>,
     ) -> Result<Settings> {
-        let file: FileConfig = match config {
+        let config = config_path(config, Path::new(DEFAULT_CONFIG));
+        let file: FileConfig = match config.as_deref() {
             Some(p) => {
                 let text = std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()))?;
                 toml::from_str(&text).with_context(|| format!("{}", p.display()))?
@@ -477,4 +488,67 @@ pub async fn run(mut s: Settings) -> Result<()> {
     }
     examroom_api::serve(listener, state, shutdown_signal()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_config_file_is_read_only_when_none_is_given_and_it_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let default = dir.path().join("config.toml");
+        let given = dir.path().join("other.toml");
+        assert_eq!(config_path(None, &default), None, "no default file: no config");
+        std::fs::write(&default, "label = \"x\"\n").unwrap();
+        assert_eq!(config_path(None, &default), Some(default.clone()));
+        assert_eq!(config_path(Some(&given), &default), Some(given), "--config wins over the default");
+        std::fs::create_dir(dir.path().join("adir")).unwrap();
+        assert_eq!(config_path(None, &dir.path().join("adir")), None, "a directory is not a config file");
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), "listen = \"127.0.0.1:9000\"\ndata_dir = \"/srv/examroom\"\nlabel = \"east\"\n")
+            .unwrap();
+        let s =
+            Settings::resolve(Some("127.0.0.1:7000".parse().unwrap()), None, None, Some(file.path()), None).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:7000".parse().unwrap(), "the flag");
+        assert_eq!(s.data_dir, PathBuf::from("/srv/examroom"), "the file");
+    }
+}
+
+#[cfg(test)]
+mod packaged_config {
+    use super::*;
+
+    const PACKAGED: &str = include_str!("../../../dist/config.toml");
+
+    #[test]
+    fn the_packaged_config_sets_the_package_paths() {
+        let file: FileConfig = toml::from_str(PACKAGED).unwrap();
+        assert_eq!(file.data_dir, Some(PathBuf::from("/var/lib/examroom")));
+        assert_eq!(file.exams, Some(PathBuf::from("/usr/share/examroom/exams")));
+        assert_eq!(file.listen, Some(SocketAddr::from(([127, 0, 0, 1], 8080))));
+    }
+
+    #[test]
+    fn every_commented_setting_of_the_packaged_config_is_a_valid_key() {
+        let uncommented: String = PACKAGED
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if rest.starts_with(|c: char| c.is_ascii_lowercase()) && rest.contains(" = ") => rest,
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let keys = uncommented.lines().filter(|l| l.contains(" = ") && !l.starts_with('#')).count();
+        assert!(keys >= 20, "{keys} settings: {uncommented}");
+        let file: FileConfig = toml::from_str(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+        assert_eq!(file.pool_lead.as_deref(), Some("15m"));
+        let path = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(path.path(), &uncommented).unwrap();
+        Settings::resolve(None, None, None, Some(path.path()), None).expect("every commented value is accepted");
+    }
 }

@@ -11,6 +11,7 @@ mod api_results;
 mod api_sessions;
 mod api_setup;
 mod api_terminal;
+mod cli;
 mod common;
 mod exam_authoring;
 mod exams_samples;
