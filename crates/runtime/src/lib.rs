@@ -95,6 +95,15 @@ impl Runtime {
         }
     }
 
+    /// Environments whose shim or init died, as they die: a hint to look again at once (see the sandbox's
+    /// `losses`). A backend without such notices gives a receiver that never yields.
+    pub fn losses(&self) -> tokio::sync::broadcast::Receiver<EnvironmentId> {
+        match self {
+            #[cfg(feature = "sandbox")]
+            Runtime::Sandbox(rt) => rt.losses(),
+        }
+    }
+
     /// The manifest digest of the image an environment was made from, if it was made from one.
     pub fn image_digest_of(&self, id: &EnvironmentId) -> Option<String> {
         match self {

@@ -198,11 +198,27 @@ impl SessionService {
         tracing::info!(?report, "start-up reconcile");
         svc.spawn_pools();
         let bg = svc.clone();
+        // The periodic pass, and a pass at once whenever the runtime says an environment may have been lost (its
+        // shim or init died): a candidate learns within about a second, not at the next periodic pass.
+        let mut losses = svc.inner.runtime.losses();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(bg.inner.config.reconcile_interval);
             tick.tick().await;
+            let mut notices = true;
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    n = losses.recv(), if notices => match n {
+                        Ok(id) => {
+                            tracing::info!(environment_id = %id, "an environment's shim or init ended: reconciling now");
+                            // Several at once (a host-wide kill) are one pass.
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            while losses.try_recv().is_ok() {}
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => notices = false,
+                    },
+                }
                 let report = bg.reconcile_once().await;
                 tracing::debug!(?report, "reconcile");
             }

@@ -58,7 +58,9 @@ async fn wait_in_env_group(
     name: &str,
     parent_name: Option<&str>,
 ) -> i32 {
-    for _ in 0..200 {
+    // The session waits for the X server before it starts the terminal emulator, which starts its shell: allow for a
+    // busy machine.
+    for _ in 0..600 {
         let found = group_pids(h, id, "")
             .into_iter()
             .find(|p| comm(*p) == name && parent_name.is_none_or(|pn| comm(parent(*p)) == pn));
@@ -67,7 +69,9 @@ async fn wait_in_env_group(
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("no {name} in the environment's group: {:?}", group_pids(h, id, ""));
+    let seen: Vec<(i32, String, String)> =
+        group_pids(h, id, "").into_iter().map(|p| (p, comm(p), comm(parent(p)))).collect();
+    panic!("no {name} in the environment's group: {seen:?}");
 }
 
 #[tokio::test]

@@ -18,5 +18,6 @@ pub mod shim;
 pub mod state;
 pub mod sys;
 pub mod syslog;
+mod watch;
 
 pub use runtime::{validate_label, SandboxConfig, SandboxRuntime};

@@ -105,6 +105,8 @@ pub struct SandboxRuntime {
     cg: Arc<Cgroups<RealOs>>,
     /// Turns to make an environment (`SandboxConfig::concurrent_creates`).
     creating: Arc<tokio::sync::Semaphore>,
+    /// Notices of environments whose shim or init died (`watch.rs`).
+    watcher: Arc<super::watch::Watcher>,
 }
 
 impl SandboxRuntime {
@@ -143,7 +145,14 @@ impl SandboxRuntime {
         }
         let cg = Arc::new(Cgroups::new(RealOs, layout, &cfg.cgroup_root, &cfg.label));
         let creating = Arc::new(tokio::sync::Semaphore::new(cfg.concurrent_creates.max(1)));
-        Ok(SandboxRuntime { cfg, dir, base_dir, building, userns, cg, creating })
+        let watcher = super::watch::Watcher::new();
+        Ok(SandboxRuntime { cfg, dir, base_dir, building, userns, cg, creating, watcher })
+    }
+
+    /// Environments whose shim or init died, as they die (a hint: ask [`ExecutionRuntime::status`] for the truth).
+    /// Every environment this runtime made, or found again with [`ExecutionRuntime::list`], is watched.
+    pub fn losses(&self) -> tokio::sync::broadcast::Receiver<EnvironmentId> {
+        self.watcher.subscribe()
     }
 
     /// Whether environments get a user namespace.
@@ -388,6 +397,7 @@ impl ExecutionRuntime for SandboxRuntime {
     }
 
     async fn create(&self, mut spec: EnvironmentSpec) -> Result<(), RuntimeError> {
+        let env_id = spec.id;
         if let Some(image) = &spec.image {
             spec.base = self.image_base(image)?;
         }
@@ -470,6 +480,7 @@ impl ExecutionRuntime for SandboxRuntime {
                     })?;
                     if ready.ok {
                         guard.0 = None;
+                        self.watcher.watch(env_id, dir.clone());
                         Ok(())
                     } else {
                         Err(RuntimeError::Backend(ready.error.unwrap_or_else(|| "create failed".into())))
@@ -611,7 +622,12 @@ impl ExecutionRuntime for SandboxRuntime {
         for e in entries.flatten() {
             let Some(id) = e.file_name().to_str().and_then(|n| n.parse::<EnvironmentId>().ok()) else { continue };
             match self.status(&id).await {
-                Ok(s) => out.push(s),
+                Ok(s) => {
+                    if s.state == EnvironmentState::Running {
+                        self.watcher.watch(id, self.env_dir(&id));
+                    }
+                    out.push(s)
+                }
                 Err(RuntimeError::NotFound) => {}
                 // The server itself is out of descriptors: the whole answer would be a guess. Callers (the
                 // reconciler, readiness) treat this as "unknown, try later", never as lost environments.
@@ -635,6 +651,8 @@ impl ExecutionRuntime for SandboxRuntime {
         if !dir.exists() {
             return Err(RuntimeError::NotFound);
         }
+        // Its end is on purpose: no notice of a loss.
+        self.watcher.forget(id);
         let mut killed = 0;
         if let Ok(mut client) = self.connect(id).await {
             if let Ok(Reply::Destroyed { killed: k }) = client.call(&Request::Destroy, Duration::from_secs(20)).await {
