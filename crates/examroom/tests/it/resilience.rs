@@ -65,3 +65,36 @@ async fn a_killed_shim_fails_its_session_within_seconds() {
 async fn a_killed_init_fails_its_session_within_seconds() {
     lost_fast("init_pid").await;
 }
+
+/// The runtime refusing at create (a base that does not exist; an image not in the store): the session is `failed`
+/// within 1 s of its creation, with the reason for the proctor, and holds nothing.
+#[tokio::test]
+async fn a_create_the_runtime_refuses_fails_the_session_within_a_second() {
+    let s = TestServer::start_with(crate::server::Options {
+        exams: |catalog| {
+            crate::server::standard_exams(catalog);
+            crate::server::write_exam(
+                catalog,
+                "no-image",
+                "title = \"N\"\ndescription = \"n\"\nduration = \"5m\"\n[environment]\nbase = \"image:it/absent:1\"\n",
+            );
+        },
+        ..crate::server::Options::default()
+    })
+    .await;
+    let c = Client::default();
+    for (user, exam, cause) in [("alice", "broken-base", "/nonexistent/rootfs"), ("bob", "no-image", "it/absent:1")] {
+        let token = s.candidate(user);
+        let t0 = Instant::now();
+        let id = sid(&create(&c, &s, &token, exam).await);
+        let v = wait_state(&c, &s, &token, &id, Duration::from_secs(5), "failed").await;
+        let took = t0.elapsed();
+        assert!(took < Duration::from_secs(1), "{exam}: failed after {took:?}");
+        assert_eq!(v["failure"]["code"], "provisioning_failed", "{v}");
+        let p = c.get(&s.url(&session_path(&id)), &s.proctor("pat")).await;
+        let detail = p.body["failure"]["detail"].as_str().unwrap_or_default().to_string();
+        assert!(detail.contains(cause), "{exam}: the proctor sees the cause: {}", p.text);
+    }
+    assert!(s.runtime().list().await.unwrap().is_empty(), "nothing is held");
+    s.teardown().await;
+}
