@@ -447,3 +447,39 @@ mod tests {
         assert!(h.contains_key(header::CONTENT_TYPE));
     }
 }
+
+/// Hostile input (issue 16): any `Host`, path or grant is answered, never a panic, and a path after a grant never
+/// leaves the host.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_host_names_a_port_or_nothing(host in ".{0,120}") {
+            if let Some((sid, port)) = parse_host(&host) {
+                prop_assert!(port > 0 && sid.len() == 36);
+            }
+        }
+
+        #[test]
+        fn a_decoded_path_is_on_the_host_or_refused(raw in ".{0,200}") {
+            if let Some(p) = percent_decode(&raw) {
+                if let Some(safe) = safe_path(&p) {
+                    prop_assert!(safe.starts_with('/') && !safe.starts_with("//") && !safe.starts_with("/\\"));
+                    prop_assert!(!safe.bytes().any(|b| b < 0x20));
+                }
+            }
+        }
+
+        #[test]
+        fn any_grant_is_checked_not_trusted(token in "[A-Za-z0-9_.-]{0,400}") {
+            let keys = crate::auth::TokenKeys::from_secret(b"0123456789abcdef0123456789abcdef-property");
+            prop_assert!(keys.verify_port_grant(&token, 1_700_000_000).is_err());
+            prop_assert!(keys.verify(&token, 1_700_000_000).is_err());
+        }
+    }
+}

@@ -1309,3 +1309,69 @@ mod tests {
         assert_eq!(cx.line_of(7), 4);
     }
 }
+
+/// Hostile input (issue 16): an exam file of any text is an exam or a list of problems, never a panic.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Text that looks like an exam file: known keys and sections with values of any type, in any order.
+    fn exam_like() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("id"),
+            Just("title"),
+            Just("description"),
+            Just("duration"),
+            Just("base"),
+            Just("memory"),
+            Just("pids"),
+            Just("cpu"),
+            Just("disk"),
+            Just("desktop"),
+            Just("resolution"),
+            Just("ports"),
+            Just("profile"),
+            Just("prompt"),
+            Just("script"),
+            Just("weight"),
+            Just("timeout"),
+            Just("setup"),
+        ];
+        let value = prop_oneof![
+            "\"[ -~]{0,20}\"".prop_map(|s| s),
+            any::<i64>().prop_map(|n| n.to_string()),
+            any::<bool>().prop_map(|b| b.to_string()),
+            "\\[[0-9, ]{0,20}\\]".prop_map(|s| s),
+            Just("\"host\"".to_string()),
+            Just("\"1280x800\"".to_string()),
+            Just("\"10m\"".to_string()),
+        ];
+        let line = prop_oneof![
+            (key, value).prop_map(|(k, v)| format!("{k} = {v}")),
+            Just("[environment]".to_string()),
+            Just("[[tasks]]".to_string()),
+            Just("[[tasks.checks]]".to_string()),
+            Just("[pool]".to_string()),
+            "[ -~]{0,30}".prop_map(|s| s),
+        ];
+        proptest::collection::vec(line, 0..40).prop_map(|lines| lines.join("\n"))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn any_text_is_an_exam_or_problems(text in ".{0,2000}") {
+            let _ = parse_exam(&text, Path::new("x/exam.toml"), Path::new("/nonexistent-exam-dir"));
+        }
+
+        #[test]
+        fn exam_like_text_is_an_exam_or_problems(text in exam_like()) {
+            if let Err(problems) = parse_exam(&text, Path::new("x/exam.toml"), Path::new("/nonexistent-exam-dir")) {
+                // Every problem says where and what.
+                prop_assert!(problems.iter().all(|p| !p.message.is_empty()));
+            }
+        }
+    }
+}

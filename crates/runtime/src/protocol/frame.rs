@@ -120,3 +120,40 @@ mod tests {
         assert_eq!(decode(&empty_data).unwrap().unwrap().0.payload, b"");
     }
 }
+
+/// Hostile input (issue 16): whatever bytes a peer sends, decoding answers and never panics.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn any_bytes_decode_or_are_refused(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            let mut at = 0;
+            // Frames are read one after the other as a connection reads them, until one is refused or incomplete.
+            while let Ok(Some((_, n))) = decode(&bytes[at..]) {
+                prop_assert!(n > 0 && at + n <= bytes.len());
+                at += n;
+            }
+        }
+
+        #[test]
+        fn a_frame_round_trips(kind in 1u8..=4, payload in proptest::collection::vec(any::<u8>(), 0..8192)) {
+            let kind = kind_from_byte(kind).unwrap();
+            let mut buf = Vec::new();
+            encode(kind, &payload, &mut buf);
+            let (f, n) = decode(&buf).unwrap().unwrap();
+            prop_assert_eq!(n, buf.len());
+            prop_assert_eq!(f, Frame { kind, payload });
+        }
+
+        #[test]
+        fn any_control_payload_parses_or_is_refused(text in ".{0,512}") {
+            let _ = serde_json::from_str::<crate::protocol::Request>(&text);
+            let _ = serde_json::from_str::<crate::protocol::Reply>(&text);
+        }
+    }
+}
