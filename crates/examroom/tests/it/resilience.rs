@@ -98,3 +98,106 @@ async fn a_create_the_runtime_refuses_fails_the_session_within_a_second() {
     assert!(s.runtime().list().await.unwrap().is_empty(), "nothing is held");
     s.teardown().await;
 }
+
+fn churn_exams(catalog: &std::path::Path) {
+    let dir = catalog.join("churn");
+    std::fs::create_dir_all(dir.join("setup")).unwrap();
+    std::fs::create_dir_all(dir.join("checks")).unwrap();
+    std::fs::write(dir.join("setup/prepare.sh"), "#!/bin/sh\nmkdir -p /srv/churn && echo ready > /srv/churn/state\n")
+        .unwrap();
+    std::fs::write(dir.join("checks/done.sh"), "#!/bin/sh\n[ \"$(cat /root/done 2>/dev/null)\" = done ]\n").unwrap();
+    crate::server::write_exam(
+        catalog,
+        "churn",
+        "title = \"Churn\"\ndescription = \"c\"\nduration = \"10m\"\n[environment]\nbase = \"host\"\nmemory = \"128M\"\n\
+         cpu = \"500m\"\n[[tasks]]\nid = \"t\"\ntitle = \"T\"\nprompt = \"p\"\nsetup = \"setup/prepare.sh\"\n\
+         [[tasks.checks]]\nid = \"done\"\ndescription = \"d\"\nscript = \"checks/done.sh\"\n",
+    );
+}
+
+/// One candidate's session from start to graded end: setup, typing and an output flood in the terminal, submit.
+async fn one_cycle(s: &TestServer, c: &Client, user: &str) -> Result<(), String> {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let token = s.candidate(user);
+    let id = sid(&create(c, s, &token, "churn").await);
+    wait_state(c, s, &token, &id, READY, "ready").await;
+    let url = format!("{}{}/terminal", s.base.replacen("http", "ws", 1), session_path(&id));
+    let mut req = url.into_client_request().map_err(|e| e.to_string())?;
+    req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.map_err(|e| e.to_string())?;
+    let line = "seq 1 50000 | tail -n 3; echo done > /root/done; echo churn-$((40+2))\n";
+    ws.send(Message::Binary(line.as_bytes().to_vec().into())).await.map_err(|e| e.to_string())?;
+    let mut seen = Vec::new();
+    let until = Instant::now() + Duration::from_secs(60);
+    while !String::from_utf8_lossy(&seen).contains("churn-42") {
+        match tokio::time::timeout_at(until.into(), ws.next()).await {
+            Ok(Some(Ok(Message::Binary(b)))) => seen.extend_from_slice(&b),
+            Ok(Some(Ok(_))) => {}
+            other => return Err(format!("terminal of {id}: {other:?}")),
+        }
+    }
+    let a = c.post(&s.url(&format!("{}/submit", session_path(&id))), &token, serde_json::json!({})).await;
+    if a.status != 200 {
+        return Err(format!("submit {id}: {}", a.text));
+    }
+    drop(ws);
+    let v = wait_state(c, s, &token, &id, Duration::from_secs(120), "terminated").await;
+    if v["resources_released_at"].is_null() {
+        return Err(format!("{id} ended without a verified release: {v}"));
+    }
+    let r = c.get(&s.url(&format!("{}/result", session_path(&id))), &token).await;
+    if r.body["score"] != 1 {
+        return Err(format!("{id} was not graded as solved: {}", r.text));
+    }
+    Ok(())
+}
+
+/// Churn (issue 16): for three minutes, candidates start, use (setup, typing, a flood of output, grading) and end
+/// sessions, up to 12 alive at once on this 2-core machine; afterwards nothing is left: no live session, no
+/// environment, no process, cgroup, mount, uid claim or state file of the run's label, and the process's open
+/// descriptors are back to where they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_leaves_nothing_behind() {
+    const RUN: Duration = Duration::from_secs(180);
+    const ALIVE: usize = 12;
+    let s = TestServer::start_with(crate::server::Options { exams: churn_exams, ..crate::server::Options::default() })
+        .await;
+    let fds_before = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
+    let started = Instant::now();
+    let s = std::sync::Arc::new(s);
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..ALIVE {
+        let s = s.clone();
+        workers.spawn(async move {
+            let c = Client::default();
+            let mut cycles = 0u32;
+            while started.elapsed() < RUN {
+                one_cycle(&s, &c, &format!("churn-{w}-{cycles}")).await?;
+                cycles += 1;
+            }
+            Ok::<u32, String>(cycles)
+        });
+    }
+    let mut total = 0;
+    while let Some(r) = workers.join_next().await {
+        total += r.expect("a worker panicked").unwrap_or_else(|e| panic!("a cycle failed: {e}"));
+    }
+    assert!(total >= ALIVE as u32, "every worker completed at least one cycle ({total} in all)");
+    eprintln!("churn: {total} sessions in {:?}", started.elapsed());
+    let s = std::sync::Arc::into_inner(s).expect("the workers are done");
+    let c = Client::default();
+    let live = c.get(&s.url("/api/v1/sessions"), &s.proctor("pat")).await;
+    let stuck: Vec<&serde_json::Value> = live.body["sessions"]
+        .as_array()
+        .map(|a| a.iter().filter(|v| v["state"] != "terminated" && v["state"] != "failed").collect())
+        .unwrap_or_default();
+    assert!(stuck.is_empty(), "sessions stuck in a live state: {stuck:?}");
+    assert!(s.runtime().list().await.unwrap().is_empty(), "environments left");
+    crate::common::assert_no_leaks(&s.label, &s.sandbox_dir()).await;
+    // Descriptors: the runtime's and the server's connections are closed (a margin for other tests in this process).
+    let fds_after = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
+    assert!(fds_after <= fds_before + 200, "descriptors {fds_before} before, {fds_after} after");
+    s.teardown().await;
+}
