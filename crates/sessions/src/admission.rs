@@ -137,6 +137,34 @@ impl MemoryAdmission {
         Ok(())
     }
 
+    /// Reserves `bytes` for `holder` if they fit and fewer than `slots` holders (sessions, in-flight creates and pooled
+    /// environments) hold a reservation, after releasing `victim`'s, if any; the checks and the reservation are one
+    /// step, so that racing creates never pass a slot count together (`Err(None)`: no slot; `Err(Some(_))`: no
+    /// memory). The victim's reservation is released even when the new one is refused.
+    pub fn reserve_in_slot(
+        &self,
+        victim: Option<Holder>,
+        holder: impl Into<Holder>,
+        bytes: u64,
+        slots: usize,
+    ) -> Result<(), Option<MemoryRefusal>> {
+        let mut held = self.held();
+        if let Some(v) = victim {
+            held.remove(&v);
+        }
+        let holder = holder.into();
+        if !held.by_holder.contains_key(&holder) && held.by_holder.len() >= slots {
+            return Err(None);
+        }
+        if let Some(budget) = self.budget {
+            if !fits(held.sum, bytes, budget) {
+                return Err(Some(MemoryRefusal { admitted: held.sum, asked: bytes, budget }));
+            }
+        }
+        held.insert(holder, bytes);
+        Ok(())
+    }
+
     /// Releases `victim`'s reservation and then reserves `bytes` for `holder` if they fit, in one step: the memory a
     /// retired pooled environment frees goes to the candidate who needed it, not to whoever asks next. The victim's
     /// reservation is released even when the new one does not fit.
@@ -207,6 +235,18 @@ impl<'a> Reservation<'a> {
         Ok(Reservation { admission, id, kept: false })
     }
 
+    /// Reserves `bytes` for `id` in one of `slots` (see [`MemoryAdmission::reserve_in_slot`]).
+    pub fn in_slot(
+        admission: &'a MemoryAdmission,
+        victim: Option<Holder>,
+        id: ExamSessionId,
+        bytes: u64,
+        slots: usize,
+    ) -> Result<Self, Option<MemoryRefusal>> {
+        admission.reserve_in_slot(victim, id, bytes, slots)?;
+        Ok(Reservation { admission, id, kept: false })
+    }
+
     /// The session is stored: the reservation now lasts until the session reaches a final state.
     pub fn keep(mut self) {
         self.kept = true;
@@ -226,6 +266,26 @@ mod tests {
     use super::*;
 
     const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn a_slot_is_checked_and_taken_in_one_step() {
+        let a = MemoryAdmission::new(None);
+        let (s1, s2, s3) = (ExamSessionId::new_v4(), ExamSessionId::new_v4(), ExamSessionId::new_v4());
+        let pooled = examroom_core::EnvironmentId::new_v4();
+        a.reserve(Holder::Pooled(pooled), MIB).unwrap();
+        a.reserve_in_slot(None, s1, MIB, 2).unwrap();
+        // Two holders in two slots: the next is refused for want of a slot, not of memory.
+        assert_eq!(a.reserve_in_slot(None, s2, MIB, 2), Err(None));
+        // Taking the pooled environment out makes room, in the same step.
+        a.reserve_in_slot(Some(Holder::Pooled(pooled)), s2, MIB, 2).unwrap();
+        assert_eq!(a.pooled(), 0);
+        // A holder that already has a reservation keeps its slot.
+        a.reserve_in_slot(None, s1, 2 * MIB, 2).unwrap();
+        assert_eq!(a.reserve_in_slot(None, s3, MIB, 2), Err(None));
+        // With a budget, memory is the other reason.
+        let b = MemoryAdmission::new(Some(MIB));
+        assert!(matches!(b.reserve_in_slot(None, s1, 2 * MIB, 10), Err(Some(_))));
+    }
 
     #[test]
     fn fits_is_inclusive_and_never_overflows() {

@@ -451,24 +451,16 @@ impl SessionService {
         let mut reason = Capacity::Memory;
         // Each round takes one more pooled environment out; there are at most `max_live_sessions` of them.
         for _ in 0..=self.inner.config.max_live_sessions {
-            let pooled = adm.pooled() as i64 - i64::from(victim.is_some());
-            if self.live_sessions() + pooled < max {
-                let r = match victim.take() {
-                    Some(v) => Reservation::releasing(adm, Holder::Pooled(v), rec.id, bytes),
-                    None => Reservation::new(adm, rec.id, bytes),
-                };
-                match r {
-                    Ok(r) => {
-                        self.publish_admission();
-                        return Ok(r);
-                    }
-                    Err(_) => reason = Capacity::Memory,
+            // The slot (live sessions, creates in flight and pooled environments all hold a reservation) and the
+            // memory are checked and reserved in one step: racing creates never pass the count together.
+            let slots = max.max(0) as usize;
+            match Reservation::in_slot(adm, victim.take().map(Holder::Pooled), rec.id, bytes, slots) {
+                Ok(r) => {
+                    self.publish_admission();
+                    return Ok(r);
                 }
-            } else {
-                if let Some(v) = victim.take() {
-                    adm.release(Holder::Pooled(v));
-                }
-                reason = Capacity::Sessions;
+                Err(Some(_)) => reason = Capacity::Memory,
+                Err(None) => reason = Capacity::Sessions,
             }
             self.publish_admission();
             match self.evict_for(&rec.exam_id).await {

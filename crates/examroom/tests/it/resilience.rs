@@ -201,3 +201,51 @@ async fn churn_leaves_nothing_behind() {
     assert!(fds_after <= fds_before + 200, "descriptors {fds_before} before, {fds_after} after");
     s.teardown().await;
 }
+
+/// Thundering herd (issue 16): many more candidates than the server takes press Start in the same instant. Each gets
+/// an answer at once: a session that becomes ready, or 503 `capacity_exhausted` with `Retry-After`; no request hangs
+/// and nothing is left half-made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_herd_at_start_gets_sessions_or_a_clear_503() {
+    const CAPACITY: usize = 16;
+    const HERD: usize = 64;
+    let mut opts = crate::server::Options::default();
+    opts.service.max_live_sessions = CAPACITY;
+    let s = std::sync::Arc::new(TestServer::start_with(opts).await);
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(HERD));
+    let mut herd = tokio::task::JoinSet::new();
+    for i in 0..HERD {
+        let (s, barrier) = (s.clone(), barrier.clone());
+        herd.spawn(async move {
+            let c = Client::default();
+            let token = s.candidate(&format!("herd-{i}"));
+            barrier.wait().await;
+            let t0 = Instant::now();
+            let a = c.post(&s.url("/api/v1/sessions"), &token, serde_json::json!({ "exam_id": "quick" })).await;
+            (token, a, t0.elapsed())
+        });
+    }
+    let (mut admitted, mut refused) = (Vec::new(), 0);
+    while let Some(r) = herd.join_next().await {
+        let (token, a, took) = r.unwrap();
+        assert!(took < Duration::from_secs(10), "an answer took {took:?}");
+        match a.status {
+            201 => admitted.push((token, sid(&a.body))),
+            503 => {
+                assert_eq!(a.body["error"]["code"], "capacity_exhausted", "{}", a.text);
+                assert!(a.headers.get("retry-after").is_some(), "503 without Retry-After");
+                refused += 1;
+            }
+            other => panic!("unexpected answer {other}: {}", a.text),
+        }
+    }
+    assert_eq!(admitted.len(), CAPACITY, "exactly the capacity is admitted ({refused} refused)");
+    assert_eq!(refused, HERD - CAPACITY);
+    let c = Client::default();
+    for (token, id) in &admitted {
+        wait_state(&c, &s, token, id, READY, "ready").await;
+    }
+    assert_eq!(s.runtime().list().await.unwrap().len(), CAPACITY, "one environment per admitted session, no more");
+    let s = std::sync::Arc::into_inner(s).expect("the herd is done");
+    s.teardown().await;
+}
