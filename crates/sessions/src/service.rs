@@ -135,6 +135,13 @@ fn store_error(context: &str, e: StoreError) -> DomainError {
     match e {
         StoreError::NotFound => DomainError::SessionNotFound,
         StoreError::LiveSessionExists { session_id } => DomainError::ActiveSessionExists { session_id },
+        // The database failing (locked by someone else, its disk full, its file gone) is the service being
+        // unavailable, not a bug: 503 with guidance to try again and an incident id; nothing was written.
+        StoreError::Backend(_) => {
+            let incident = IncidentId::new_v4();
+            tracing::error!(%incident, error = %e, "{context}");
+            DomainError::ServiceUnavailable { incident: Some(incident) }
+        }
         other => incident(context, &other),
     }
 }

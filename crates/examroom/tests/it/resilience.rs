@@ -249,3 +249,50 @@ async fn a_herd_at_start_gets_sessions_or_a_clear_503() {
     let s = std::sync::Arc::into_inner(s).expect("the herd is done");
     s.teardown().await;
 }
+
+/// The store failing (issue 16): another process holds the database's write lock for 10 s. A start meanwhile fails
+/// cleanly with 503 and guidance within 10 s, nothing of it is written, reads and the live session go on, and once
+/// the lock is gone the same start succeeds, with no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_database_gives_503_and_the_server_recovers_by_itself() {
+    let s = TestServer::start().await;
+    let c = Client::default();
+    let (alice, bob) = (s.candidate("alice"), s.candidate("bob"));
+    let a = sid(&create(&c, &s, &alice, "quick").await);
+    wait_state(&c, &s, &alice, &a, READY, "ready").await;
+    let db = s.data_dir.join("examroom.db");
+    let mut locker = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sqlite3, sys, time\n\
+             c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)\n\
+             c.execute('BEGIN EXCLUSIVE')\n\
+             print('locked', flush=True)\n\
+             time.sleep(10)\n\
+             c.execute('COMMIT')\n",
+        )
+        .arg(&db)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(locker.stdout.as_mut().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+    let t0 = Instant::now();
+    let r = c.post(&s.url("/api/v1/sessions"), &bob, serde_json::json!({ "exam_id": "quick" })).await;
+    let took = t0.elapsed();
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(r.body["error"]["code"], "service_unavailable", "{}", r.text);
+    assert!(r.body["error"]["guidance"].as_str().is_some_and(|g| g.contains("Try again")), "{}", r.text);
+    assert!(took < Duration::from_secs(10), "the error took {took:?}");
+    // Reads and the live session go on meanwhile.
+    let v = c.get(&s.url(&session_path(&a)), &alice).await;
+    assert_eq!((v.status, v.body["state"].as_str()), (200, Some("ready")), "{}", v.text);
+    assert!(locker.wait().unwrap().success());
+    // Nothing of the refused start was written; the same start now succeeds.
+    let mine = c.get(&s.url("/api/v1/sessions"), &bob).await;
+    assert_eq!(mine.body["sessions"].as_array().map(|a| a.len()), Some(0), "{}", mine.text);
+    let b = sid(&create(&c, &s, &bob, "quick").await);
+    wait_state(&c, &s, &bob, &b, READY, "ready").await;
+    s.teardown().await;
+}
