@@ -128,6 +128,11 @@ impl SqliteStore {
             .max_connections(MAX_CONNECTIONS)
             // A connection to a local file does not go stale; a ping before every use is a round trip for nothing.
             .test_before_acquire(false)
+            // A connection whose transaction did not end cleanly goes, never back into the pool: when a commit fails
+            // because the disk is full, SQLite rolls the transaction back itself, sqlx's own rollback then fails and
+            // the connection would still count a transaction, refusing every later one ("non-zero transaction
+            // depth") after the disk has room again.
+            .after_release(|conn, _| Box::pin(async move { Ok(!sqlx::Connection::is_in_transaction(conn)) }))
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Backend(format!("opening {}: {e}", path.display())))?;

@@ -296,3 +296,45 @@ async fn a_locked_database_gives_503_and_the_server_recovers_by_itself() {
     wait_state(&c, &s, &bob, &b, READY, "ready").await;
     s.teardown().await;
 }
+
+/// The store's disk full (issue 16): the data directory on a small tmpfs, filled by something else. A start fails
+/// cleanly (503, or a failed provisioning that says why), nothing half-written is left, the live session goes on, and
+/// once space is freed the next start succeeds without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_cleanly_and_the_server_recovers_when_space_returns() {
+    let s = TestServer::start_with(crate::server::Options {
+        data_tmpfs: Some(128 << 20),
+        ..crate::server::Options::default()
+    })
+    .await;
+    let c = Client::default();
+    let (alice, bob) = (s.candidate("alice"), s.candidate("bob"));
+    let a = sid(&create(&c, &s, &alice, "quick").await);
+    wait_state(&c, &s, &alice, &a, READY, "ready").await;
+    let filler = s.data_dir.join("filler");
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=1M", "count=200"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    let t0 = Instant::now();
+    let r = c.post(&s.url("/api/v1/sessions"), &bob, serde_json::json!({ "exam_id": "quick" })).await;
+    assert!(t0.elapsed() < Duration::from_secs(10), "the answer took {:?}", t0.elapsed());
+    match r.status {
+        503 => assert_eq!(r.body["error"]["code"], "service_unavailable", "{}", r.text),
+        201 => {
+            // Stored before the disk filled up entirely: then its provisioning fails, and says so.
+            let v = wait_state(&c, &s, &bob, &sid(&r.body), READY, "failed").await;
+            assert!(v["failure"]["message"].is_string(), "{v}");
+        }
+        other => panic!("unexpected {other}: {}", r.text),
+    }
+    let v = c.get(&s.url(&session_path(&a)), &alice).await;
+    assert_eq!((v.status, v.body["state"].as_str()), (200, Some("ready")), "{}", v.text);
+    std::fs::remove_file(&filler).unwrap();
+    // Space is back: the next start succeeds without a restart (this found that a connection whose commit failed on
+    // the full disk refused every later transaction; such a connection is now closed, never pooled again).
+    let b = sid(&create(&c, &s, &bob, "quick").await);
+    wait_state(&c, &s, &bob, &b, READY, "ready").await;
+    s.teardown().await;
+}

@@ -58,6 +58,8 @@ pub struct Options {
     pub limits: examroom_api::connections::EdgeLimits,
     /// Serve the ports origin on a listener of its own (`http://{name}.localhost:PORT`).
     pub ports: bool,
+    /// Put the data directory (the store and the sandbox's state) on a tmpfs of this many bytes, to fill it.
+    pub data_tmpfs: Option<u64>,
 }
 
 impl Default for Options {
@@ -69,6 +71,7 @@ impl Default for Options {
             create_timeout: Duration::from_secs(30),
             limits: examroom_api::connections::EdgeLimits::default(),
             ports: false,
+            data_tmpfs: None,
         }
     }
 }
@@ -83,6 +86,8 @@ pub struct TestServer {
     pub keys: TokenKeys,
     /// The ports origin's listener, when [`Options::ports`].
     pub ports_addr: Option<std::net::SocketAddr>,
+    /// The data directory is a tmpfs of ours (unmounted when the server is dropped).
+    data_mounted: bool,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     _tmp: tempfile::TempDir,
@@ -100,6 +105,15 @@ impl TestServer {
         let catalog_dir = tmp.path().join("exams");
         std::fs::create_dir_all(&data_dir).unwrap();
         std::fs::create_dir_all(&catalog_dir).unwrap();
+        if let Some(size) = opts.data_tmpfs {
+            let ok = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+                .arg(&data_dir)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "mount a tmpfs on {}", data_dir.display());
+        }
         (opts.exams)(&catalog_dir);
         let label = unique_label("api");
         let ports_listener = match opts.ports {
@@ -148,6 +162,7 @@ impl TestServer {
             label,
             keys: TokenKeys::from_secret(SECRET),
             ports_addr,
+            data_mounted: opts.data_tmpfs.is_some(),
             shutdown: Some(tx),
             server: Some(server),
             _tmp: tmp,
@@ -215,6 +230,9 @@ impl Drop for TestServer {
             SandboxRuntime::new(sandbox_config(&self.data_dir, &self.catalog_dir, &self.label, &Options::default()))
         {
             let _ = rt.destroy_all_blocking();
+        }
+        if self.data_mounted {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.data_dir).status();
         }
     }
 }
