@@ -110,6 +110,9 @@ pub struct Workspace {
     /// Terminals opened besides "main", in order, that were not closed.
     #[serde(default)]
     pub terminals: Vec<String>,
+    /// Terminals the candidate closed: never attached again.
+    #[serde(default)]
+    pub closed: Vec<String>,
 }
 
 /// What kind of event the trail records.

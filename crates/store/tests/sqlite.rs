@@ -828,6 +828,7 @@ async fn workspace_round_trips_survives_reopen_and_needs_a_session() {
         visited: vec!["t1".into(), "t2".into()],
         notepad: "check the PVC — later".into(),
         terminals: vec!["t1".into()],
+        closed: vec!["t2".into()],
     };
     store.set_workspace(&rec.id, &w, T0 + 1).await.unwrap();
     assert_eq!(store.workspace(&rec.id).await.unwrap(), Some(w.clone()));
