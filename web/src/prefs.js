@@ -65,19 +65,22 @@ function render() {
   box.replaceChildren(
     h(
       'button',
-      { type: 'button', class: 'pref', id: 'pref-theme', 'aria-label': M.switchTheme(other), title: M.switchTheme(other), onclick: () => set({ theme: other }) },
-      prefs.theme === 'dark' ? '☾' : '☀',
+      { type: 'button', class: 'pref', id: 'pref-theme', title: M.switchTheme(other), onclick: () => set({ theme: other }) },
+      h('span', { 'aria-hidden': 'true' }, prefs.theme === 'dark' ? '☾' : '☀'),
+      h('span', { class: 'sr-only' }, M.switchTheme(other)),
     ),
     h(
       'button',
-      { type: 'button', class: 'pref', id: 'pref-smaller', 'aria-label': M.textSmaller, title: M.textSmaller, disabled: i <= 0, onclick: () => set({ size: SIZES[i - 1] }) },
-      'A−',
+      { type: 'button', class: 'pref', id: 'pref-smaller', title: M.textSmaller, disabled: i <= 0, onclick: () => set({ size: SIZES[i - 1] }) },
+      h('span', { 'aria-hidden': 'true' }, 'A−'),
+      h('span', { class: 'sr-only' }, M.textSmaller),
     ),
     h('span', { class: 'pref-size', 'aria-live': 'polite' }, h('span', { class: 'sr-only' }, M.textSize(prefs.size)), h('span', { 'aria-hidden': 'true' }, `${prefs.size}%`)),
     h(
       'button',
-      { type: 'button', class: 'pref', id: 'pref-larger', 'aria-label': M.textLarger, title: M.textLarger, disabled: i >= SIZES.length - 1, onclick: () => set({ size: SIZES[i + 1] }) },
-      'A+',
+      { type: 'button', class: 'pref', id: 'pref-larger', title: M.textLarger, disabled: i >= SIZES.length - 1, onclick: () => set({ size: SIZES[i + 1] }) },
+      h('span', { 'aria-hidden': 'true' }, 'A+'),
+      h('span', { class: 'sr-only' }, M.textLarger),
     ),
     h(
       'label',

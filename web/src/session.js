@@ -665,9 +665,11 @@ export class SessionPage {
     const w = this.workspace || { flagged: [], visited: [] };
     const on = !w.flagged.includes(id);
     const flagged = on ? [...w.flagged, id] : w.flagged.filter((f) => f !== id);
-    btn.disabled = true;
+    // Busy, not disabled: a disabled button would lose the keyboard focus.
+    if (btn.getAttribute('aria-busy') === 'true') return;
+    btn.setAttribute('aria-busy', 'true');
     const stored = await this.changeWorkspace({ flagged });
-    btn.disabled = false;
+    btn.removeAttribute('aria-busy');
     const now = (stored || w).flagged.includes(id);
     btn.setAttribute('aria-pressed', String(now));
     btn.textContent = now ? `⚑ ${M.flagged}` : `⚐ ${M.flag}`;

@@ -24,7 +24,7 @@ export class TerminalTabs {
     this.current = 'main';
     this.limit = 1;
     this.tabBar = h('div', { class: 'term-tabs', role: 'tablist', 'aria-label': M.terminals });
-    this.newBtn = h('button', { type: 'button', class: 'term-new', 'data-testid': 'new-terminal', onclick: () => this.open() }, `+ ${M.newTerminal}`);
+    this.newBtn = h('button', { type: 'button', class: 'term-new', 'data-testid': 'new-terminal', onclick: () => this.open() }, h('span', { 'aria-hidden': 'true' }, '+ '), M.newTerminal);
     this.boxes = h('div', { class: 'term-boxes' });
     root.append(h('div', { class: 'term-bar' }, this.tabBar, this.newBtn), this.boxes);
     this.add('main');
@@ -51,7 +51,6 @@ export class TerminalTabs {
     const full = this.terms.size >= this.limit;
     this.newBtn.disabled = full;
     this.newBtn.title = M.newTerminalLimit(this.limit);
-    this.newBtn.setAttribute('aria-label', M.newTerminalLimit(this.limit));
   }
 
   add(name) {
@@ -73,7 +72,12 @@ export class TerminalTabs {
     const wrap = h('span', { class: 'term-tab', role: 'presentation' }, tab);
     if (name !== 'main') {
       wrap.append(
-        h('button', { type: 'button', class: 'term-close', 'aria-label': M.closeTerminal(label), title: M.closeTerminal(label), onclick: () => this.close(name) }, '×'),
+        h(
+          'button',
+          { type: 'button', class: 'term-close', title: M.closeTerminal(label), onclick: () => this.close(name) },
+          h('span', { 'aria-hidden': 'true' }, '×'),
+          h('span', { class: 'sr-only' }, M.closeTerminal(label)),
+        ),
       );
     }
     this.tabBar.append(wrap);
