@@ -30,7 +30,8 @@ export default async function ({ page, context, base, signInUrl, shot }) {
   await waitForLineIn(page, 'terminal', (l) => l.trim() === 'sel-9');
   await page.evaluate(() => navigator.clipboard.writeText(''));
   const row = page.locator('[data-testid="terminal"] .xterm-rows > div', { hasText: /^sel-9\s*$/ }).last();
-  await row.click({ clickCount: 3 });
+  const rb = await row.boundingBox();
+  await page.mouse.click(rb.x + 10, rb.y + rb.height / 2, { clickCount: 3 });
   await page.keyboard.press('Control+Shift+C');
   await page.waitForFunction(async () => (await navigator.clipboard.readText()).includes('sel-9'), null, { timeout: 5000 });
 
