@@ -207,6 +207,10 @@ export class ExamTerminal {
     if (this.queue.length) later(Math.max(1, INPUT_TICK - (performance.now() - this.window.start)));
   }
 
+  sendResize(cols, rows) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ type: 'resize', cols, rows }));
+  }
+
   connect() {
     if (this.stopped) return;
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';

@@ -4,7 +4,7 @@ import { assert, signIn, startExam, waitForLineIn } from './assert.mjs';
 
 export const name = 'copy a code span from a prompt, paste it into the terminal; a large paste arrives whole';
 
-export default async function ({ page, context, base, signInUrl, shot }) {
+export default async function ({ page, consoleErrors, context, base, signInUrl, shot }) {
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
   await signIn(page, signInUrl().url);
   await startExam(page, base, 'quick-check');
@@ -52,4 +52,5 @@ export default async function ({ page, context, base, signInUrl, shot }) {
   await waitForLineIn(page, 'terminal', (l) => /^size: ?2000 102000$/.test(l.trim()), 30000);
   console.log(`     (a 102000-byte paste took ${Date.now() - t0} ms to arrive)`);
   await shot('pasted');
+  assert(consoleErrors.length === 0, `no browser errors: ${consoleErrors.join('; ')}`);
 }

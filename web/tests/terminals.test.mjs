@@ -4,7 +4,7 @@ import { assert, signIn, startExam, waitForLineIn } from './assert.mjs';
 
 export const name = 'several terminals: each its own shell, both resume after a reload, a closed one stays closed';
 
-export default async function ({ page, base, signInUrl, shot }) {
+export default async function ({ page, consoleErrors, base, signInUrl, shot }) {
   await signIn(page, signInUrl().url);
   await startExam(page, base, 'quick-check');
   await page.locator('[data-page="exam"]').waitFor({ timeout: 30000 });
@@ -48,4 +48,5 @@ export default async function ({ page, base, signInUrl, shot }) {
   await page.locator('[role="tab"][data-terminal="t1"]').waitFor({ timeout: 15000 });
   assert((await page.locator('[role="tab"][data-terminal="t2"]').count()) === 0, 'the closed terminal stays closed');
   await shot('after-reload');
+  assert(consoleErrors.length === 0, `no browser errors: ${consoleErrors.join('; ')}`);
 }

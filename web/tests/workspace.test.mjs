@@ -5,7 +5,7 @@ import { assert, signIn, startExam } from './assert.mjs';
 
 export const name = 'flags and the notepad survive a reload and a second browser; resources; the proctor reads them';
 
-export default async function ({ page, base, signInUrl, shot, newContext }) {
+export default async function ({ page, consoleErrors, base, signInUrl, shot, newContext }) {
   const cand = signInUrl();
   await signIn(page, cand.url);
   await startExam(page, base, 'linux-basics');
@@ -72,4 +72,5 @@ export default async function ({ page, base, signInUrl, shot, newContext }) {
   } finally {
     await proc.close();
   }
+  assert(consoleErrors.length === 0, `no browser errors: ${consoleErrors.join('; ')}`);
 }
