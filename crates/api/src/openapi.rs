@@ -269,7 +269,7 @@ pub fn document() -> Value {
     );
     close_term["parameters"] = json!([
         id_param()[0].clone(),
-        { "name": "name", "in": "path", "required": true, "schema": { "type": "string" }, "description": "the terminal: t1, t2, …; anything else is 404 terminal_not_found" }
+        { "name": "name", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^t[0-9]{1,4}$", "maxLength": 5 }, "description": "the terminal: t1, t2, … (\"main\" cannot be closed: 400); any other name is 404 terminal_not_found" }
     ]);
     p("/api/v1/sessions/{id}/terminals/{name}", json!({ "delete": close_term }));
     p(

@@ -19,15 +19,21 @@ use crate::error::{ApiError, ApiResult};
 use crate::identity::Authed;
 use crate::AppState;
 
+/// Each field may be left out (it stays as it is), but not given as null.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ChangeBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     flagged: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     visited: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     notepad: Option<String>,
+}
+
+/// A field that was given: its value, never null.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
 }
 
 fn workspace_json(w: &Workspace) -> serde_json::Value {

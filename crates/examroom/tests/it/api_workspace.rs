@@ -74,6 +74,8 @@ async fn workspace_is_the_owners_checked_bounded_and_read_by_the_proctor_after_t
         (json!({ "flags": ["one"] }), "unknown field"),
         (json!({ "notepad": "x".repeat(32 * 1024 + 1) }), "32 KiB"),
         (json!({ "visited": "one" }), "does not fit"),
+        (json!({ "visited": null }), "does not fit"),
+        (json!({ "notepad": null }), "does not fit"),
         (json!(["one"]), "JSON object"),
     ] {
         let a = patch(&c, &url, &alice, body).await;
