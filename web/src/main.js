@@ -11,6 +11,8 @@ import { h, humanDuration, show } from './dom.js';
 import { SessionPage, errorPage, notFoundPage, signedOutPage } from './session.js';
 import { clearBanner } from './banner.js';
 import { ProctorPage, proctorsOnlyPage } from './proctor.js';
+import { installPrefs } from './prefs.js';
+import { C, M } from './messages.js';
 
 let current = null; // the page object that owns timers and connections
 let me; // the answer of GET /api/v1/auth/session: { user_id, role }, null when signed out; undefined before asking
@@ -44,7 +46,7 @@ async function route() {
     try {
       who = await whoAmI();
     } catch (e) {
-      return errorPage(e, 'The exam server could not be reached');
+      return errorPage(e, C.serverUnreachable);
     }
     if (!who) return signedOutPage();
     if (who.role === 'proctor' && path !== '/proctor') return navigate('/proctor', { replace: true });
@@ -63,15 +65,15 @@ async function route() {
 }
 
 async function catalog() {
-  document.title = 'Your exams · examroom';
-  show(h('section', { class: 'card' }, h('h1', {}, 'Your exams'), h('p', { class: 'muted' }, 'Loading…')));
+  document.title = `${C.yourExams} · examroom`;
+  show(h('section', { class: 'card' }, h('h1', {}, C.yourExams), h('p', { class: 'muted' }, C.loading)));
   let exams;
   let sessions;
   try {
     [exams, sessions] = await Promise.all([api('/api/v1/exams'), api('/api/v1/sessions')]);
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) return signedOutPage();
-    return errorPage(e, 'The exam list could not be loaded');
+    return errorPage(e, C.listNotLoaded);
   }
   const live = (sessions.sessions || []).find((s) => isLive(s.state));
   const list = exams.exams || [];
@@ -93,7 +95,7 @@ async function catalog() {
       errorEl.replaceChildren(
         h('p', {}, e.message),
         e.guidance ? h('p', {}, e.guidance) : null,
-        e.incident ? h('p', {}, 'Incident id for support: ', h('code', {}, e.incident)) : null,
+        e.incident ? h('p', {}, M.incidentForSupport, h('code', {}, e.incident)) : null,
       );
       errorEl.focus?.();
     }
@@ -103,13 +105,13 @@ async function catalog() {
     h(
       'section',
       { class: 'card', 'data-page': 'catalog' },
-      h('h1', {}, 'Your exams'),
+      h('h1', {}, C.yourExams),
       live
         ? h(
             'div',
-            { class: 'resume', role: 'region', 'aria-label': 'Your exam in progress' },
-            h('p', {}, `You have an exam in progress: ${titleOf(live.exam_id)}.`),
-            h('a', { class: 'button primary', href: `/sessions/${live.id}`, 'data-link': '' }, 'Resume your exam'),
+            { class: 'resume', role: 'region', 'aria-label': C.inProgressLabel },
+            h('p', {}, C.inProgress(titleOf(live.exam_id))),
+            h('a', { class: 'button primary', href: `/sessions/${live.id}`, 'data-link': '' }, C.resume),
           )
         : null,
       errorEl,
@@ -122,7 +124,7 @@ async function catalog() {
                 'li',
                 { class: 'exam-card', 'data-exam': e.id },
                 h('h2', {}, e.title),
-                h('p', { class: 'muted' }, `Duration: ${humanDuration(e.duration_seconds)}`),
+                h('p', { class: 'muted' }, C.duration(humanDuration(e.duration_seconds))),
                 h('p', {}, e.description),
                 // An exam that cannot start here now (its image is not on this server) says so, rather than
                 // offering a Start that can only fail.
@@ -130,7 +132,7 @@ async function catalog() {
                   ? h(
                       'p',
                       { class: 'unavailable', id: `unavailable-${e.id}` },
-                      e.unavailable_reason || 'This exam cannot be started on this server right now.',
+                      e.unavailable_reason || C.unavailable,
                     )
                   : null,
                 live
@@ -139,22 +141,22 @@ async function catalog() {
                     ? h(
                         'button',
                         { type: 'button', disabled: true, 'aria-describedby': `unavailable-${e.id}` },
-                        'Not available',
+                        C.notAvailable,
                       )
                     : h(
                         'button',
                         {
                           type: 'button',
                           class: 'primary',
-                          'aria-label': `Start ${e.title}`,
+                          'aria-label': C.startLabel(e.title),
                           onclick: (ev) => startExam(e.id, ev.currentTarget),
                         },
-                        'Start',
+                        C.start,
                       ),
               ),
             ),
           )
-        : h('p', {}, 'There are no exams yet.'),
+        : h('p', {}, C.noExams),
     ),
   );
 }
@@ -181,4 +183,5 @@ document.getElementById('signout').addEventListener('click', async () => {
   signedOutPage();
 });
 window.addEventListener('popstate', route);
+installPrefs(document.getElementById('prefs'));
 route();

@@ -7,6 +7,7 @@ import { api, ApiError, isLive } from './api.js';
 import { backoff, MAX_ATTEMPTS, setChannel, clearBanner } from './banner.js';
 import { announce, formatDuration, h, show } from './dom.js';
 import { signedOutPage } from './session.js';
+import { P } from './messages.js';
 
 const POLL_MS = 2000;
 
@@ -276,12 +277,36 @@ export class ProctorPage {
           : h('span', { class: 'exam-version' }, 'not recorded'),
       ),
       this.detailState,
+      (this.workspaceEl = h('section', { class: 'proctor-workspace', 'aria-labelledby': 'workspace-title', 'data-testid': 'workspace' },
+        h('h3', { id: 'workspace-title' }, P.workspace),
+        h('p', { class: 'muted' }, P.loading))),
       h('h3', {}, 'Event trail'),
       this.trail,
       this.form,
       this.confirm,
     );
     this.updateDetail(s);
+    this.loadWorkspace(s);
+  }
+
+  /** The candidate's flags, visited tasks and notepad, as kept on the server (readable also after the end). */
+  async loadWorkspace(s) {
+    const el = this.workspaceEl;
+    let w;
+    try {
+      w = await api(`/api/v1/sessions/${encodeURIComponent(s.id)}/workspace`);
+    } catch (e) {
+      el.replaceChildren(h('h3', { id: 'workspace-title' }, P.workspace), h('p', { class: 'error' }, e.message));
+      return;
+    }
+    if (this.workspaceEl !== el) return;
+    el.replaceChildren(
+      h('h3', { id: 'workspace-title' }, P.workspace),
+      h('p', {}, P.flagged, w.flagged.length ? w.flagged.map((t) => h('code', {}, t)).flatMap((c, i) => (i ? [', ', c] : [c])) : P.none),
+      h('p', {}, P.visited, w.visited.length ? w.visited.join(', ') : P.none),
+      h('h4', {}, P.notepad),
+      w.notepad ? h('pre', { class: 'proctor-notepad', 'data-testid': 'proctor-notepad' }, w.notepad) : h('p', { class: 'muted' }, P.emptyNotepad),
+    );
   }
 
   updateDetail(s) {

@@ -10,37 +10,28 @@ import { api, ApiError, isLive } from './api.js';
 import { backoff, MAX_ATTEMPTS, setChannel, clearBanner } from './banner.js';
 import { announce, formatDuration, h, show } from './dom.js';
 import { renderMarkdown } from './markdown.js';
-import { ExamTerminal } from './terminal.js';
+import { localTime, localZone, M, serverTime } from './messages.js';
+import { onPrefsChange, terminalFontSize } from './prefs.js';
+import { copyText } from './terminal.js';
+import { TerminalTabs } from './terminal-tabs.js';
 
-const END_REASONS = {
-  submitted: 'You submitted your exam.',
-  expired: 'Your time ran out, and the exam was submitted as it stood.',
-  terminated_by_proctor: 'A proctor ended your exam.',
-  not_started: 'The exam was not started in time, so it was closed.',
-};
-
-const FAILURE_TITLES = {
-  provisioning_failed: 'Your exam could not start',
-  provisioning_timeout: 'Your exam could not start in time',
-  backend_unavailable: 'The exam service is unavailable',
-  environment_lost: 'Your exam environment was lost',
-  internal: 'Something went wrong on our side',
-};
+/** The notepad's limit on the server, in bytes. */
+const NOTEPAD_MAX = 32 * 1024;
 
 export function notFoundPage() {
-  document.title = 'No such session · examroom';
+  document.title = `${M.noSuchSessionTitle} · examroom`;
   show(
     h(
       'section',
       { class: 'card narrow', 'data-page': 'not-found' },
-      h('h1', {}, 'No such session'),
-      h('p', {}, 'There is no exam session at this address for you. The link may be mistyped, or it belongs to someone else.'),
-      h('p', {}, h('a', { href: '/', 'data-link': '' }, 'Go to your exams')),
+      h('h1', {}, M.noSuchSessionTitle),
+      h('p', {}, M.noSuchSession),
+      h('p', {}, h('a', { href: '/', 'data-link': '' }, M.goToExams)),
     ),
   );
 }
 
-export function errorPage(err, title = 'Something went wrong') {
+export function errorPage(err, title = M.somethingWrong) {
   if (err instanceof ApiError && err.status === 401) return signedOutPage();
   show(
     h(
@@ -49,20 +40,20 @@ export function errorPage(err, title = 'Something went wrong') {
       h('h1', {}, title),
       h('p', {}, err.message),
       err.guidance ? h('p', {}, err.guidance) : null,
-      err.incident ? h('p', {}, 'Incident id for support: ', h('code', {}, err.incident)) : null,
-      h('p', {}, h('button', { type: 'button', onclick: () => location.reload() }, 'Try again')),
+      err.incident ? h('p', {}, M.incidentForSupport, h('code', {}, err.incident)) : null,
+      h('p', {}, h('button', { type: 'button', onclick: () => location.reload() }, M.tryAgain)),
     ),
   );
 }
 
 export function signedOutPage() {
-  document.title = 'Sign in · examroom';
+  document.title = `${M.signInTitle} · examroom`;
   show(
     h(
       'section',
       { class: 'card narrow', 'data-page': 'signed-out' },
-      h('h1', {}, 'You are not signed in'),
-      h('p', {}, 'Open the sign-in link you were given. If it has expired, ask your proctor or organiser for a new one.'),
+      h('h1', {}, M.signInTitle),
+      h('p', {}, M.signInHelp),
     ),
   );
 }
@@ -78,7 +69,7 @@ export class SessionPage {
     this.sseTimer = null;
     this.tick = null;
     this.deadlineAt = null; // performance.now() at which the clock reaches zero (re-synced from the server)
-    this.terminal = null;
+    this.terminals = null;
     this.desktop = null;
     this.resultTimer = null;
     this.steps = []; // provisioning messages seen so far
@@ -87,13 +78,13 @@ export class SessionPage {
   }
 
   async start() {
-    show(h('section', { class: 'card narrow' }, h('h1', {}, 'Loading your exam…')));
+    show(h('section', { class: 'card narrow' }, h('h1', {}, M.loadingExam)));
     let view;
     try {
       view = await api(`/api/v1/sessions/${encodeURIComponent(this.id)}`);
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) return notFoundPage();
-      return errorPage(e, 'Your exam could not be loaded');
+      return errorPage(e, M.examNotLoaded);
     }
     this.exam = await api(`/api/v1/exams/${encodeURIComponent(view.exam_id)}`).catch(() => null);
     this.update(view);
@@ -106,10 +97,7 @@ export class SessionPage {
     clearTimeout(this.sseTimer);
     clearInterval(this.tick);
     clearTimeout(this.resultTimer);
-    this.terminal?.dispose();
-    this.terminal = null;
-    this.desktop?.dispose();
-    this.desktop = null;
+    this.leave('exam');
     clearBanner();
     document.getElementById('clock').hidden = true;
   }
@@ -228,8 +216,12 @@ export class SessionPage {
 
   leave(mode) {
     if (mode === 'exam') {
-      this.terminal?.dispose();
-      this.terminal = null;
+      this.saveNote?.();
+      clearTimeout(this.noteTimer);
+      this.unsubscribePrefs?.();
+      this.unsubscribePrefs = null;
+      this.terminals?.dispose();
+      this.terminals = null;
       this.desktop?.dispose();
       this.desktop = null;
     }
@@ -238,17 +230,17 @@ export class SessionPage {
   // provisioning
 
   render_provisioning() {
-    const title = this.exam?.title || 'your exam';
-    document.title = `Preparing ${title} · examroom`;
-    this.stepList = h('ol', { class: 'steps', 'aria-label': 'Steps' });
+    const title = this.exam?.title || M.yourExam;
+    document.title = `${M.preparing(title)} · examroom`;
+    this.stepList = h('ol', { class: 'steps', 'aria-label': M.steps });
     this.stepNow = h('p', { class: 'step-now', 'aria-live': 'polite' });
     this.elapsed = h('p', { class: 'muted elapsed' });
     show(
       h(
         'section',
         { class: 'card narrow', 'data-page': 'provisioning' },
-        h('h1', {}, `Preparing ${title}`),
-        h('p', {}, 'Your exam environment is being set up. Your exam time has not started yet.'),
+        h('h1', {}, M.preparing(title)),
+        h('p', {}, M.preparingHelp),
         this.stepNow,
         this.stepList,
         this.elapsed,
@@ -260,7 +252,7 @@ export class SessionPage {
     const draw = () => {
       if (this.mode !== 'provisioning') return;
       const secs = Math.floor(serverAge + (performance.now() - localStart) / 1000);
-      this.elapsed.textContent = `Elapsed: ${secs} s`;
+      this.elapsed.textContent = M.elapsed(secs);
     };
     draw();
     this.tick = setInterval(draw, 250);
@@ -272,9 +264,9 @@ export class SessionPage {
       if (!this.steps.length || this.steps[this.steps.length - 1].message !== p.message) {
         this.steps.push({ step: p.step, total: p.total, message: p.message });
       }
-      this.stepNow.textContent = `Step ${p.step} of ${p.total}: ${p.message}`;
+      this.stepNow.textContent = M.step(p.step, p.total, p.message);
     } else {
-      this.stepNow.textContent = this.view.state === 'created' ? 'Waiting to start…' : 'Starting…';
+      this.stepNow.textContent = this.view.state === 'created' ? M.waitingToStart : M.starting;
     }
     this.stepList.replaceChildren(
       ...this.steps.map((s, i) =>
@@ -292,14 +284,14 @@ export class SessionPage {
 
   render_exam() {
     clearInterval(this.tick);
-    const title = this.exam?.title || 'Exam';
+    const title = this.exam?.title || M.exam;
     document.title = `${title} · examroom`;
-    this.taskNav = h('nav', { class: 'task-nav', 'aria-label': 'Tasks' });
-    this.taskBody = h('article', { class: 'task-body', tabindex: '0', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Loading tasks…'));
+    this.taskNav = h('nav', { class: 'task-nav', 'aria-label': M.tasks });
+    this.taskBody = h('article', { class: 'task-body', tabindex: '0', 'aria-live': 'polite' }, h('p', { class: 'muted' }, M.loadingTasks));
     this.noticeEl = h('p', { class: 'notice', role: 'status', hidden: true });
-    const termBox = h('div', { class: 'term-box', 'data-testid': 'terminal' });
-    this.submitBtn = h('button', { type: 'button', class: 'primary', onclick: () => this.confirmSubmit() }, 'Submit exam');
+    this.submitBtn = h('button', { type: 'button', class: 'primary', onclick: () => this.confirmSubmit() }, M.submitExam);
     this.dialog = this.makeDialog();
+    const termRoot = h('div', { class: 'term-root' });
     show(
       h(
         'section',
@@ -310,6 +302,8 @@ export class SessionPage {
           h('h1', {}, title),
           this.taskNav,
           this.taskBody,
+          this.resourcesPanel(),
+          this.notepadPanel(),
           this.portLinks(),
           h('div', { class: 'submit-row' }, this.submitBtn),
         ),
@@ -317,21 +311,21 @@ export class SessionPage {
           'div',
           { class: 'term-col' },
           this.viewTabs(),
-          h('h2', { class: 'sr-only' }, 'Terminal'),
+          h('h2', { class: 'sr-only' }, M.terminalHeading),
           this.noticeEl,
-          this.termPane = h(
+          (this.termPane = h(
             'div',
             { class: 'pane', id: 'pane-terminal', role: this.exam?.desktop ? 'tabpanel' : null },
-            termBox,
-            h('p', { class: 'muted hint' }, 'Terminal: Tab moves into the terminal; press Ctrl+Shift+F6 or click a task to leave it.'),
-          ),
+            termRoot,
+            h('p', { class: 'muted hint' }, M.terminalHint),
+          )),
           this.desktopPane(),
         ),
         this.dialog,
       ),
     );
     // Leaving the terminal with the keyboard: xterm takes Tab itself, so offer a chord that moves focus out.
-    termBox.addEventListener(
+    termRoot.addEventListener(
       'keydown',
       (e) => {
         if (e.key === 'F6' && e.ctrlKey && e.shiftKey) {
@@ -343,16 +337,30 @@ export class SessionPage {
       true,
     );
     this.loadTasks();
-    this.terminal = new ExamTerminal(termBox, this.id, {
+    this.terminals = new TerminalTabs(termRoot, this.id, (name) => this.terminalHooks(name), this);
+    this.unsubscribePrefs = onPrefsChange((p) =>
+      this.terminals?.setOptions({ fontSize: terminalFontSize(), theme: p.theme, screenReader: p.screenReader }),
+    );
+    if (this.exam?.desktop) this.showView('desktop');
+    else setTimeout(() => this.terminals?.focus(), 0);
+  }
+
+  terminalHooks(name) {
+    return {
       onStatus: (f) => this.syncClock(f.remaining_seconds, f.state),
       onNotice: (m) => this.notice(m),
+      onCopied: () => announce(M.copied),
+      pasteRefused: M.pasteRefused,
       onEnded: (f) => {
-        this.notice(f.message || 'The exam has ended.');
+        this.notice(f.message || M.examEnded);
         this.refresh();
       },
       onClosed: (why, reason) => {
         if (why === 'ended') this.refresh();
-        else if (why === 'not_found') {
+        else if (why === 'not_found' && name !== 'main') {
+          // Closed in another window or tab.
+          this.terminals?.drop(name);
+        } else if (why === 'not_found') {
           this.dispose();
           notFoundPage();
         } else if (why === 'unauthenticated') {
@@ -360,16 +368,14 @@ export class SessionPage {
           signedOutPage();
         } else if (why === 'replaced') {
           this.notice(
-            'This terminal was opened in another window or tab, so it is closed here.',
-            h('button', { type: 'button', onclick: () => this.terminal?.reconnect() }, 'Use the terminal here'),
+            M.terminalReplaced,
+            h('button', { type: 'button', onclick: () => this.terminals?.terms.get(name)?.term.reconnect() }, M.useTerminalHere),
           );
         } else if (why === 'forbidden') {
-          this.notice(reason || 'The terminal refused this connection.');
+          this.notice(reason || M.terminalRefused);
         }
       },
-    });
-    if (this.exam?.desktop) this.showView('desktop');
-    else setTimeout(() => this.terminal?.focus(), 0);
+    };
   }
 
   /** Tabs between the terminal and the desktop, for exams with a desktop. */
@@ -388,8 +394,8 @@ export class SessionPage {
         },
         label,
       );
-    this.tabs = [tab('desktop', 'Desktop'), tab('terminal', 'Terminal')];
-    return h('div', { class: 'view-tabs', role: 'tablist', 'aria-label': 'Views' }, ...this.tabs);
+    this.tabs = [tab('desktop', M.desktop), tab('terminal', M.terminal)];
+    return h('div', { class: 'view-tabs', role: 'tablist', 'aria-label': M.views }, ...this.tabs);
   }
 
   /** The desktop's pane: the screen, and a way to paste text into it. */
@@ -397,7 +403,7 @@ export class SessionPage {
     if (!this.exam?.desktop) return null;
     const { width, height } = this.exam.desktop;
     this.desktopBox = h('div', { class: 'desktop-box', 'data-testid': 'desktop', style: `aspect-ratio: ${width} / ${height}` });
-    const text = h('textarea', { id: 'desktop-paste', rows: 2, placeholder: 'Text to paste into the desktop' });
+    const text = h('textarea', { id: 'desktop-paste', rows: 2, placeholder: M.desktopPastePlaceholder });
     const said = h('span', { class: 'muted', role: 'status' });
     const send = h(
       'button',
@@ -405,19 +411,17 @@ export class SessionPage {
         type: 'button',
         onclick: () => {
           const ok = this.desktop?.paste(text.value);
-          said.textContent = ok
-            ? ' On the desktop clipboard: paste it there with a middle-click, or Shift+Insert in a terminal.'
-            : ' The desktop is not connected yet.';
+          said.textContent = ok ? M.desktopPasteDone : M.desktopNotConnected;
         },
       },
-      'Send to the desktop clipboard',
+      M.desktopPasteSend,
     );
     this.deskPane = h(
       'div',
       { class: 'pane', id: 'pane-desktop', role: 'tabpanel', hidden: true },
-      h('h2', { class: 'sr-only' }, 'Desktop'),
+      h('h2', { class: 'sr-only' }, M.desktop),
       this.desktopBox,
-      h('div', { class: 'desktop-paste' }, h('label', { for: 'desktop-paste', class: 'sr-only' }, 'Text to paste into the desktop'), text, send, said),
+      h('div', { class: 'desktop-paste' }, h('label', { for: 'desktop-paste', class: 'sr-only' }, M.desktopPastePlaceholder), text, send, said),
     );
     return this.deskPane;
   }
@@ -440,7 +444,7 @@ export class SessionPage {
             });
           })
           .catch((e) => {
-            this.desktopBox.replaceChildren(h('p', { class: 'desktop-status' }, `The desktop could not be loaded: ${e.message}. Reload the page.`));
+            this.desktopBox.replaceChildren(h('p', { class: 'desktop-status' }, M.desktopLoadFailed(e.message)));
           })
           .finally(() => {
             this.desktopLoading = null;
@@ -448,8 +452,8 @@ export class SessionPage {
       }
       setTimeout(() => this.desktop?.focus(), 0);
     } else {
-      this.terminal?.refit();
-      setTimeout(() => this.terminal?.focus(), 0);
+      this.terminals?.refit();
+      setTimeout(() => this.terminals?.focus(), 0);
     }
   }
 
@@ -463,8 +467,8 @@ export class SessionPage {
     if (!ports.length) return null;
     return h(
       'section',
-      { class: 'ports', 'aria-label': 'Your web ports' },
-      h('h2', {}, 'Your web ports'),
+      { class: 'ports', 'aria-label': M.yourPorts },
+      h('h2', {}, M.yourPorts),
       h(
         'ul',
         {},
@@ -480,13 +484,90 @@ export class SessionPage {
                 rel: 'noopener noreferrer',
                 'data-port': p,
               },
-              `Open port ${p}`,
+              M.openPort(p),
             ),
-            h('span', { class: 'muted' }, ' (a new tab; start your server on this port first)'),
+            h('span', { class: 'muted' }, M.openPortHint),
           ),
         ),
       ),
     );
+  }
+
+  /** The exam's documentation links, opened in a new tab without a referrer or an opener. */
+  resourcesPanel() {
+    const list = this.exam?.resources || [];
+    if (!list.length) return null;
+    return h(
+      'details',
+      { class: 'side-panel resources', 'data-testid': 'resources' },
+      h('summary', {}, M.resources),
+      h('p', { class: 'muted' }, M.resourcesHelp),
+      h(
+        'ul',
+        {},
+        list.map((r) =>
+          h(
+            'li',
+            {},
+            h('a', { href: r.url, target: '_blank', rel: 'noopener noreferrer' }, r.title, h('span', { class: 'sr-only' }, M.opensNewTab)),
+          ),
+        ),
+      ),
+    );
+  }
+
+  /** The notepad: saved on the server as the candidate types (debounced), and when they leave the field. */
+  notepadPanel() {
+    this.noteArea = h('textarea', {
+      id: 'notepad',
+      rows: 6,
+      maxlength: String(NOTEPAD_MAX),
+      'aria-describedby': 'notepad-help notepad-status',
+      oninput: () => this.noteChanged(),
+      onblur: () => this.saveNote(),
+    });
+    this.noteStatus = h('span', { id: 'notepad-status', class: 'muted', role: 'status' });
+    return h(
+      'details',
+      { class: 'side-panel notepad', 'data-testid': 'notepad' },
+      h('summary', {}, M.notepad),
+      h('label', { for: 'notepad', class: 'sr-only' }, M.notepad),
+      h('p', { id: 'notepad-help', class: 'muted' }, M.notepadHelp),
+      this.noteArea,
+      this.noteStatus,
+    );
+  }
+
+  noteChanged() {
+    this.noteStatus.textContent = '';
+    clearTimeout(this.noteTimer);
+    this.noteTimer = setTimeout(() => this.saveNote(), 600);
+  }
+
+  async saveNote() {
+    clearTimeout(this.noteTimer);
+    if (!this.noteArea || this.workspace?.notepad === this.noteArea.value) return;
+    const text = this.noteArea.value;
+    if (new TextEncoder().encode(text).length > NOTEPAD_MAX) {
+      this.noteStatus.textContent = M.notepadTooLong(NOTEPAD_MAX / 1024);
+      return;
+    }
+    this.noteStatus.textContent = M.notepadSaving;
+    const w = await this.changeWorkspace({ notepad: text });
+    if (w && this.noteArea) this.noteStatus.textContent = w.notepad === this.noteArea.value ? M.notepadSaved : '';
+  }
+
+  /** Sends a change of the workspace; answers the stored workspace, or null (the reason shown). */
+  async changeWorkspace(change) {
+    try {
+      const w = await api(`/api/v1/sessions/${encodeURIComponent(this.id)}/workspace`, { method: 'PATCH', body: change });
+      this.workspace = w;
+      return w;
+    } catch (e) {
+      if (this.noteStatus && 'notepad' in change) this.noteStatus.textContent = M.notepadNotSaved(e.message);
+      else this.notice(e.message);
+      return null;
+    }
   }
 
   notice(message, ...extra) {
@@ -497,15 +578,19 @@ export class SessionPage {
 
   async loadTasks() {
     let tasks = [];
+    const base = `/api/v1/sessions/${encodeURIComponent(this.id)}`;
     try {
-      tasks = (await api(`/api/v1/sessions/${encodeURIComponent(this.id)}/tasks`)).tasks || [];
+      const [t, w] = await Promise.all([api(`${base}/tasks`), api(`${base}/workspace`).catch(() => null)]);
+      tasks = t.tasks || [];
+      this.workspace = w || { flagged: [], visited: [], notepad: '' };
     } catch (e) {
-      this.taskBody.replaceChildren(h('p', {}, `The tasks could not be loaded: ${e.message}`));
+      this.taskBody.replaceChildren(h('p', {}, M.tasksNotLoaded(e.message)));
       return;
     }
+    if (this.noteArea && !this.noteArea.value) this.noteArea.value = this.workspace.notepad || '';
     this.tasks = tasks;
     if (!tasks.length) {
-      this.taskBody.replaceChildren(h('p', {}, 'This exam has no written tasks.'));
+      this.taskBody.replaceChildren(h('p', {}, M.noTasks));
       return;
     }
     this.taskNav.replaceChildren(
@@ -518,47 +603,117 @@ export class SessionPage {
             {},
             h(
               'button',
-              { type: 'button', class: 'task-link', 'data-task': i, onclick: () => this.showTask(i) },
+              { type: 'button', class: 'task-link', 'data-task': i, 'data-task-id': t.id, onclick: () => this.showTask(i) },
+              h('span', { class: 'task-mark', 'aria-hidden': 'true' }),
               `${i + 1}. ${t.title}`,
+              h('span', { class: 'sr-only task-state' }),
             ),
           ),
         ),
       ),
+      h('p', { class: 'legend muted', 'aria-hidden': 'true' }, M.legend),
     );
     this.showTask(0);
   }
 
+  /** Marks each task in the list: flagged, visited or not opened yet (a symbol, and words for screen readers). */
+  drawTaskStates() {
+    const w = this.workspace || { flagged: [], visited: [] };
+    for (const b of this.taskNav.querySelectorAll('button.task-link')) {
+      const id = b.dataset.taskId;
+      const state = w.flagged.includes(id) ? 'flagged' : w.visited.includes(id) ? 'visited' : 'untouched';
+      b.dataset.state = state;
+      b.querySelector('.task-mark').textContent = { flagged: '⚑ ', visited: '✓ ', untouched: '○ ' }[state];
+      b.querySelector('.task-state').textContent = ` (${M.taskState[state]})`;
+    }
+  }
+
   showTask(i) {
     const t = this.tasks[i];
+    this.taskIndex = i;
     for (const b of this.taskNav.querySelectorAll('button.task-link')) {
       if (Number(b.dataset.task) === i) b.setAttribute('aria-current', 'step');
       else b.removeAttribute('aria-current');
     }
+    const flagged = this.workspace?.flagged.includes(t.id);
+    const flagBtn = h(
+      'button',
+      { type: 'button', class: 'flag', 'aria-pressed': String(!!flagged), 'data-testid': 'flag', onclick: () => this.toggleFlag(t.id, flagBtn) },
+      flagged ? `⚑ ${M.flagged}` : `⚐ ${M.flag}`,
+    );
+    const prompt = h('div', { class: 'prompt', html: renderMarkdown(t.prompt) });
+    this.addCopyButtons(prompt);
     this.taskBody.replaceChildren(
-      h('h2', {}, `Task ${i + 1}: ${t.title}`),
-      t.points ? h('p', { class: 'muted' }, `${t.points} point${t.points === 1 ? '' : 's'}`) : null,
-      h('div', { class: 'prompt', html: renderMarkdown(t.prompt) }),
+      h('h2', {}, M.taskHeading(i + 1, t.title)),
+      h('div', { class: 'task-meta' }, t.points ? h('span', { class: 'muted' }, M.points(t.points)) : null, flagBtn),
+      prompt,
       h(
         'div',
         { class: 'task-steps' },
-        i > 0 ? h('button', { type: 'button', onclick: () => this.showTask(i - 1) }, '← Previous task') : null,
-        i < this.tasks.length - 1 ? h('button', { type: 'button', onclick: () => this.showTask(i + 1) }, 'Next task →') : null,
+        i > 0 ? h('button', { type: 'button', onclick: () => this.showTask(i - 1) }, M.previousTask) : null,
+        i < this.tasks.length - 1 ? h('button', { type: 'button', onclick: () => this.showTask(i + 1) }, M.nextTask) : null,
       ),
     );
+    if (this.workspace && !this.workspace.visited.includes(t.id)) {
+      this.workspace.visited = [...this.workspace.visited, t.id];
+      this.changeWorkspace({ visited: this.workspace.visited }).then(() => this.drawTaskStates());
+    }
+    this.drawTaskStates();
+  }
+
+  async toggleFlag(id, btn) {
+    const w = this.workspace || { flagged: [], visited: [] };
+    const on = !w.flagged.includes(id);
+    const flagged = on ? [...w.flagged, id] : w.flagged.filter((f) => f !== id);
+    // Busy, not disabled: a disabled button would lose the keyboard focus.
+    if (btn.getAttribute('aria-busy') === 'true') return;
+    btn.setAttribute('aria-busy', 'true');
+    const stored = await this.changeWorkspace({ flagged });
+    btn.removeAttribute('aria-busy');
+    const now = (stored || w).flagged.includes(id);
+    btn.setAttribute('aria-pressed', String(now));
+    btn.textContent = now ? `⚑ ${M.flagged}` : `⚐ ${M.flag}`;
+    this.drawTaskStates();
+  }
+
+  /** Code in a prompt copies with a click: a Copy button on each block, and inline code itself is a button. */
+  addCopyButtons(prompt) {
+    const copy = async (text) => announce((await copyText(text)) ? M.copied : M.copyFailed);
+    for (const pre of prompt.querySelectorAll('pre')) {
+      const text = pre.textContent.replace(/\n$/, '');
+      const wrap = h('div', { class: 'code-block' });
+      pre.replaceWith(wrap);
+      wrap.append(pre, h('button', { type: 'button', class: 'copy', 'aria-label': M.copyCode, onclick: () => copy(text) }, M.copy));
+    }
+    for (const code of prompt.querySelectorAll('code')) {
+      if (code.closest('pre')) continue;
+      code.classList.add('copyable');
+      code.setAttribute('role', 'button');
+      code.setAttribute('tabindex', '0');
+      code.setAttribute('title', M.clickToCopy);
+      code.setAttribute('aria-description', M.clickToCopy);
+      code.addEventListener('click', () => copy(code.textContent));
+      code.addEventListener('keydown', (e) => {
+        if (e.key === 'Enter' || e.key === ' ') {
+          e.preventDefault();
+          copy(code.textContent);
+        }
+      });
+    }
   }
 
   makeDialog() {
     const d = h(
       'dialog',
       { class: 'confirm', 'aria-labelledby': 'confirm-title' },
-      h('h2', { id: 'confirm-title' }, 'Submit your exam?'),
-      h('p', {}, 'Your work is graded as it stands now, and the terminal closes. You cannot change anything afterwards.'),
+      h('h2', { id: 'confirm-title' }, M.submitTitle),
+      h('p', {}, M.submitHelp),
       h('p', { class: 'error', role: 'alert', hidden: true }),
       h(
         'div',
         { class: 'dialog-buttons' },
-        h('button', { type: 'button', class: 'cancel', onclick: () => d.close() }, 'Keep working'),
-        h('button', { type: 'button', class: 'primary danger', onclick: () => this.submit() }, 'Submit now'),
+        h('button', { type: 'button', class: 'cancel', onclick: () => d.close() }, M.keepWorking),
+        h('button', { type: 'button', class: 'primary danger', onclick: () => this.submit() }, M.submitNow),
       ),
     );
     return d;
@@ -573,6 +728,7 @@ export class SessionPage {
   async submit() {
     const btn = this.dialog.querySelector('.primary');
     btn.disabled = true;
+    await this.saveNote();
     try {
       const v = await api(`/api/v1/sessions/${encodeURIComponent(this.id)}/submit`, { method: 'POST' });
       this.dialog.close();
@@ -587,12 +743,14 @@ export class SessionPage {
     }
   }
 
-  // the clock
+  // the clock: re-synced from the server on every heartbeat (2 s) and terminal status, so it never drifts more
+  // than that from the server's own count; between syncs it runs on the monotonic clock (performance.now).
 
   syncClock(remaining, state) {
     const clock = document.getElementById('clock');
     if (state !== 'active' && state !== 'ready') {
       clock.hidden = true;
+      clock.removeAttribute('title');
       this.deadlineAt = null;
       clearInterval(this.clockTimer);
       this.clockTimer = null;
@@ -604,6 +762,10 @@ export class SessionPage {
     this.readyRemaining = remaining;
     this.deadlineAt = performance.now() + remaining * 1000;
     clock.hidden = false;
+    const deadline = this.view?.deadline ? new Date(this.view.deadline) : null;
+    if (state === 'active' && deadline && !Number.isNaN(deadline.getTime())) {
+      clock.title = M.endsAt(localTime(deadline), localZone(), serverTime(deadline));
+    } else clock.removeAttribute('title');
     this.drawClock();
     if (!this.clockTimer) this.clockTimer = setInterval(() => this.drawClock(), 250);
   }
@@ -613,19 +775,25 @@ export class SessionPage {
     if (this.deadlineAt === null) return;
     const left = Math.max(0, Math.ceil((this.deadlineAt - performance.now()) / 1000));
     if (this.clockState === 'ready') {
-      clock.textContent = `Time: ${formatDuration(this.readyRemaining)} (starts when the terminal opens)`;
+      clock.textContent = M.timeBeforeStart(formatDuration(this.readyRemaining));
       clock.className = 'clock';
       return;
     }
-    clock.textContent = `Time left: ${formatDuration(left)}`;
-    clock.className = left <= 60 ? 'clock clock-critical' : left <= 600 ? 'clock clock-warning' : 'clock';
-    if (left <= 600 && left > 60 && !this.warned.has(600)) {
-      this.warned.add(600);
-      announce(`${Math.ceil(left / 60)} minutes left.`);
-    }
-    if (left <= 60 && left > 0 && !this.warned.has(60)) {
-      this.warned.add(60);
-      announce('1 minute left.');
+    clock.textContent = M.timeLeft(formatDuration(left));
+    const warnings = (this.exam?.warnings_seconds || [600, 60]).slice().sort((a, b) => b - a);
+    const last = warnings[warnings.length - 1];
+    const first = warnings[0];
+    clock.className =
+      last !== undefined && left <= last ? 'clock clock-critical' : first !== undefined && left <= first ? 'clock clock-warning' : 'clock';
+    // Each warning once, when its time comes (not for those already past when the page opened).
+    if (this.warnedFrom === undefined) this.warnedFrom = left;
+    for (const w of warnings) {
+      if (left <= w && left > 0 && !this.warned.has(w) && this.warnedFrom > w - 5) {
+        this.warned.add(w);
+        const text = w >= 60 && w % 60 === 0 ? M.minutesLeft(Math.max(1, Math.round(left / 60))) : M.secondsLeft(left);
+        announce(text);
+        this.notice(text);
+      } else if (left <= w) this.warned.add(w);
     }
   }
 
@@ -637,7 +805,7 @@ export class SessionPage {
 
   update_ending() {
     const p = this.view.progress;
-    this.endStatus.textContent = p && p.message ? `Step ${p.step} of ${p.total}: ${p.message}` : 'Closing your environment…';
+    this.endStatus.textContent = p && p.message ? M.step(p.step, p.total, p.message) : M.ending;
   }
 
   render_ended() {
@@ -645,25 +813,25 @@ export class SessionPage {
   }
 
   update_ended() {
-    this.endStatus.textContent = 'Your environment is closed.';
+    this.endStatus.textContent = M.closed;
   }
 
   renderEnd(kind) {
     clearInterval(this.tick);
-    document.title = 'Exam ended · examroom';
-    const reason = END_REASONS[this.view.end_reason] || 'Your exam has ended.';
+    document.title = `${M.examEndedTitle} · examroom`;
+    const reason = M.endReasons[this.view.end_reason] || M.examEnded;
     this.endStatus = h('p', { class: 'muted' });
-    this.resultEl = h('div', { class: 'result', 'aria-live': 'polite', 'data-testid': 'result' }, h('p', {}, 'Grading…'));
+    this.resultEl = h('div', { class: 'result', 'aria-live': 'polite', 'data-testid': 'result' }, h('p', {}, M.grading));
     show(
       h(
         'section',
         { class: 'card narrow', 'data-page': 'ended' },
-        h('h1', {}, 'Your exam has ended'),
+        h('h1', {}, M.yourExamEnded),
         h('p', { class: 'reason', 'data-reason': this.view.end_reason || '' }, reason),
         this.endStatus,
-        h('h2', {}, 'Result'),
+        h('h2', {}, M.result),
         this.resultEl,
-        h('p', {}, h('a', { href: '/', 'data-link': '' }, 'Back to your exams')),
+        h('p', {}, h('a', { href: '/', 'data-link': '' }, M.backToExams)),
       ),
     );
     if (kind === 'ended' || kind === 'ending') this.pollResult();
@@ -685,17 +853,17 @@ export class SessionPage {
     if (this.disposed) return;
     if (r && r.status === 'graded') return this.showResult(r);
     if (r && r.status === 'not_graded') {
-      this.resultEl.replaceChildren(h('p', {}, 'This exam was not graded.', r.reason ? ` ${r.reason}` : ''));
+      this.resultEl.replaceChildren(h('p', {}, M.notGraded, r.reason ? ` ${r.reason}` : ''));
       return;
     }
-    this.resultEl.replaceChildren(h('p', { class: 'grading' }, 'Grading…'));
+    this.resultEl.replaceChildren(h('p', { class: 'grading' }, M.grading));
     this.resultTimer = setTimeout(() => this.pollResult(), 1000);
   }
 
   showResult(r) {
     const checks = r.checks || [];
     this.resultEl.replaceChildren(
-      h('p', { class: 'score' }, 'Score: ', h('strong', { 'data-testid': 'score' }, `${r.score} / ${r.max_score}`)),
+      h('p', { class: 'score' }, M.score, h('strong', { 'data-testid': 'score' }, `${r.score} / ${r.max_score}`)),
       checks.length
         ? h(
             'ul',
@@ -705,7 +873,7 @@ export class SessionPage {
                 'li',
                 { class: c.passed ? 'pass' : 'fail' },
                 h('span', { 'aria-hidden': 'true' }, c.passed ? '✓ ' : '✗ '),
-                h('span', { class: 'sr-only' }, c.passed ? 'Passed: ' : 'Not passed: '),
+                h('span', { class: 'sr-only' }, c.passed ? M.passed : M.notPassed),
                 c.description,
                 c.error ? h('span', { class: 'muted' }, ` (${c.error})`) : null,
               ),
@@ -713,7 +881,7 @@ export class SessionPage {
           )
         : null,
     );
-    announce(`Your score is ${r.score} out of ${r.max_score}.`);
+    announce(M.scoreIs(r.score, r.max_score));
   }
 
   // failed
@@ -721,29 +889,29 @@ export class SessionPage {
   render_failed() {
     clearInterval(this.tick);
     const f = this.view.failure || {};
-    document.title = 'Exam could not continue · examroom';
+    document.title = `${M.examCouldNotContinue} · examroom`;
     const incident = f.incident || /\binc-[0-9a-f]{16}\b/.exec(`${f.message || ''} ${f.guidance || ''}`)?.[0];
     this.retryError = h('p', { class: 'error', role: 'alert', hidden: true });
     show(
       h(
         'section',
         { class: 'card narrow failure', 'data-page': 'failed' },
-        h('h1', {}, FAILURE_TITLES[f.code] || 'Your exam could not continue'),
-        h('p', { class: 'message' }, f.message || 'The session failed.'),
+        h('h1', {}, M.failureTitles[f.code] || M.couldNotContinue),
+        h('p', { class: 'message' }, f.message || M.sessionFailed),
         f.guidance ? h('p', { class: 'guidance' }, f.guidance) : null,
         h(
           'p',
           { class: 'muted' },
-          incident ? ['Incident id for support: ', h('code', {}, incident), '. '] : null,
-          'Session reference: ',
+          incident ? [M.incidentForSupport, h('code', {}, incident), '. '] : null,
+          M.sessionReference,
           h('code', {}, this.view.id),
         ),
         h(
           'p',
           {},
-          h('button', { type: 'button', class: 'primary', onclick: () => this.tryAgain() }, 'Try again'),
+          h('button', { type: 'button', class: 'primary', onclick: () => this.tryAgain() }, M.tryAgain),
           ' ',
-          h('a', { href: '/', 'data-link': '' }, 'Back to your exams'),
+          h('a', { href: '/', 'data-link': '' }, M.backToExams),
         ),
         this.retryError,
       ),

@@ -21,16 +21,61 @@ const ACK_EVERY = 32 * 1024;
 
 const CLOSE = { UNAUTH: 4401, FORBIDDEN: 4403, NOT_FOUND: 4404, NOT_READY: 4409, ENDED: 4410, REPLACED: 4412 };
 
+/** Input goes out in frames of at most this many bytes (the server takes frames up to 64 KiB). */
+const INPUT_FRAME = 4 * 1024;
+/**
+ * Input is paced: at most INPUT_FRAME bytes per INPUT_TICK ms (80 KB/s), far above typing, and slow enough for the
+ * environment's terminal to take a large paste as it comes: the shim holds at most 64 KiB of input a program has
+ * not read yet, and drops what comes beyond that.
+ */
+const INPUT_TICK = 50;
+/** Input waits while this much is queued in the socket, so a large paste never floods it or freezes the page. */
+const INPUT_HIGH_WATER = 256 * 1024;
+
+/** The terminal's colours, light and dark; both keep text at AA contrast or better. */
+export const TERMINAL_THEMES = {
+  dark: { background: '#111418', foreground: '#e6e6e6', cursor: '#e6e6e6', selectionBackground: '#3a5a80' },
+  light: { background: '#fbfbfb', foreground: '#1b1f24', cursor: '#1b1f24', selectionBackground: '#b6d0ee' },
+};
+
+/** Copies text to the clipboard (the Clipboard API, or a hidden textarea where it is refused). */
+export async function copyText(text) {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch {
+    const ta = document.createElement('textarea');
+    ta.value = text;
+    ta.setAttribute('readonly', '');
+    ta.style.position = 'fixed';
+    ta.style.opacity = '0';
+    document.body.append(ta);
+    ta.select();
+    let ok = false;
+    try {
+      ok = document.execCommand('copy');
+    } catch {
+      ok = false;
+    }
+    ta.remove();
+    return ok;
+  }
+}
+
 export class ExamTerminal {
   /**
    * @param {HTMLElement} container
    * @param {string} sessionId
    * @param {{onStatus?: Function, onNotice?: Function, onEnded?: Function, onClosed?: Function}} hooks
    */
-  constructor(container, sessionId, hooks = {}) {
+  constructor(container, sessionId, hooks = {}, options = {}) {
     this.container = container;
     this.sessionId = sessionId;
     this.hooks = hooks;
+    this.name = options.name || 'main';
+    this.channel = this.name === 'main' ? 'terminal' : `terminal:${this.name}`;
+    this.queue = []; // input not yet sent: Uint8Array chunks of at most INPUT_FRAME bytes
+    this.pumpTimer = null;
     this.attempt = 0;
     this.stopped = false;
     this.ws = null;
@@ -39,16 +84,38 @@ export class ExamTerminal {
       cursorBlink: true,
       convertEol: false,
       fontFamily: 'ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace',
-      fontSize: 14,
+      fontSize: options.fontSize || 14,
       scrollback: 5000,
-      screenReaderMode: false,
-      theme: { background: '#111418', foreground: '#e6e6e6' },
+      screenReaderMode: !!options.screenReader,
+      theme: TERMINAL_THEMES[options.theme] || TERMINAL_THEMES.dark,
     });
     this.fit = new FitAddon();
     this.term.loadAddon(this.fit);
     this.term.open(container);
+    // Ctrl+Shift+C copies the selection and Ctrl+Shift+V pastes (bracketed when the program asked for it), as in
+    // desktop terminals; plain Ctrl+C stays the interrupt.
+    this.term.attachCustomKeyEventHandler((e) => {
+      if (e.type !== 'keydown' || !e.ctrlKey || !e.shiftKey || e.altKey || e.metaKey) return true;
+      const k = e.key.toLowerCase();
+      if (k === 'c') {
+        e.preventDefault();
+        if (this.term.hasSelection()) copyText(this.term.getSelection()).then((ok) => ok && this.hooks.onCopied?.());
+        return false;
+      }
+      if (k === 'v') {
+        e.preventDefault();
+        this.pasteFromClipboard();
+        return false;
+      }
+      return true;
+    });
     this.encoder = new TextEncoder();
-    this.term.onData((d) => this.sendBytes(this.encoder.encode(d)));
+    // Keys typed while a paste is read from the clipboard wait for it, so they never overtake it.
+    this.held = null;
+    this.term.onData((d) => {
+      if (this.held) this.held.push(d);
+      else this.sendBytes(this.encoder.encode(d));
+    });
     this.term.onBinary((d) => {
       const b = new Uint8Array(d.length);
       for (let i = 0; i < d.length; i++) b[i] = d.charCodeAt(i) & 0xff;
@@ -78,8 +145,66 @@ export class ExamTerminal {
     this.term.focus();
   }
 
+  /** Pastes text as typed input (xterm.js adds bracketed-paste markers when the program turned that mode on). */
+  paste(text) {
+    if (text) this.term.paste(text);
+  }
+
+  async pasteFromClipboard() {
+    if (this.held) return;
+    this.held = [];
+    let text = '';
+    let refused = false;
+    try {
+      text = await navigator.clipboard.readText();
+    } catch {
+      refused = true;
+    }
+    const held = this.held;
+    this.held = null;
+    if (refused) this.hooks.onNotice?.(this.hooks.pasteRefused);
+    else this.paste(text);
+    for (const d of held) this.sendBytes(this.encoder.encode(d));
+  }
+
+  setOptions({ fontSize, theme, screenReader } = {}) {
+    if (fontSize) this.term.options.fontSize = fontSize;
+    if (theme) this.term.options.theme = TERMINAL_THEMES[theme] || TERMINAL_THEMES.dark;
+    if (screenReader !== undefined) this.term.options.screenReaderMode = !!screenReader;
+    this.refit();
+  }
+
+  /** Input is queued in frames and sent as the socket drains: a large paste is never lost nor sent all at once. */
   sendBytes(bytes) {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(bytes);
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return;
+    for (let at = 0; at < bytes.length; at += INPUT_FRAME) this.queue.push(bytes.subarray(at, at + INPUT_FRAME));
+    this.pump();
+  }
+
+  pump() {
+    if (this.pumpTimer) return;
+    const ws = this.ws;
+    if (!this.queue.length || !ws || ws.readyState !== WebSocket.OPEN) return;
+    const later = (ms) => {
+      this.pumpTimer = setTimeout(() => {
+        this.pumpTimer = null;
+        this.pump();
+      }, ms);
+    };
+    if (ws.bufferedAmount > INPUT_HIGH_WATER) return later(INPUT_TICK);
+    // A window of INPUT_TICK ms carries at most INPUT_FRAME bytes: typing goes at once, a paste at the pace.
+    const now = performance.now();
+    if (!this.window || now - this.window.start >= INPUT_TICK) this.window = { start: now, bytes: 0 };
+    while (this.queue.length && this.window.bytes < INPUT_FRAME) {
+      const room = INPUT_FRAME - this.window.bytes;
+      const next = this.queue[0];
+      const part = next.length > room ? next.subarray(0, room) : next;
+      if (next.length > room) this.queue[0] = next.subarray(room);
+      else this.queue.shift();
+      ws.send(part);
+      this.window.bytes += part.length;
+    }
+    if (this.queue.length) later(Math.max(1, INPUT_TICK - (performance.now() - this.window.start)));
   }
 
   sendResize(cols, rows) {
@@ -89,7 +214,13 @@ export class ExamTerminal {
   connect() {
     if (this.stopped) return;
     const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const ws = new WebSocket(`${proto}//${location.host}/api/v1/sessions/${encodeURIComponent(this.sessionId)}/terminal`);
+    const which = this.name === 'main' ? '' : `?terminal=${encodeURIComponent(this.name)}`;
+    const ws = new WebSocket(
+      `${proto}//${location.host}/api/v1/sessions/${encodeURIComponent(this.sessionId)}/terminal${which}`,
+    );
+    this.queue = []; // input typed into a connection that dropped is not replayed into the next one
+    clearTimeout(this.pumpTimer);
+    this.pumpTimer = null;
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
     let opened = false;
@@ -120,7 +251,7 @@ export class ExamTerminal {
         if (f.type === 'status') {
           // The connection works: the attempt counter starts over.
           this.attempt = 0;
-          setChannel('terminal', 'ok');
+          setChannel(this.channel, 'ok');
           this.hooks.onStatus?.(f);
         } else if (f.type === 'notice') this.hooks.onNotice?.(f.message);
         else if (f.type === 'ended') this.hooks.onEnded?.(f);
@@ -146,7 +277,7 @@ export class ExamTerminal {
         case CLOSE.UNAUTH:
         case CLOSE.FORBIDDEN:
         case CLOSE.REPLACED:
-          setChannel('terminal', 'ok');
+          setChannel(this.channel, 'ok');
           this.stopped = true;
           this.hooks.onClosed?.(
             { 4404: 'not_found', 4401: 'unauthenticated', 4403: 'forbidden', 4412: 'replaced' }[ev.code],
@@ -167,11 +298,11 @@ export class ExamTerminal {
     if (this.stopped) return;
     this.attempt += 1;
     if (this.attempt > MAX_ATTEMPTS) {
-      setChannel('terminal', 'failed', this.attempt);
+      setChannel(this.channel, 'failed', this.attempt);
       this.hooks.onClosed?.('gave_up');
       return;
     }
-    setChannel('terminal', 'retrying', this.attempt);
+    setChannel(this.channel, 'retrying', this.attempt);
     this.timer = setTimeout(() => this.connect(), backoff(this.attempt));
   }
 
@@ -191,7 +322,8 @@ export class ExamTerminal {
   stop() {
     this.stopped = true;
     clearTimeout(this.timer);
-    setChannel('terminal', 'ok');
+    clearTimeout(this.pumpTimer);
+    setChannel(this.channel, 'ok');
     if (this.ws) {
       const ws = this.ws;
       this.ws = null;

@@ -206,7 +206,7 @@ pub fn document() -> Value {
     p(
         "/api/v1/sessions/{id}/terminal",
         json!({ "get": with_id(op(
-            "The terminal (WebSocket). Binary frames carry raw bytes both ways; the client sends {\"type\":\"resize\",\"cols\":N,\"rows\":N}; the server sends {\"type\":\"status\"}, {\"type\":\"notice\",\"message\"} and {\"type\":\"ended\",\"reason\",\"message\"}. The scrollback is replayed on connect. Flow control (optional): a client that sends {\"type\":\"flow_control\",\"window\":N} (the window is optional: 16 KiB to 1 MiB, default 256 KiB) must then acknowledge the output it has consumed with {\"type\":\"ack\",\"bytes\":N}, N being the bytes of binary frames consumed since its previous ack, counted from the start of the connection; while a window is unacknowledged the server stops reading the terminal (the program writing waits; nothing is dropped). A client that does not ask for it is never held back, and is dropped if it falls 1 MiB behind (it reconnects to the replay). An upgrade is always accepted, and refusals are close codes: 4401 unauthenticated, 4403 Origin refused or not a candidate, 4404 not found, 4409 not ready, 4410 ended, 4412 replaced by a newer connection. A request that is not a WebSocket upgrade gets the same checks as HTTP errors (401, 403, 404), and then 400 invalid_request",
+            "The terminal (WebSocket). Binary frames carry raw bytes both ways; the client sends {\"type\":\"resize\",\"cols\":N,\"rows\":N}; the server sends {\"type\":\"status\"}, {\"type\":\"notice\",\"message\"} and {\"type\":\"ended\",\"reason\",\"message\"}. The scrollback is replayed on connect. `?terminal=NAME` attaches another of the session's open terminals (GET …/terminals; \"main\" when absent); a terminal that is not open, or a malformed query, closes with 4404. Flow control (optional): a client that sends {\"type\":\"flow_control\",\"window\":N} (the window is optional: 16 KiB to 1 MiB, default 256 KiB) must then acknowledge the output it has consumed with {\"type\":\"ack\",\"bytes\":N}, N being the bytes of binary frames consumed since its previous ack, counted from the start of the connection; while a window is unacknowledged the server stops reading the terminal (the program writing waits; nothing is dropped). A client that does not ask for it is never held back, and is dropped if it falls 1 MiB behind (it reconnects to the replay). An upgrade is always accepted, and refusals are close codes: 4401 unauthenticated, 4403 Origin refused or not a candidate, 4404 not found, 4409 not ready, 4410 ended, 4412 replaced by a newer connection. A request that is not a WebSocket upgrade gets the same checks as HTTP errors (401, 403, 404), and then 400 invalid_request",
             "owner", "101", json!({"description": "switching protocols"}), &[400, 401, 403, 404])) }),
     );
     p(
@@ -236,6 +236,42 @@ pub fn document() -> Value {
         "/api/v1/sessions/{id}/tasks",
         json!({ "get": with_id(op("Task prompts (markdown), never their checks", "owner once ready; proctor", "200", ok("TaskList", "tasks, in the exam's order"), &[401, 404, 409])) }),
     );
+    let mut ws_change = with_id(op(
+        "Change the workspace: each field given replaces the stored one (task ids must be the exam's; the notepad holds at most 32 KiB)",
+        "owner, while ready or active",
+        "200",
+        ok("Workspace", "the workspace after the change"),
+        &[400, 401, 403, 404, 409, 410],
+    ));
+    ws_change["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/WorkspaceChange" } } } });
+    p(
+        "/api/v1/sessions/{id}/workspace",
+        json!({
+            "get": with_id(op("The candidate's workspace, kept on the server: flagged and visited tasks, the notepad", "owner; proctor (also after the end)", "200", ok("Workspace", "the workspace"), &[401, 404])),
+            "patch": ws_change,
+        }),
+    );
+    p(
+        "/api/v1/sessions/{id}/terminals",
+        json!({
+            "get": with_id(op("The open terminals (\"main\" first) and how many may be open at once", "owner; proctor", "200", ok("TerminalList", "the terminals"), &[401, 404])),
+            "post": with_id(op(
+                "Open another terminal with a fresh shell (it does not start the clock; attach with …/terminal?terminal=NAME). 409 too_many_terminals at the exam's limit; 400 after 32 opened in all",
+                "owner, while ready or active", "201", ok("TerminalList", "the terminals, and `name`: the new one's"), &[400, 401, 403, 404, 409, 410, 503])),
+        }),
+    );
+    let mut close_term = op(
+        "Close a terminal the candidate opened: it leaves the list and can no longer be attached (\"main\" cannot be closed: 400)",
+        "owner, while ready or active",
+        "204",
+        json!({"description": "closed"}),
+        &[400, 401, 403, 404, 409, 410],
+    );
+    close_term["parameters"] = json!([
+        id_param()[0].clone(),
+        { "name": "name", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^t[0-9]{1,4}$", "maxLength": 5 }, "description": "the terminal: t1, t2, … (\"main\" cannot be closed: 400); any other name is 404 terminal_not_found" }
+    ]);
+    p("/api/v1/sessions/{id}/terminals/{name}", json!({ "delete": close_term }));
     p(
         "/api/v1/sessions/{id}/start",
         json!({ "post": with_id(op("ready → active: the clock starts", "owner", "200", ok("Session", "started"), &[401, 403, 404, 409])) }),
@@ -314,7 +350,9 @@ pub fn document() -> Value {
                     "unavailable_reason": { "type": "string", "description": "why not (for proctors: the cause and the command that fixes it)" },
                     "desktop": { "type": "object", "nullable": true, "description": "the environment's graphical desktop, if it has one (GET /api/v1/sessions/{id}/desktop)", "properties": { "width": { "type": "integer" }, "height": { "type": "integer" } } },
                     "ports": { "type": "array", "items": { "type": "integer" }, "description": "ports inside the environment its owner's browser may open (GET /api/v1/sessions/{id}/ports/{port}/)" },
-
+                    "resources": { "type": "array", "description": "documentation links candidates may open during the exam (http or https)", "items": { "type": "object", "required": ["title", "url"], "properties": { "title": { "type": "string" }, "url": { "type": "string", "format": "uri" } } } },
+                    "warnings_seconds": { "type": "array", "items": { "type": "integer" }, "description": "when the exam page warns that time runs out: seconds before the deadline, longest first" },
+                    "terminals": { "type": "integer", "description": "how many terminals a candidate may have open at once" },
                     "version": { "type": "string", "description": "the version of the exam definition new sessions start on (a SHA-256 digest, hex); sessions keep theirs" } } },
                 "Result": { "type": "object", "required": ["status", "score", "max_score", "checks"],
                     "properties": { "status": { "type": "string", "enum": ["pending", "graded", "not_graded"] },
@@ -325,6 +363,17 @@ pub fn document() -> Value {
                             "description": { "type": "string" }, "passed": { "type": "boolean" },
                             "weight": { "type": "integer" }, "duration_ms": { "type": "integer" },
                             "error": { "type": "string" }, "output_tail": { "type": "string", "description": "proctors only" } } } } } },
+                "Workspace": { "type": "object", "required": ["flagged", "visited", "notepad"], "properties": {
+                    "flagged": { "type": "array", "items": { "type": "string" }, "description": "task ids flagged for review" },
+                    "visited": { "type": "array", "items": { "type": "string" }, "description": "task ids the candidate opened" },
+                    "notepad": { "type": "string", "description": "the candidate's notes" } } },
+                "WorkspaceChange": { "type": "object", "additionalProperties": false, "properties": {
+                    "flagged": { "type": "array", "items": { "type": "string" } },
+                    "visited": { "type": "array", "items": { "type": "string" } },
+                    "notepad": { "type": "string", "maxLength": 32768 } } },
+                "TerminalList": { "type": "object", "required": ["terminals", "limit"], "properties": {
+                    "terminals": { "type": "array", "items": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string" } } } },
+                    "limit": { "type": "integer" }, "name": { "type": "string", "description": "after POST: the new terminal" } } },
                 "ExamList": { "type": "object", "required": ["exams"], "properties": { "exams": { "type": "array", "items": { "$ref": "#/components/schemas/Exam" } } } }
             }
         },

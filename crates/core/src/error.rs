@@ -179,11 +179,20 @@ pub enum DomainError {
         /// The port asked for.
         port: u16,
     },
+    /// `terminal_not_found` (404): the session has no open terminal by this name.
+    #[error("Your environment has no open terminal by this name.")]
+    TerminalNotFound,
+    /// `too_many_terminals` (409): the candidate has as many terminals open as the exam allows.
+    #[error("You have as many terminals open as this exam allows ({limit}).")]
+    TooManyTerminals {
+        /// Terminals one session may have open at once, "main" included.
+        limit: u32,
+    },
 }
 
 impl DomainError {
     /// Every code, with its HTTP status, for documentation such as the OpenAPI document.
-    pub const CODES: [(&'static str, u16); 22] = [
+    pub const CODES: [(&'static str, u16); 24] = [
         ("session_not_found", 404),
         ("exam_not_found", 404),
         ("active_session_exists", 409),
@@ -206,6 +215,8 @@ impl DomainError {
         ("no_desktop", 404),
         ("port_not_listed", 404),
         ("port_not_listening", 502),
+        ("terminal_not_found", 404),
+        ("too_many_terminals", 409),
     ];
 
     /// An [`DomainError::InvalidRequest`] with this explanation.
@@ -243,6 +254,8 @@ impl DomainError {
             Self::NoDesktop => "no_desktop",
             Self::PortNotListed { .. } => "port_not_listed",
             Self::PortNotListening { .. } => "port_not_listening",
+            Self::TerminalNotFound => "terminal_not_found",
+            Self::TooManyTerminals { .. } => "too_many_terminals",
         }
     }
 
@@ -256,12 +269,14 @@ impl DomainError {
             | Self::ExamNotFound
             | Self::NotFound
             | Self::NoDesktop
-            | Self::PortNotListed { .. } => 404,
+            | Self::PortNotListed { .. }
+            | Self::TerminalNotFound => 404,
             Self::MethodNotAllowed => 405,
             Self::ActiveSessionExists { .. }
             | Self::IllegalTransition { .. }
             | Self::SessionNotReady
-            | Self::SessionNotEnded => 409,
+            | Self::SessionNotEnded
+            | Self::TooManyTerminals { .. } => 409,
             Self::SessionEnded => 410,
             Self::RateLimited { .. } | Self::TooManyStreams { .. } => 429,
             Self::Internal { .. } => 500,
@@ -277,7 +292,7 @@ impl DomainError {
         match self {
             Self::Unauthenticated => Some(4401),
             Self::Forbidden => Some(4403),
-            Self::SessionNotFound | Self::NoDesktop => Some(4404),
+            Self::SessionNotFound | Self::NoDesktop | Self::TerminalNotFound => Some(4404),
             Self::SessionNotReady => Some(4409),
             Self::SessionEnded => Some(4410),
             _ => None,
@@ -335,6 +350,8 @@ impl DomainError {
             Self::PortNotListening { port } => {
                 format!("Start your server on port {port} inside your environment, then reload.")
             }
+            Self::TerminalNotFound => "Open the list of your terminals, or open a new one.".to_owned(),
+            Self::TooManyTerminals { .. } => "Close a terminal you no longer need, then open another.".to_owned(),
         }
     }
 
@@ -480,6 +497,8 @@ mod tests {
             DomainError::NoDesktop,
             DomainError::PortNotListed { port: 9 },
             DomainError::PortNotListening { port: 8000 },
+            DomainError::TerminalNotFound,
+            DomainError::TooManyTerminals { limit: 4 },
         ]
     }
 

@@ -115,6 +115,11 @@ pub struct Exam {
     /// The points the exam says its checks add up to (`total_points`), if it says; `examroom exam validate`
     /// reports a sum of weights that differs.
     pub total_points: Option<u32>,
+    /// Documentation links candidates may open (`[[resources]]`), in the order of the file; none by default.
+    pub resources: Vec<Resource>,
+    /// When the exam page warns that time is running out (`warnings = ["10m", "1m"]`, the default
+    /// [`DEFAULT_WARNINGS`]), times before the deadline, longest first, at most [`MAX_WARNINGS`].
+    pub warnings: Vec<Duration>,
 }
 
 impl Exam {
@@ -243,6 +248,18 @@ impl Exam {
         field("backend", self.environment.backend.as_bytes());
         for service in &self.environment.services {
             field("service", format!("{service:?}").as_bytes());
+        }
+        // Absent when not set, so that the versions of exams written before them stay as they were.
+        if self.environment.terminals != DEFAULT_TERMINALS {
+            field("terminals", &self.environment.terminals.to_be_bytes());
+        }
+        for r in &self.resources {
+            field("resource.title", r.title.as_bytes());
+            field("resource.url", r.url.as_bytes());
+        }
+        if self.warnings != DEFAULT_WARNINGS {
+            let w: Vec<String> = self.warnings.iter().map(|d| d.as_millis().to_string()).collect();
+            field("warnings", w.join(",").as_bytes());
         }
         for task in &self.tasks {
             field("task", task.id.as_bytes());
@@ -577,7 +594,36 @@ pub struct EnvironmentConfig {
     /// Service containers beside the candidate's environment (`[[environment.services]]`), in start order; only the
     /// Docker backend runs them.
     pub services: Vec<ServiceSpec>,
+    /// How many terminals a candidate may have open at once, "main" included (`terminals`, default
+    /// [`DEFAULT_TERMINALS`]), from 1 to [`MAX_TERMINALS`].
+    pub terminals: u32,
 }
+
+/// Terminals a candidate may have open at once when the exam does not say.
+pub const DEFAULT_TERMINALS: u32 = 4;
+/// The most terminals an exam may allow.
+pub const MAX_TERMINALS: u32 = 8;
+
+/// A documentation link candidates may open during the exam (`[[resources]]`), shown in a panel of the exam page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// What it is (`title`), never blank, at most [`MAX_RESOURCE_TITLE`] characters.
+    pub title: String,
+    /// Where (`url`): an absolute `http` or `https` URL with a host and no credentials, at most
+    /// [`MAX_RESOURCE_URL`] characters.
+    pub url: String,
+}
+
+/// The most resources an exam may list.
+pub const MAX_RESOURCES: usize = 32;
+/// The longest resource title, in characters.
+pub const MAX_RESOURCE_TITLE: usize = 200;
+/// The longest resource URL, in characters.
+pub const MAX_RESOURCE_URL: usize = 2000;
+/// When the exam page warns that time is running out, before the deadline, when the exam does not say.
+pub const DEFAULT_WARNINGS: [Duration; 2] = [Duration::from_secs(600), Duration::from_secs(60)];
+/// The most time warnings an exam may set.
+pub const MAX_WARNINGS: usize = 5;
 
 /// `backend = "sandbox"`: namespaces and cgroups on this host (the default).
 pub const BACKEND_SANDBOX: &str = "sandbox";
@@ -633,6 +679,7 @@ impl EnvironmentConfig {
             profile: PROFILE_SHELL.to_owned(),
             backend: BACKEND_SANDBOX.to_owned(),
             services: Vec::new(),
+            terminals: DEFAULT_TERMINALS,
         }
     }
 

@@ -98,9 +98,10 @@ pub mod problem;
 
 pub use catalog::{load_exam, validate, validate_images, Catalog};
 pub use definition::{
-    Attempts, BaseKind, Check, EnvironmentConfig, Exam, PoolConfig, ResultPolicy, Script, ServiceSpec, SetupAt, Task,
-    BACKEND_DOCKER, BACKEND_SANDBOX, DEFAULT_RESOLUTION, DESKTOP_VNC_PORT, EXAM_FILE, MAX_ATTEMPTS,
-    MAX_EXAM_FILE_BYTES, MAX_POOL_SIZE, MAX_PORTS, MAX_SCRIPT_BYTES, PROFILE_SHELL, PROFILE_SYSTEM,
+    Attempts, BaseKind, Check, EnvironmentConfig, Exam, PoolConfig, Resource, ResultPolicy, Script, ServiceSpec,
+    SetupAt, Task, BACKEND_DOCKER, BACKEND_SANDBOX, DEFAULT_RESOLUTION, DEFAULT_TERMINALS, DEFAULT_WARNINGS,
+    DESKTOP_VNC_PORT, EXAM_FILE, MAX_ATTEMPTS, MAX_EXAM_FILE_BYTES, MAX_POOL_SIZE, MAX_PORTS, MAX_SCRIPT_BYTES,
+    MAX_TERMINALS, PROFILE_SHELL, PROFILE_SYSTEM,
 };
 pub use lint::{lint, lint_exam, Lint, Severity};
 pub use parse::{parse_cpu, parse_exam, parse_size};

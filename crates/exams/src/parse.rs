@@ -26,12 +26,13 @@ use toml_edit::{ImDocument, Item, Key, TableLike, Value};
 
 use crate::definition::{
     check_id, format_bytes, format_cpu, shorten, Attempts, BaseKind, Check, EnvironmentConfig, Exam, PoolConfig,
-    ResultPolicy, Script, SetupAt, Task, DEFAULT_CHECK_TIMEOUT, DEFAULT_CHECK_WEIGHT, DEFAULT_CPU_MILLICORES,
-    DEFAULT_MEMORY_BYTES, DEFAULT_PIDS, DEFAULT_POOL_MAX_AGE, DEFAULT_RESOLUTION, DESKTOP_VNC_PORT, MAX_ATTEMPTS,
-    MAX_CHECKS_PER_TASK, MAX_CHECK_TIMEOUT, MAX_CHECK_WEIGHT, MAX_CPU_MILLICORES, MAX_MEMORY_BYTES, MAX_PIDS,
-    MAX_POOL_MAX_AGE, MAX_POOL_SIZE, MAX_PORTS, MAX_PROVISIONING_TIMEOUT, MAX_START_GRACE, MAX_TASKS,
-    MIN_CHECK_TIMEOUT, MIN_CPU_MILLICORES, MIN_DISK_BYTES, MIN_MEMORY_BYTES, MIN_PIDS, MIN_POOL_MAX_AGE,
-    MIN_PROVISIONING_TIMEOUT, NETWORK_NONE, PROFILE_SHELL, PROFILE_SYSTEM,
+    Resource, ResultPolicy, Script, SetupAt, Task, DEFAULT_CHECK_TIMEOUT, DEFAULT_CHECK_WEIGHT, DEFAULT_CPU_MILLICORES,
+    DEFAULT_MEMORY_BYTES, DEFAULT_PIDS, DEFAULT_POOL_MAX_AGE, DEFAULT_RESOLUTION, DEFAULT_TERMINALS, DEFAULT_WARNINGS,
+    DESKTOP_VNC_PORT, MAX_ATTEMPTS, MAX_CHECKS_PER_TASK, MAX_CHECK_TIMEOUT, MAX_CHECK_WEIGHT, MAX_CPU_MILLICORES,
+    MAX_MEMORY_BYTES, MAX_PIDS, MAX_POOL_MAX_AGE, MAX_POOL_SIZE, MAX_PORTS, MAX_PROVISIONING_TIMEOUT, MAX_RESOURCES,
+    MAX_RESOURCE_TITLE, MAX_RESOURCE_URL, MAX_START_GRACE, MAX_TASKS, MAX_TERMINALS, MAX_WARNINGS, MIN_CHECK_TIMEOUT,
+    MIN_CPU_MILLICORES, MIN_DISK_BYTES, MIN_MEMORY_BYTES, MIN_PIDS, MIN_POOL_MAX_AGE, MIN_PROVISIONING_TIMEOUT,
+    NETWORK_NONE, PROFILE_SHELL, PROFILE_SYSTEM,
 };
 use crate::definition::{ServiceSpec, BACKEND_DOCKER, BACKEND_SANDBOX};
 use crate::files::{check_script_body, ExamFiles};
@@ -51,6 +52,8 @@ const TOP_FIELDS: &[&str] = &[
     "attempts",
     "pool",
     "total_points",
+    "resources",
+    "warnings",
 ];
 
 /// The fields of `[environment]`.
@@ -67,6 +70,7 @@ const ENVIRONMENT_FIELDS: &[&str] = &[
     "profile",
     "backend",
     "services",
+    "terminals",
 ];
 
 /// The fields of a service (`[[environment.services]]`).
@@ -81,6 +85,9 @@ const CHECK_FIELDS: &[&str] = &["id", "description", "script", "weight", "timeou
 
 /// The fields of `[result]`.
 const RESULT_FIELDS: &[&str] = &["show"];
+
+/// The fields of a resource (`[[resources]]`).
+const RESOURCE_FIELDS: &[&str] = &["title", "url"];
 
 /// The fields of `[pool]`.
 const POOL_FIELDS: &[&str] = &["size", "max_age"];
@@ -167,6 +174,14 @@ pub(crate) fn parse_exam_located(text: &str, file: &Path, dir: &Path) -> Result<
         None => Some(None),
         Some(f) => cx.integer_in(&f, 1, 1_000_000).map(|n| Some(n as u32)),
     };
+    let resources = match cx.optional(&root, "resources") {
+        None => Some(Vec::new()),
+        Some(f) => cx.resources(&f),
+    };
+    let warnings = match cx.optional(&root, "warnings") {
+        None => Some(DEFAULT_WARNINGS.to_vec()),
+        Some(f) => cx.warnings(&f, duration),
+    };
 
     let exam = (|| {
         Some(Exam {
@@ -183,6 +198,8 @@ pub(crate) fn parse_exam_located(text: &str, file: &Path, dir: &Path) -> Result<
             result: result?,
             pool: pool?,
             total_points: total_points?,
+            resources: resources?,
+            warnings: warnings?,
         })
     })();
     match exam {
@@ -1020,7 +1037,13 @@ impl Checker {
             Some(f) => self.services(&f),
         };
 
+        let terminals = match self.optional(section, "terminals") {
+            None => Some(DEFAULT_TERMINALS),
+            Some(f) => self.integer_in(&f, 1, u64::from(MAX_TERMINALS)).map(|n| n as u32),
+        };
+
         Some(EnvironmentConfig {
+            terminals: terminals?,
             backend: backend?,
             services: services?,
             base: base?,
@@ -1034,6 +1057,82 @@ impl Checker {
             ports: ports?,
             profile: profile?,
         })
+    }
+
+    /// `[[resources]]`: documentation links, each with a title and an http(s) URL, at most [`MAX_RESOURCES`].
+    fn resources(&mut self, field: &Field<'_>) -> Option<Vec<Resource>> {
+        let sections = self.table_array(field, "[[resources]]")?;
+        if sections.len() > MAX_RESOURCES {
+            self.report(field, format!("{} resources are listed; at most {MAX_RESOURCES} are allowed", sections.len()));
+            return None;
+        }
+        let mut all = Some(Vec::with_capacity(sections.len()));
+        for section in &sections {
+            self.unknown_fields(section, RESOURCE_FIELDS);
+            let title = self.required(section, "title").and_then(|f| {
+                let t = self.not_blank(&f, "resource's title")?;
+                if t.chars().count() > MAX_RESOURCE_TITLE {
+                    self.report(&f, format!("the title is longer than {MAX_RESOURCE_TITLE} characters"));
+                    return None;
+                }
+                Some(t)
+            });
+            let url = self.required(section, "url").and_then(|f| {
+                let u = self.string(&f)?;
+                match resource_url(u) {
+                    Ok(u) => Some(u),
+                    Err(why) => {
+                        self.report(&f, why);
+                        None
+                    }
+                }
+            });
+            let one = title.zip(url).map(|(title, url)| Resource { title, url });
+            all = all.zip(one).map(|(mut all, one)| {
+                all.push(one);
+                all
+            });
+        }
+        all
+    }
+
+    /// `warnings`: durations before the deadline, each shorter than the exam, distinct, at most [`MAX_WARNINGS`];
+    /// kept longest first. An empty array turns the warnings off.
+    fn warnings(&mut self, field: &Field<'_>, exam: Option<Duration>) -> Option<Vec<Duration>> {
+        let Some(array) = field.item.as_array() else {
+            self.wrong_type(field, "an array of durations such as [\"10m\", \"1m\"]");
+            return None;
+        };
+        if array.len() > MAX_WARNINGS {
+            self.report(field, format!("{} warnings are set; at most {MAX_WARNINGS} are allowed", array.len()));
+            return None;
+        }
+        let mut out = Vec::new();
+        for (i, value) in array.iter().enumerate() {
+            let element = Field { name: format!("{}[{i}]", field.name), item: field.item, line: field.line };
+            let Some(s) = value.as_str() else {
+                self.wrong_type(&element, "a duration string such as \"10m\"");
+                return None;
+            };
+            let d = match parse_duration(s) {
+                Ok(d) => d,
+                Err(e) => {
+                    self.report(&element, e.to_string());
+                    return None;
+                }
+            };
+            if exam.is_some_and(|exam| d >= exam) {
+                self.report(&element, format!("a warning {} before the end must be shorter than the exam", s));
+                return None;
+            }
+            if out.contains(&d) {
+                self.report(&element, format!("the warning {s} is set twice"));
+                return None;
+            }
+            out.push(d);
+        }
+        out.sort_by(|a, b| b.cmp(a));
+        Some(out)
     }
 
     /// `resolution`: `"WIDTHxHEIGHT"` in pixels, each from 320x200 to 4096x4096.
@@ -1091,6 +1190,44 @@ impl Checker {
         }
         Some(ports)
     }
+}
+
+/// Checks a resource's URL: absolute, `http` or `https`, with a host, without credentials, without spaces or
+/// control characters, at most [`MAX_RESOURCE_URL`] characters. Returns it as written.
+pub(crate) fn resource_url(u: &str) -> Result<String, String> {
+    if u.chars().count() > MAX_RESOURCE_URL {
+        return Err(format!("the URL is longer than {MAX_RESOURCE_URL} characters"));
+    }
+    if u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("the URL has spaces or control characters; encode them".to_owned());
+    }
+    let lower = u.to_ascii_lowercase();
+    let rest = if let Some(r) = lower.strip_prefix("https://") {
+        r
+    } else if let Some(r) = lower.strip_prefix("http://") {
+        r
+    } else {
+        return Err(format!("{:?} is not an http or https URL; write it as https://host/path", shorten(u)));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err("the URL has credentials (user@host); leave them out".to_owned());
+    }
+    let host = authority.rsplit_once(':').map_or(authority, |(h, port)| {
+        if port.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(']') && !h.contains(':') {
+            h
+        } else {
+            authority
+        }
+    });
+    let valid_host = !host.is_empty()
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '[' | ']' | ':'))
+        && !host.starts_with('.')
+        && !host.starts_with('-');
+    if !valid_host {
+        return Err(format!("{:?} has no valid host; write it as https://host/path", shorten(u)));
+    }
+    Ok(u.to_owned())
 }
 
 /// The span of an item's value or table.

@@ -1660,3 +1660,54 @@ fn solutions_reasons_tags_and_total_points() {
     let ps = parse_in(&exam_text("tags = \"files\"", "")).unwrap_err();
     assert!(ps.iter().any(|p| p.field.as_deref() == Some("tasks[0].tags")), "{ps:?}");
 }
+
+#[test]
+fn resources_terminals_and_warnings_default_and_parse() {
+    let exam = ok(&text("", ""));
+    assert!(exam.resources.is_empty());
+    assert_eq!(exam.environment.terminals, 4);
+    assert_eq!(exam.warnings, [Duration::from_secs(600), Duration::from_secs(60)]);
+
+    let exam = ok(&text(
+        "warnings = [\"30s\", \"5m\"]\n[[resources]]\ntitle = \"Kubernetes docs\"\nurl = \"https://kubernetes.io/docs/\"\n\
+         [[resources]]\ntitle = \"Local\"\nurl = \"http://127.0.0.1:8080/x?y=1#z\"",
+        "terminals = 2",
+    ));
+    assert_eq!(exam.environment.terminals, 2);
+    assert_eq!(exam.warnings, [Duration::from_secs(300), Duration::from_secs(30)]);
+    assert_eq!(exam.resources.len(), 2);
+    assert_eq!(exam.resources[0].title, "Kubernetes docs");
+    assert_eq!(exam.resources[0].url, "https://kubernetes.io/docs/");
+    assert_eq!(exam.resources[1].url, "http://127.0.0.1:8080/x?y=1#z");
+    assert_ne!(exam.version(), ok(&text("", "")).version());
+    assert!(ok(&text("warnings = []", "")).warnings.is_empty());
+}
+
+#[test]
+fn bad_resources_terminals_and_warnings_are_refused_with_their_place() {
+    for (url, why) in [
+        ("javascript:alert(1)", "not an http or https URL"),
+        ("ftp://example.org/", "not an http or https URL"),
+        ("//example.org/", "not an http or https URL"),
+        ("https://user:pw@example.org/", "credentials"),
+        ("https:///path", "no valid host"),
+        ("https://exa mple.org/", "spaces"),
+    ] {
+        let t = text(&format!("[[resources]]\ntitle = \"Docs\"\nurl = {url:?}"), "");
+        assert_one(&t, Some("resources[0].url"), Some("url ="), why);
+    }
+    let t = text("[[resources]]\ntitle = \" \"\nurl = \"https://example.org/\"", "");
+    assert_one(&t, Some("resources[0].title"), Some("title = \" \""), "blank");
+    let t = text("[[resources]]\ntitle = \"Docs\"\nurl = \"https://example.org/\"\nhref = \"x\"", "");
+    assert_one(&t, Some("resources[0].href"), Some("href"), "");
+    let t = text("", "terminals = 9");
+    assert_one(&t, Some("environment.terminals"), Some("terminals"), "");
+    let t = text("", "terminals = 0");
+    assert_one(&t, Some("environment.terminals"), Some("terminals"), "");
+    let t = text("warnings = [\"10m\"]", "");
+    assert_one(&t, Some("warnings[0]"), Some("warnings"), "shorter than the exam");
+    let t = text("warnings = [\"1m\", \"1m\"]", "");
+    assert_one(&t, Some("warnings[1]"), Some("warnings"), "twice");
+    let t = text("warnings = \"1m\"", "");
+    assert_one(&t, Some("warnings"), Some("warnings"), "");
+}

@@ -16,6 +16,7 @@
 //! - [`attempts`]: attempts at an exam, proctors' grants of more, and the per-candidate create rate.
 //! - [`versions`]: the catalog now and the exam versions live sessions run on (a reload keeps them).
 //! - [`pool`]: warm pools: environments made and set up ahead of demand, claimed by candidates' starts.
+//! - [`workspace`]: the candidate's flags, visited tasks, notepad and terminals, kept on the server.
 //! - `signins`: browser sign-ins in the store (the api crate makes and checks them).
 //!
 //! The service owns no HTTP: the `api` crate translates requests into calls here.
@@ -32,6 +33,7 @@ pub mod service;
 mod signins;
 pub mod timers;
 pub mod versions;
+pub mod workspace;
 
 pub use attempts::AttemptsStatus;
 pub use clock::Clock;
@@ -39,3 +41,4 @@ pub use pool::{PoolSettings, PoolStatus, PoolsOverview};
 pub use reconcile::ReconcileReport;
 pub use service::{Caller, ServiceConfig, SessionService};
 pub use versions::ReloadReport;
+pub use workspace::{Terminals, WorkspaceChange};

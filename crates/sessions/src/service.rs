@@ -104,6 +104,8 @@ pub(crate) struct Inner {
     pub(crate) create_rate: crate::attempts::CreateRate,
     /// Warm pools.
     pub(crate) pools: Pools,
+    /// Taken for each read-modify-write of a workspace (`workspace.rs`).
+    pub(crate) workspaces: tokio::sync::Mutex<()>,
 }
 
 /// The lifecycle driver. Cheap to clone.
@@ -173,6 +175,7 @@ impl SessionService {
                 busy: Mutex::new(HashSet::new()),
                 counts: Mutex::new(HashMap::new()),
                 admission,
+                workspaces: tokio::sync::Mutex::new(()),
             }),
         };
         let all = svc.inner.store.list(&ListFilter::default()).await.map_err(|e| store_error("list sessions", e))?;
@@ -548,11 +551,13 @@ impl SessionService {
 
     /// Attaches the candidate to their session's terminal. A session not yet `ready` answers `session_not_ready`, an
     /// ended one `session_ended`; the first attach of a `ready` session starts its clock. Nothing is attached once the
-    /// session is `terminating`.
+    /// session is `terminating`. `terminal` is "main" or one the candidate opened and did not close (else
+    /// `terminal_not_found`).
     pub async fn attach_terminal(
         &self,
         caller: &Caller,
         id: &str,
+        terminal: &str,
     ) -> Result<(SessionRecord, examroom_runtime::Terminal), DomainError> {
         use examroom_runtime::ExecutionRuntime;
         if caller.role != Role::Candidate {
@@ -566,7 +571,10 @@ impl SessionService {
             }
             SessionState::Ready | SessionState::Active => {}
         }
-        let term = self.inner.runtime.attach(&rec.environment_id, "main").await.map_err(|e| {
+        if !self.terminal_is_open(&rec, terminal).await? {
+            return Err(DomainError::TerminalNotFound);
+        }
+        let term = self.inner.runtime.attach(&rec.environment_id, terminal).await.map_err(|e| {
             let incident = IncidentId::new_v4();
             tracing::error!(%incident, session_id = %rec.id, error = %e, "terminal attach failed");
             DomainError::ServiceUnavailable { incident: Some(incident) }

@@ -166,6 +166,8 @@ mod tests {
             attempts: examroom_exams::Attempts::AtMost(1),
             pool: Default::default(),
             total_points: None,
+            resources: Vec::new(),
+            warnings: examroom_exams::DEFAULT_WARNINGS.to_vec(),
         }
     }
 

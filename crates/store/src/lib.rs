@@ -94,6 +94,27 @@ pub struct SessionChanges {
     pub graded: Option<bool>,
 }
 
+/// A session's workspace on the exam page, kept on the server: what the candidate flagged and visited, their
+/// notepad, and the terminals they opened besides "main". The service bounds every field before it stores one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workspace {
+    /// Task ids flagged for review.
+    #[serde(default)]
+    pub flagged: Vec<String>,
+    /// Task ids the candidate opened.
+    #[serde(default)]
+    pub visited: Vec<String>,
+    /// The notepad's text.
+    #[serde(default)]
+    pub notepad: String,
+    /// Terminals opened besides "main", in order, that were not closed.
+    #[serde(default)]
+    pub terminals: Vec<String>,
+    /// Terminals the candidate closed: never attached again.
+    #[serde(default)]
+    pub closed: Vec<String>,
+}
+
 /// What kind of event the trail records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -313,6 +334,11 @@ pub trait SessionStore {
     async fn set_result(&self, id: &ExamSessionId, result: &ExamResult, at: i64) -> Result<(), StoreError>;
     /// A session's result, if one was stored.
     async fn result(&self, id: &ExamSessionId) -> Result<Option<ExamResult>, StoreError>;
+    /// Stores a session's workspace (flags, visited tasks, notepad, terminals), replacing the previous one.
+    /// `NotFound` for an unknown session.
+    async fn set_workspace(&self, id: &ExamSessionId, workspace: &Workspace, at: i64) -> Result<(), StoreError>;
+    /// A session's workspace; `None` before anything was stored.
+    async fn workspace(&self, id: &ExamSessionId) -> Result<Option<Workspace>, StoreError>;
     /// Appends an event (attach, takeover, proctor action...).
     async fn append_event(&self, id: &ExamSessionId, event: &NewEvent) -> Result<(), StoreError>;
     /// A session's events, oldest first.
@@ -398,6 +424,12 @@ impl SessionStore for Store {
     }
     async fn result(&self, id: &ExamSessionId) -> Result<Option<ExamResult>, StoreError> {
         dispatch!(self, s => s.result(id).await)
+    }
+    async fn set_workspace(&self, id: &ExamSessionId, workspace: &Workspace, at: i64) -> Result<(), StoreError> {
+        dispatch!(self, s => s.set_workspace(id, workspace, at).await)
+    }
+    async fn workspace(&self, id: &ExamSessionId) -> Result<Option<Workspace>, StoreError> {
+        dispatch!(self, s => s.workspace(id).await)
     }
     async fn append_event(&self, id: &ExamSessionId, event: &NewEvent) -> Result<(), StoreError> {
         dispatch!(self, s => s.append_event(id, event).await)

@@ -55,7 +55,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use crate::{
     AttemptGrant, EventKind, EventRecord, ListFilter, NewEvent, SessionChanges, SessionRecord, SessionStore,
-    SignInRecord, StoreError,
+    SignInRecord, StoreError, Workspace,
 };
 
 /// A writer's turn in this process (see [`SqliteStore`]).
@@ -75,6 +75,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "sign ins", include_str!("../migrations/0004_sign_ins.sql")),
     (5, "pools", include_str!("../migrations/0005_pools.sql")),
     (6, "exam versions", include_str!("../migrations/0006_exam_versions.sql")),
+    (7, "workspaces", include_str!("../migrations/0007_workspaces.sql")),
 ];
 
 /// The columns of `sessions`, in the order [`session_from_row`] reads them.
@@ -396,6 +397,35 @@ impl SessionStore for SqliteStore {
             .await
             .map_err(backend)?;
         row.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Backend(format!("decoding a result: {e}"))))
+            .transpose()
+    }
+
+    async fn set_workspace(&self, id: &ExamSessionId, workspace: &Workspace, at: i64) -> Result<(), StoreError> {
+        let json = serde_json::to_string(workspace).map_err(|e| StoreError::Backend(format!("encoding JSON: {e}")))?;
+        let _turn = self.writer_turn().await;
+        let done = sqlx::query(
+            "INSERT INTO workspaces (session_id, workspace, updated_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT(session_id) DO UPDATE SET workspace = excluded.workspace, updated_at = excluded.updated_at",
+        )
+        .bind(id.to_string())
+        .bind(json)
+        .bind(at)
+        .execute(&self.pool)
+        .await;
+        match done {
+            Ok(_) => Ok(()),
+            Err(e) if e.to_string().contains("FOREIGN KEY") => Err(StoreError::NotFound),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn workspace(&self, id: &ExamSessionId) -> Result<Option<Workspace>, StoreError> {
+        let row: Option<String> = sqlx::query_scalar("SELECT workspace FROM workspaces WHERE session_id = ?1")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Backend(format!("decoding a workspace: {e}"))))
             .transpose()
     }
 

@@ -9,7 +9,9 @@ use examroom_core::{
     UserId,
 };
 use examroom_store::sqlite::SqliteStore;
-use examroom_store::{EventKind, ListFilter, NewEvent, SessionChanges, SessionRecord, SessionStore, StoreError};
+use examroom_store::{
+    EventKind, ListFilter, NewEvent, SessionChanges, SessionRecord, SessionStore, StoreError, Workspace,
+};
 use serde_json::json;
 use tempfile::TempDir;
 
@@ -812,4 +814,31 @@ async fn a_burst_of_concurrent_writes_all_succeed() {
     for id in &ids {
         assert_eq!(store.events(id).await.unwrap().len(), 11, "every step recorded");
     }
+}
+
+#[tokio::test]
+async fn workspace_round_trips_survives_reopen_and_needs_a_session() {
+    let (_dir, path, store) = file_store().await;
+    let rec = minimal("carol", T0);
+    store.insert(&rec, &accepted(&rec)).await.unwrap();
+    assert_eq!(store.workspace(&rec.id).await.unwrap(), None);
+
+    let w = Workspace {
+        flagged: vec!["t2".into()],
+        visited: vec!["t1".into(), "t2".into()],
+        notepad: "check the PVC — later".into(),
+        terminals: vec!["t1".into()],
+        closed: vec!["t2".into()],
+    };
+    store.set_workspace(&rec.id, &w, T0 + 1).await.unwrap();
+    assert_eq!(store.workspace(&rec.id).await.unwrap(), Some(w.clone()));
+    let w2 = Workspace { flagged: vec![], ..w.clone() };
+    store.set_workspace(&rec.id, &w2, T0 + 2).await.unwrap();
+    drop(store);
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(store.workspace(&rec.id).await.unwrap(), Some(w2));
+    let unknown = ExamSessionId::new_v4();
+    assert!(matches!(store.set_workspace(&unknown, &w, T0).await, Err(StoreError::NotFound)));
+    assert_eq!(store.workspace(&unknown).await.unwrap(), None);
 }

@@ -34,6 +34,19 @@ pub struct ExamView {
     ports: Vec<u16>,
     /// The version of the definition new sessions start on (`Exam::version`).
     version: String,
+    /// Documentation links candidates may open during the exam.
+    resources: Vec<ResourceView>,
+    /// When the exam page warns that time runs out: seconds before the deadline, longest first.
+    warnings_seconds: Vec<u64>,
+    /// How many terminals a candidate may have open at once.
+    terminals: u32,
+}
+
+/// A documentation link.
+#[derive(Serialize)]
+pub struct ResourceView {
+    title: String,
+    url: String,
 }
 
 /// An exam's desktop.
@@ -66,6 +79,9 @@ fn view(st: &AppState, e: &Exam, version: String, role: Role) -> ExamView {
             .then_some(DesktopView { width: e.environment.resolution.0, height: e.environment.resolution.1 }),
         ports: e.environment.ports.clone(),
         version,
+        resources: e.resources.iter().map(|r| ResourceView { title: r.title.clone(), url: r.url.clone() }).collect(),
+        warnings_seconds: e.warnings.iter().map(|d| d.as_secs()).collect(),
+        terminals: e.environment.terminals,
     }
 }
 

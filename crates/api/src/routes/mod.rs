@@ -12,6 +12,7 @@ mod signin;
 mod status;
 pub mod terminal;
 mod web;
+mod workspace;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -57,6 +58,9 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/sessions/{id}/ports/{port}", get(crate::ports::enter))
         .route("/api/v1/sessions/{id}/ports/{port}/", get(crate::ports::enter))
         .route("/api/v1/sessions/{id}/ports/{port}/{*rest}", get(crate::ports::enter))
+        .route("/api/v1/sessions/{id}/workspace", get(workspace::get).patch(workspace::change))
+        .route("/api/v1/sessions/{id}/terminals", get(workspace::terminals).post(workspace::open))
+        .route("/api/v1/sessions/{id}/terminals/{name}", axum::routing::delete(workspace::close))
         .route("/api/v1/sessions/{id}/events", get(sessions::events))
         .route("/api/v1/sessions/{id}/tasks", get(sessions::tasks))
         .route("/api/v1/sessions/{id}/result", get(sessions::result))

@@ -74,14 +74,19 @@ pub async fn upgrade(
         Ok(ws) => ws,
         Err(rejection) => return not_an_upgrade(&st, who, &id, rejection).await.into_response(),
     };
+    let terminal = terminal_named(&parts.uri);
     ws.max_message_size(64 * 1024).on_upgrade(move |ws| async move {
         let mut socket = Peer { ws, metrics: WsConnection::open("terminal") };
         let who = match who {
             Ok(w) => w,
             Err(e) => return close_with(&mut socket, code_for(&e), &e.message()).await,
         };
-        match st.svc.attach_terminal(&who.caller, &id).await {
-            Ok((rec, term)) => relay(&mut socket, st, rec, term, &who.caller.actor()).await,
+        let Some(terminal) = terminal else {
+            let e = DomainError::TerminalNotFound;
+            return close_with(&mut socket, code_for(&e), &e.message()).await;
+        };
+        match st.svc.attach_terminal(&who.caller, &id, &terminal).await {
+            Ok((rec, term)) => relay(&mut socket, st, rec, term, &terminal, &who.caller.actor()).await,
             Err(DomainError::SessionEnded) => {
                 // Say how it ended, then close.
                 if let Ok(rec) = st.svc.get(&who.caller, &id).await {
@@ -92,6 +97,20 @@ pub async fn upgrade(
             Err(e) => close_with(&mut socket, code_for(&e), &e.message()).await,
         }
     })
+}
+
+/// The terminal a connection names: `?terminal=NAME` ("main" when absent). `None` for a query that names none
+/// properly (an unknown parameter, a name of the wrong shape, a name given twice): such a connection is closed with
+/// 4404, like a terminal that is not open.
+fn terminal_named(uri: &axum::http::Uri) -> Option<String> {
+    if uri.query().is_none_or(str::is_empty) {
+        return Some("main".to_owned());
+    }
+    let axum::extract::Query(pairs) = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(uri).ok()?;
+    match pairs.as_slice() {
+        [(k, v)] if k == "terminal" && examroom_sessions::workspace::valid_terminal_name(v) => Some(v.clone()),
+        _ => None,
+    }
 }
 
 pub(crate) async fn not_an_upgrade(
@@ -251,10 +270,11 @@ async fn handle_event(
     }
 }
 
-async fn relay(socket: &mut Peer, st: AppState, rec: SessionRecord, term: Terminal, actor: &str) {
+async fn relay(socket: &mut Peer, st: AppState, rec: SessionRecord, term: Terminal, name: &str, actor: &str) {
     let Terminal { mut output, mut input } = term;
     let mut acks = Acks::default();
-    st.svc.record_event(&rec, EventKind::Attach, "terminal attached", actor).await;
+    let what = if name == "main" { "terminal attached".to_owned() } else { format!("terminal {name} attached") };
+    st.svc.record_event(&rec, EventKind::Attach, &what, actor).await;
     let mut updates = st.svc.subscribe();
     let mut current = rec;
     // Replay and status, then live.

@@ -59,7 +59,16 @@ fn terminal_url(base: &str, id: &str) -> String {
 
 /// Opens the terminal WebSocket. The upgrade itself must succeed: refusals are close codes, not HTTP statuses.
 async fn open(base: &str, id: &str, cred: Cred<'_>) -> Term {
-    let mut req = terminal_url(base, id).into_client_request().unwrap();
+    open_url(terminal_url(base, id), id, cred).await
+}
+
+/// Opens the WebSocket of one of the session's terminals (`?terminal=NAME`; `query` as written).
+async fn open_query(base: &str, id: &str, query: &str, token: &str) -> Term {
+    open_url(format!("{}?{query}", terminal_url(base, id)), id, Cred::Bearer(token)).await
+}
+
+async fn open_url(url: String, id: &str, cred: Cred<'_>) -> Term {
+    let mut req = url.into_client_request().unwrap();
     let h = req.headers_mut();
     match cred {
         Cred::None => {}
@@ -1083,4 +1092,94 @@ async fn shells_survive_a_server_restart() {
     srv.kill();
     srv.destroy_all();
     crate::common::assert_no_leaks(&srv.label, &srv.sandbox_dir()).await;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Several terminals
+// ---------------------------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn several_terminals_each_with_its_own_shell_up_to_the_exams_limit() {
+    fn exams(dir: &Path) {
+        standard_exams(dir);
+        write_exam(
+            dir,
+            "two",
+            "title = \"Two\"\ndescription = \"t\"\nduration = \"5m\"\n[environment]\nbase = \"host\"\nmemory = \"256M\"\nterminals = 2\n",
+        );
+    }
+    let s = TestServer::start_with(Options { exams, ..Options::default() }).await;
+    let c = Client::default();
+    let alice = s.candidate("alice");
+    let bob = s.candidate("bob");
+    let proctor = s.proctor("pat");
+    let id = ready_session(&c, &s, &alice, "two").await;
+    let terminals = s.url(&format!("{}/terminals", session_path(&id)));
+
+    let a = c.get(&terminals, &alice).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body, json!({ "terminals": [{ "name": "main" }], "limit": 2 }));
+    // Opening one does not start the clock.
+    let a = c.post(&terminals, &alice, json!({})).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let name = a.body["name"].as_str().unwrap().to_owned();
+    assert_ne!(name, "main");
+    assert_eq!(a.body["terminals"], json!([{ "name": "main" }, { "name": name }]));
+    assert_eq!(state(&get(&c, &s, &alice, &id).await), "ready");
+    // The limit (main included), someone else's session, a proctor's open.
+    let a = c.post(&terminals, &alice, json!({})).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (409, Some("too_many_terminals")), "{}", a.text);
+    let a = c.post(&terminals, &bob, json!({})).await;
+    assert_eq!(a.status, 404, "{}", a.text);
+    assert_eq!(c.get(&terminals, &bob).await.status, 404);
+    let a = c.post(&terminals, &proctor, json!({})).await;
+    assert_eq!(a.status, 403, "{}", a.text);
+    assert_eq!(c.get(&terminals, &proctor).await.body["terminals"].as_array().map(Vec::len), Some(2));
+
+    // Each has its own shell: a variable set in one is not in the other; each resumes with its own scrollback.
+    let mut main = attach(&s.base, &id, &alice).await;
+    let mut second = open_query(&s.base, &id, &format!("terminal={name}"), &alice).await;
+    second.until_text("status", Duration::from_secs(10), |v| v["type"] == "status").await;
+    second.resize(250, 50).await;
+    main.run("export WHO=main-$((1+1)); echo $WHO\n", "main-2", Duration::from_secs(30)).await;
+    second.run("echo second-$((3+3)) \"[$WHO]\"\n", "second-6 []", Duration::from_secs(30)).await;
+    drop(second);
+    let mut again = open_query(&s.base, &id, &format!("terminal={name}"), &alice).await;
+    again.until_output(0, "second-6 []", Duration::from_secs(15)).await;
+    assert!(!clean(&again.out).contains("main-2"), "the second terminal replays only its own output");
+    drop(again);
+
+    // Refusals: a terminal that was never opened, a malformed name, an unknown parameter.
+    for q in ["terminal=t9", "terminal=..%2Fmain", "terminal=", "term=main", "terminal=main&terminal=t1"] {
+        let mut t = open_query(&s.base, &id, q, &alice).await;
+        let (code, _) = t.until_closed(Duration::from_secs(15)).await;
+        assert_eq!(code, 4404, "?{q}");
+        assert!(t.out.is_empty(), "?{q}: {}", t.tail(200));
+    }
+
+    // Closing: main stays; a closed terminal is gone from the list and cannot be attached; another can be opened.
+    let del = |n: &str| c.http.delete(s.url(&format!("{}/terminals/{n}", session_path(&id)))).bearer_auth(&alice);
+    let a = c.send(del("main")).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (400, Some("invalid_request")), "{}", a.text);
+    let a = c.send(del("t9")).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (404, Some("terminal_not_found")), "{}", a.text);
+    let a = c.send(c.http.delete(s.url(&format!("{}/terminals/{name}", session_path(&id)))).bearer_auth(&bob)).await;
+    assert_eq!(a.status, 404, "{}", a.text);
+    let a = c.send(del(&name)).await;
+    assert_eq!(a.status, 204, "{}", a.text);
+    assert_eq!(c.get(&terminals, &alice).await.body["terminals"], json!([{ "name": "main" }]));
+    let mut t = open_query(&s.base, &id, &format!("terminal={name}"), &alice).await;
+    assert_eq!(t.until_closed(Duration::from_secs(15)).await.0, 4404);
+    let a = c.post(&terminals, &alice, json!({})).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_ne!(a.body["name"].as_str(), Some(name.as_str()), "a closed name is not given again");
+    main.run("echo still-$((5+5))\n", "still-10", Duration::from_secs(30)).await;
+
+    // After the end nothing opens.
+    let a = c.post(&s.url(&format!("{}/submit", session_path(&id))), &alice, json!({})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let a = c.post(&terminals, &alice, json!({})).await;
+    assert_eq!(a.status, 410, "{}", a.text);
+    drop(main);
+    s.teardown().await;
 }

@@ -11,6 +11,7 @@ mod api_results;
 mod api_sessions;
 mod api_setup;
 mod api_terminal;
+mod api_workspace;
 mod cli;
 mod common;
 mod exam_authoring;
