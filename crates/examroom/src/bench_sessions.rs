@@ -198,6 +198,7 @@ impl BenchServer {
             system_profile: true,
             ports_listen: None,
             ports_url: None,
+            database: None,
         };
         let state = build(&settings).await?;
         let keys = state.keys.clone();

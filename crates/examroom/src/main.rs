@@ -60,6 +60,10 @@ enum Command {
         /// own per session: `http://p<port>-<session>.localhost:PORT` unless EXAMROOM_PORTS_URL says otherwise).
         #[arg(long, env = "EXAMROOM_PORTS_LISTEN")]
         ports_listen: Option<SocketAddr>,
+        /// The store: `postgres://user:password@host/db` (PostgreSQL, which several replicas share) or a file path
+        /// (SQLite). Default: SQLite in the data directory.
+        #[arg(long, env = "EXAMROOM_DATABASE")]
+        database: Option<String>,
     },
     /// Check that this host can run examroom, and print what to fix (exits non-zero if a check fails).
     Doctor {
@@ -294,9 +298,10 @@ fn main() {
     };
     let result = rt.block_on(async {
         match cli.command {
-            Command::Serve { listen, data_dir, exams, config, memory_share, ports_listen } => {
+            Command::Serve { listen, data_dir, exams, config, memory_share, ports_listen, database } => {
                 let mut s = serve::Settings::resolve(listen, data_dir, exams, config.as_deref(), memory_share)?;
                 s.ports_listen = ports_listen.or(s.ports_listen);
+                s.database = database.or(s.database);
                 serve::run(s).await
             }
             Command::Doctor { data_dir, exams, config, memory_share, json } => {

@@ -12,7 +12,6 @@ use examroom_exams::Catalog;
 use examroom_runtime::sandbox::{SandboxConfig, SandboxRuntime};
 use examroom_runtime::Runtime;
 use examroom_sessions::{Clock, PoolSettings, ServiceConfig, SessionService};
-use examroom_store::sqlite::SqliteStore;
 use examroom_store::Store;
 use serde::Deserialize;
 
@@ -107,6 +106,9 @@ pub struct Settings {
     pub ports_listen: Option<SocketAddr>,
     /// The ports origin's URL template (see `FileConfig::ports_url`); resolved at start when only the listener is set.
     pub ports_url: Option<String>,
+    /// The store (`--database`): `postgres://…` for PostgreSQL shared by replicas; `None` for SQLite in the data
+    /// directory.
+    pub database: Option<String>,
 }
 
 impl Settings {
@@ -214,6 +216,7 @@ impl Settings {
                 None => file.ports_listen,
             },
             ports_url: env("EXAMROOM_PORTS_URL").or(file.ports_url),
+            database: env("EXAMROOM_DATABASE"),
         })
     }
 }
@@ -285,7 +288,7 @@ pub async fn build(s: &Settings) -> Result<AppState> {
     }
     tracing::info!(exams = catalog.exams().count(), dir = %exams_dir.display(), "catalog loaded");
     let fit = prepare_host(&wanted(s, &catalog), &data_dir)?;
-    let store = Store::Sqlite(SqliteStore::open(&data_dir.join("examroom.db")).await.context("open the store")?);
+    let store = open_store(s.database.as_deref(), &data_dir).await?;
     let mut rcfg = SandboxConfig::new(data_dir.join("sandbox"), &s.label);
     rcfg.hidden = vec![data_dir.clone(), exams_dir.canonicalize().unwrap_or(exams_dir.clone())];
     rcfg.create_timeout = Duration::from_secs(55);
@@ -344,6 +347,16 @@ pub async fn build(s: &Settings) -> Result<AppState> {
         },
         metrics,
     ))
+}
+
+/// The store: `database` (`--database`), else SQLite in the data directory.
+pub async fn open_store(database: Option<&str>, data_dir: &Path) -> Result<Store> {
+    let url = match database {
+        Some(db) => examroom_store::DatabaseUrl::parse(db).map_err(|e| anyhow::anyhow!("--database: {e}"))?,
+        None => examroom_store::DatabaseUrl::Sqlite(data_dir.join("examroom.db")),
+    };
+    tracing::info!(database = %url.describe(), "store");
+    Store::open(&url).await.with_context(|| format!("open the store ({})", url.describe()))
 }
 
 /// What the configuration and the catalog ask of the host.
