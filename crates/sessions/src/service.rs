@@ -197,6 +197,8 @@ impl SessionService {
         let report = svc.reconcile_once().await;
         tracing::info!(?report, "start-up reconcile");
         svc.spawn_pools();
+        // Changes that other replicas sharing the store make (PostgreSQL).
+        svc.follow_other_replicas().await.map_err(|e| store_error("follow other replicas' changes", e))?;
         let bg = svc.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(bg.inner.config.reconcile_interval);

@@ -17,6 +17,7 @@ mod exam_authoring;
 mod exams_samples;
 mod grading_attacks;
 mod images;
+mod replicas;
 mod sandbox_desktop;
 mod sandbox_isolation;
 mod sandbox_lifecycle;

@@ -58,6 +58,8 @@ pub struct Options {
     pub limits: examroom_api::connections::EdgeLimits,
     /// Serve the ports origin on a listener of its own (`http://{name}.localhost:PORT`).
     pub ports: bool,
+    /// The store: a `postgres://` URL (replicas share it), else SQLite in the data directory.
+    pub database: Option<String>,
 }
 
 impl Default for Options {
@@ -69,6 +71,7 @@ impl Default for Options {
             create_timeout: Duration::from_secs(30),
             limits: examroom_api::connections::EdgeLimits::default(),
             ports: false,
+            database: None,
         }
     }
 }
@@ -231,7 +234,10 @@ fn sandbox_config(data_dir: &Path, catalog_dir: &Path, label: &str, opts: &Optio
 pub async fn build_state(data_dir: &Path, catalog_dir: &Path, label: &str, opts: &Options) -> AppState {
     let catalog = Catalog::load(catalog_dir);
     assert!(catalog.problems().is_empty(), "test exams have problems: {:?}", catalog.problems());
-    let store = Store::Sqlite(SqliteStore::open(&data_dir.join("examroom.db")).await.unwrap());
+    let store = match &opts.database {
+        Some(url) => Store::Postgres(examroom_store::postgres::PgStore::connect(url).await.unwrap()),
+        None => Store::Sqlite(SqliteStore::open(&data_dir.join("examroom.db")).await.unwrap()),
+    };
     let runtime = Runtime::Sandbox(SandboxRuntime::new(sandbox_config(data_dir, catalog_dir, label, opts)).unwrap());
     let svc = SessionService::start(store, runtime, catalog, opts.service.clone(), Clock::system()).await.unwrap();
     let config = ApiConfig { limits: opts.limits.clone(), ..ApiConfig::default() };

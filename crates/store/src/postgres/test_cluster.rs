@@ -158,6 +158,21 @@ impl TestCluster {
         self.url(&name)
     }
 
+    /// Cuts every connection that listens for change notifications on the database at `url` (as a network failure
+    /// would); returns how many were cut.
+    pub async fn cut_listeners(&self, url: &str) -> i64 {
+        let mut conn = sqlx::PgConnection::connect(url).await.expect("connecting to the test cluster");
+        let cut: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN%') t",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("pg_terminate_backend");
+        let _ = conn.close().await;
+        cut
+    }
+
     /// Stops the cluster now, as a crash would (`pg_ctl stop -m immediate`), and does not restart it.
     pub fn crash(&self) {
         let _ = self.pg_ctl(&["stop", "-m", "immediate", "-w"]);
