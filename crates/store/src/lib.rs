@@ -543,3 +543,28 @@ impl SessionStore for Store {
         dispatch!(self, s => s.sign_out(id_hash, at).await)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::DatabaseUrl;
+
+    #[test]
+    fn database_urls_parse_and_describe_without_their_password() {
+        let pg = DatabaseUrl::parse("postgres://examroom:s3cret@db.example.org:5432/examroom").unwrap();
+        assert_eq!(pg, DatabaseUrl::Postgres("postgres://examroom:s3cret@db.example.org:5432/examroom".into()));
+        assert_eq!(pg.describe(), "postgres db.example.org:5432/examroom");
+        assert!(matches!(
+            DatabaseUrl::parse("postgresql:///examroom?host=/run/postgresql"),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
+        assert_eq!(
+            DatabaseUrl::parse("/var/lib/examroom/x.db").unwrap(),
+            DatabaseUrl::Sqlite("/var/lib/examroom/x.db".into())
+        );
+        assert_eq!(DatabaseUrl::parse("sqlite:///tmp/x.db").unwrap(), DatabaseUrl::Sqlite("/tmp/x.db".into()));
+        for bad in ["", "mysql://u:s3cret@h/db"] {
+            let e = DatabaseUrl::parse(bad).unwrap_err().to_string();
+            assert!(!e.contains("s3cret"), "{e}");
+        }
+    }
+}
