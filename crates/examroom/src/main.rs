@@ -1,5 +1,6 @@
 //! The `examroom` command: one binary for the server, its tools, and the per-environment shim.
 
+mod backup;
 mod bench;
 mod bench_desktop;
 mod bench_sessions;
@@ -128,6 +129,18 @@ enum Command {
     Config {
         #[command(subcommand)]
         what: config_show::ConfigCommand,
+    },
+    /// Back up the store while the server runs (SQLite: a checked copy; PostgreSQL: prints the pg_dump to run).
+    Backup {
+        /// The server's data directory (its SQLite store).
+        #[arg(long, env = "EXAMROOM_DATA_DIR", default_value = "/var/lib/examroom")]
+        data_dir: PathBuf,
+        /// The server's `--database`, when it is not SQLite in the data directory.
+        #[arg(long, env = "EXAMROOM_DATABASE")]
+        database: Option<String>,
+        /// The new file (default: examroom-<unix seconds>.db here). Never overwritten.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Print a shell completion script (bash: `examroom completion bash > /etc/bash_completion.d/examroom`).
     Completion {
@@ -349,6 +362,9 @@ fn main() {
                 shell::list(state_dir, &label, reap).await
             }
             Command::Config { what } => config_show::run(what, &matches),
+            Command::Backup { data_dir, database, out } => {
+                backup::run(&data_dir, database.as_deref(), &out.unwrap_or_else(backup::default_out)).await
+            }
             Command::Completion { shell } => manual::completion(Cli::command(), shell, &mut std::io::stdout()),
             Command::Man { dir } => manual::man(Cli::command(), dir.as_deref()),
         }
