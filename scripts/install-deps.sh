@@ -43,6 +43,8 @@ have iptables || [ -x /usr/sbin/iptables ] || need+=(iptables)
 # and pg_ctl (as the `postgres` user the package creates) on a unix socket. The package's own cluster service is never
 # started (policy-rc.d below).
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+# The TLS test (issue 17) makes a self-signed certificate with openssl.
+have openssl || need+=(openssl)
 # The web UI is built with node and npm (Vite 7 needs Node.js 20 or newer). `--browser` adds Chromium for the
 # browser tests (`make test-web`), and only then. `--conformance` adds what scripts/api-conformance.sh runs:
 # promtool (Debian's `prometheus` package, about 19 MB to download, 96 MB installed; no daemon is started) and a

@@ -199,6 +199,8 @@ impl BenchServer {
             ports_listen: None,
             ports_url: None,
             database: None,
+            tls_cert: None,
+            tls_key: None,
         };
         let state = build(&settings).await?;
         let keys = state.keys.clone();

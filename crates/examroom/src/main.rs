@@ -65,6 +65,12 @@ enum Command {
         /// (SQLite). Default: SQLite in the data directory.
         #[arg(long, env = "EXAMROOM_DATABASE")]
         database: Option<String>,
+        /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
+        #[arg(long, env = "EXAMROOM_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of --tls-cert (PEM).
+        #[arg(long, env = "EXAMROOM_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Check that this host can run examroom, and print what to fix (exits non-zero if a check fails).
     Doctor {
@@ -311,10 +317,22 @@ fn main() {
     };
     let result = rt.block_on(async {
         match cli.command {
-            Command::Serve { listen, data_dir, exams, config, memory_share, ports_listen, database } => {
+            Command::Serve {
+                listen,
+                data_dir,
+                exams,
+                config,
+                memory_share,
+                ports_listen,
+                database,
+                tls_cert,
+                tls_key,
+            } => {
                 let mut s = serve::Settings::resolve(listen, data_dir, exams, config.as_deref(), memory_share)?;
                 s.ports_listen = ports_listen.or(s.ports_listen);
                 s.database = database.or(s.database);
+                s.tls_cert = tls_cert.or(s.tls_cert);
+                s.tls_key = tls_key.or(s.tls_key);
                 serve::run(s).await
             }
             Command::Doctor { data_dir, exams, config, memory_share, json } => {

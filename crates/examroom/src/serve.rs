@@ -109,6 +109,9 @@ pub struct Settings {
     /// The store (`--database`): `postgres://…` for PostgreSQL shared by replicas; `None` for SQLite in the data
     /// directory.
     pub database: Option<String>,
+    /// HTTPS: the certificate chain and its key (PEM), `--tls-cert`/`--tls-key`; both or neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Settings {
@@ -217,6 +220,8 @@ impl Settings {
             },
             ports_url: env("EXAMROOM_PORTS_URL").or(file.ports_url),
             database: env("EXAMROOM_DATABASE"),
+            tls_cert: env("EXAMROOM_TLS_CERT").map(PathBuf::from),
+            tls_key: env("EXAMROOM_TLS_KEY").map(PathBuf::from),
         })
     }
 }
@@ -331,6 +336,11 @@ pub async fn build(s: &Settings) -> Result<AppState> {
         Some(url) => Some(examroom_api::ports::PortsConfig::new(url).map_err(|e| anyhow::anyhow!("ports_url: {e}"))?),
         None => None,
     };
+    let tls = match (&s.tls_cert, &s.tls_key) {
+        (Some(cert), Some(key)) => Some(examroom_api::tls::Tls::load(cert, key)?),
+        (None, None) => None,
+        _ => anyhow::bail!("--tls-cert and --tls-key go together: give both, or neither"),
+    };
     let svc = SessionService::start(store, runtime, catalog, config, Clock::system())
         .await
         .map_err(|e| anyhow::anyhow!("start the session service: {e}"))?;
@@ -341,9 +351,11 @@ pub async fn build(s: &Settings) -> Result<AppState> {
         keys,
         ApiConfig {
             public_origin: s.public_origin.clone(),
-            secure_cookies: s.secure_cookies,
+            // Served over TLS: the cookie is `Secure`.
+            secure_cookies: s.secure_cookies || tls.is_some(),
             limits: s.limits.clone(),
             ports,
+            tls,
         },
         metrics,
     ))
@@ -487,7 +499,8 @@ pub async fn run(mut s: Settings) -> Result<()> {
         idle_timeout_s = s.limits.idle_timeout.as_secs_f64(), max_streams_per_user = s.limits.max_streams_per_user,
         max_creates_per_minute = s.max_creates_per_minute, pool_max = s.pool_max,
         pool_fill_concurrency = s.pool_fill_concurrency, nofile, "listening");
-    println!("examroom listening on http://{addr}");
+    let scheme = if s.tls_cert.is_some() { "https" } else { "http" };
+    println!("examroom listening on {scheme}://{addr}");
     if let Some(l) = ports_listener {
         let url = s.ports_url.clone().unwrap_or_default();
         tracing::info!(addr = %l.local_addr()?, %url, "serving ports");

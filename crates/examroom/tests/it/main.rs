@@ -25,3 +25,4 @@ mod sandbox_shell;
 mod sandbox_system;
 mod server;
 mod terminal_flow;
+mod tls;

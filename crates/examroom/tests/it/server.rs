@@ -60,6 +60,8 @@ pub struct Options {
     pub ports: bool,
     /// The store: a `postgres://` URL (replicas share it), else SQLite in the data directory.
     pub database: Option<String>,
+    /// Serve HTTPS.
+    pub tls: Option<examroom_api::tls::Tls>,
 }
 
 impl Default for Options {
@@ -72,6 +74,7 @@ impl Default for Options {
             limits: examroom_api::connections::EdgeLimits::default(),
             ports: false,
             database: None,
+            tls: None,
         }
     }
 }
@@ -240,7 +243,7 @@ pub async fn build_state(data_dir: &Path, catalog_dir: &Path, label: &str, opts:
     };
     let runtime = Runtime::Sandbox(SandboxRuntime::new(sandbox_config(data_dir, catalog_dir, label, opts)).unwrap());
     let svc = SessionService::start(store, runtime, catalog, opts.service.clone(), Clock::system()).await.unwrap();
-    let config = ApiConfig { limits: opts.limits.clone(), ..ApiConfig::default() };
+    let config = ApiConfig { limits: opts.limits.clone(), tls: opts.tls.clone(), ..ApiConfig::default() };
     AppState::new(svc, TokenKeys::from_secret(SECRET), config, None)
 }
 
