@@ -79,3 +79,56 @@ async fn a_transition_on_one_replica_reaches_a_stream_on_another_and_streams_res
     b.teardown().await;
     a.teardown().await;
 }
+
+/// The real `examroom serve` with `EXAMROOM_DATABASE=postgres://…`: sessions are in PostgreSQL (not in a SQLite file
+/// of the data directory), a session made there reaches ready, and a restarted server finds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_server_keeps_its_sessions_in_postgresql_across_a_restart() {
+    use crate::server::{real_get, standard_exams, RealServer};
+    use examroom_core::Role;
+    use examroom_store::SessionStore;
+
+    let url = examroom_store::postgres::test_cluster::cluster().fresh_database().await;
+    let tmp = tempfile::Builder::new().prefix("er-pg-").tempdir_in("/tmp").unwrap();
+    let (exams, logs) = (tmp.path().join("exams"), tmp.path().join("logs"));
+    std::fs::create_dir_all(&exams).unwrap();
+    std::fs::create_dir_all(&logs).unwrap();
+    standard_exams(&exams);
+    let mut srv = RealServer {
+        child: None,
+        data: tmp.path().join("data"),
+        exams,
+        logs,
+        label: crate::common::unique_label("pg"),
+        secret: "postgres-test-secret-0123456789-abcdefgh".into(),
+        base: String::new(),
+        runs: 0,
+    };
+    srv.start_with_env(&[("EXAMROOM_DATABASE", url.as_str())]).await;
+    let c = Client::default();
+    let alice = srv.token("alice", Role::Candidate);
+    let a = c.post(&srv.url(SESSIONS), &alice, json!({ "exam_id": "quick" })).await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    let id = sid(&a.body);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while state(&real_get(&c, &srv, &alice, &id).await) != "ready" {
+        assert!(Instant::now() < deadline, "not ready within 60 s: {}", srv.stderr_tail());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!srv.data.join("examroom.db").exists(), "no SQLite store in the data directory");
+    assert!(!srv.stderr().contains("postgres-test-secret"), "the token secret is not logged");
+    let store = examroom_store::postgres::PgStore::connect(&url).await.unwrap();
+    let stored = store.get(&id.parse().unwrap()).await.unwrap().expect("the session is in PostgreSQL");
+    assert_eq!(stored.state.as_str(), "ready");
+    store.close().await;
+
+    // Restarted, the server finds it (and its environment) and serves it.
+    assert!(srv.terminate().await.success());
+    srv.start_with_env(&[("EXAMROOM_DATABASE", url.as_str())]).await;
+    let view = real_get(&c, &srv, &alice, &id).await;
+    assert_eq!(state(&view), "ready", "{view}");
+    let sub = c.post(&srv.url(&format!("{}/start", session_path(&id))), &alice, json!({})).await;
+    assert_eq!((sub.status, state(&sub.body)), (200, "active"), "{}", sub.text);
+    srv.kill();
+    srv.destroy_all();
+}
