@@ -39,6 +39,12 @@ have iptables || [ -x /usr/sbin/iptables ] || need+=(iptables)
 # `examroom image pull` is tested against Debian's registry (docker-registry), started by the test on 127.0.0.1 (its
 # own service is never started: policy-rc.d below).
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+# The PostgreSQL store (issue 17) is tested against Debian's PostgreSQL: the tests make a throwaway cluster with initdb
+# and pg_ctl (as the `postgres` user the package creates) on a unix socket. The package's own cluster service is never
+# started (policy-rc.d below).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+# The TLS test (issue 17) makes a self-signed certificate with openssl.
+have openssl || need+=(openssl)
 # The web UI is built with node and npm (Vite 7 needs Node.js 20 or newer). `--browser` adds Chromium for the
 # browser tests (`make test-web`), and only then. `--conformance` adds what scripts/api-conformance.sh runs:
 # promtool (Debian's `prometheus` package, about 19 MB to download, 96 MB installed; no daemon is started) and a

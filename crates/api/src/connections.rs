@@ -260,13 +260,13 @@ impl Activity {
 
 /// A TCP stream that records its activity and holds its place at the [`Gate`] for as long as it lives (also after
 /// a WebSocket upgrade, when hyper hands it to the WebSocket).
-struct Tracked {
-    io: TcpStream,
+struct Tracked<S> {
+    io: S,
     activity: Arc<Activity>,
     _admitted: Admitted,
 }
 
-impl AsyncRead for Tracked {
+impl<S: AsyncRead + Unpin> AsyncRead for Tracked<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.io).poll_read(cx, buf);
@@ -277,7 +277,7 @@ impl AsyncRead for Tracked {
     }
 }
 
-impl AsyncWrite for Tracked {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tracked<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.io).poll_write(cx, data);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
@@ -320,6 +320,19 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> io::Result<()> {
+    serve_with(listener, router, limits, None, shutdown, grace).await
+}
+
+/// [`serve`], with TLS when `tls` is set: every connection completes a TLS handshake (within the header-read timeout)
+/// before HTTP is read; the caps count it from accept.
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    limits: EdgeLimits,
+    tls: Option<crate::tls::Tls>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> io::Result<()> {
     let gate = Gate::new(limits.max_connections, limits.max_connections_per_address);
     let (closing_tx, closing_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -331,9 +344,27 @@ pub async fn serve(
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => match gate.admit(peer.ip()) {
-                    Ok(admitted) => {
-                        tasks.spawn(connection(stream, admitted, router.clone(), limits.clone(), closing_rx.clone()));
-                    }
+                    Ok(admitted) => match &tls {
+                        None => {
+                            let _ = stream.set_nodelay(true);
+                            tasks.spawn(connection(stream, admitted, router.clone(), limits.clone(), closing_rx.clone()));
+                        }
+                        Some(tls) => {
+                            let (tls, router, limits, closing) =
+                                (tls.clone(), router.clone(), limits.clone(), closing_rx.clone());
+                            tasks.spawn(async move {
+                                let _ = stream.set_nodelay(true);
+                                let handshake = tokio::time::timeout(limits.header_read_timeout, tls.accept(stream));
+                                match handshake.await {
+                                    Ok(Ok(stream)) => connection(stream, admitted, router, limits, closing).await,
+                                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                                    Err(_) => {
+                                        ::metrics::counter!(METRIC_TIMED_OUT, "reason" => "tls_handshake").increment(1);
+                                    }
+                                }
+                            });
+                        }
+                    },
                     Err(why) => {
                         ::metrics::counter!(METRIC_REFUSED, "reason" => why.as_str()).increment(1);
                         tracing::debug!(address = %peer.ip(), reason = why.as_str(), open = gate.open(),
@@ -380,14 +411,13 @@ pub async fn serve(
 
 /// Serves one admitted connection: HTTP/1 with the header-read timeout, upgrades allowed, closed when idle, and
 /// shut down gracefully when the server closes.
-async fn connection(
-    stream: TcpStream,
+async fn connection<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    stream: S,
     admitted: Admitted,
     router: Router,
     limits: EdgeLimits,
     mut closing: watch::Receiver<bool>,
 ) {
-    let _ = stream.set_nodelay(true);
     let activity = Activity::new();
     let io = TokioIo::new(Tracked { io: stream, activity: activity.clone(), _admitted: admitted });
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {

@@ -26,6 +26,7 @@ pub mod openapi;
 pub mod ports;
 pub mod routes;
 pub mod telemetry;
+pub mod tls;
 pub mod views;
 
 use std::sync::Arc;
@@ -46,6 +47,8 @@ pub struct ApiConfig {
     pub limits: connections::EdgeLimits,
     /// Where the ports origin is, when this server serves ports (see [`ports`]).
     pub ports: Option<ports::PortsConfig>,
+    /// Serve HTTPS (`serve --tls-cert/--tls-key`), see [`tls`].
+    pub tls: Option<tls::Tls>,
 }
 
 /// What every handler can reach.
@@ -100,5 +103,6 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = state.config.limits.clone();
-    connections::serve(listener, router(state), limits, shutdown, SHUTDOWN_GRACE).await
+    let tls = state.config.tls.clone();
+    connections::serve_with(listener, router(state), limits, tls, shutdown, SHUTDOWN_GRACE).await
 }

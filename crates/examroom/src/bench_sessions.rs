@@ -198,6 +198,9 @@ impl BenchServer {
             system_profile: true,
             ports_listen: None,
             ports_url: None,
+            database: None,
+            tls_cert: None,
+            tls_key: None,
         };
         let state = build(&settings).await?;
         let keys = state.keys.clone();

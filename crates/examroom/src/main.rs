@@ -1,5 +1,6 @@
 //! The `examroom` command: one binary for the server, its tools, and the per-environment shim.
 
+mod backup;
 mod bench;
 mod bench_desktop;
 mod bench_sessions;
@@ -60,6 +61,16 @@ enum Command {
         /// own per session: `http://p<port>-<session>.localhost:PORT` unless EXAMROOM_PORTS_URL says otherwise).
         #[arg(long, env = "EXAMROOM_PORTS_LISTEN")]
         ports_listen: Option<SocketAddr>,
+        /// The store: `postgres://user:password@host/db` (PostgreSQL, which several replicas share) or a file path
+        /// (SQLite). Default: SQLite in the data directory.
+        #[arg(long, env = "EXAMROOM_DATABASE")]
+        database: Option<String>,
+        /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
+        #[arg(long, env = "EXAMROOM_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The private key of --tls-cert (PEM).
+        #[arg(long, env = "EXAMROOM_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Check that this host can run examroom, and print what to fix (exits non-zero if a check fails).
     Doctor {
@@ -124,6 +135,18 @@ enum Command {
     Config {
         #[command(subcommand)]
         what: config_show::ConfigCommand,
+    },
+    /// Back up the store while the server runs (SQLite: a checked copy; PostgreSQL: prints the pg_dump to run).
+    Backup {
+        /// The server's data directory (its SQLite store).
+        #[arg(long, env = "EXAMROOM_DATA_DIR", default_value = "/var/lib/examroom")]
+        data_dir: PathBuf,
+        /// The server's `--database`, when it is not SQLite in the data directory.
+        #[arg(long, env = "EXAMROOM_DATABASE")]
+        database: Option<String>,
+        /// The new file (default: examroom-<unix seconds>.db here). Never overwritten.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Print a shell completion script (bash: `examroom completion bash > /etc/bash_completion.d/examroom`).
     Completion {
@@ -294,9 +317,22 @@ fn main() {
     };
     let result = rt.block_on(async {
         match cli.command {
-            Command::Serve { listen, data_dir, exams, config, memory_share, ports_listen } => {
+            Command::Serve {
+                listen,
+                data_dir,
+                exams,
+                config,
+                memory_share,
+                ports_listen,
+                database,
+                tls_cert,
+                tls_key,
+            } => {
                 let mut s = serve::Settings::resolve(listen, data_dir, exams, config.as_deref(), memory_share)?;
                 s.ports_listen = ports_listen.or(s.ports_listen);
+                s.database = database.or(s.database);
+                s.tls_cert = tls_cert.or(s.tls_cert);
+                s.tls_key = tls_key.or(s.tls_key);
                 serve::run(s).await
             }
             Command::Doctor { data_dir, exams, config, memory_share, json } => {
@@ -344,6 +380,9 @@ fn main() {
                 shell::list(state_dir, &label, reap).await
             }
             Command::Config { what } => config_show::run(what, &matches),
+            Command::Backup { data_dir, database, out } => {
+                backup::run(&data_dir, database.as_deref(), &out.unwrap_or_else(backup::default_out)).await
+            }
             Command::Completion { shell } => manual::completion(Cli::command(), shell, &mut std::io::stdout()),
             Command::Man { dir } => manual::man(Cli::command(), dir.as_deref()),
         }

@@ -12,7 +12,6 @@ use examroom_exams::Catalog;
 use examroom_runtime::sandbox::{SandboxConfig, SandboxRuntime};
 use examroom_runtime::Runtime;
 use examroom_sessions::{Clock, PoolSettings, ServiceConfig, SessionService};
-use examroom_store::sqlite::SqliteStore;
 use examroom_store::Store;
 use serde::Deserialize;
 
@@ -107,6 +106,12 @@ pub struct Settings {
     pub ports_listen: Option<SocketAddr>,
     /// The ports origin's URL template (see `FileConfig::ports_url`); resolved at start when only the listener is set.
     pub ports_url: Option<String>,
+    /// The store (`--database`): `postgres://…` for PostgreSQL shared by replicas; `None` for SQLite in the data
+    /// directory.
+    pub database: Option<String>,
+    /// HTTPS: the certificate chain and its key (PEM), `--tls-cert`/`--tls-key`; both or neither.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Settings {
@@ -214,6 +219,9 @@ impl Settings {
                 None => file.ports_listen,
             },
             ports_url: env("EXAMROOM_PORTS_URL").or(file.ports_url),
+            database: env("EXAMROOM_DATABASE"),
+            tls_cert: env("EXAMROOM_TLS_CERT").map(PathBuf::from),
+            tls_key: env("EXAMROOM_TLS_KEY").map(PathBuf::from),
         })
     }
 }
@@ -285,7 +293,7 @@ pub async fn build(s: &Settings) -> Result<AppState> {
     }
     tracing::info!(exams = catalog.exams().count(), dir = %exams_dir.display(), "catalog loaded");
     let fit = prepare_host(&wanted(s, &catalog), &data_dir)?;
-    let store = Store::Sqlite(SqliteStore::open(&data_dir.join("examroom.db")).await.context("open the store")?);
+    let store = open_store(s.database.as_deref(), &data_dir).await?;
     let mut rcfg = SandboxConfig::new(data_dir.join("sandbox"), &s.label);
     rcfg.hidden = vec![data_dir.clone(), exams_dir.canonicalize().unwrap_or(exams_dir.clone())];
     rcfg.create_timeout = Duration::from_secs(55);
@@ -328,6 +336,11 @@ pub async fn build(s: &Settings) -> Result<AppState> {
         Some(url) => Some(examroom_api::ports::PortsConfig::new(url).map_err(|e| anyhow::anyhow!("ports_url: {e}"))?),
         None => None,
     };
+    let tls = match (&s.tls_cert, &s.tls_key) {
+        (Some(cert), Some(key)) => Some(examroom_api::tls::Tls::load(cert, key)?),
+        (None, None) => None,
+        _ => anyhow::bail!("--tls-cert and --tls-key go together: give both, or neither"),
+    };
     let svc = SessionService::start(store, runtime, catalog, config, Clock::system())
         .await
         .map_err(|e| anyhow::anyhow!("start the session service: {e}"))?;
@@ -338,12 +351,24 @@ pub async fn build(s: &Settings) -> Result<AppState> {
         keys,
         ApiConfig {
             public_origin: s.public_origin.clone(),
-            secure_cookies: s.secure_cookies,
+            // Served over TLS: the cookie is `Secure`.
+            secure_cookies: s.secure_cookies || tls.is_some(),
             limits: s.limits.clone(),
             ports,
+            tls,
         },
         metrics,
     ))
+}
+
+/// The store: `database` (`--database`), else SQLite in the data directory.
+pub async fn open_store(database: Option<&str>, data_dir: &Path) -> Result<Store> {
+    let url = match database {
+        Some(db) => examroom_store::DatabaseUrl::parse(db).map_err(|e| anyhow::anyhow!("--database: {e}"))?,
+        None => examroom_store::DatabaseUrl::Sqlite(data_dir.join("examroom.db")),
+    };
+    tracing::info!(database = %url.describe(), "store");
+    Store::open(&url).await.with_context(|| format!("open the store ({})", url.describe()))
 }
 
 /// What the configuration and the catalog ask of the host.
@@ -474,7 +499,8 @@ pub async fn run(mut s: Settings) -> Result<()> {
         idle_timeout_s = s.limits.idle_timeout.as_secs_f64(), max_streams_per_user = s.limits.max_streams_per_user,
         max_creates_per_minute = s.max_creates_per_minute, pool_max = s.pool_max,
         pool_fill_concurrency = s.pool_fill_concurrency, nofile, "listening");
-    println!("examroom listening on http://{addr}");
+    let scheme = if s.tls_cert.is_some() { "https" } else { "http" };
+    println!("examroom listening on {scheme}://{addr}");
     if let Some(l) = ports_listener {
         let url = s.ports_url.clone().unwrap_or_default();
         tracing::info!(addr = %l.local_addr()?, %url, "serving ports");

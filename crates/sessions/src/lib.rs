@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod pool;
 pub mod provision;
 pub mod reconcile;
+mod replicas;
 pub mod service;
 mod signins;
 pub mod timers;

@@ -207,6 +207,8 @@ impl SessionService {
         let report = svc.reconcile_once().await;
         tracing::info!(?report, "start-up reconcile");
         svc.spawn_pools();
+        // Changes that other replicas sharing the store make (PostgreSQL).
+        svc.follow_other_replicas().await.map_err(|e| store_error("follow other replicas' changes", e))?;
         let bg = svc.clone();
         // The periodic pass, and a pass at once whenever the runtime says an environment may have been lost (its
         // shim or init died): a candidate learns within about a second, not at the next periodic pass.

@@ -1,12 +1,15 @@
 //! # examroom-store
 //!
 //! Sessions and their audit trail, behind the [`SessionStore`] boundary. SQLite ([`sqlite::SqliteStore`]) is the
-//! default backend; PostgreSQL can follow as another variant of [`Store`].
+//! default, embedded backend; PostgreSQL ([`postgres::PgStore`], Cargo feature `postgres`) is the one several replicas
+//! share. [`Store`] dispatches to either.
 //!
 //! # Layout
 //! - this file: the records (sessions, events, attempt grants, browser sign-ins), the trait, the dispatch enum;
 //! - [`pool`]: warm pools (pooled environments, claims, announcements) and their [`PoolStore`] trait;
-//! - [`sqlite`]: the SQLite backend, with its migrations in `migrations/`.
+//! - [`sqlite`]: the SQLite backend, with its migrations in `migrations/`;
+//! - [`postgres`]: the PostgreSQL backend, with its migrations in `migrations-postgres/` (one per SQLite migration),
+//!   and change notifications between replicas ([`Changes`]).
 //!
 //! Rules every backend keeps:
 //! - **a transition is a compare-and-swap on the state, stored in the same transaction as its event;**
@@ -14,6 +17,8 @@
 //! - **a candidate's lookup is one query keyed by (session id, user id).**
 
 pub mod pool;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 
 pub use pool::{Claim, NewPoolSchedule, PoolEntry, PoolSchedule, PoolState, PoolStore};
@@ -361,16 +366,127 @@ pub trait SessionStore {
     async fn sign_out(&self, id_hash: &str, at: i64) -> Result<bool, StoreError>;
 }
 
-/// The backends, for dispatch without trait objects.
+/// The backends, for dispatch without trait objects. Cheap to clone (clones share the connections).
+#[derive(Debug, Clone)]
 pub enum Store {
     /// SQLite in the data directory.
     Sqlite(sqlite::SqliteStore),
+    /// PostgreSQL, shared by every replica.
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::PgStore),
+}
+
+/// Where the store is: `--database`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// SQLite, in a file.
+    Sqlite(std::path::PathBuf),
+    /// PostgreSQL (`postgres://` or `postgresql://`).
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// Parses `--database`: `postgres://…`/`postgresql://…`, `sqlite://PATH` or a plain path (SQLite).
+    pub fn parse(s: &str) -> Result<DatabaseUrl, StoreError> {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(s.to_owned()));
+        }
+        if let Some(path) = s.strip_prefix("sqlite://") {
+            return Ok(DatabaseUrl::Sqlite(path.into()));
+        }
+        if s.is_empty() || s.contains("://") {
+            return Err(StoreError::Backend(format!(
+                "database {:?}: expected postgres://…, postgresql://…, sqlite://PATH or a file path",
+                s.split_once('@').map_or(s, |(_, host)| host)
+            )));
+        }
+        Ok(DatabaseUrl::Sqlite(s.into()))
+    }
+
+    /// A description for logs (no password).
+    pub fn describe(&self) -> String {
+        match self {
+            DatabaseUrl::Sqlite(p) => format!("sqlite {}", p.display()),
+            DatabaseUrl::Postgres(url) => match url.split_once("://").and_then(|(_, r)| r.rsplit_once('@')) {
+                Some((_, host)) => format!("postgres {host}"),
+                None => format!("postgres {}", url.split_once("://").map_or("", |(_, r)| r)),
+            },
+        }
+    }
+}
+
+impl Store {
+    /// Opens the store at `url`.
+    pub async fn open(url: &DatabaseUrl) -> Result<Store, StoreError> {
+        match url {
+            DatabaseUrl::Sqlite(path) => Ok(Store::Sqlite(sqlite::SqliteStore::open(path).await?)),
+            #[cfg(feature = "postgres")]
+            DatabaseUrl::Postgres(url) => Ok(Store::Postgres(postgres::PgStore::connect(url).await?)),
+            #[cfg(not(feature = "postgres"))]
+            DatabaseUrl::Postgres(_) => {
+                Err(StoreError::Backend("this build has no PostgreSQL support (Cargo feature `postgres`)".to_owned()))
+            }
+        }
+    }
+
+    /// Which backend (`sqlite` or `postgres`).
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            #[cfg(feature = "postgres")]
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Session changes made by other replicas, for a backend that several replicas share (PostgreSQL); `None` for
+    /// one that only this process uses (SQLite).
+    pub async fn changes(&self) -> Result<Option<Changes>, StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(None),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => s.changes().await.map(Some),
+        }
+    }
+
+    /// Closes the connections.
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(s) => s.close().await,
+            #[cfg(feature = "postgres")]
+            Store::Postgres(s) => s.close().await,
+        }
+    }
+}
+
+/// A change another replica made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// This session changed: read it from the store.
+    Session(ExamSessionId),
+    /// The notifications were interrupted (the listener reconnected) and some may be lost: read every open session
+    /// again.
+    Resync,
+}
+
+/// The feed of [`Change`]s (see [`Store::changes`]).
+#[derive(Debug)]
+pub struct Changes {
+    rx: tokio::sync::mpsc::Receiver<Change>,
+}
+
+impl Changes {
+    /// The next change; `None` when the feed ended.
+    pub async fn next(&mut self) -> Option<Change> {
+        self.rx.recv().await
+    }
 }
 
 macro_rules! dispatch {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
             Store::Sqlite($s) => $e,
+            #[cfg(feature = "postgres")]
+            Store::Postgres($s) => $e,
         }
     };
 }
@@ -457,5 +573,30 @@ impl SessionStore for Store {
     }
     async fn sign_out(&self, id_hash: &str, at: i64) -> Result<bool, StoreError> {
         dispatch!(self, s => s.sign_out(id_hash, at).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DatabaseUrl;
+
+    #[test]
+    fn database_urls_parse_and_describe_without_their_password() {
+        let pg = DatabaseUrl::parse("postgres://examroom:s3cret@db.example.org:5432/examroom").unwrap();
+        assert_eq!(pg, DatabaseUrl::Postgres("postgres://examroom:s3cret@db.example.org:5432/examroom".into()));
+        assert_eq!(pg.describe(), "postgres db.example.org:5432/examroom");
+        assert!(matches!(
+            DatabaseUrl::parse("postgresql:///examroom?host=/run/postgresql"),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
+        assert_eq!(
+            DatabaseUrl::parse("/var/lib/examroom/x.db").unwrap(),
+            DatabaseUrl::Sqlite("/var/lib/examroom/x.db".into())
+        );
+        assert_eq!(DatabaseUrl::parse("sqlite:///tmp/x.db").unwrap(), DatabaseUrl::Sqlite("/tmp/x.db".into()));
+        for bad in ["", "mysql://u:s3cret@h/db"] {
+            let e = DatabaseUrl::parse(bad).unwrap_err().to_string();
+            assert!(!e.contains("s3cret"), "{e}");
+        }
     }
 }

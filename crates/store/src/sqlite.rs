@@ -168,6 +168,35 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
+    /// Writes a consistent copy of the database to `to` (`VACUUM INTO`: an online backup that readers and writers of
+    /// the live database never wait for, taken inside one read transaction) with mode 0600, then checks the copy
+    /// (`PRAGMA integrity_check`) and returns how many sessions it holds. `to` must not exist.
+    pub async fn backup_to(&self, to: &Path) -> Result<i64, StoreError> {
+        let to_str = to.to_str().ok_or_else(|| StoreError::Backend(format!("{}: not UTF-8", to.display())))?;
+        {
+            // Made first, empty and private: VACUUM INTO writes into an existing empty file.
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            options.open(to).map_err(|e| StoreError::Backend(format!("creating {}: {e}", to.display())))?;
+        }
+        if let Err(e) = sqlx::query("VACUUM INTO ?1").bind(to_str).execute(&self.pool).await {
+            let _ = std::fs::remove_file(to);
+            return Err(backend(e));
+        }
+        let copy = SqliteStore::open(to).await?;
+        let check: String =
+            sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&copy.pool).await.map_err(backend)?;
+        let sessions: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(&copy.pool).await.map_err(backend)?;
+        copy.close().await;
+        if check != "ok" {
+            return Err(StoreError::Backend(format!("the backup {} fails its integrity check: {check}", to.display())));
+        }
+        Ok(sessions)
+    }
+
     /// Applies the migrations that have not run yet.
     async fn migrate(&self) -> Result<(), StoreError> {
         let migrator =

@@ -1,28 +1,20 @@
-//! Warm pools in SQLite: pooled environments from `filling` to `ready` to `claimed` or `retiring`, claims that store
+//! Warm pools in both backends (see `support`): pooled environments from `filling` to `ready` to `claimed` or `retiring`, claims that store
 //! the session in the same transaction, racing claims with one winner per environment, claimed environments that
 //! never return to the pool (the database refuses it), and announcements.
 
+mod support;
+
 use std::collections::HashSet;
-use std::path::PathBuf;
 
 use examroom_core::{EnvironmentId, ExamId, ExamSessionId, SessionState, UserId};
-use examroom_store::sqlite::SqliteStore;
 use examroom_store::{
     Claim, EventKind, ListFilter, NewEvent, NewPoolSchedule, PoolEntry, PoolState, PoolStore, SessionRecord,
-    SessionStore, StoreError,
+    SessionStore, Store, StoreError,
 };
-use tempfile::TempDir;
 
 const T0: i64 = 1_760_000_000_000;
 const OWNER: &str = "main";
 const DIGEST: &str = "d1";
-
-async fn file_store() -> (TempDir, PathBuf, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("examroom.db");
-    let store = SqliteStore::open(&path).await.unwrap();
-    (dir, path, store)
-}
 
 fn exam(s: &str) -> ExamId {
     ExamId::parse(s).unwrap()
@@ -70,16 +62,15 @@ fn claim(at: i64) -> Claim<'static> {
 }
 
 /// A ready entry of `exam_id`, made at `made`.
-async fn ready(store: &SqliteStore, exam_id: &str, made: i64) -> EnvironmentId {
+async fn ready(store: &Store, exam_id: &str, made: i64) -> EnvironmentId {
     let env = EnvironmentId::new_v4();
     store.insert_pool_entry(&PoolEntry::filling(env, OWNER, exam(exam_id), DIGEST, made)).await.unwrap();
     assert!(store.pool_entry_ready(&env, made + 100).await.unwrap());
     env
 }
 
-#[tokio::test]
-async fn an_entry_fills_becomes_ready_and_one_session_claims_it() {
-    let (_dir, _path, store) = file_store().await;
+both!(an_entry_fills_becomes_ready_and_one_session_claims_it, |db| {
+    let store = &db.store;
     let env = EnvironmentId::new_v4();
     store.insert_pool_entry(&PoolEntry::filling(env, OWNER, exam("lb"), DIGEST, T0)).await.unwrap();
     // A filling entry is not claimed.
@@ -106,15 +97,14 @@ async fn an_entry_fills_becomes_ready_and_one_session_claims_it() {
     // Nothing left for the next one.
     let bob = session("bob", "lb");
     assert_eq!(store.insert_claiming(&bob, &created(&bob), &claim(T0 + 200)).await.unwrap(), None);
-}
+});
 
-#[tokio::test]
-async fn a_claim_takes_only_a_matching_ready_entry_and_the_oldest_first() {
-    let (_dir, _path, store) = file_store().await;
-    let old = ready(&store, "lb", T0 - 7_200_000).await; // past the maximum age
-    let newer = ready(&store, "lb", T0 + 20).await;
-    let older = ready(&store, "lb", T0 + 10).await;
-    let other_exam = ready(&store, "qc", T0).await;
+both!(a_claim_takes_only_a_matching_ready_entry_and_the_oldest_first, |db| {
+    let store = &db.store;
+    let old = ready(store, "lb", T0 - 7_200_000).await; // past the maximum age
+    let newer = ready(store, "lb", T0 + 20).await;
+    let older = ready(store, "lb", T0 + 10).await;
+    let other_exam = ready(store, "qc", T0).await;
     let stale = EnvironmentId::new_v4();
     store.insert_pool_entry(&PoolEntry::filling(stale, OWNER, exam("lb"), "old-digest", T0)).await.unwrap();
     store.pool_entry_ready(&stale, T0).await.unwrap();
@@ -131,12 +121,11 @@ async fn a_claim_takes_only_a_matching_ready_entry_and_the_oldest_first() {
     let left: HashSet<_> = store.pool_entries(Some(OWNER)).await.unwrap().iter().map(|e| e.environment_id).collect();
     assert_eq!(left, HashSet::from([old, other_exam, stale]));
     assert_eq!(store.pool_entries(None).await.unwrap().len(), 4, "every owner's entries are visible");
-}
+});
 
-#[tokio::test]
-async fn a_refused_session_leaves_the_entry_in_the_pool() {
-    let (_dir, _path, store) = file_store().await;
-    let env = ready(&store, "lb", T0).await;
+both!(a_refused_session_leaves_the_entry_in_the_pool, |db| {
+    let store = &db.store;
+    let env = ready(store, "lb", T0).await;
     let first = session("ann", "lb");
     store.insert(&first, &created(&first)).await.unwrap();
     let second = session("ann", "lb");
@@ -146,15 +135,14 @@ async fn a_refused_session_leaves_the_entry_in_the_pool() {
     }
     let entries = store.pool_entries(None).await.unwrap();
     assert_eq!((entries.len(), entries[0].environment_id, entries[0].state), (1, env, PoolState::Ready));
-}
+});
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn racing_claims_get_distinct_environments() {
-    let (_dir, _path, store) = file_store().await;
+both!(racing_claims_get_distinct_environments, multi_thread, |db| {
+    let store = &db.store;
     let pooled: HashSet<_> = {
         let mut s = HashSet::new();
         for i in 0..3 {
-            s.insert(ready(&store, "lb", T0 + i).await);
+            s.insert(ready(store, "lb", T0 + i).await);
         }
         s
     };
@@ -180,50 +168,47 @@ async fn racing_claims_get_distinct_environments() {
         assert_eq!(store.get(id).await.unwrap().unwrap().environment_id, *env);
     }
     assert_eq!(store.list(&ListFilter::default()).await.unwrap().len(), 3, "the losers stored nothing");
-}
+});
 
-#[tokio::test]
-async fn a_claimed_environment_never_returns_to_the_pool() {
-    let (_dir, path, store) = file_store().await;
-    let env = ready(&store, "lb", T0).await;
+both!(a_claimed_environment_never_returns_to_the_pool, |db| {
+    let store = &db.store;
+    let env = ready(store, "lb", T0).await;
     let rec = session("ann", "lb");
     store.insert_claiming(&rec, &created(&rec), &claim(T0 + 1)).await.unwrap().unwrap();
     assert_eq!(store.retire_pool_entry(&env, OWNER, &[PoolState::Ready, PoolState::Filling]).await.unwrap(), None);
     assert!(!store.delete_pool_entry(&env).await.unwrap());
     // Behind the store's back, the database itself refuses.
-    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
     for sql in [
         "UPDATE pool_environments SET state = 'ready', session_id = NULL, claimed_at = NULL",
         "UPDATE pool_environments SET exam_digest = 'x'",
         "DELETE FROM pool_environments",
     ] {
-        let err = sqlx::query(sql).execute(&raw).await.expect_err(sql);
-        assert!(err.to_string().contains("claimed environment"), "{sql}: {err}");
+        let err = db.raw(sql).await.expect_err(sql);
+        assert!(err.contains("claimed environment"), "{sql}: {err}");
     }
     // A second session with the same environment is refused too.
     let twin = SessionRecord { environment_id: env, ..session("bob", "lb") };
     assert!(store.insert(&twin, &created(&twin)).await.is_err(), "two sessions share an environment");
     // Nor may an entry go back from ready to filling, or from retiring to ready.
-    let other = ready(&store, "lb", T0).await;
-    let err = sqlx::query("UPDATE pool_environments SET state = 'filling' WHERE state = 'ready'")
-        .execute(&raw)
+    let other = ready(store, "lb", T0).await;
+    let err = db
+        .raw("UPDATE pool_environments SET state = 'filling' WHERE state = 'ready'")
         .await
         .expect_err("ready → filling");
-    assert!(err.to_string().contains("not allowed"), "{err}");
+    assert!(err.contains("not allowed"), "{err}");
     store.retire_pool_entry(&other, OWNER, &[PoolState::Ready]).await.unwrap().unwrap();
-    let err = sqlx::query("UPDATE pool_environments SET state = 'ready' WHERE state = 'retiring'")
-        .execute(&raw)
+    let err = db
+        .raw("UPDATE pool_environments SET state = 'ready' WHERE state = 'retiring'")
         .await
         .expect_err("retiring → ready");
-    assert!(err.to_string().contains("not allowed"), "{err}");
-}
+    assert!(err.contains("not allowed"), "{err}");
+});
 
-#[tokio::test]
-async fn retiring_takes_an_entry_out_of_the_pool_until_it_is_deleted() {
-    let (_dir, _path, store) = file_store().await;
+both!(retiring_takes_an_entry_out_of_the_pool_until_it_is_deleted, |db| {
+    let store = &db.store;
     let filling = EnvironmentId::new_v4();
     store.insert_pool_entry(&PoolEntry::filling(filling, OWNER, exam("lb"), DIGEST, T0)).await.unwrap();
-    let env = ready(&store, "lb", T0).await;
+    let env = ready(store, "lb", T0).await;
     // Another owner's entry is not this server's to retire.
     assert_eq!(store.retire_pool_entry(&env, "replica-2", &[PoolState::Ready]).await.unwrap(), None);
     // Only from the states asked for.
@@ -245,11 +230,10 @@ async fn retiring_takes_an_entry_out_of_the_pool_until_it_is_deleted() {
     assert!(store.delete_pool_entry(&filling).await.unwrap());
     assert!(!store.delete_pool_entry(&env).await.unwrap());
     assert!(store.pool_entries(None).await.unwrap().is_empty());
-}
+});
 
-#[tokio::test]
-async fn announcements_round_trip_expire_and_cancel() {
-    let (_dir, path, store) = file_store().await;
+both!(announcements_round_trip_expire_and_cancel, |db| {
+    let store = &db.store;
     let new = |candidates: u32, at: i64| NewPoolSchedule {
         exam_id: exam("lb"),
         candidates,
@@ -279,6 +263,6 @@ async fn announcements_round_trip_expire_and_cancel() {
     assert!(store.insert_pool_schedule(&NewPoolSchedule { until: T0, ..new(3, T0) }).await.is_err());
     // Everything survives a reopen.
     store.close().await;
-    let store = SqliteStore::open(&path).await.unwrap();
+    let store = db.reopen().await;
     assert_eq!(store.pool_schedules(T0).await.unwrap().len(), 1);
-}
+});

@@ -124,7 +124,7 @@ fn transitions(events: &[Value]) -> Vec<(String, String)> {
 // --- Server-Sent Events ----------------------------------------------------------------------------------------
 
 #[derive(Debug)]
-enum Sse {
+pub(crate) enum Sse {
     Event {
         at: Instant,
         event: String,
@@ -137,7 +137,7 @@ enum Sse {
 }
 
 /// Opens the status stream and reads it in a task; events arrive on the channel, then `End`.
-async fn open_status_stream(url: String, token: String) -> tokio::sync::mpsc::UnboundedReceiver<Sse> {
+pub(crate) async fn open_status_stream(url: String, token: String) -> tokio::sync::mpsc::UnboundedReceiver<Sse> {
     // No total timeout: the stream lives longer than a request.
     let http = reqwest::Client::builder().build().unwrap();
     let resp = http.get(&url).bearer_auth(&token).send().await.expect("open the status stream");
@@ -184,7 +184,7 @@ async fn open_status_stream(url: String, token: String) -> tokio::sync::mpsc::Un
     rx
 }
 
-async fn next_sse(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Sse>, within: Duration) -> Sse {
+pub(crate) async fn next_sse(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Sse>, within: Duration) -> Sse {
     match tokio::time::timeout(within, rx.recv()).await {
         Ok(Some(m)) => m,
         Ok(None) => panic!("the status stream reader went away"),

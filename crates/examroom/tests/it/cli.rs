@@ -122,3 +122,77 @@ fn config_show_with_a_bad_file_names_the_file_and_the_key() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/examroom.toml"));
 }
+
+/// `examroom backup` (issue 17): a checked, private copy of a SQLite store that holds what the store held, never over an
+/// existing file; for PostgreSQL, the pg_dump to run.
+#[tokio::test]
+async fn backup_copies_the_sqlite_store_and_names_pg_dump_for_postgres() {
+    use examroom_core::{EnvironmentId, ExamId, ExamSessionId, SessionState, UserId};
+    use examroom_store::sqlite::SqliteStore;
+    use examroom_store::{EventKind, NewEvent, SessionRecord, SessionStore};
+    use std::os::unix::fs::PermissionsExt;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let store = SqliteStore::open(&data.join("examroom.db")).await.unwrap();
+    let rec = SessionRecord {
+        id: ExamSessionId::new_v4(),
+        user_id: UserId::parse("alice").unwrap(),
+        exam_id: ExamId::parse("quick").unwrap(),
+        environment_id: EnvironmentId::new_v4(),
+        state: SessionState::Created,
+        progress: None,
+        created_at: 1,
+        ready_at: None,
+        started_at: None,
+        deadline: None,
+        duration_ms: 60_000,
+        start_grace_ms: 60_000,
+        provisioning_timeout_ms: 60_000,
+        ended_at: None,
+        end_reason: None,
+        failure: None,
+        resources_released_at: None,
+        graded: None,
+        updated_at: 1,
+        exam_version: None,
+    };
+    let event = NewEvent {
+        at: 1,
+        kind: EventKind::Transition,
+        from: None,
+        to: Some(SessionState::Created),
+        reason: "accepted".into(),
+        actor: "system".into(),
+        data: None,
+    };
+    store.insert(&rec, &event).await.unwrap();
+
+    // While the store is open (as a running server holds it).
+    let out = tmp.path().join("copy.db");
+    let (d, o) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let text = stdout(&examroom(&["backup", "--data-dir", d, "--out", o], &[]));
+    assert!(text.contains("1 sessions; integrity check ok"), "{text}");
+    assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+    let copy = SqliteStore::open(&out).await.unwrap();
+    assert_eq!(copy.get(&rec.id).await.unwrap().as_ref(), Some(&rec));
+    assert_eq!(copy.events(&rec.id).await.unwrap().len(), 1);
+    copy.close().await;
+
+    // Never over an existing file, and a clear word when there is no store.
+    let again = examroom(&["backup", "--data-dir", d, "--out", o], &[]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwrites"), "{again:?}");
+    let none = examroom(&["backup", "--data-dir", tmp.path().join("nothing").to_str().unwrap(), "--out", "x.db"], &[]);
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no store at"), "{none:?}");
+
+    // PostgreSQL: the pg_dump line, and nothing written; the password is not printed.
+    let pg = tmp.path().join("pg.dump");
+    let p = pg.to_str().unwrap();
+    let dump = examroom(&["backup", "--database", "postgres://u:s3cret@db/examroom", "--out", p], &[]);
+    let err = String::from_utf8_lossy(&dump.stderr);
+    assert!(!dump.status.success() && err.contains("pg_dump --format=custom"), "{err}");
+    assert!(!err.contains("s3cret") && !pg.exists(), "{err}");
+    store.close().await;
+}

@@ -60,6 +60,10 @@ pub struct Options {
     pub ports: bool,
     /// Put the data directory (the store and the sandbox's state) on a tmpfs of this many bytes, to fill it.
     pub data_tmpfs: Option<u64>,
+    /// The store: a `postgres://` URL (replicas share it), else SQLite in the data directory.
+    pub database: Option<String>,
+    /// Serve HTTPS.
+    pub tls: Option<examroom_api::tls::Tls>,
 }
 
 impl Default for Options {
@@ -72,6 +76,8 @@ impl Default for Options {
             limits: examroom_api::connections::EdgeLimits::default(),
             ports: false,
             data_tmpfs: None,
+            database: None,
+            tls: None,
         }
     }
 }
@@ -249,10 +255,13 @@ fn sandbox_config(data_dir: &Path, catalog_dir: &Path, label: &str, opts: &Optio
 pub async fn build_state(data_dir: &Path, catalog_dir: &Path, label: &str, opts: &Options) -> AppState {
     let catalog = Catalog::load(catalog_dir);
     assert!(catalog.problems().is_empty(), "test exams have problems: {:?}", catalog.problems());
-    let store = Store::Sqlite(SqliteStore::open(&data_dir.join("examroom.db")).await.unwrap());
+    let store = match &opts.database {
+        Some(url) => Store::Postgres(examroom_store::postgres::PgStore::connect(url).await.unwrap()),
+        None => Store::Sqlite(SqliteStore::open(&data_dir.join("examroom.db")).await.unwrap()),
+    };
     let runtime = Runtime::Sandbox(SandboxRuntime::new(sandbox_config(data_dir, catalog_dir, label, opts)).unwrap());
     let svc = SessionService::start(store, runtime, catalog, opts.service.clone(), Clock::system()).await.unwrap();
-    let config = ApiConfig { limits: opts.limits.clone(), ..ApiConfig::default() };
+    let config = ApiConfig { limits: opts.limits.clone(), tls: opts.tls.clone(), ..ApiConfig::default() };
     AppState::new(svc, TokenKeys::from_secret(SECRET), config, None)
 }
 

@@ -1,8 +1,10 @@
-//! The SQLite backend against real database files: round trips, ownership, the one-live-session rule under
-//! racing inserts, compare-and-swap transitions, the append-only trail, reopening, and listing.
+//! Both backends (SQLite in a real file, PostgreSQL in a throwaway cluster; see `support`): round trips, ownership, the
+//! one-live-session rule under racing inserts, compare-and-swap transitions, the append-only trail, reopening, and
+//! listing. A few SQLite-only tests (file mode, in-memory store) are at the end.
+
+mod support;
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 
 use examroom_core::{
     transition, EndReason, EnvironmentId, ExamId, ExamSessionId, Failure, FailureCode, Progress, SessionState, Trigger,
@@ -10,23 +12,15 @@ use examroom_core::{
 };
 use examroom_store::sqlite::SqliteStore;
 use examroom_store::{
-    EventKind, ListFilter, NewEvent, SessionChanges, SessionRecord, SessionStore, StoreError, Workspace,
+    EventKind, ListFilter, NewEvent, SessionChanges, SessionRecord, SessionStore, Store, StoreError, Workspace,
 };
 use serde_json::json;
-use tempfile::TempDir;
 
 const MIN: i64 = 60_000;
 const T0: i64 = 1_760_000_000_000;
 
 fn user(s: &str) -> UserId {
     UserId::parse(s).unwrap()
-}
-
-async fn file_store() -> (TempDir, PathBuf, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("examroom.db");
-    let store = SqliteStore::open(&path).await.unwrap();
-    (dir, path, store)
 }
 
 /// A freshly accepted session: only the required fields.
@@ -94,7 +88,7 @@ fn accepted(rec: &SessionRecord) -> NewEvent {
 }
 
 /// Moves a session along one legal transition, with the changes the session service would make.
-async fn advance(store: &SqliteStore, id: &ExamSessionId, trigger: Trigger, at: i64) -> SessionRecord {
+async fn advance(store: &Store, id: &ExamSessionId, trigger: Trigger, at: i64) -> SessionRecord {
     let current = store.get(id).await.unwrap().unwrap();
     let t = transition(current.state, &trigger).unwrap();
     let mut changes = SessionChanges::default();
@@ -130,21 +124,20 @@ async fn advance(store: &SqliteStore, id: &ExamSessionId, trigger: Trigger, at: 
     rec
 }
 
-async fn to_active(store: &SqliteStore, id: &ExamSessionId, at: i64) -> SessionRecord {
+async fn to_active(store: &Store, id: &ExamSessionId, at: i64) -> SessionRecord {
     advance(store, id, Trigger::ProvisioningStarted, at).await;
     advance(store, id, Trigger::ProvisioningSucceeded, at + 1).await;
     advance(store, id, Trigger::StartRequested, at + 2).await
 }
 
-async fn to_terminated(store: &SqliteStore, id: &ExamSessionId, at: i64) -> SessionRecord {
+async fn to_terminated(store: &Store, id: &ExamSessionId, at: i64) -> SessionRecord {
     to_active(store, id, at).await;
     advance(store, id, Trigger::Submitted, at + 3).await;
     advance(store, id, Trigger::TeardownVerified, at + 4).await
 }
 
-#[tokio::test]
-async fn full_record_round_trips() {
-    let (_dir, _path, store) = file_store().await;
+both!(full_record_round_trips, |db| {
+    let store = &db.store;
     let rec = full("alice@example.org");
     let event = accepted(&rec);
     store.insert(&rec, &event).await.unwrap();
@@ -158,21 +151,19 @@ async fn full_record_round_trips() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].session_id, rec.id);
     assert_eq!(events[0].event, event);
-}
+});
 
-#[tokio::test]
-async fn minimal_record_round_trips() {
-    let (_dir, _path, store) = file_store().await;
+both!(minimal_record_round_trips, |db| {
+    let store = &db.store;
     let rec = minimal("bob", T0);
     let event = NewEvent { data: None, ..accepted(&rec) };
     store.insert(&rec, &event).await.unwrap();
     assert_eq!(store.get(&rec.id).await.unwrap().unwrap(), rec);
     assert_eq!(store.events(&rec.id).await.unwrap()[0].event, event);
-}
+});
 
-#[tokio::test]
-async fn not_yours_is_not_found() {
-    let (_dir, _path, store) = file_store().await;
+both!(not_yours_is_not_found, |db| {
+    let store = &db.store;
     let rec = minimal("alice", T0);
     store.insert(&rec, &accepted(&rec)).await.unwrap();
 
@@ -182,11 +173,10 @@ async fn not_yours_is_not_found() {
     assert_eq!(store.get_owned(&ExamSessionId::new_v4(), &user("alice")).await.unwrap(), None);
     assert_eq!(store.get_owned(&ExamSessionId::new_v4(), &user("mallory")).await.unwrap(), None);
     assert_eq!(store.get(&ExamSessionId::new_v4()).await.unwrap(), None);
-}
+});
 
-#[tokio::test]
-async fn one_live_session_per_user() {
-    let (_dir, _path, store) = file_store().await;
+both!(one_live_session_per_user, |db| {
+    let store = &db.store;
     let first = minimal("carol", T0);
     store.insert(&first, &accepted(&first)).await.unwrap();
 
@@ -203,11 +193,11 @@ async fn one_live_session_per_user() {
     store.insert(&other, &accepted(&other)).await.unwrap();
 
     // Every live state blocks; the final state frees the slot.
-    to_active(&store, &first.id, T0 + 2 * MIN).await;
+    to_active(store, &first.id, T0 + 2 * MIN).await;
     assert!(matches!(store.insert(&second, &accepted(&second)).await, Err(StoreError::LiveSessionExists { .. })));
-    advance(&store, &first.id, Trigger::Submitted, T0 + 3 * MIN).await;
+    advance(store, &first.id, Trigger::Submitted, T0 + 3 * MIN).await;
     assert!(matches!(store.insert(&second, &accepted(&second)).await, Err(StoreError::LiveSessionExists { .. })));
-    let ended = advance(&store, &first.id, Trigger::TeardownVerified, T0 + 4 * MIN).await;
+    let ended = advance(store, &first.id, Trigger::TeardownVerified, T0 + 4 * MIN).await;
     assert_eq!(ended.state, SessionState::Terminated);
     assert_eq!(ended.end_reason, Some(EndReason::Submitted));
     assert_eq!(ended.graded, Some(true));
@@ -216,25 +206,23 @@ async fn one_live_session_per_user() {
     assert_eq!(store.live_for_user(&user("carol")).await.unwrap().unwrap().id, second.id);
 
     // `failed` is final too.
-    advance(&store, &second.id, Trigger::Failed(FailureCode::BackendUnavailable), T0 + 5 * MIN).await;
+    advance(store, &second.id, Trigger::Failed(FailureCode::BackendUnavailable), T0 + 5 * MIN).await;
     assert_eq!(store.live_for_user(&user("carol")).await.unwrap(), None);
     let third = minimal("carol", T0 + 6 * MIN);
     store.insert(&third, &accepted(&third)).await.unwrap();
-}
+});
 
-#[tokio::test]
-async fn duplicate_id_is_a_backend_error() {
-    let (_dir, _path, store) = file_store().await;
+both!(duplicate_id_is_a_backend_error, |db| {
+    let store = &db.store;
     let rec = minimal("erin", T0);
     store.insert(&rec, &accepted(&rec)).await.unwrap();
     let same_id = SessionRecord { user_id: user("frank"), ..rec.clone() };
     assert!(matches!(store.insert(&same_id, &accepted(&same_id)).await, Err(StoreError::Backend(_))));
     assert_eq!(store.live_for_user(&user("frank")).await.unwrap(), None);
-}
+});
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn racing_inserts_for_one_user_admit_exactly_one() {
-    let (_dir, _path, store) = file_store().await;
+both!(racing_inserts_for_one_user_admit_exactly_one, multi_thread, |db| {
+    let store = &db.store;
     let tasks: Vec<_> = (0..10)
         .map(|i| {
             let store = store.clone();
@@ -260,11 +248,10 @@ async fn racing_inserts_for_one_user_admit_exactly_one() {
     let stored = store.list(&ListFilter { user: Some(user("racer")), ..ListFilter::default() }).await.unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].id, winners[0]);
-}
+});
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn racing_inserts_for_different_users_all_succeed() {
-    let (_dir, _path, store) = file_store().await;
+both!(racing_inserts_for_different_users_all_succeed, multi_thread, |db| {
+    let store = &db.store;
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let store = store.clone();
@@ -280,15 +267,14 @@ async fn racing_inserts_for_different_users_all_succeed() {
     let all = store.list(&ListFilter::default()).await.unwrap();
     assert_eq!(all.len(), 50);
     assert_eq!(all.iter().map(|r| r.user_id.clone()).collect::<HashSet<_>>().len(), 50);
-}
+});
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn racing_transitions_have_one_winner() {
-    let (_dir, _path, store) = file_store().await;
+both!(racing_transitions_have_one_winner, multi_thread, |db| {
+    let store = &db.store;
     for round in 0..10 {
         let rec = minimal(&format!("cas-{round}"), T0);
         store.insert(&rec, &accepted(&rec)).await.unwrap();
-        to_active(&store, &rec.id, T0 + 1).await;
+        to_active(store, &rec.id, T0 + 1).await;
 
         let spawn = |trigger: Trigger| {
             let store = store.clone();
@@ -330,7 +316,7 @@ async fn racing_transitions_have_one_winner() {
         assert_eq!(terminating.len(), 1, "the trail has exactly one terminating transition");
         assert_eq!(terminating[0].event.reason, transition(SessionState::Active, &trigger_of(&stored)).unwrap().reason);
     }
-}
+});
 
 fn trigger_of(rec: &SessionRecord) -> Trigger {
     match rec.end_reason {
@@ -340,9 +326,8 @@ fn trigger_of(rec: &SessionRecord) -> Trigger {
     }
 }
 
-#[tokio::test]
-async fn apply_refuses_stale_and_unknown_sessions() {
-    let (_dir, _path, store) = file_store().await;
+both!(apply_refuses_stale_and_unknown_sessions, |db| {
+    let store = &db.store;
     let rec = minimal("grace", T0);
     store.insert(&rec, &accepted(&rec)).await.unwrap();
 
@@ -356,20 +341,19 @@ async fn apply_refuses_stale_and_unknown_sessions() {
     // A refused transition changes nothing and leaves no event.
     assert_eq!(store.get(&rec.id).await.unwrap().unwrap(), rec);
     assert_eq!(store.events(&rec.id).await.unwrap().len(), 1);
-}
+});
 
-#[tokio::test]
-async fn apply_sets_only_the_given_changes() {
-    let (_dir, _path, store) = file_store().await;
+both!(apply_sets_only_the_given_changes, |db| {
+    let store = &db.store;
     let rec = minimal("heidi", T0);
     store.insert(&rec, &accepted(&rec)).await.unwrap();
 
-    let provisioning = advance(&store, &rec.id, Trigger::ProvisioningStarted, T0 + 1).await;
+    let provisioning = advance(store, &rec.id, Trigger::ProvisioningStarted, T0 + 1).await;
     assert_eq!(provisioning.progress, Some(Progress::new(1, 3, "Creating your environment")));
-    let ready = advance(&store, &rec.id, Trigger::ProvisioningSucceeded, T0 + 2).await;
+    let ready = advance(store, &rec.id, Trigger::ProvisioningSucceeded, T0 + 2).await;
     assert_eq!(ready.progress, None, "Some(None) clears the progress");
     assert_eq!(ready.ready_at, Some(T0 + 2));
-    let active = advance(&store, &rec.id, Trigger::FirstAttach, T0 + 3).await;
+    let active = advance(store, &rec.id, Trigger::FirstAttach, T0 + 3).await;
     assert_eq!(active.ready_at, Some(T0 + 2), "None leaves a field as it is");
     assert_eq!(active.started_at, Some(T0 + 3));
     assert_eq!(active.deadline, Some(T0 + 3 + 90 * MIN));
@@ -389,14 +373,13 @@ async fn apply_sets_only_the_given_changes() {
         ]
     );
     assert!(events.windows(2).all(|w| w[0].seq < w[1].seq), "oldest first");
-}
+});
 
-#[tokio::test]
-async fn set_progress_is_a_compare_and_swap_with_an_event() {
-    let (_dir, _path, store) = file_store().await;
+both!(set_progress_is_a_compare_and_swap_with_an_event, |db| {
+    let store = &db.store;
     let rec = minimal("ivan", T0);
     store.insert(&rec, &accepted(&rec)).await.unwrap();
-    advance(&store, &rec.id, Trigger::ProvisioningStarted, T0 + 1).await;
+    advance(store, &rec.id, Trigger::ProvisioningStarted, T0 + 1).await;
 
     let step = Progress::new(2, 3, "Running setup step 1 of 2");
     let updated = store.set_progress(&rec.id, SessionState::Provisioning, &step, T0 + 2).await.unwrap();
@@ -418,11 +401,10 @@ async fn set_progress_is_a_compare_and_swap_with_an_event() {
     let err = store.set_progress(&ExamSessionId::new_v4(), SessionState::Provisioning, &step, T0).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound));
     assert_eq!(store.events(&rec.id).await.unwrap().len(), 3);
-}
+});
 
-#[tokio::test]
-async fn append_event_needs_a_session() {
-    let (_dir, _path, store) = file_store().await;
+both!(append_event_needs_a_session, |db| {
+    let store = &db.store;
     let rec = minimal("judy", T0);
     store.insert(&rec, &accepted(&rec)).await.unwrap();
     let attach = NewEvent {
@@ -446,55 +428,46 @@ async fn append_event_needs_a_session() {
 
     let err = store.append_event(&ExamSessionId::new_v4(), &attach).await.unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "got {err:?}");
-}
+});
 
-#[tokio::test]
-async fn events_are_append_only() {
-    let (_dir, path, store) = file_store().await;
+both!(events_are_append_only, |db| {
+    let store = &db.store;
     let rec = minimal("ken", T0);
     store.insert(&rec, &accepted(&rec)).await.unwrap();
-    to_active(&store, &rec.id, T0 + 1).await;
+    to_active(store, &rec.id, T0 + 1).await;
     let before = store.events(&rec.id).await.unwrap();
 
-    // Go around the store, straight to the file.
-    use sqlx::{ConnectOptions, Connection};
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).connect().await.unwrap();
-    let update = sqlx::query("UPDATE events SET reason = 'rewritten' WHERE session_id = ?1")
-        .bind(rec.id.to_string())
-        .execute(&mut conn)
-        .await
-        .unwrap_err();
-    assert!(update.to_string().contains("append-only"), "{update}");
-    let delete =
-        sqlx::query("DELETE FROM events WHERE session_id = ?1").bind(rec.id.to_string()).execute(&mut conn).await;
-    assert!(delete.unwrap_err().to_string().contains("append-only"));
+    // Go around the store, straight to the database.
+    let id = rec.id;
+    let update =
+        db.raw(&format!("UPDATE events SET reason = 'rewritten' WHERE session_id = '{id}'")).await.unwrap_err();
+    assert!(update.contains("append-only"), "{update}");
+    let delete = db.raw(&format!("DELETE FROM events WHERE session_id = '{id}'")).await.unwrap_err();
+    assert!(delete.contains("append-only"), "{delete}");
     // A session with a trail cannot be deleted from under it either.
-    let delete_session =
-        sqlx::query("DELETE FROM sessions WHERE id = ?1").bind(rec.id.to_string()).execute(&mut conn).await;
-    assert!(delete_session.is_err());
-    conn.close().await.unwrap();
+    assert!(db.raw(&format!("DELETE FROM sessions WHERE id = '{id}'")).await.is_err());
+    if db.backend == support::Backend::Postgres {
+        let truncate = db.raw("TRUNCATE events").await.unwrap_err();
+        assert!(truncate.contains("append-only"), "{truncate}");
+    }
 
     assert_eq!(store.events(&rec.id).await.unwrap(), before);
     assert!(store.get(&rec.id).await.unwrap().is_some());
-}
+});
 
-#[tokio::test]
-async fn survives_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("examroom.db");
-    let store = SqliteStore::open(&path).await.unwrap();
+both!(survives_reopen, |db| {
+    let store = &db.store;
     let live = minimal("leo", T0);
     store.insert(&live, &accepted(&live)).await.unwrap();
-    let live = to_active(&store, &live.id, T0 + 1).await;
+    let live = to_active(store, &live.id, T0 + 1).await;
     let done = minimal("mia", T0);
     store.insert(&done, &accepted(&done)).await.unwrap();
-    let done = to_terminated(&store, &done.id, T0 + 1).await;
+    let done = to_terminated(store, &done.id, T0 + 1).await;
     let live_events = store.events(&live.id).await.unwrap();
     let done_events = store.events(&done.id).await.unwrap();
     store.close().await;
-    drop(store);
 
-    let store = SqliteStore::open(&path).await.unwrap();
+    let store = &db.reopen().await;
     assert_eq!(store.get(&live.id).await.unwrap().unwrap(), live);
     assert_eq!(store.get(&done.id).await.unwrap().unwrap(), done);
     assert_eq!(store.events(&live.id).await.unwrap(), live_events);
@@ -506,18 +479,20 @@ async fn survives_reopen() {
         store.insert(&again, &accepted(&again)).await,
         Err(StoreError::LiveSessionExists { session_id }) if session_id == live.id
     ));
-    let next = advance(&store, &live.id, Trigger::DeadlinePassed, T0 + MIN).await;
+    let next = advance(store, &live.id, Trigger::DeadlinePassed, T0 + MIN).await;
     assert_eq!(next.end_reason, Some(EndReason::Expired));
     let after = store.events(&live.id).await.unwrap();
     assert!(after.last().unwrap().seq > done_events.last().unwrap().seq);
     store.close().await;
-}
+});
 
 #[cfg(unix)]
 #[tokio::test]
 async fn database_file_is_private() {
     use std::os::unix::fs::PermissionsExt;
-    let (_dir, path, store) = file_store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("examroom.db");
+    let store = SqliteStore::open(&path).await.unwrap();
     store.ping().await.unwrap();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
@@ -530,24 +505,23 @@ async fn open_fails_cleanly_without_a_directory() {
     assert!(matches!(err, StoreError::Backend(_)));
 }
 
-#[tokio::test]
-async fn list_filters() {
-    let (_dir, _path, store) = file_store().await;
+both!(list_filters, |db| {
+    let store = &db.store;
     // nina: two ended sessions and a live one; omar: one active; pat: one failed.
     let nina_1 = minimal("nina", T0);
     store.insert(&nina_1, &accepted(&nina_1)).await.unwrap();
-    to_terminated(&store, &nina_1.id, T0 + 10).await;
+    to_terminated(store, &nina_1.id, T0 + 10).await;
     let nina_2 = minimal("nina", T0 + MIN);
     store.insert(&nina_2, &accepted(&nina_2)).await.unwrap();
-    advance(&store, &nina_2.id, Trigger::Failed(FailureCode::ProvisioningFailed), T0 + MIN + 1).await;
+    advance(store, &nina_2.id, Trigger::Failed(FailureCode::ProvisioningFailed), T0 + MIN + 1).await;
     let nina_3 = minimal("nina", T0 + 2 * MIN);
     store.insert(&nina_3, &accepted(&nina_3)).await.unwrap();
     let omar = minimal("omar", T0 + 3 * MIN);
     store.insert(&omar, &accepted(&omar)).await.unwrap();
-    to_active(&store, &omar.id, T0 + 3 * MIN).await;
+    to_active(store, &omar.id, T0 + 3 * MIN).await;
     let pat = minimal("pat", T0 + 4 * MIN);
     store.insert(&pat, &accepted(&pat)).await.unwrap();
-    advance(&store, &pat.id, Trigger::Failed(FailureCode::Internal), T0 + 4 * MIN + 1).await;
+    advance(store, &pat.id, Trigger::Failed(FailureCode::Internal), T0 + 4 * MIN + 1).await;
 
     let ids = |recs: Vec<SessionRecord>| recs.into_iter().map(|r| r.id).collect::<Vec<_>>();
     let list = |filter: ListFilter| {
@@ -577,11 +551,11 @@ async fn list_filters() {
     // Filters combine with AND: a final state and live_only match nothing.
     assert!(list(ListFilter { user: None, state: Some(SessionState::Terminated), live_only: true }).await.is_empty());
     assert!(list(ListFilter { user: Some(user("nobody")), ..ListFilter::default() }).await.is_empty());
-}
+});
 
 #[tokio::test]
 async fn memory_store_works_like_a_file() {
-    let store = SqliteStore::open_memory().await.unwrap();
+    let store = &Store::Sqlite(SqliteStore::open_memory().await.unwrap());
     store.ping().await.unwrap();
     let rec = full("quinn");
     store.insert(&rec, &accepted(&rec)).await.unwrap();
@@ -592,7 +566,7 @@ async fn memory_store_works_like_a_file() {
         store.insert(&minimal("quinn", T0), &accepted(&live)).await,
         Err(StoreError::LiveSessionExists { .. })
     ));
-    to_terminated(&store, &live.id, T0 + 1).await;
+    to_terminated(store, &live.id, T0 + 1).await;
     assert_eq!(store.events(&live.id).await.unwrap().len(), 6);
 }
 
@@ -602,56 +576,54 @@ fn exam(s: &str) -> ExamId {
     ExamId::parse(s).unwrap()
 }
 
-#[tokio::test]
-async fn attempts_count_sessions_that_reached_active_and_did_not_fail() {
-    let (_dir, _path, store) = file_store().await;
+both!(attempts_count_sessions_that_reached_active_and_did_not_fail, |db| {
+    let store = &db.store;
     let (nora, basics) = (user("nora"), exam("linux-basics"));
     assert_eq!(store.attempts_used(&nora, &basics).await.unwrap(), 0);
 
     // Failed while provisioning: never active, no attempt.
     let a = minimal("nora", T0);
     store.insert(&a, &accepted(&a)).await.unwrap();
-    advance(&store, &a.id, Trigger::ProvisioningStarted, T0 + 1).await;
-    advance(&store, &a.id, Trigger::Failed(FailureCode::ProvisioningFailed), T0 + 2).await;
+    advance(store, &a.id, Trigger::ProvisioningStarted, T0 + 1).await;
+    advance(store, &a.id, Trigger::Failed(FailureCode::ProvisioningFailed), T0 + 2).await;
     assert_eq!(store.attempts_used(&nora, &basics).await.unwrap(), 0);
 
     // Ready, never started (not_started): no attempt.
     let b = minimal("nora", T0 + MIN);
     store.insert(&b, &accepted(&b)).await.unwrap();
-    advance(&store, &b.id, Trigger::ProvisioningStarted, T0 + MIN + 1).await;
-    advance(&store, &b.id, Trigger::ProvisioningSucceeded, T0 + MIN + 2).await;
+    advance(store, &b.id, Trigger::ProvisioningStarted, T0 + MIN + 1).await;
+    advance(store, &b.id, Trigger::ProvisioningSucceeded, T0 + MIN + 2).await;
     assert_eq!(store.attempts_used(&nora, &basics).await.unwrap(), 0);
-    advance(&store, &b.id, Trigger::StartGraceExpired, T0 + MIN + 3).await;
-    advance(&store, &b.id, Trigger::TeardownVerified, T0 + MIN + 4).await;
+    advance(store, &b.id, Trigger::StartGraceExpired, T0 + MIN + 3).await;
+    advance(store, &b.id, Trigger::TeardownVerified, T0 + MIN + 4).await;
     assert_eq!(store.attempts_used(&nora, &basics).await.unwrap(), 0);
 
     // Active, then lost on our side (failed): no attempt.
     let c = minimal("nora", T0 + 2 * MIN);
     store.insert(&c, &accepted(&c)).await.unwrap();
-    to_active(&store, &c.id, T0 + 2 * MIN).await;
+    to_active(store, &c.id, T0 + 2 * MIN).await;
     assert_eq!(store.attempts_used(&nora, &basics).await.unwrap(), 1, "an active session is an attempt");
-    advance(&store, &c.id, Trigger::Failed(FailureCode::EnvironmentLost), T0 + 2 * MIN + 5).await;
+    advance(store, &c.id, Trigger::Failed(FailureCode::EnvironmentLost), T0 + 2 * MIN + 5).await;
     assert_eq!(store.attempts_used(&nora, &basics).await.unwrap(), 0, "a failed session is not");
 
     // Started and submitted: one attempt; other users and other exams are not counted.
     let d = minimal("nora", T0 + 3 * MIN);
     store.insert(&d, &accepted(&d)).await.unwrap();
-    to_terminated(&store, &d.id, T0 + 3 * MIN).await;
+    to_terminated(store, &d.id, T0 + 3 * MIN).await;
     let other_user = minimal("otto", T0);
     store.insert(&other_user, &accepted(&other_user)).await.unwrap();
-    to_terminated(&store, &other_user.id, T0).await;
+    to_terminated(store, &other_user.id, T0).await;
     let mut other_exam = minimal("nora", T0 + 4 * MIN);
     other_exam.exam_id = exam("networking-101");
     store.insert(&other_exam, &accepted(&other_exam)).await.unwrap();
-    to_terminated(&store, &other_exam.id, T0 + 4 * MIN).await;
+    to_terminated(store, &other_exam.id, T0 + 4 * MIN).await;
     assert_eq!(store.attempts_used(&nora, &basics).await.unwrap(), 1);
     assert_eq!(store.attempts_used(&nora, &exam("networking-101")).await.unwrap(), 1);
     assert_eq!(store.attempts_used(&user("otto"), &basics).await.unwrap(), 1);
-}
+});
 
-#[tokio::test]
-async fn attempt_grants_round_trip_and_are_append_only() {
-    let (_dir, path, store) = file_store().await;
+both!(attempt_grants_round_trip_and_are_append_only, |db| {
+    let store = &db.store;
     let grant = |who: &str, extra: u32, at: i64| examroom_store::AttemptGrant {
         user_id: user(who),
         exam_id: exam("linux-basics"),
@@ -668,15 +640,12 @@ async fn attempt_grants_round_trip_and_are_append_only() {
     assert_eq!(store.attempt_grants(&user("nora"), &exam("networking-101")).await.unwrap(), vec![]);
     // The database refuses a grant of 0 and any change to the trail.
     assert!(store.grant_attempts(&grant("nora", 0, T0)).await.is_err());
-    use sqlx::{ConnectOptions, Connection};
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).connect().await.unwrap();
-    let e = sqlx::query("UPDATE attempt_grants SET extra = 50").execute(&mut conn).await.unwrap_err();
-    assert!(e.to_string().contains("append-only"), "{e}");
-    let e = sqlx::query("DELETE FROM attempt_grants").execute(&mut conn).await.unwrap_err();
-    assert!(e.to_string().contains("append-only"), "{e}");
-    conn.close().await.unwrap();
+    let e = db.raw("UPDATE attempt_grants SET extra = 50").await.unwrap_err();
+    assert!(e.contains("append-only"), "{e}");
+    let e = db.raw("DELETE FROM attempt_grants").await.unwrap_err();
+    assert!(e.contains("append-only"), "{e}");
     assert_eq!(store.attempt_grants(&user("otto"), &exam("linux-basics")).await.unwrap(), vec![other]);
-}
+});
 
 // ---- Browser sign-ins (issue 9) ----
 
@@ -692,11 +661,8 @@ fn sign_in(hash: &str, created_at: i64, expires_at: i64) -> examroom_store::Sign
     }
 }
 
-#[tokio::test]
-async fn sign_ins_round_trip_sign_out_once_and_survive_reopen() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("examroom.db");
-    let store = SqliteStore::open(&path).await.unwrap();
+both!(sign_ins_round_trip_sign_out_once_and_survive_reopen, |db| {
+    let store = &db.store;
     let rec = sign_in("aa", T0, T0 + 60 * MIN);
     store.insert_sign_in(&rec).await.unwrap();
     assert_eq!(store.sign_in("aa").await.unwrap().as_ref(), Some(&rec));
@@ -711,19 +677,17 @@ async fn sign_ins_round_trip_sign_out_once_and_survive_reopen() {
     assert!(!store.sign_out("aa", T0 + 6).await.unwrap(), "already signed out");
     assert!(!store.sign_out("bb", T0 + 6).await.unwrap(), "unknown");
     store.close().await;
-    drop(store);
 
     // After a restart the sign-out still holds.
-    let store = SqliteStore::open(&path).await.unwrap();
+    let store = db.reopen().await;
     let back = store.sign_in("aa").await.unwrap().unwrap();
     assert_eq!(back.signed_out_at, Some(T0 + 5));
     assert!(!back.is_valid(T0 + 7, "k1"));
     store.close().await;
-}
+});
 
-#[tokio::test]
-async fn expired_sign_ins_are_deleted_when_a_new_one_is_made() {
-    let (_dir, _path, store) = file_store().await;
+both!(expired_sign_ins_are_deleted_when_a_new_one_is_made, |db| {
+    let store = &db.store;
     store.insert_sign_in(&sign_in("old", T0, T0 + MIN)).await.unwrap();
     store.insert_sign_in(&sign_in("current", T0, T0 + 10 * MIN)).await.unwrap();
     assert!(store.sign_in("old").await.unwrap().is_some());
@@ -731,11 +695,10 @@ async fn expired_sign_ins_are_deleted_when_a_new_one_is_made() {
     assert_eq!(store.sign_in("old").await.unwrap(), None, "expired before the new sign-in: deleted");
     assert!(store.sign_in("current").await.unwrap().is_some());
     assert!(store.sign_in("new").await.unwrap().is_some());
-}
+});
 
-#[tokio::test]
-async fn apply_chain_stores_each_transition_with_its_event_or_none() {
-    let (_dir, _path, store) = file_store().await;
+both!(apply_chain_stores_each_transition_with_its_event_or_none, |db| {
+    let store = &db.store;
     let rec = minimal("chain", T0);
     store.insert(&rec, &accepted(&rec)).await.unwrap();
     let step = |from: SessionState, trigger: Trigger, at: i64| {
@@ -777,14 +740,13 @@ async fn apply_chain_stores_each_transition_with_its_event_or_none() {
     );
     // The same chain again is stale.
     assert!(matches!(store.apply_chain(&rec.id, &good).await, Err(StoreError::StateConflict { .. })));
-}
+});
 
-/// A start storm's burst of writes: many sessions at once each recording several steps. Every write succeeds, and
-/// none waits in SQLite's busy handler (whose sleeps turned such a burst into seconds of waiting and "database is
-/// locked" after the busy timeout): writers queue in the process instead.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_burst_of_concurrent_writes_all_succeed() {
-    let (_dir, _path, store) = file_store().await;
+// A start storm's burst of writes: many sessions at once each recording several steps. Every write succeeds, and
+// none waits in SQLite's busy handler (whose sleeps turned such a burst into seconds of waiting and "database is
+// locked" after the busy timeout): writers queue in the process instead. PostgreSQL takes the burst on its own.
+both!(a_burst_of_concurrent_writes_all_succeed, multi_thread, |db| {
+    let store = &db.store;
     let mut ids = Vec::new();
     for i in 0..200 {
         let mut rec = minimal(&format!("burst-{i}"), T0);
@@ -814,11 +776,10 @@ async fn a_burst_of_concurrent_writes_all_succeed() {
     for id in &ids {
         assert_eq!(store.events(id).await.unwrap().len(), 11, "every step recorded");
     }
-}
+});
 
-#[tokio::test]
-async fn workspace_round_trips_survives_reopen_and_needs_a_session() {
-    let (_dir, path, store) = file_store().await;
+both!(workspace_round_trips_survives_reopen_and_needs_a_session, |db| {
+    let store = &db.store;
     let rec = minimal("carol", T0);
     store.insert(&rec, &accepted(&rec)).await.unwrap();
     assert_eq!(store.workspace(&rec.id).await.unwrap(), None);
@@ -834,11 +795,12 @@ async fn workspace_round_trips_survives_reopen_and_needs_a_session() {
     assert_eq!(store.workspace(&rec.id).await.unwrap(), Some(w.clone()));
     let w2 = Workspace { flagged: vec![], ..w.clone() };
     store.set_workspace(&rec.id, &w2, T0 + 2).await.unwrap();
-    drop(store);
+    store.close().await;
 
-    let store = SqliteStore::open(&path).await.unwrap();
+    let store = &db.reopen().await;
     assert_eq!(store.workspace(&rec.id).await.unwrap(), Some(w2));
     let unknown = ExamSessionId::new_v4();
     assert!(matches!(store.set_workspace(&unknown, &w, T0).await, Err(StoreError::NotFound)));
     assert_eq!(store.workspace(&unknown).await.unwrap(), None);
-}
+    store.close().await;
+});
