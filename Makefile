@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/examroom
 
-.PHONY: deps web build images test test-web test-conformance test-package package run shell bench lint clean
+.PHONY: soak deps web build images test test-web test-conformance test-package package run shell bench lint clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -71,6 +71,11 @@ test-conformance: build
 test-web: build
 	@./scripts/install-deps.sh --browser
 	node web/tests/run.mjs
+
+# The churn test, long and wide (docs/RELIABILITY.md): 30 minutes with up to 200 sessions alive at a time.
+soak: deps
+	EXAMROOM_CHURN_SECS=1800 EXAMROOM_CHURN_ALIVE=200 $(CARGO) test -p examroom --test it -- --exact \
+	  resilience::churn_leaves_nothing_behind --nocapture
 
 # Serves the sample exams on http://127.0.0.1:8080 and prints sign-in URLs and curl examples.
 run: build

@@ -122,7 +122,13 @@ async fn one_cycle(s: &TestServer, c: &Client, user: &str) -> Result<(), String>
     use tokio_tungstenite::tungstenite::Message;
     let token = s.candidate(user);
     let id = sid(&create(c, s, &token, "churn").await);
-    wait_state(c, s, &token, &id, READY, "ready").await;
+    let v = crate::server::wait_for(c, s, &token, &id, READY, |v| v["state"] == "ready" || crate::server::is_final(v))
+        .await;
+    if v["state"] != "ready" {
+        // What went wrong, as the proctor sees it.
+        let p = c.get(&s.url(&session_path(&id)), &s.proctor("churn-proctor")).await;
+        return Err(format!("{id} did not become ready: {}", p.text));
+    }
     let url = format!("{}{}/terminal", s.base.replacen("http", "ws", 1), session_path(&id));
     let mut req = url.into_client_request().map_err(|e| e.to_string())?;
     req.headers_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
@@ -160,20 +166,22 @@ async fn one_cycle(s: &TestServer, c: &Client, user: &str) -> Result<(), String>
 /// descriptors are back to where they were.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn churn_leaves_nothing_behind() {
-    const RUN: Duration = Duration::from_secs(180);
-    const ALIVE: usize = 12;
+    // `make soak` runs it longer and wider (EXAMROOM_CHURN_SECS, EXAMROOM_CHURN_ALIVE).
+    let knob = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let run = Duration::from_secs(knob("EXAMROOM_CHURN_SECS", 180));
+    let alive = knob("EXAMROOM_CHURN_ALIVE", 12) as usize;
     let s = TestServer::start_with(crate::server::Options { exams: churn_exams, ..crate::server::Options::default() })
         .await;
     let fds_before = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
     let started = Instant::now();
     let s = std::sync::Arc::new(s);
     let mut workers = tokio::task::JoinSet::new();
-    for w in 0..ALIVE {
+    for w in 0..alive {
         let s = s.clone();
         workers.spawn(async move {
             let c = Client::default();
             let mut cycles = 0u32;
-            while started.elapsed() < RUN {
+            while started.elapsed() < run {
                 one_cycle(&s, &c, &format!("churn-{w}-{cycles}")).await?;
                 cycles += 1;
             }
@@ -184,7 +192,7 @@ async fn churn_leaves_nothing_behind() {
     while let Some(r) = workers.join_next().await {
         total += r.expect("a worker panicked").unwrap_or_else(|e| panic!("a cycle failed: {e}"));
     }
-    assert!(total >= ALIVE as u32, "every worker completed at least one cycle ({total} in all)");
+    assert!(total >= alive as u32, "every worker completed at least one cycle ({total} in all)");
     eprintln!("churn: {total} sessions in {:?}", started.elapsed());
     let s = std::sync::Arc::into_inner(s).expect("the workers are done");
     let c = Client::default();

@@ -743,8 +743,20 @@ fn machine_inotify_limits() {
 
 fn current_base_etc(base_dir: &Path, building: &std::sync::Mutex<()>) -> Result<PathBuf, RuntimeError> {
     let _one = building.lock().unwrap_or_else(|p| p.into_inner());
-    crate::sandbox::base_etc::current(Path::new("/"), base_dir)
-        .map_err(|e| RuntimeError::io("build the curated /etc", e))
+    // The host's packages may be changing right now (a package manager replacing /etc/group, its lock and backup
+    // files coming and going): a build that failed is tried again a moment later, twice, before a create fails.
+    let mut tries = 0;
+    loop {
+        match crate::sandbox::base_etc::current(Path::new("/"), base_dir) {
+            Ok(p) => return Ok(p),
+            Err(e) if tries < 2 => {
+                tries += 1;
+                tracing::warn!(error = %e, "building the curated /etc failed; trying again");
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Err(e) => return Err(RuntimeError::io("build the curated /etc", e)),
+        }
+    }
 }
 
 #[cfg(test)]
