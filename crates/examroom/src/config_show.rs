@@ -114,6 +114,16 @@ pub fn run(what: ConfigCommand, matches: &ArgMatches) -> Result<()> {
     Ok(())
 }
 
+/// A database URL with its password (if any) masked.
+fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else { return url.to_string() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:{MASK}@{host}"),
+        None => url.to_string(),
+    }
+}
+
 fn string(s: impl Into<String>) -> String {
     toml::Value::String(s.into()).to_string()
 }
@@ -174,6 +184,10 @@ pub fn render(s: &Settings, p: &Provenance) -> String {
         " (no ports: exams that list ports are unavailable)",
     );
     line("ports_url", s.ports_url.clone().map(string), " (http://{name}.localhost:PORT with ports_listen's port)");
+    // Unset: SQLite (examroom.db in data_dir); plain HTTP.
+    line("database", s.database.as_deref().map(|d| string(mask_password(d))), "");
+    line("tls_cert", s.tls_cert.as_deref().map(path), "");
+    line("tls_key", s.tls_key.as_deref().map(path), "");
     // The token secret: only from the environment or a file in the data directory, never from the config file
     // (a key the file refuses), and never printed.
     let secret_file = s.data_dir.join(examroom_api::auth::SECRET_FILE);
@@ -235,6 +249,31 @@ mod tests {
         assert_eq!(parsed.idle_timeout.as_deref(), Some("1m"));
         assert_eq!(parsed.system_profile, Some(true));
         assert!(text.contains("# public_origin: not set\n"), "{text}");
+    }
+
+    #[test]
+    fn the_database_password_is_masked_and_tls_files_are_shown() {
+        let mut s = settings();
+        s.database = Some("postgres://examroom:db-s3cret@db.example.org/examroom".into());
+        s.tls_cert = Some("/etc/examroom/tls/fullchain.pem".into());
+        s.tls_key = Some("/etc/examroom/tls/privkey.pem".into());
+        let env: EnvReader = Box::new(|k| (k == "EXAMROOM_DATABASE").then(|| "x".to_string()));
+        let text = render(&s, &Provenance { flags: vec![], env, file: None });
+        assert!(!text.contains("db-s3cret"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "database = \"postgres://examroom:{MASK}@db.example.org/examroom\"  # EXAMROOM_DATABASE\n"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("tls_key = \"/etc/examroom/tls/privkey.pem\"  # default\n"), "{text}");
+        assert_eq!(
+            mask_password("postgres:///examroom?host=/run/postgresql"),
+            "postgres:///examroom?host=/run/postgresql"
+        );
+        assert_eq!(mask_password("postgres://u@h/db"), "postgres://u@h/db");
+        let plain = render(&settings(), &Provenance { flags: vec![], env: no_env(), file: None });
+        assert!(plain.contains("# database: not set\n") && plain.contains("# tls_cert: not set\n"), "{plain}");
     }
 
     #[test]

@@ -72,6 +72,12 @@ pub struct FileConfig {
     /// The URL of a port's host, with `{name}` as the first label (default `http://{name}.localhost:PORT` with the
     /// ports listener's port). Never a subdomain of examroom's own host: see docs/SECURITY.md.
     pub ports_url: Option<String>,
+    /// The store: `postgres://…` (PostgreSQL) or a file path (SQLite); default SQLite in the data directory.
+    pub database: Option<String>,
+    /// HTTPS: the certificate chain (PEM); with `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// HTTPS: the private key (PEM); with `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// What `serve` runs with.
@@ -219,9 +225,9 @@ impl Settings {
                 None => file.ports_listen,
             },
             ports_url: env("EXAMROOM_PORTS_URL").or(file.ports_url),
-            database: env("EXAMROOM_DATABASE"),
-            tls_cert: env("EXAMROOM_TLS_CERT").map(PathBuf::from),
-            tls_key: env("EXAMROOM_TLS_KEY").map(PathBuf::from),
+            database: env("EXAMROOM_DATABASE").or(file.database),
+            tls_cert: env("EXAMROOM_TLS_CERT").map(PathBuf::from).or(file.tls_cert),
+            tls_key: env("EXAMROOM_TLS_KEY").map(PathBuf::from).or(file.tls_key),
         })
     }
 }
