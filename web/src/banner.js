@@ -3,6 +3,7 @@
 // says what to do. There is never a silent stall.
 
 import { h } from './dom.js';
+import { B } from './messages.js';
 
 export const MAX_ATTEMPTS = 8;
 
@@ -34,15 +35,14 @@ function render() {
     el.className = 'banner banner-failed';
     el.setAttribute('role', 'alert');
     el.replaceChildren(
-      h('strong', {}, 'The connection to the exam server is lost. '),
-      `We tried ${MAX_ATTEMPTS} times and could not reconnect. Check your network connection, then reload this page. ` +
-        'Your work in the exam environment is kept while your exam time runs. If this keeps happening, tell your proctor. ',
-      h('button', { type: 'button', onclick: () => location.reload() }, 'Reload the page'),
+      h('strong', {}, B.lost),
+      B.gaveUp(MAX_ATTEMPTS),
+      h('button', { type: 'button', onclick: () => location.reload() }, B.reload),
     );
   } else {
     el.className = 'banner banner-retrying';
     el.setAttribute('role', 'status');
-    el.replaceChildren(`Connection lost, reconnecting (attempt ${worst.attempt})`);
+    el.replaceChildren(B.retrying(worst.attempt));
   }
 }
 

@@ -6,6 +6,7 @@
 import RFB from '@novnc/novnc/lib/rfb.js';
 import { backoff, MAX_ATTEMPTS, setChannel } from './banner.js';
 import { h } from './dom.js';
+import { D } from './messages.js';
 
 export class ExamDesktop {
   /**
@@ -21,7 +22,7 @@ export class ExamDesktop {
     this.stopped = false;
     this.rfb = null;
     this.timer = null;
-    this.status = h('p', { class: 'desktop-status', role: 'status', 'aria-live': 'polite' }, 'Starting your desktop…');
+    this.status = h('p', { class: 'desktop-status', role: 'status', 'aria-live': 'polite' }, D.starting);
     this.screen = h('div', { class: 'desktop-screen', 'data-testid': 'desktop-screen' });
     container.replaceChildren(this.status, this.screen);
     this.connect();
@@ -39,7 +40,7 @@ export class ExamDesktop {
     try {
       rfb = new RFB(this.screen, this.url(), { shared: true });
     } catch (e) {
-      this.say(`The desktop could not be opened: ${e.message}`);
+      this.say(D.couldNotOpen(e.message));
       return this.retry();
     }
     rfb.scaleViewport = true;
@@ -69,7 +70,7 @@ export class ExamDesktop {
         const v = await r.json();
         if (v.state !== 'ready' && v.state !== 'active') {
           this.stop();
-          this.say('The exam has ended; the desktop is closed.');
+          this.say(D.ended);
           this.hooks.onClosed?.('ended');
           return;
         }
@@ -85,12 +86,12 @@ export class ExamDesktop {
     this.attempt += 1;
     if (this.attempt > MAX_ATTEMPTS) {
       setChannel('desktop', 'failed', this.attempt);
-      this.say('The desktop could not be reached. Reload the page to try again; if it keeps happening, tell your proctor.');
+      this.say(D.unreachable);
       this.hooks.onClosed?.('gave_up');
       return;
     }
     setChannel('desktop', 'retrying', this.attempt);
-    this.say(`The desktop connection was lost; reconnecting (attempt ${this.attempt} of ${MAX_ATTEMPTS})…`);
+    this.say(D.retrying(this.attempt, MAX_ATTEMPTS));
     this.timer = setTimeout(() => this.connect(), backoff(this.attempt));
   }
 

@@ -183,5 +183,9 @@ document.getElementById('signout').addEventListener('click', async () => {
   signedOutPage();
 });
 window.addEventListener('popstate', route);
+// The page's own frame says its words from the catalog too (index.html holds the same English for a page without
+// script).
+document.querySelector('.skip').textContent = C.skip;
+document.getElementById('signout').textContent = C.signOut;
 installPrefs(document.getElementById('prefs'));
 route();

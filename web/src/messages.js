@@ -1,4 +1,4 @@
-// Every user-facing string of the candidate's pages, in one catalog (English first). A string with parameters is a
+// Every user-facing string of the pages (the candidate's, the catalog, the proctor's), in one catalog (English first). A string with parameters is a
 // function of them. Times are shown in the candidate's locale and time zone (`localTime`), with the server's own
 // (UTC, as the server records it) in a tooltip (`serverTime`).
 
@@ -145,10 +145,42 @@ export const C = {
   startLabel: (title) => `Start ${title}`,
   start: 'Start',
   noExams: 'There are no exams yet.',
+  skip: 'Skip to content',
+  signOut: 'Sign out',
 };
 
-/** The proctor's page (the strings added with the workspace; the rest of proctor.js still has its own). */
+/** The proctor's page. */
 export const P = {
+  proctorsOnlyTitle: 'Proctors only',
+  proctorsOnly: 'This page is for proctors',
+  proctorsOnlyHelp: 'You are signed in as a candidate, so there is nothing for you here.',
+  proctor: 'Proctor',
+  loadingSessions: 'Loading sessions…',
+  selectedSession: 'Selected session',
+  allSessions: 'All sessions',
+  columns: ['Candidate', 'Exam', 'State', 'Remaining', 'Last event'],
+  noSessions: 'There are no sessions yet.',
+  summary: (n, live, at) => `${n} session${n === 1 ? '' : 's'}, ${live} live. Updated ${at}.`,
+  notStarted: (d) => `${d} (not started)`,
+  rowLabel: (user, exam, state) => `${user}, ${exam}, ${state}: show details`,
+  eventTrail: 'Event trail',
+  terminateTitle: 'Terminate this session',
+  reasonRequired: 'Reason (required)',
+  gradeThisEnd: 'Grade this end',
+  terminate: 'Terminate',
+  terminateConfirm: 'Terminate this session?',
+  cancel: 'Cancel',
+  terminateNow: 'Terminate now',
+  session: 'Session ',
+  examVersion: ' · exam version ',
+  notRecorded: 'not recorded',
+  state: (state, reason) => `State: ${state}${reason ? ` (${reason})` : ''}`,
+  noEvents: 'No events yet.',
+  giveReason: 'Give a reason: the candidate and the audit trail see it.',
+  confirmText: (user, grade, reason) =>
+    `${user || 'The candidate'}'s exam ends now, ${grade ? 'and their work is graded as it stands' : 'without grading'}. Reason: “${reason}”.`,
+  beingTerminated: 'The session is being terminated.',
+  by: (actor) => ` (by ${actor})`,
   workspace: "The candidate's workspace",
   loading: 'Loading…',
   flagged: 'Flagged for review: ',
@@ -156,6 +188,25 @@ export const P = {
   none: 'none',
   notepad: 'Notepad',
   emptyNotepad: 'The notepad is empty.',
+};
+
+/** The connection banner. */
+export const B = {
+  lost: 'The connection to the exam server is lost. ',
+  gaveUp: (n) =>
+    `We tried ${n} times and could not reconnect. Check your network connection, then reload this page. ` +
+    'Your work in the exam environment is kept while your exam time runs. If this keeps happening, tell your proctor. ',
+  reload: 'Reload the page',
+  retrying: (n) => `Connection lost, reconnecting (attempt ${n})`,
+};
+
+/** The desktop. */
+export const D = {
+  starting: 'Starting your desktop…',
+  couldNotOpen: (why) => `The desktop could not be opened: ${why}`,
+  ended: 'The exam has ended; the desktop is closed.',
+  unreachable: 'The desktop could not be reached. Reload the page to try again; if it keeps happening, tell your proctor.',
+  retrying: (n, max) => `The desktop connection was lost; reconnecting (attempt ${n} of ${max})…`,
 };
 
 /** A time in the candidate's locale and time zone. */

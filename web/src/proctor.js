@@ -7,19 +7,19 @@ import { api, ApiError, isLive } from './api.js';
 import { backoff, MAX_ATTEMPTS, setChannel, clearBanner } from './banner.js';
 import { announce, formatDuration, h, show } from './dom.js';
 import { signedOutPage } from './session.js';
-import { P } from './messages.js';
+import { M, P } from './messages.js';
 
 const POLL_MS = 2000;
 
 export function proctorsOnlyPage() {
-  document.title = 'Proctors only · examroom';
+  document.title = `${P.proctorsOnlyTitle} · examroom`;
   show(
     h(
       'section',
       { class: 'card narrow', 'data-page': 'proctors-only' },
-      h('h1', {}, 'This page is for proctors'),
-      h('p', {}, 'You are signed in as a candidate, so there is nothing for you here.'),
-      h('p', {}, h('a', { href: '/', 'data-link': '' }, 'Go to your exams')),
+      h('h1', {}, P.proctorsOnly),
+      h('p', {}, P.proctorsOnlyHelp),
+      h('p', {}, h('a', { href: '/', 'data-link': '' }, M.goToExams)),
     ),
   );
 }
@@ -50,27 +50,27 @@ export class ProctorPage {
   }
 
   async start() {
-    document.title = 'Proctor · examroom';
+    document.title = `${P.proctor} · examroom`;
     this.tbody = h('tbody', {});
-    this.statusEl = h('p', { class: 'muted', 'aria-live': 'polite' }, 'Loading sessions…');
-    this.detail = h('section', { class: 'proctor-detail', 'aria-label': 'Selected session', hidden: true });
+    this.statusEl = h('p', { class: 'muted', 'aria-live': 'polite' }, P.loadingSessions);
+    this.detail = h('section', { class: 'proctor-detail', 'aria-label': P.selectedSession, hidden: true });
     show(
       h(
         'section',
         { class: 'card', 'data-page': 'proctor' },
-        h('h1', {}, 'Proctor'),
+        h('h1', {}, P.proctor),
         this.statusEl,
         h(
           'table',
           { class: 'sessions' },
-          h('caption', { class: 'sr-only' }, 'All sessions'),
+          h('caption', { class: 'sr-only' }, P.allSessions),
           h(
             'thead',
             {},
             h(
               'tr',
               {},
-              ['Candidate', 'Exam', 'State', 'Remaining', 'Last event'].map((c) => h('th', { scope: 'col' }, c)),
+              P.columns.map((c) => h('th', { scope: 'col' }, c)),
             ),
           ),
           this.tbody,
@@ -169,17 +169,17 @@ export class ProctorPage {
       const left = Math.max(0, s.remaining_seconds - (performance.now() - this.syncedAt) / 1000);
       return formatDuration(Math.ceil(left));
     }
-    if (isLive(s.state) && s.state !== 'terminating') return `${formatDuration(s.remaining_seconds)} (not started)`;
+    if (isLive(s.state) && s.state !== 'terminating') return P.notStarted(formatDuration(s.remaining_seconds));
     return '—';
   }
 
   render() {
     const focused = document.activeElement?.dataset?.session;
     if (!this.sessions.length) {
-      this.statusEl.textContent = 'There are no sessions yet.';
+      this.statusEl.textContent = P.noSessions;
     } else {
       const live = this.sessions.filter((s) => isLive(s.state)).length;
-      this.statusEl.textContent = `${this.sessions.length} session${this.sessions.length === 1 ? '' : 's'}, ${live} live. Updated ${new Date().toLocaleTimeString()}.`;
+      this.statusEl.textContent = P.summary(this.sessions.length, live, new Date().toLocaleTimeString());
     }
     this.tbody.replaceChildren(
       ...this.sessions.map((s) => {
@@ -198,7 +198,7 @@ export class ProctorPage {
                 class: 'row-link',
                 'data-session': s.id,
                 'aria-pressed': s.id === this.selected ? 'true' : 'false',
-                'aria-label': `${s.user_id}, ${this.titles.get(s.exam_id) || s.exam_id}, ${s.state}: show details`,
+                'aria-label': P.rowLabel(s.user_id, this.titles.get(s.exam_id) || s.exam_id, s.state),
                 onclick: () => this.select(s.id),
               },
               s.user_id,
@@ -238,29 +238,29 @@ export class ProctorPage {
   renderDetail(s) {
     this.detail.hidden = false;
     this.detailState = h('p', { class: 'detail-state' });
-    this.trail = h('ol', { class: 'event-trail', 'aria-label': 'Event trail' });
+    this.trail = h('ol', { class: 'event-trail', 'aria-label': P.eventTrail });
     this.reasonInput = h('input', { id: 'terminate-reason', name: 'reason', type: 'text', required: true, maxlength: '500', autocomplete: 'off' });
     this.gradeInput = h('input', { id: 'terminate-grade', name: 'grade', type: 'checkbox', checked: true });
     this.formError = h('p', { class: 'error', role: 'alert', hidden: true });
     this.form = h(
       'form',
       { class: 'terminate-form', 'aria-labelledby': 'terminate-title', onsubmit: (e) => this.askTerminate(e) },
-      h('h3', { id: 'terminate-title' }, 'Terminate this session'),
-      h('p', {}, h('label', { for: 'terminate-reason' }, 'Reason (required)'), h('br'), this.reasonInput),
-      h('p', {}, this.gradeInput, ' ', h('label', { for: 'terminate-grade' }, 'Grade this end')),
+      h('h3', { id: 'terminate-title' }, P.terminateTitle),
+      h('p', {}, h('label', { for: 'terminate-reason' }, P.reasonRequired), h('br'), this.reasonInput),
+      h('p', {}, this.gradeInput, ' ', h('label', { for: 'terminate-grade' }, P.gradeThisEnd)),
       this.formError,
-      h('p', {}, h('button', { type: 'submit', class: 'danger primary' }, 'Terminate')),
+      h('p', {}, h('button', { type: 'submit', class: 'danger primary' }, P.terminate)),
     );
     this.confirm = h(
       'dialog',
       { class: 'confirm', 'aria-labelledby': 'confirm-terminate-title' },
-      h('h2', { id: 'confirm-terminate-title' }, 'Terminate this session?'),
+      h('h2', { id: 'confirm-terminate-title' }, P.terminateConfirm),
       h('p', { class: 'confirm-text' }),
       h(
         'div',
         { class: 'dialog-buttons' },
-        h('button', { type: 'button', class: 'cancel', onclick: () => this.confirm.close() }, 'Cancel'),
-        h('button', { type: 'button', class: 'primary danger confirm-terminate', onclick: () => this.terminate() }, 'Terminate now'),
+        h('button', { type: 'button', class: 'cancel', onclick: () => this.confirm.close() }, P.cancel),
+        h('button', { type: 'button', class: 'primary danger confirm-terminate', onclick: () => this.terminate() }, P.terminateNow),
       ),
     );
     this.detail.replaceChildren(
@@ -268,19 +268,19 @@ export class ProctorPage {
       h(
         'p',
         { class: 'muted' },
-        'Session ',
+        P.session,
         h('code', {}, s.id),
         // The version of the exam definition this session runs on (it keeps it when the catalog is reloaded).
-        ' · exam version ',
+        P.examVersion,
         s.exam_version
           ? h('code', { class: 'exam-version', title: s.exam_version }, s.exam_version.slice(0, 12))
-          : h('span', { class: 'exam-version' }, 'not recorded'),
+          : h('span', { class: 'exam-version' }, P.notRecorded),
       ),
       this.detailState,
       (this.workspaceEl = h('section', { class: 'proctor-workspace', 'aria-labelledby': 'workspace-title', 'data-testid': 'workspace' },
         h('h3', { id: 'workspace-title' }, P.workspace),
         h('p', { class: 'muted' }, P.loading))),
-      h('h3', {}, 'Event trail'),
+      h('h3', {}, P.eventTrail),
       this.trail,
       this.form,
       this.confirm,
@@ -311,7 +311,7 @@ export class ProctorPage {
 
   updateDetail(s) {
     if (!this.detailState) return;
-    this.detailState.textContent = `State: ${s.state}${s.end_reason ? ` (${s.end_reason})` : ''}`;
+    this.detailState.textContent = P.state(s.state, s.end_reason);
     const evs = this.lastEvents.get(s.id) || [];
     this.trail.replaceChildren(
       ...(evs.length
@@ -322,10 +322,10 @@ export class ProctorPage {
               h('time', { datetime: e.at }, timeOf(e.at)),
               ' ',
               describeEvent(e),
-              e.actor ? h('span', { class: 'muted' }, ` (by ${e.actor})`) : null,
+              e.actor ? h('span', { class: 'muted' }, P.by(e.actor)) : null,
             ),
           )
-        : [h('li', { class: 'muted' }, 'No events yet.')]),
+        : [h('li', { class: 'muted' }, P.noEvents)]),
     );
     // Only ready and active sessions can be terminated.
     const canEnd = s.state === 'ready' || s.state === 'active';
@@ -338,13 +338,13 @@ export class ProctorPage {
     const reason = this.reasonInput.value.trim();
     if (!reason) {
       this.formError.hidden = false;
-      this.formError.textContent = 'Give a reason: the candidate and the audit trail see it.';
+      this.formError.textContent = P.giveReason;
       this.reasonInput.focus();
       return;
     }
     const s = this.sessions.find((x) => x.id === this.selected);
     this.confirm.querySelector('.confirm-text').textContent =
-      `${s ? s.user_id : 'The candidate'}'s exam ends now, ${this.gradeInput.checked ? 'and their work is graded as it stands' : 'without grading'}. Reason: “${reason}”.`;
+      P.confirmText(s ? s.user_id : null, this.gradeInput.checked, reason);
     this.confirm.querySelector('.confirm-terminate').disabled = false;
     this.confirm.showModal();
     this.confirm.querySelector('.cancel').focus();
@@ -361,7 +361,7 @@ export class ProctorPage {
       });
       this.confirm.close();
       this.reasonInput.value = '';
-      announce('The session is being terminated.');
+      announce(P.beingTerminated);
     } catch (e) {
       this.confirm.close();
       this.formError.hidden = false;

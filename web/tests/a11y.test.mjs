@@ -58,6 +58,12 @@ export default async function ({ page, base, signInUrl, shot, newContext }) {
   await page.locator('[data-testid="terminal"] .xterm-rows').waitFor();
   await axeCheck(page, 'exam (dark theme, larger text)');
 
+  // xterm.js's screen-reader mode: the terminal's rows become a live region screen readers read.
+  await page.locator('#pref-screen-reader').check();
+  await page.locator('[data-testid="terminal"] .xterm-accessibility').waitFor({ state: 'attached', timeout: 5000 });
+  await axeCheck(page, 'exam (screen-reader mode)');
+  await page.locator('#pref-screen-reader').uncheck();
+
   // Keyboard: from the terminal, Ctrl+Shift+F6 leaves it (to Submit); Shift+Tab reaches the task list; the flag
   // toggles with Enter.
   await page.getByTestId('terminal').click();

@@ -64,6 +64,16 @@ impl SessionService {
         id: &str,
         change: WorkspaceChange,
     ) -> Result<Workspace, DomainError> {
+        // What the request alone shows wrong is said first, whatever the session's state.
+        if let Some(n) = &change.notepad {
+            if n.len() > MAX_NOTEPAD_BYTES {
+                return Err(DomainError::invalid_request(format!(
+                    "the notepad holds at most {} KiB; this is {} bytes",
+                    MAX_NOTEPAD_BYTES / 1024,
+                    n.len()
+                )));
+            }
+        }
         let rec = self.candidate_session(caller, id).await?;
         let exam = self.exam_of(&rec);
         let known = |ids: Vec<String>, field: &str| -> Result<Vec<String>, DomainError> {
@@ -82,15 +92,6 @@ impl SessionService {
         };
         let flagged = change.flagged.map(|f| known(f, "flagged")).transpose()?;
         let visited = change.visited.map(|v| known(v, "visited")).transpose()?;
-        if let Some(n) = &change.notepad {
-            if n.len() > MAX_NOTEPAD_BYTES {
-                return Err(DomainError::invalid_request(format!(
-                    "the notepad holds at most {} KiB; this is {} bytes",
-                    MAX_NOTEPAD_BYTES / 1024,
-                    n.len()
-                )));
-            }
-        }
         let _turn = self.inner.workspaces.lock().await;
         let mut w = self.stored_workspace(&rec).await?;
         if let Some(f) = flagged {
@@ -141,10 +142,15 @@ impl SessionService {
     /// Closes one of the terminals the candidate opened ("main" stays): it leaves the list and can no longer be
     /// attached. Its shell stays in the environment, idle, until the environment is destroyed.
     pub async fn close_terminal(&self, caller: &Caller, id: &str, name: &str) -> Result<Terminals, DomainError> {
-        let rec = self.candidate_session(caller, id).await?;
+        if caller.role != Role::Candidate {
+            return Err(DomainError::Forbidden);
+        }
+        self.get(caller, id).await?;
         if name == "main" {
+            // Before the state: the request alone is wrong, whatever the session's state.
             return Err(DomainError::invalid_request("the main terminal cannot be closed"));
         }
+        let rec = self.candidate_session(caller, id).await?;
         let _turn = self.inner.workspaces.lock().await;
         let mut w = self.stored_workspace(&rec).await?;
         let Some(i) = w.terminals.iter().position(|t| t == name) else {

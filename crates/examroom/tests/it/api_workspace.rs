@@ -102,6 +102,13 @@ async fn workspace_is_the_owners_checked_bounded_and_read_by_the_proctor_after_t
     assert_eq!(a.status, 200, "{}", a.text);
     let a = patch(&c, &url, &alice, json!({ "notepad": "late" })).await;
     assert_eq!((a.status, a.body["error"]["code"].as_str()), (410, Some("session_ended")), "{}", a.text);
+    // A request that is wrong in itself says so first, whatever the state.
+    let a = patch(&c, &url, &alice, json!({ "notepad": "x".repeat(32 * 1024 + 1) })).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (400, Some("invalid_request")), "{}", a.text);
+    let main = s.url(&format!("/api/v1/sessions/{id}/terminals/main"));
+    let a = c.send(c.http.delete(&main).bearer_auth(&alice)).await;
+    assert_eq!((a.status, a.body["error"]["code"].as_str()), (400, Some("invalid_request")), "{}", a.text);
+    assert_eq!(c.send(c.http.delete(&main).bearer_auth(&bob)).await.status, 404);
     wait_state(&c, &s, &alice, &id, Duration::from_secs(60), "terminated").await;
     let a = c.get(&url, &proctor).await;
     assert_eq!(a.status, 200, "{}", a.text);
