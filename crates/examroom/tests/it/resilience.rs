@@ -161,7 +161,8 @@ async fn one_cycle(s: &TestServer, c: &Client, user: &str) -> Result<(), String>
 }
 
 /// Churn (issue 16): for three minutes, candidates start, use (setup, typing, a flood of output, grading) and end
-/// sessions, up to 12 alive at once on this 2-core machine; afterwards nothing is left: no live session, no
+/// sessions, 4 alive at once in `make test` (more load made the other tests running beside it on two cores miss
+/// their floors; `make soak` runs 200); afterwards nothing is left: no live session, no
 /// environment, no process, cgroup, mount, uid claim or state file of the run's label, and the process's open
 /// descriptors are back to where they were.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,7 +170,7 @@ async fn churn_leaves_nothing_behind() {
     // `make soak` runs it longer and wider (EXAMROOM_CHURN_SECS, EXAMROOM_CHURN_ALIVE).
     let knob = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let run = Duration::from_secs(knob("EXAMROOM_CHURN_SECS", 180));
-    let alive = knob("EXAMROOM_CHURN_ALIVE", 12) as usize;
+    let alive = knob("EXAMROOM_CHURN_ALIVE", 4) as usize;
     let s = TestServer::start_with(crate::server::Options { exams: churn_exams, ..crate::server::Options::default() })
         .await;
     let fds_before = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);

@@ -160,6 +160,12 @@ impl Shim {
             "-desktop",
             "examroom",
             "-AlwaysShared",
+            // Readiness probes (and reconnects) open and close connections without a handshake; the VNC server must
+            // never take them for an attack and blacklist the loopback (it then answers "RFB 003.003" and refuses).
+            "-BlacklistThreshold",
+            "1000000",
+            "-BlacklistTimeout",
+            "0",
             "-Log",
             "*:stderr:30",
         ]
