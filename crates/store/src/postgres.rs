@@ -343,6 +343,52 @@ async fn forward_changes(
     }
 }
 
+impl PgStore {
+    /// Stores a session's JSON document (its result, its workspace) in `table`'s `column`, replacing the previous
+    /// one. `NotFound` for an unknown session (the foreign key). `table` and `column` are names of ours.
+    async fn put_document<T: serde::Serialize>(
+        &self,
+        table: &'static str,
+        column: &'static str,
+        id: &ExamSessionId,
+        doc: &T,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let json = serde_json::to_string(doc).map_err(|e| StoreError::Backend(format!("encoding JSON: {e}")))?;
+        let done = sqlx::query(&format!(
+            "INSERT INTO {table} (session_id, {column}, updated_at) VALUES ($1, $2::jsonb, $3) \
+             ON CONFLICT (session_id) DO UPDATE SET {column} = excluded.{column}, updated_at = excluded.updated_at"
+        ))
+        .bind(id.to_string())
+        .bind(json)
+        .bind(at)
+        .execute(&self.pool)
+        .await;
+        match done {
+            Ok(_) => Ok(()),
+            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotFound),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    /// A session's JSON document from `table`'s `column`, if one was stored.
+    async fn get_document<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &'static str,
+        column: &'static str,
+        id: &ExamSessionId,
+    ) -> Result<Option<T>, StoreError> {
+        let row: Option<String> =
+            sqlx::query_scalar(&format!("SELECT {column}::text FROM {table} WHERE session_id = $1"))
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        row.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Backend(format!("decoding {table}: {e}"))))
+            .transpose()
+    }
+}
+
 impl SessionStore for PgStore {
     async fn insert(&self, rec: &SessionRecord, event: &NewEvent) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
@@ -490,59 +536,19 @@ impl SessionStore for PgStore {
     }
 
     async fn set_result(&self, id: &ExamSessionId, result: &ExamResult, at: i64) -> Result<(), StoreError> {
-        let json = serde_json::to_string(result).map_err(|e| StoreError::Backend(format!("encoding JSON: {e}")))?;
-        let done = sqlx::query(
-            "INSERT INTO results (session_id, result, updated_at) VALUES ($1, $2::jsonb, $3) \
-             ON CONFLICT (session_id) DO UPDATE SET result = excluded.result, updated_at = excluded.updated_at",
-        )
-        .bind(id.to_string())
-        .bind(json)
-        .bind(at)
-        .execute(&self.pool)
-        .await;
-        match done {
-            Ok(_) => Ok(()),
-            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotFound),
-            Err(e) => Err(backend(e)),
-        }
+        self.put_document("results", "result", id, result, at).await
     }
 
     async fn result(&self, id: &ExamSessionId) -> Result<Option<ExamResult>, StoreError> {
-        let row: Option<String> = sqlx::query_scalar("SELECT result::text FROM results WHERE session_id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
-        row.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Backend(format!("decoding a result: {e}"))))
-            .transpose()
+        self.get_document("results", "result", id).await
     }
 
     async fn set_workspace(&self, id: &ExamSessionId, workspace: &Workspace, at: i64) -> Result<(), StoreError> {
-        let json = serde_json::to_string(workspace).map_err(|e| StoreError::Backend(format!("encoding JSON: {e}")))?;
-        let done = sqlx::query(
-            "INSERT INTO workspaces (session_id, workspace, updated_at) VALUES ($1, $2::jsonb, $3) \
-             ON CONFLICT (session_id) DO UPDATE SET workspace = excluded.workspace, updated_at = excluded.updated_at",
-        )
-        .bind(id.to_string())
-        .bind(json)
-        .bind(at)
-        .execute(&self.pool)
-        .await;
-        match done {
-            Ok(_) => Ok(()),
-            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::NotFound),
-            Err(e) => Err(backend(e)),
-        }
+        self.put_document("workspaces", "workspace", id, workspace, at).await
     }
 
     async fn workspace(&self, id: &ExamSessionId) -> Result<Option<Workspace>, StoreError> {
-        let row: Option<String> = sqlx::query_scalar("SELECT workspace::text FROM workspaces WHERE session_id = $1")
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
-        row.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Backend(format!("decoding a workspace: {e}"))))
-            .transpose()
+        self.get_document("workspaces", "workspace", id).await
     }
 
     async fn append_event(&self, id: &ExamSessionId, event: &NewEvent) -> Result<(), StoreError> {
