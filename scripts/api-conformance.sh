@@ -137,9 +137,16 @@ fuzz() {
 
 curl -sf "$BASE/api/v1/openapi.json" -o "$OUT/openapi.json"
 step "openapi-spec-validator" "$VENV/bin/openapi-spec-validator" "$OUT/openapi.json"
-step "schemathesis (candidate)" fuzz candidate "$CANDIDATE"
+# The live status stream (Server-Sent Events) is left out of both runs: on a session that is not final it never
+# ends by design (a heartbeat every 2 s, so no read timeout fires), and schemathesis, which learns real session ids
+# from earlier responses, then waits on it until the step's timeout. A real SSE client tests it (api_clients.rs,
+# the browser tests).
+step "schemathesis (candidate)" fuzz candidate "$CANDIDATE" --exclude-path-regex '/status$'
+# The proctor's run starts from a room with no live session, whatever the candidate's run left (its order varies
+# with two workers).
+end_sessions "$PROCTOR"
 # A proctor's terminate ends real sessions; it is tested in api_sessions.rs.
-step "schemathesis (proctor)" fuzz proctor "$PROCTOR" --exclude-path-regex '/terminate$'
+step "schemathesis (proctor)" fuzz proctor "$PROCTOR" --exclude-path-regex '/(terminate|status)$'
 curl -sf "$BASE/metrics" -o "$OUT/metrics.txt"
 step "promtool check metrics" sh -c "promtool check metrics <'$OUT/metrics.txt'"
 echo "conformance: $passed passed, $failed failed"
