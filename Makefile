@@ -22,9 +22,12 @@ build: deps web
 # The sample images (scripts/build-images.sh): target/images/tools.tar, an OCI archive of a Debian bookworm with jq,
 # python3 and kubectl (debootstrap from deb.debian.org, packed by `examroom image pack`). Built once and kept: built
 # again only when the script changes. `examroom image import target/images/tools.tar` puts it in a server's store.
+# And target/images/docker-debian.tar, the rootfs of the Docker sample exams' image (scripts/build-docker-images.sh,
+# with PostgreSQL); `scripts/docker-images.sh` imports it into a Docker Engine as examroom/debian:1.
 images: deps
 	$(CARGO) build -p examroom
 	./scripts/build-images.sh $(BIN)
+	./scripts/build-docker-images.sh
 
 # Every test: the unit tests of every crate, each crate's tests/ (SQLite, exam files), the integration tests of the
 # binary (real namespaces, cgroups and servers; needs root; promtool checks /metrics), two at a time for two cores;

@@ -45,6 +45,11 @@ have iptables || [ -x /usr/sbin/iptables ] || need+=(iptables)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 # The TLS test (issue 17) makes a self-signed certificate with openssl.
 have openssl || need+=(openssl)
+# The Docker backend (issue 14) is tested against Debian's Docker Engine (docker.io: dockerd, containerd, runc and the
+# docker CLI). Its service is never started on the host (policy-rc.d below): the tests start a dockerd of their own on
+# a socket of their own. busybox-static makes the tests' tiny image (`docker import`, nothing is pulled).
+have dockerd || need+=(docker.io)
+[ -x /bin/busybox ] || need+=(busybox-static)
 # The web UI is built with node and npm (Vite 7 needs Node.js 20 or newer). `--browser` adds Chromium for the
 # browser tests (`make test-web`), and only then. `--conformance` adds what scripts/api-conformance.sh runs:
 # promtool (Debian's `prometheus` package, about 19 MB to download, 96 MB installed; no daemon is started) and a

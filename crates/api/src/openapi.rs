@@ -47,6 +47,14 @@ fn status_body(value: &str) -> Value {
     json!({ "type": "object", "required": ["status"], "properties": { "status": { "type": "string", "enum": [value] } } })
 }
 
+/// `/readyz`'s body: `{"status": "ready", "backends": {"sandbox": "ok", "docker": "…why not…"}}`.
+fn ready_body() -> Value {
+    let mut v = status_body("ready");
+    v["properties"]["backends"] = json!({ "type": "object", "additionalProperties": { "type": "string" },
+        "description": "each enabled backend: `ok`, or why it cannot make environments now" });
+    v
+}
+
 fn id_param() -> Value {
     json!([{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" },
         "description": "exam_session_id. Another candidate's session, a random id and a malformed id all answer 404 session_not_found." }])
@@ -68,8 +76,8 @@ pub fn document() -> Value {
     );
     p(
         "/readyz",
-        json!({ "get": public(op("Readiness: the store and the runtime answer", "all, without credentials", "200",
-            ok_inline(status_body("ready"), "ready"), &[503])) }),
+        json!({ "get": public(op("Readiness: the store answers and at least one backend can make environments; `backends` says, per enabled backend, `ok` or why not (for example Docker down: exams on the other backends keep working)", "all, without credentials", "200",
+            ok_inline(ready_body(), "ready"), &[503])) }),
     );
     p(
         "/metrics",

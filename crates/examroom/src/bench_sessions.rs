@@ -201,6 +201,10 @@ impl BenchServer {
             database: None,
             tls_cert: None,
             tls_key: None,
+            backends: vec![examroom_runtime::BackendKind::Sandbox],
+            docker_socket: "/var/run/docker.sock".into(),
+            docker_shim: None,
+            docker_unbounded_disk: false,
         };
         let state = build(&settings).await?;
         let keys = state.keys.clone();

@@ -10,7 +10,7 @@ use examroom_api::connections::{max_connections_for, EdgeLimits};
 use examroom_api::{ApiConfig, AppState};
 use examroom_exams::Catalog;
 use examroom_runtime::sandbox::{SandboxConfig, SandboxRuntime};
-use examroom_runtime::Runtime;
+use examroom_runtime::{BackendKind, Backends, Runtime};
 use examroom_sessions::{Clock, PoolSettings, ServiceConfig, SessionService};
 use examroom_store::Store;
 use serde::Deserialize;
@@ -78,6 +78,17 @@ pub struct FileConfig {
     pub tls_cert: Option<PathBuf>,
     /// HTTPS: the private key (PEM); with `tls_cert`.
     pub tls_key: Option<PathBuf>,
+    /// The backends this server runs, comma-separated: `sandbox` (default), `docker`, or `sandbox,docker`. Exams on
+    /// a backend that is not enabled are listed as unavailable, with the reason.
+    pub backends: Option<String>,
+    /// The Docker Engine's socket (default /var/run/docker.sock).
+    pub docker_socket: Option<PathBuf>,
+    /// The static shim that Docker environments run as their init (default: `examroom-shim` beside this binary,
+    /// else /usr/lib/examroom/examroom-shim).
+    pub docker_shim: Option<PathBuf>,
+    /// Start Docker environments although the Docker Engine cannot bound their writable layer (overlay2 on a data
+    /// root without project quotas): one candidate could then fill the host's disk. Default false: refused.
+    pub docker_unbounded_disk: Option<bool>,
 }
 
 /// What `serve` runs with.
@@ -118,6 +129,14 @@ pub struct Settings {
     /// HTTPS: the certificate chain and its key (PEM), `--tls-cert`/`--tls-key`; both or neither.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    /// The backends this server runs (at least one).
+    pub backends: Vec<examroom_runtime::BackendKind>,
+    /// The Docker Engine's socket.
+    pub docker_socket: PathBuf,
+    /// The static shim of Docker environments (`None`: found beside this binary or in /usr/lib/examroom).
+    pub docker_shim: Option<PathBuf>,
+    /// Whether Docker environments may have an unbounded writable layer.
+    pub docker_unbounded_disk: bool,
 }
 
 impl Settings {
@@ -228,8 +247,32 @@ impl Settings {
             database: env("EXAMROOM_DATABASE").or(file.database),
             tls_cert: env("EXAMROOM_TLS_CERT").map(PathBuf::from).or(file.tls_cert),
             tls_key: env("EXAMROOM_TLS_KEY").map(PathBuf::from).or(file.tls_key),
+            backends: backends(env("EXAMROOM_BACKENDS").or(file.backends).as_deref().unwrap_or("sandbox"))?,
+            docker_socket: env("EXAMROOM_DOCKER_SOCKET")
+                .map(PathBuf::from)
+                .or(file.docker_socket)
+                .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock")),
+            docker_shim: env("EXAMROOM_DOCKER_SHIM").map(PathBuf::from).or(file.docker_shim),
+            docker_unbounded_disk: switch("EXAMROOM_DOCKER_UNBOUNDED_DISK")?
+                .or(file.docker_unbounded_disk)
+                .unwrap_or(false),
         })
     }
+}
+
+/// The backends a server runs, from `sandbox,docker` (each at most once, at least one).
+fn backends(list: &str) -> Result<Vec<examroom_runtime::BackendKind>> {
+    let mut out = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let kind = examroom_runtime::BackendKind::parse(name).map_err(|e| anyhow::anyhow!("backends = {list:?}: {e}"))?;
+        if !out.contains(&kind) {
+            out.push(kind);
+        }
+    }
+    if out.is_empty() {
+        anyhow::bail!("backends = {list:?} enables no backend; use sandbox, docker, or sandbox,docker");
+    }
+    Ok(out)
 }
 
 /// A whole number from the environment variable `name`, at least `min`; `None` when it is unset or empty, an error
@@ -278,6 +321,12 @@ fn absolute(p: &Path) -> Result<PathBuf> {
     Ok(if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir()?.join(p) })
 }
 
+/// The Docker backend, as the settings configure it.
+#[cfg(not(feature = "docker"))]
+fn docker_runtime(_: &Settings) -> Result<Runtime> {
+    anyhow::bail!("this examroom was built without the docker backend (Cargo feature `docker`)")
+}
+
 /// Installs JSON logs on stderr (once).
 pub fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("EXAMROOM_LOG").unwrap_or_else(|_| "info".into());
@@ -316,7 +365,16 @@ pub async fn build(s: &Settings) -> Result<AppState> {
             );
         }
     }
-    let runtime = Runtime::Sandbox(SandboxRuntime::new(rcfg).context("start the sandbox runtime")?);
+    let sandbox = match s.backends.contains(&BackendKind::Sandbox) {
+        true => Some(Runtime::Sandbox(SandboxRuntime::new(rcfg).context("start the sandbox runtime")?)),
+        false => None,
+    };
+    let docker = match s.backends.contains(&BackendKind::Docker) {
+        true => Some(docker_runtime(s)?),
+        false => None,
+    };
+    let runtime = Backends::new(sandbox, docker)?;
+    tracing::info!(backends = %runtime.kinds().iter().map(|k| k.as_str()).collect::<Vec<_>>().join(","), "backends");
     let metrics = match examroom_api::telemetry::install_recorder() {
         Ok(h) => Some(h),
         Err(e) => {

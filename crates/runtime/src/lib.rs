@@ -11,8 +11,11 @@
 //!   that the server uses; `sandbox::shim` is the per-environment host process; `sandbox::init` is PID 1 inside;
 //!   `rootfs`, `cgroup`, `seccomp`, `caps`, `idmap` and `sys` are the mechanisms.
 //!
+//! - [`backends`]: [`Backends`], the runtimes one server runs and which of them holds each environment.
+//!
 //! Backends are dispatched through the [`Runtime`] enum (one variant per backend), in the manner of youki.
 
+pub mod backends;
 pub mod error;
 pub mod protocol;
 pub mod types;
@@ -20,6 +23,7 @@ pub mod types;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 
+pub use backends::Backends;
 pub use error::RuntimeError;
 pub use types::*;
 
@@ -101,6 +105,15 @@ impl Runtime {
         match self {
             #[cfg(feature = "sandbox")]
             Runtime::Sandbox(rt) => rt.losses(),
+        }
+    }
+
+    /// `Ok` when this backend can make environments now, else why not (a daemon it needs is down). The sandbox
+    /// needs no daemon: it answers when it can read its own state.
+    pub async fn health(&self) -> Result<(), RuntimeError> {
+        match self {
+            #[cfg(feature = "sandbox")]
+            Runtime::Sandbox(rt) => rt.list().await.map(|_| ()),
         }
     }
 

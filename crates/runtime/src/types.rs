@@ -132,6 +132,45 @@ impl std::fmt::Display for Profile {
     }
 }
 
+/// Which backend makes an environment (the exam's `[environment] backend`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// Namespaces, cgroups and seccomp on this host, no daemon.
+    #[default]
+    Sandbox,
+    /// A Docker Engine, one container per environment (plus its services) on a network of its own.
+    Docker,
+}
+
+impl BackendKind {
+    /// Every backend, in the order a server reports them.
+    pub const ALL: [BackendKind; 2] = [BackendKind::Sandbox, BackendKind::Docker];
+
+    /// Parses `sandbox` or `docker`.
+    pub fn parse(s: &str) -> Result<BackendKind, RuntimeError> {
+        match s {
+            "sandbox" => Ok(BackendKind::Sandbox),
+            "docker" => Ok(BackendKind::Docker),
+            _ => Err(RuntimeError::invalid("backend", format!("unknown backend {s:?}; use \"sandbox\" or \"docker\""))),
+        }
+    }
+
+    /// Its name, as exams and the configuration spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Sandbox => "sandbox",
+            BackendKind::Docker => "docker",
+        }
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What to create.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvironmentSpec {
@@ -152,6 +191,9 @@ pub struct EnvironmentSpec {
     /// the image's tree (a [`Base::Rootfs`]) at create, in place of `base`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// Which backend makes it ([`Backends`](crate::Backends) routes on it; a backend itself ignores it).
+    #[serde(default)]
+    pub backend: BackendKind,
 }
 
 impl EnvironmentSpec {
@@ -165,6 +207,7 @@ impl EnvironmentSpec {
             rows: 24,
             profile: Profile::Shell,
             image: None,
+            backend: BackendKind::Sandbox,
         }
     }
 }

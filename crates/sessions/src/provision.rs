@@ -16,7 +16,7 @@ use examroom_exams::{Exam, Script, Task};
 use std::time::Duration;
 
 use examroom_runtime::{
-    Base, EnvironmentSpec, EnvironmentState, ExecRequest, ExecutionRuntime, Limits, Profile, Runtime, RuntimeError,
+    BackendKind, Backends, Base, EnvironmentSpec, EnvironmentState, ExecRequest, ExecutionRuntime, Limits, Profile, RuntimeError,
 };
 use examroom_store::{EventKind, NewEvent, PoolStore, SessionChanges, SessionRecord, SessionStore};
 
@@ -67,6 +67,7 @@ pub(crate) fn spec_for(exam: &Exam, id: EnvironmentId) -> Result<EnvironmentSpec
     spec.image = image;
     spec.limits = limits;
     spec.profile = Profile::parse(&env.profile).map_err(|e| format!("the exam's profile {:?}: {e}", env.profile))?;
+    spec.backend = backend_of(exam)?;
     Ok(spec)
 }
 
@@ -88,10 +89,23 @@ async fn progress(svc: &SessionService, rec: &SessionRecord, step: u32, total: u
     }
 }
 
-/// The steps of the fresh path: create the environment, start its desktop (when the exam has one), one per setup
-/// script, check the terminal.
+/// The steps of the fresh path: create the environment, one per service (Docker), start its desktop (when the exam
+/// has one), one per setup script, check the terminal.
 fn fresh_steps(exam: Option<&Exam>) -> u32 {
-    2 + exam.map_or(0, |e| e.setup_steps().len() as u32 + u32::from(e.environment.desktop))
+    2 + exam.map_or(0, |e| {
+        e.setup_steps().len() as u32 + u32::from(e.environment.desktop) + e.environment.services.len() as u32
+    })
+}
+
+/// Starts one of the exam's services beside the environment and waits (bounded by the service's own readiness
+/// timeout) until it is ready; `Err` names the service and carries the tail of its log, for the proctor.
+async fn start_service(
+    rt: &Backends,
+    env: &EnvironmentId,
+    service: &examroom_exams::ServiceSpec,
+) -> Result<(), (FailureCode, String)> {
+    let _ = (rt, env);
+    Err((FailureCode::BackendUnavailable, format!("service {}: services are not wired yet", service.name)))
 }
 
 /// The progress message of the desktop's step.
@@ -99,7 +113,7 @@ pub const STARTING_DESKTOP: &str = "Starting your desktop";
 
 /// Starts the environment's desktop when the exam has one, and waits (bounded) until it answers; `Err` says why it
 /// did not, for the proctor.
-pub(crate) async fn start_desktop(rt: &Runtime, exam: &Exam, env: &EnvironmentId) -> Result<(), (FailureCode, String)> {
+pub(crate) async fn start_desktop(rt: &Backends, exam: &Exam, env: &EnvironmentId) -> Result<(), (FailureCode, String)> {
     if !exam.environment.desktop {
         return Ok(());
     }
@@ -263,7 +277,7 @@ fn tail(bytes: &[u8], max: usize) -> String {
 /// Runs setup script number `n` (from 1) of a task in environment `env` within `timeout`, with the candidate's
 /// identity when there is one; `Err` says what went wrong, for the proctor.
 pub(crate) async fn run_setup(
-    rt: &Runtime,
+    rt: &Backends,
     env: &EnvironmentId,
     n: usize,
     task: &Task,
@@ -291,7 +305,7 @@ pub(crate) async fn run_setup(
 }
 
 /// Whether environment `env` runs; `Err` with the detail when it does not.
-pub(crate) async fn check_running(rt: &Runtime, env: &EnvironmentId) -> Result<(), (FailureCode, String)> {
+pub(crate) async fn check_running(rt: &Backends, env: &EnvironmentId) -> Result<(), (FailureCode, String)> {
     match rt.status(env).await {
         Ok(st) if st.state == EnvironmentState::Running => Ok(()),
         Ok(st) => Err((FailureCode::EnvironmentLost, format!("environment not running: {:?}", st.state))),
@@ -300,7 +314,7 @@ pub(crate) async fn check_running(rt: &Runtime, env: &EnvironmentId) -> Result<(
 }
 
 /// The image a reference names in the runtime's image store; `Err` says why not, with the command that imports it.
-pub fn image_of(rt: &Runtime, reference: &str) -> Result<examroom_images::ImageInfo, String> {
+pub fn image_of(rt: &Backends, reference: &str) -> Result<examroom_images::ImageInfo, String> {
     let dir = rt.images_dir().ok_or_else(|| "this runtime has no image store".to_string())?;
     examroom_images::ImageStore::at(dir).resolve(reference).map_err(|e| e.to_string())
 }
@@ -318,7 +332,7 @@ pub fn image_reference(exam: &Exam) -> Option<&str> {
 /// Why an exam cannot be started on this server now, if it cannot: it needs a backend this server does not run (see
 /// [`backend_unavailable`]), or the image it runs on is not in the store.
 pub fn unavailable(svc: &SessionService, exam: &Exam) -> Option<String> {
-    if let Some(why) = backend_unavailable(exam) {
+    if let Some(why) = backend_unavailable(&svc.inner.runtime, exam) {
         return Some(why);
     }
     if !exam.environment.ports.is_empty() && !svc.inner.config.ports_enabled {
@@ -328,26 +342,49 @@ pub fn unavailable(svc: &SessionService, exam: &Exam) -> Option<String> {
                 .into(),
         );
     }
+    // A Docker exam's image is in the Docker Engine's store: a missing one fails the session at create, saying how
+    // to build it.
+    if backend_of(exam) != Ok(BackendKind::Sandbox) {
+        return None;
+    }
     image_of(&svc.inner.runtime, image_reference(exam)?).err()
 }
 
-/// Why this server cannot run the exam's environment at all, if it cannot: this server runs only the sandbox
-/// backend, without services (the Docker backend and its per-session services are issue 14).
-pub fn backend_unavailable(exam: &Exam) -> Option<String> {
+/// The backend an exam's environment runs on (`[environment] backend`), or why the name is not one.
+pub fn backend_of(exam: &Exam) -> Result<BackendKind, String> {
+    BackendKind::parse(&exam.environment.backend).map_err(|e| e.to_string())
+}
+
+/// Why this server cannot run the exam's environment at all, if it cannot: it needs a backend this server does not
+/// run, or services on the sandbox (which runs none).
+pub fn backend_unavailable(rt: &Backends, exam: &Exam) -> Option<String> {
     let env = &exam.environment;
-    if env.backend != examroom_exams::BACKEND_SANDBOX {
+    let kind = match backend_of(exam) {
+        Ok(k) => k,
+        Err(e) => return Some(e),
+    };
+    if !rt.enabled(kind) {
         return Some(format!(
-            "the {} backend is not enabled on this server (this exam sets [environment] backend = {:?})",
-            env.backend, env.backend
+            "the {kind} backend is not enabled on this server (this exam sets [environment] backend = {:?}); the \
+             operator enables it with backends = \"{}\" in the configuration (EXAMROOM_BACKENDS)",
+            env.backend,
+            rt.kinds().iter().map(|k| k.as_str()).chain([kind.as_str()]).collect::<Vec<_>>().join(",")
         ));
     }
-    if let Some(service) = env.services.first() {
-        return Some(format!(
-            "the sandbox backend runs no services, and this exam needs {} ([[environment.services]] {:?}); it needs \
-             backend = \"docker\", which is not enabled on this server",
-            env.services.len(),
-            service.name
-        ));
+    if kind == BackendKind::Docker && env.desktop {
+        return Some(
+            "the docker backend has no desktop (this exam sets desktop = true); run it on backend = \"sandbox\"".into(),
+        );
+    }
+    if kind == BackendKind::Sandbox {
+        if let Some(service) = env.services.first() {
+            return Some(format!(
+                "the sandbox backend runs no services, and this exam needs {} ([[environment.services]] {:?}); \
+                 set backend = \"docker\"",
+                env.services.len(),
+                service.name
+            ));
+        }
     }
     None
 }
@@ -386,7 +423,7 @@ async fn steps(svc: &SessionService, rec: &SessionRecord, claimed: bool) -> Resu
         (FailureCode::ProvisioningFailed, format!("exam {} is no longer in the catalog", rec.exam_id))
     })?;
     let exam = &*exam;
-    if let Some(why) = backend_unavailable(exam) {
+    if let Some(why) = backend_unavailable(&svc.inner.runtime, exam) {
         return Err((FailureCode::BackendUnavailable, why));
     }
     let rt = &svc.inner.runtime;
@@ -424,12 +461,14 @@ async fn steps(svc: &SessionService, rec: &SessionRecord, claimed: bool) -> Resu
     }
     let mut spec =
         crate::provision::spec_for(exam, rec.environment_id).map_err(|d| (FailureCode::ProvisioningFailed, d))?;
-    if let Some(reference) = spec.image.clone() {
+    let sandbox_image = spec.image.clone().filter(|_| spec.backend == BackendKind::Sandbox);
+    if let Some(reference) = sandbox_image {
         // The image is pinned by its digest for the create, and the digest is recorded in the session's trail.
         let image = image_of(rt, &reference).map_err(|d| (FailureCode::ProvisioningFailed, d))?;
         record_image(svc, rec, &reference, &image.digest).await;
         spec.image = Some(image.digest);
     }
+    let docker_image = spec.image.clone().filter(|_| spec.backend == BackendKind::Docker);
     // A provisioning resumed after a restart (or a claimed environment that died) may leave an environment with this
     // id: start clean.
     match rt.destroy(&rec.environment_id).await {
@@ -437,8 +476,21 @@ async fn steps(svc: &SessionService, rec: &SessionRecord, claimed: bool) -> Resu
         Err(e) => return Err((FailureCode::BackendUnavailable, format!("clearing an earlier attempt: {e}"))),
     }
     rt.create(spec).await.map_err(|e| (classify(&e), format!("create environment: {e}")))?;
+    if let Some(reference) = docker_image {
+        // The Docker Engine resolved the name at create: record what it ran, by image id.
+        if let Some(digest) = rt.image_digest_of(&rec.environment_id) {
+            record_image(svc, rec, &reference, &digest).await;
+        }
+    }
     let total = fresh_steps(Some(exam));
     let mut step = 2;
+    let services = &exam.environment.services;
+    for (i, service) in services.iter().enumerate() {
+        progress(svc, rec, step, total, &format!("Starting service {} ({} of {})", service.name, i + 1, services.len()))
+            .await;
+        start_service(rt, &rec.environment_id, service).await?;
+        step += 1;
+    }
     if exam.environment.desktop {
         progress(svc, rec, step, total, STARTING_DESKTOP).await;
         start_desktop(rt, exam, &rec.environment_id).await?;

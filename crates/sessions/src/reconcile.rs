@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use examroom_core::{FailureCode, SessionState};
+use examroom_core::{EnvironmentId, FailureCode, SessionState};
 use examroom_runtime::{EnvironmentState, ExecutionRuntime};
 use examroom_store::{EventKind, ListFilter, NewEvent, PoolStore, SessionStore};
 
@@ -43,17 +43,22 @@ impl SessionService {
         let t0 = Instant::now();
         let listed_at = self.now_ms();
         let mut report = ReconcileReport::default();
-        let envs = match self.inner.runtime.list().await {
-            Ok(e) => e,
-            Err(e) => {
-                // Out of descriptors included: the environments' states are unknown, so nothing is failed or
-                // destroyed on this pass; the next one tries again.
-                if e.is_out_of_resources() {
-                    tracing::warn!(error = %e, "reconcile skipped: the server is out of resources");
-                }
-                report.errors.push(format!("runtime list: {e}"));
-                return report;
+        let (envs, unlisted) = self.inner.runtime.list_each().await;
+        // A backend that did not answer (Docker down; out of descriptors): its environments' states are unknown, so
+        // none of them is failed or destroyed on this pass; the next one tries again. The other backends' are judged.
+        let mut unknown = std::collections::HashSet::new();
+        for (kind, e) in &unlisted {
+            if e.is_out_of_resources() {
+                tracing::warn!(error = %e, "reconcile skipped: the server is out of resources");
             }
+            report.errors.push(format!("runtime list ({kind}): {e}"));
+            unknown.insert(*kind);
+        }
+        if unknown.len() == self.inner.runtime.kinds().len() {
+            return report;
+        }
+        let judged = |env: &EnvironmentId| {
+            unknown.is_empty() || self.inner.runtime.backend_holding(env).is_some_and(|k| !unknown.contains(&k))
         };
         // The pools before the sessions: a claim stores the session in the same transaction that takes the
         // environment out of its pool, so an environment listed above is in one of the two lists.
@@ -94,10 +99,12 @@ impl SessionService {
         }
         ::metrics::gauge!(metrics::ORPHANS).set(report.orphans as f64);
         ::metrics::gauge!(metrics::RECONCILE_POOLED).set(report.pooled as f64);
-        report.pooled_lost = self.reconcile_pools(&pooled, &by_env, listed_at);
+        if unknown.is_empty() {
+            report.pooled_lost = self.reconcile_pools(&pooled, &by_env, listed_at);
+        }
 
         for s in &live {
-            if self.is_busy(&s.id) {
+            if self.is_busy(&s.id) || !judged(&s.environment_id) {
                 continue;
             }
             match s.state {

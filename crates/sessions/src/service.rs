@@ -9,7 +9,7 @@ use examroom_core::{
     Role, SessionState, Trigger, UserId,
 };
 use examroom_exams::{Catalog, Exam};
-use examroom_runtime::Runtime;
+use examroom_runtime::Backends;
 use examroom_store::{
     Claim, EventKind, EventRecord, ListFilter, NewEvent, PoolStore, SessionChanges, SessionRecord, SessionStore, Store,
     StoreError,
@@ -89,7 +89,7 @@ impl Default for ServiceConfig {
 
 pub(crate) struct Inner {
     pub(crate) store: Store,
-    pub(crate) runtime: Runtime,
+    pub(crate) runtime: Backends,
     pub(crate) catalog: crate::versions::ExamVersions,
     pub(crate) clock: Clock,
     pub(crate) config: ServiceConfig,
@@ -153,7 +153,7 @@ impl SessionService {
     /// teardown, timers), runs a first reconcile, and keeps reconciling in the background.
     pub async fn start(
         store: Store,
-        runtime: Runtime,
+        runtime: Backends,
         catalog: Catalog,
         config: ServiceConfig,
         clock: Clock,
@@ -322,7 +322,7 @@ impl SessionService {
 
     /// The runtime that makes this service's environments (`examroom exam test` runs reference solutions through it,
     /// as a candidate's commands run).
-    pub fn runtime(&self) -> &Runtime {
+    pub fn runtime(&self) -> &Backends {
         &self.inner.runtime
     }
 
@@ -335,12 +335,20 @@ impl SessionService {
         let _ = self.inner.updates.send(Arc::new(rec.clone()));
     }
 
-    /// Whether the store and the runtime answer (for `/readyz`).
-    pub async fn ready_check(&self) -> Result<(), String> {
+    /// Whether the store answers and at least one backend can make environments (for `/readyz`): each enabled
+    /// backend by name, `ok` or why not.
+    pub async fn ready_check(&self) -> Result<std::collections::BTreeMap<String, String>, String> {
         self.inner.store.ping().await.map_err(|e| format!("store: {e}"))?;
-        use examroom_runtime::ExecutionRuntime;
-        self.inner.runtime.list().await.map_err(|e| format!("runtime: {e}"))?;
-        Ok(())
+        let mut backends = std::collections::BTreeMap::new();
+        let mut any = false;
+        for (kind, why) in self.inner.runtime.health().await {
+            any |= why.is_none();
+            backends.insert(kind.to_string(), why.unwrap_or_else(|| "ok".into()));
+        }
+        if !any {
+            return Err(format!("no backend can make environments: {backends:?}"));
+        }
+        Ok(backends)
     }
 
     /// Starts an exam for a candidate: stores the session as `created` and provisions it in the background. When the

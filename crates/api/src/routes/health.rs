@@ -15,7 +15,7 @@ pub async fn healthz() -> Response {
 
 pub async fn readyz(State(st): State<AppState>) -> Response {
     match st.svc.ready_check().await {
-        Ok(()) => json(StatusCode::OK, &serde_json::json!({ "status": "ready" })),
+        Ok(backends) => json(StatusCode::OK, &serde_json::json!({ "status": "ready", "backends": backends })),
         Err(why) => {
             let incident = IncidentId::new_v4();
             tracing::warn!(%incident, %why, "not ready");

@@ -24,7 +24,7 @@ use anyhow::{bail, Context, Result};
 use examroom_core::{ExamResult, ResultStatus, SessionState, UserId};
 use examroom_exams::{Catalog, Exam, BACKEND_SANDBOX};
 use examroom_runtime::sandbox::{SandboxConfig, SandboxRuntime};
-use examroom_runtime::{ExecutionRuntime, Runtime};
+use examroom_runtime::{Backends, ExecutionRuntime, Runtime};
 use examroom_sessions::{Caller, Clock, PoolSettings, ServiceConfig, SessionService};
 use examroom_store::sqlite::SqliteStore;
 use examroom_store::Store;
@@ -97,9 +97,10 @@ pub async fn run(args: TestArgs) -> Result<()> {
     })?;
     if exam.environment.backend != BACKEND_SANDBOX || !exam.environment.services.is_empty() {
         return Err(CannotRun(format!(
-            "{}: not tested: {}",
+            "{}: not tested: `exam test` runs exams on the sandbox backend, and this exam sets backend = {:?}{}",
             exam.id,
-            examroom_sessions::provision::backend_unavailable(&exam).unwrap_or_default()
+            exam.environment.backend,
+            if exam.environment.services.is_empty() { "" } else { " with [[environment.services]]" }
         ))
         .into());
     }
@@ -160,7 +161,7 @@ pub async fn run(args: TestArgs) -> Result<()> {
     };
     let svc = SessionService::start(
         store,
-        Runtime::Sandbox(sandbox),
+        Backends::sandbox(Runtime::Sandbox(sandbox)),
         Catalog::from_exams([exam.clone()]),
         config,
         Clock::system(),

@@ -14,7 +14,7 @@ use examroom_api::{ApiConfig, AppState};
 use examroom_core::{Role, UserId};
 use examroom_exams::Catalog;
 use examroom_runtime::sandbox::{SandboxConfig, SandboxRuntime};
-use examroom_runtime::Runtime;
+use examroom_runtime::{Backends, Runtime};
 use examroom_sessions::{Clock, ServiceConfig, SessionService};
 use examroom_store::sqlite::SqliteStore;
 use examroom_store::Store;
@@ -259,7 +259,7 @@ pub async fn build_state(data_dir: &Path, catalog_dir: &Path, label: &str, opts:
         Some(url) => Store::Postgres(examroom_store::postgres::PgStore::connect(url).await.unwrap()),
         None => Store::Sqlite(SqliteStore::open(&data_dir.join("examroom.db")).await.unwrap()),
     };
-    let runtime = Runtime::Sandbox(SandboxRuntime::new(sandbox_config(data_dir, catalog_dir, label, opts)).unwrap());
+    let runtime = Backends::sandbox(Runtime::Sandbox(SandboxRuntime::new(sandbox_config(data_dir, catalog_dir, label, opts)).unwrap()));
     let svc = SessionService::start(store, runtime, catalog, opts.service.clone(), Clock::system()).await.unwrap();
     let config = ApiConfig { limits: opts.limits.clone(), tls: opts.tls.clone(), ..ApiConfig::default() };
     AppState::new(svc, TokenKeys::from_secret(SECRET), config, None)

@@ -192,6 +192,12 @@ impl SandboxRuntime {
         (image.parent()? == self.images_dir().join("images")).then(|| format!("sha256:{hex}"))
     }
 
+    /// Whether this runtime holds environment `id` (its state directory exists): how [`crate::Backends`] finds
+    /// the backend of an environment made before a restart.
+    pub fn holds(&self, id: &EnvironmentId) -> bool {
+        self.env_dir(id).is_dir()
+    }
+
     fn env_dir(&self, id: &EnvironmentId) -> PathBuf {
         self.dir.join(id.to_string())
     }
