@@ -14,7 +14,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use nix::sched::CloneFlags;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType};
 
-use super::conn::Mode;
+use crate::protocol::conn::Mode;
 use super::serve::Shim;
 use crate::protocol::{self, Reply};
 
