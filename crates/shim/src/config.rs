@@ -39,6 +39,7 @@ impl Config {
     /// Call it while the process has a single thread (the environment is changed).
     pub fn from_process_env() -> Result<Config, String> {
         let vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+        scrub_initial_environment();
         for (k, _) in &vars {
             if k.as_bytes().starts_with(PREFIX.as_bytes()) {
                 std::env::remove_var(k);
@@ -53,9 +54,9 @@ impl Config {
         let socket = match get(SOCKET_VAR) {
             None => DEFAULT_SOCKET.to_string(),
             Some(v) => {
-                let s = v
-                    .into_string()
-                    .map_err(|v| format!("{SOCKET_VAR} must be UTF-8 text, got {v:?}; set a plain name such as examroom-shim"))?;
+                let s = v.into_string().map_err(|v| {
+                    format!("{SOCKET_VAR} must be UTF-8 text, got {v:?}; set a plain name such as examroom-shim")
+                })?;
                 if s.is_empty() || s.len() > MAX_SOCKET_NAME || s.contains('\0') {
                     return Err(format!(
                         "{SOCKET_VAR} must be 1 to {MAX_SOCKET_NAME} bytes without NUL, got {s:?}; set a plain name \
@@ -101,6 +102,32 @@ impl Config {
             }
         }
         env
+    }
+}
+
+/// Overwrites (with NUL bytes) every `EXAMROOM_SHIM_*` string of the environment block the kernel gave this process,
+/// which is what `/proc/<pid>/environ` shows. Being not dumpable is not enough to hide it: a process of the same uid
+/// without `CAP_SYS_PTRACE` can still read it on current kernels (6.18 measured), though not `mem` or `fd/`.
+/// Call it before anything changes the environment (the strings must still be the kernel's).
+fn scrub_initial_environment() {
+    extern "C" {
+        static mut environ: *mut *mut libc::c_char;
+    }
+    // SAFETY: single-threaded start-up; `environ` is a NULL-terminated array of NUL-terminated strings, which live in
+    // writable memory (the initial stack); each is overwritten within its own length.
+    unsafe {
+        let mut p = environ;
+        if p.is_null() {
+            return;
+        }
+        while !(*p).is_null() {
+            let s = *p;
+            let len = libc::strlen(s);
+            if std::slice::from_raw_parts(s as *const u8, len).starts_with(PREFIX.as_bytes()) {
+                std::ptr::write_bytes(s, 0, len);
+            }
+            p = p.add(1);
+        }
     }
 }
 

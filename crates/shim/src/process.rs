@@ -77,9 +77,21 @@ pub fn spawn(s: Spawn<'_>) -> io::Result<i32> {
     cmd.arg0(argv0).args(args).env_clear().envs(env).stdin(Stdio::from(stdin)).stdout(Stdio::from(stdout));
     cmd.stderr(Stdio::from(stderr));
     // SAFETY: the closure runs in the forked child of this single-threaded process before exec, and makes raw calls
-    // only. The signal mask and SIGPIPE are reset by the standard library.
+    // only.
     unsafe {
         cmd.pre_exec(move || {
+            // The shim blocks the signals it reads through its signalfd, and may have been started with some ignored;
+            // its children start with none blocked and none ignored.
+            for sig in 1..libc::SIGRTMAX() {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    libc::signal(sig, libc::SIG_DFL);
+                }
+            }
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            if libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) < 0 {
+                return Err(io::Error::last_os_error());
+            }
             if libc::setsid() < 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -164,9 +176,7 @@ pub fn kill_everything(within: Duration) -> bool {
 pub fn count_processes() -> u32 {
     std::fs::read_dir("/proc")
         .map(|d| {
-            d.filter_map(Result::ok)
-                .filter(|e| e.file_name().as_bytes().iter().all(u8::is_ascii_digit))
-                .count() as u32
+            d.filter_map(Result::ok).filter(|e| e.file_name().as_bytes().iter().all(u8::is_ascii_digit)).count() as u32
         })
         .unwrap_or(0)
 }

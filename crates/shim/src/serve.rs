@@ -726,9 +726,8 @@ impl Shim {
                 }
             }
         }
-        let due: Vec<usize> = (0..self.terminals.len())
-            .filter(|&i| self.terminals[i].respawn_at.is_some_and(|at| at <= now))
-            .collect();
+        let due: Vec<usize> =
+            (0..self.terminals.len()).filter(|&i| self.terminals[i].respawn_at.is_some_and(|at| at <= now)).collect();
         for i in due {
             self.respawn(i);
         }
