@@ -7,10 +7,12 @@
 //! the server reaches from the host.
 //!
 //! Start-up, in this order:
-//! 1. not dumpable (`PR_SET_DUMPABLE` 0): no process of the candidate's can read its memory, environment or
-//!    descriptors (they lack `CAP_SYS_PTRACE`);
-//! 2. refuses to run unless it is PID 1 (it kills with `kill(-1)`, which must mean "the container");
-//! 3. reads `EXAMROOM_SHIM_*` and removes them from its environment (no child sees them);
+//! 1. not dumpable (`PR_SET_DUMPABLE` 0): no process of the candidate's can read its memory or take its descriptors
+//!    (they lack `CAP_SYS_PTRACE`);
+//! 2. blocks the signals it reads (a SIGTERM during start-up waits for it), and refuses to run unless it is PID 1 (it
+//!    kills with `kill(-1)`, which must mean "the container");
+//! 3. reads `EXAMROOM_SHIM_*`, wipes them from the environment block `/proc/1/environ` shows and removes them from
+//!    its environment (no child sees them);
 //! 4. binds `\0<EXAMROOM_SHIM_SOCKET>` before any candidate process exists (see [`listener`]);
 //! 5. starts the main terminal's shell and serves ([`serve`]) until `Destroy` or SIGTERM from outside the
 //!    container, reaping every orphan meanwhile.
@@ -32,6 +34,10 @@ fn main() {
 
 fn run() -> i32 {
     if let Err(e) = process::make_undumpable() {
+        eprintln!("examroom-shim: {e}");
+        return 1;
+    }
+    if let Err(e) = serve::block_signals() {
         eprintln!("examroom-shim: {e}");
         return 1;
     }

@@ -76,11 +76,7 @@ enum Src {
 impl Shim {
     /// Takes the signals (SIGCHLD to reap, SIGTERM to end) and starts the main terminal's shell.
     pub fn new(cfg: Config, listener: UnixListener) -> io::Result<Shim> {
-        let mut mask = SigSet::empty();
-        for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGINT] {
-            mask.add(s);
-        }
-        mask.thread_block().map_err(io::Error::from)?;
+        let mask = block_signals()?;
         let sigfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
             .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("signalfd: {e}")))?;
         // SAFETY: getuid cannot fail.
@@ -178,6 +174,18 @@ impl Shim {
             desktop: None,
         }
     }
+}
+
+/// Blocks the signals the shim reads through its signalfd (SIGCHLD to reap, SIGTERM to end; SIGHUP and SIGINT only
+/// to be logged). Call it first: a signal that arrives while blocked waits for the signalfd, where PID 1 would
+/// otherwise drop it (it has no handler).
+pub fn block_signals() -> io::Result<SigSet> {
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGINT] {
+        mask.add(s);
+    }
+    mask.thread_block().map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("block signals: {e}")))?;
+    Ok(mask)
 }
 
 /// Serves until destroyed or sent SIGTERM from outside. Returns the exit code.
