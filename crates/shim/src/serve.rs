@@ -61,6 +61,22 @@ pub struct Shim {
     exit: Option<i32>,
     /// Scratch space for PTY reads.
     read_buf: Vec<u8>,
+    /// What processes inside tried (connections refused, signals ignored), for a bounded log.
+    refused: Tally,
+    ignored_signals: Tally,
+}
+
+/// Counts something a process inside can repeat at will, and says when to log it: the first ten times, then at each
+/// power of two, so that a loop inside cannot fill the host's disk with the container's log.
+#[derive(Default)]
+struct Tally(u64);
+
+impl Tally {
+    /// Counts one more; `Some(total)` when this one should be logged.
+    fn count(&mut self) -> Option<u64> {
+        self.0 += 1;
+        (self.0 <= 10 || self.0.is_power_of_two()).then_some(self.0)
+    }
 }
 
 enum Src {
@@ -106,6 +122,8 @@ impl Shim {
             created_unix_ms,
             exit: None,
             read_buf: Vec::new(),
+            refused: Tally::default(),
+            ignored_signals: Tally::default(),
         };
         let main = shim.open_terminal(cols, rows)?;
         shim.terminals.push(main);
@@ -348,20 +366,24 @@ impl Shim {
     fn accept(&mut self) {
         loop {
             match self.listener.accept() {
-                Ok((s, _)) => match listener::peer(&s) {
-                    Ok(Peer::Outside) => {
-                        if s.set_nonblocking(true).is_ok() {
-                            let id = self.next_conn;
-                            self.next_conn += 1;
-                            self.conns.insert(id, Conn::new(s));
+                Ok((s, _)) => {
+                    match listener::peer(&s) {
+                        Ok(Peer::Outside) => {
+                            if s.set_nonblocking(true).is_ok() {
+                                let id = self.next_conn;
+                                self.next_conn += 1;
+                                self.conns.insert(id, Conn::new(s));
+                            }
                         }
+                        Ok(Peer::Inside(pid)) => {
+                            if let Some(n) = self.refused.count() {
+                                eprintln!("examroom-shim: refused a connection from pid {pid} inside the container ({n} so far)");
+                            }
+                            listener::refuse(s, pid);
+                        }
+                        Err(e) => eprintln!("examroom-shim: a connection without credentials was dropped: {e}"),
                     }
-                    Ok(Peer::Inside(pid)) => {
-                        eprintln!("examroom-shim: refused a connection from pid {pid} inside the container");
-                        listener::refuse(s, pid);
-                    }
-                    Err(e) => eprintln!("examroom-shim: a connection without credentials was dropped: {e}"),
-                },
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return,
             }
@@ -380,10 +402,13 @@ impl Shim {
                 self.terminate();
                 return;
             }
-            eprintln!(
-                "examroom-shim: signal {signo} from pid {} ignored (only SIGTERM from outside the container ends it)",
-                si.ssi_pid
-            );
+            if let Some(n) = self.ignored_signals.count() {
+                eprintln!(
+                    "examroom-shim: signal {signo} from pid {} ignored (only SIGTERM from outside the container ends \
+                     it; {n} so far)",
+                    si.ssi_pid
+                );
+            }
         }
         for (pid, exit) in process::reap() {
             self.on_exit(pid, exit);
@@ -818,4 +843,16 @@ fn more_soon(t: &Term, left: Duration) -> bool {
 
 fn no_terminal(name: &str) -> Reply {
     Reply::Error { code: "no_such_terminal".into(), message: format!("no terminal named {name:?}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tally_logs_the_first_ten_then_at_powers_of_two() {
+        let mut t = Tally::default();
+        let logged: Vec<u64> = (0..1000).filter_map(|_| t.count()).collect();
+        assert_eq!(logged, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 16, 32, 64, 128, 256, 512]);
+    }
 }
