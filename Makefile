@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/examroom
 
-.PHONY: soak deps web build images test test-web test-conformance test-package package run shell bench lint clean
+.PHONY: soak deps web build shim images test test-web test-conformance test-package package run shell bench lint clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -18,6 +18,13 @@ web: deps web/node_modules/.package-lock.json
 
 build: deps web
 	$(CARGO) build --workspace --all-features
+
+# The container shim (crates/shim), linked statically so that it runs in any image: target/shim/examroom-shim, which
+# the Docker backend bind-mounts read-only into every candidate container as its entrypoint (/.examroom/shim).
+shim:
+	$(CARGO) rustc -p examroom-shim --bin examroom-shim -- -C target-feature=+crt-static
+	mkdir -p target/shim
+	cp target/debug/examroom-shim target/shim/examroom-shim
 
 # The sample images (scripts/build-images.sh): target/images/tools.tar, an OCI archive of a Debian bookworm with jq,
 # python3 and kubectl (debootstrap from deb.debian.org, packed by `examroom image pack`). Built once and kept: built

@@ -6,18 +6,24 @@
 //! - [`types`]: what crosses the boundary (specs, limits, exec requests and outputs, statuses, terminal events).
 //! - [`error`]: the runtime's error type, `RuntimeError`.
 //! - [`protocol`]: the versioned, transport-independent protocol between a runtime and the shim that holds one
-//!   environment; [`protocol::client`] is its async client side.
+//!   environment; [`protocol::client`] is its async client side, [`protocol::conn`] the shim's side of one
+//!   connection (for a `poll` loop).
+//! - [`ring`]: a terminal's scrollback, which a shim keeps per terminal and replays on attach.
 //! - [`sandbox`] (feature `sandbox`, default): the Linux isolation engine. `sandbox::runtime` is the client
 //!   that the server uses; `sandbox::shim` is the per-environment host process; `sandbox::init` is PID 1 inside;
 //!   `rootfs`, `cgroup`, `seccomp`, `caps`, `idmap` and `sys` are the mechanisms.
 //!
 //! - [`backends`]: [`Backends`], the runtimes one server runs and which of them holds each environment.
 //!
+//! The container shim (crate `examroom-shim`, PID 1 of a Docker backend's container) builds this crate without its
+//! default features, for `protocol` and `ring` alone.
+//!
 //! Backends are dispatched through the [`Runtime`] enum (one variant per backend), in the manner of youki.
 
 pub mod backends;
 pub mod error;
 pub mod protocol;
+pub mod ring;
 pub mod types;
 
 #[cfg(feature = "sandbox")]
@@ -88,14 +94,23 @@ pub enum Runtime {
     /// Linux namespaces, cgroups and seccomp, no daemon.
     #[cfg(feature = "sandbox")]
     Sandbox(sandbox::SandboxRuntime),
+    /// Never made: keeps the enum and its matches well-formed in a build without any backend (the container shim's,
+    /// which uses only [`protocol`]).
+    #[doc(hidden)]
+    #[cfg(not(feature = "sandbox"))]
+    NoBackend(std::convert::Infallible),
 }
 
+// Without a backend the dispatchers' arguments have nowhere to go.
+#[cfg_attr(not(feature = "sandbox"), allow(unused_variables))]
 impl Runtime {
     /// Where this runtime's image store is (`examroom image import` puts images there), if it has one.
     pub fn images_dir(&self) -> Option<std::path::PathBuf> {
         match self {
             #[cfg(feature = "sandbox")]
             Runtime::Sandbox(rt) => Some(rt.images_dir()),
+            #[cfg(not(feature = "sandbox"))]
+            Runtime::NoBackend(never) => match *never {},
         }
     }
 
@@ -105,6 +120,8 @@ impl Runtime {
         match self {
             #[cfg(feature = "sandbox")]
             Runtime::Sandbox(rt) => rt.losses(),
+            #[cfg(not(feature = "sandbox"))]
+            Runtime::NoBackend(never) => match *never {},
         }
     }
 
@@ -114,6 +131,8 @@ impl Runtime {
         match self {
             #[cfg(feature = "sandbox")]
             Runtime::Sandbox(rt) => rt.list().await.map(|_| ()),
+            #[cfg(not(feature = "sandbox"))]
+            Runtime::NoBackend(never) => match *never {},
         }
     }
 
@@ -122,6 +141,8 @@ impl Runtime {
         match self {
             #[cfg(feature = "sandbox")]
             Runtime::Sandbox(rt) => rt.image_digest_of(id),
+            #[cfg(not(feature = "sandbox"))]
+            Runtime::NoBackend(never) => match *never {},
         }
     }
 }
@@ -131,10 +152,13 @@ macro_rules! dispatch {
         match $self {
             #[cfg(feature = "sandbox")]
             Runtime::Sandbox($rt) => $e,
+            #[cfg(not(feature = "sandbox"))]
+            Runtime::NoBackend(never) => match *never {},
         }
     };
 }
 
+#[cfg_attr(not(feature = "sandbox"), allow(unused_variables))]
 impl ExecutionRuntime for Runtime {
     fn name(&self) -> &'static str {
         dispatch!(self, rt => rt.name())

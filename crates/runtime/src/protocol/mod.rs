@@ -44,6 +44,7 @@
 //! flow control (every version 1 connection) keeps the other rule: past 1 MiB of queued output it is dropped.
 
 pub mod client;
+pub mod conn;
 pub mod frame;
 pub mod message;
 

@@ -10,7 +10,6 @@ pub mod cgroup;
 pub mod idmap;
 pub mod init;
 pub mod procviews;
-pub mod ring;
 pub mod rootfs;
 pub mod runtime;
 pub mod seccomp;

@@ -21,8 +21,8 @@ use std::time::Instant;
 
 use super::serve::Shim;
 use crate::protocol::{DesktopSpec, DesktopStatus, Reply};
+use crate::ring::Ring;
 use crate::sandbox::init::{FromInit, ToInit};
-use crate::sandbox::ring::Ring;
 
 /// What the X server printed last is kept up to this size.
 pub(crate) const LOG_BYTES: usize = 4096;

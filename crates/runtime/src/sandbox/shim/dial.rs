@@ -14,8 +14,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use nix::sched::CloneFlags;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType};
 
-use super::conn::Mode;
 use super::serve::Shim;
+use crate::protocol::conn::Mode;
 use crate::protocol::{self, Reply};
 
 /// The environment's network namespace, and the shim's own to come back to.

@@ -6,7 +6,6 @@
 //! single-threaded `poll` loop, holding the PTY masters and their scrollback rings, so the server can die and restart
 //! without any environment noticing.
 
-mod conn;
 mod create;
 mod desktop;
 mod dial;

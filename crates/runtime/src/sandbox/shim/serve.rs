@@ -12,12 +12,12 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::conn::{Conn, Flow, Mode, ATTACHED_QUEUE_LIMIT};
 use super::exec::Exec;
+use crate::protocol::conn::{Conn, Flow, Mode, ATTACHED_QUEUE_LIMIT};
 use crate::protocol::{self, ExecSpec, Frame, Kind, Reply, Request, ShimStatus, TerminalStatus};
+use crate::ring::Ring;
 use crate::sandbox::cgroup::{Cgroups, Group, RealOs};
 use crate::sandbox::init::{self, FromInit, ToInit};
-use crate::sandbox::ring::Ring;
 use crate::sandbox::state::{ShimConfig, ShimState};
 use crate::sandbox::sys;
 

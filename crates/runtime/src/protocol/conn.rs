@@ -1,4 +1,6 @@
-//! One client connection of the shim: non-blocking reads into frames, and a bounded write queue.
+//! The shim's side of one client connection, for a single-threaded `poll` loop (the sandbox's host shim and the
+//! container shim share it): non-blocking reads into frames, a bounded write queue, and the flow-control window of an
+//! attached terminal stream.
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -7,7 +9,7 @@ use crate::protocol::{self, Frame, Kind, Reply};
 
 /// What a connection is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Mode {
+pub enum Mode {
     /// Before `Hello`.
     New,
     /// Request/response.
@@ -22,11 +24,11 @@ pub(crate) enum Mode {
 
 /// A terminal stream without flow control whose client lets this much output pile up is dropped; it re-attaches and
 /// gets the replay.
-pub(crate) const ATTACHED_QUEUE_LIMIT: usize = 1 << 20;
+pub const ATTACHED_QUEUE_LIMIT: usize = 1 << 20;
 
 /// Flow control of an attached stream: the output sent since the client's marker, less what it acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Flow {
+pub struct Flow {
     /// The high watermark (the window): at this many unacknowledged bytes the terminal is not read ...
     pub high: u64,
     /// ... until they are down to this one.
@@ -70,8 +72,11 @@ impl Flow {
     }
 }
 
-pub(crate) struct Conn {
+/// One client connection of a shim.
+pub struct Conn {
+    /// The socket (non-blocking).
     pub stream: UnixStream,
+    /// Bytes read and not yet decoded into frames.
     pub rbuf: Vec<u8>,
     /// The write queue: `wbuf[wpos..]` is still to be written.
     wbuf: Vec<u8>,
@@ -88,6 +93,7 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    /// A new connection (before `Hello`) on a non-blocking socket.
     pub fn new(stream: UnixStream) -> Conn {
         Conn {
             stream,
