@@ -676,7 +676,15 @@ impl SessionService {
     /// `active` session it changes nothing.
     pub async fn first_attach(&self, rec: &SessionRecord, actor: &str) -> Result<SessionRecord, DomainError> {
         match rec.state {
-            SessionState::Ready => self.activate(rec, Trigger::FirstAttach, actor).await,
+            SessionState::Ready => match self.activate(rec, Trigger::FirstAttach, actor).await {
+                Ok(r) => Ok(r),
+                // Another first attach (the terminal and the desktop connect at once) started the clock a moment
+                // before: this attach wanted no more than that.
+                Err(e) => match self.inner.store.get(&rec.id).await {
+                    Ok(Some(now)) if now.state == SessionState::Active => Ok(now),
+                    _ => Err(e),
+                },
+            },
             _ => Ok(rec.clone()),
         }
     }

@@ -425,6 +425,29 @@ async fn echo_round_trip_and_first_attach_starts_the_clock() {
     s.teardown().await;
 }
 
+/// The terminal and the desktop connect in the same instant: both first attaches succeed (one starts the clock, the
+/// other finds it started), and neither is told that the session has ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_first_attaches_at_once_both_find_the_session_active() {
+    let s = TestServer::start().await;
+    let c = Client::default();
+    let alice = s.candidate("alice");
+    let id = ready_session(&c, &s, &alice, "quick").await;
+    let svc = &s.state.svc;
+    let caller = examroom_sessions::Caller::candidate(examroom_core::UserId::parse("alice").unwrap());
+    let stale = svc.get(&caller, &id).await.unwrap();
+    assert_eq!(stale.state, examroom_core::SessionState::Ready);
+    let (a, b) = tokio::join!(svc.first_attach(&stale, "candidate:alice"), svc.first_attach(&stale, "candidate:alice"));
+    for r in [a, b] {
+        let r = r.expect("a first attach that lost the race still attaches");
+        assert_eq!(r.state, examroom_core::SessionState::Active, "{r:?}");
+    }
+    let evs = events(&c, &s, &alice, &id).await;
+    let starts = evs.iter().filter(|e| e["kind"] == "transition" && e["to"] == "active").count();
+    assert_eq!(starts, 1, "the clock started once: {evs:#?}");
+    s.teardown().await;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // 2. Resize
 // ---------------------------------------------------------------------------------------------------------------
