@@ -20,6 +20,9 @@ pub mod types;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 
+#[cfg(feature = "docker")]
+pub mod docker;
+
 pub use error::RuntimeError;
 pub use types::*;
 
