@@ -259,7 +259,8 @@ fn nested<'a>(name: &[u8], rules: &[&'a str]) -> Vec<&'a str> {
 
 /// The entries of a directory, sorted (an unreadable one has none).
 fn entries(dir: &Path) -> Vec<std::ffi::OsString> {
-    let mut names: Vec<_> = std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    let mut names: Vec<_> =
+        std::fs::read_dir(dir).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
     names.sort();
     names
 }
@@ -349,7 +350,10 @@ fn fill_etc(dir: &Path, plan: &Plan) -> std::io::Result<()> {
     for d in &plan.etc_dirs {
         std::fs::create_dir_all(dir.join(d))?;
     }
-    for f in plan.etc_files.iter().chain(DOCKER_ETC.iter().map(Path::new).map(|p| p.to_path_buf()).collect::<Vec<_>>().iter())
+    for f in plan
+        .etc_files
+        .iter()
+        .chain(DOCKER_ETC.iter().map(Path::new).map(|p| p.to_path_buf()).collect::<Vec<_>>().iter())
     {
         let at = dir.join(f);
         if std::fs::symlink_metadata(&at).is_err() {
@@ -705,7 +709,9 @@ fn kill_in(pid: i64, id: &str) {
     let ours = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).map(|c| c.contains(id)).unwrap_or(false);
     if ours {
         // SAFETY: signalling through the pidfd we hold.
-        unsafe { libc::syscall(libc::SYS_pidfd_send_signal, fd, libc::SIGKILL, std::ptr::null::<libc::siginfo_t>(), 0) };
+        unsafe {
+            libc::syscall(libc::SYS_pidfd_send_signal, fd, libc::SIGKILL, std::ptr::null::<libc::siginfo_t>(), 0)
+        };
     }
     // SAFETY: closing our own descriptor.
     unsafe { libc::close(fd) };
@@ -816,12 +822,26 @@ mod tests {
         assert_eq!(
             left,
             [
-                "cron.d", "hostname", "hosts", "localtime", "nsswitch.conf", "pam.d", "pam.d/login", "passwd",
-                "resolv.conf", "ssh", "ssh/ssh_config", "ssh/sshd_config",
+                "cron.d",
+                "hostname",
+                "hosts",
+                "localtime",
+                "nsswitch.conf",
+                "pam.d",
+                "pam.d/login",
+                "passwd",
+                "resolv.conf",
+                "ssh",
+                "ssh/ssh_config",
+                "ssh/sshd_config",
             ]
         );
         assert_eq!(std::fs::read_to_string(pristine.join("nsswitch.conf")).unwrap(), "p");
-        assert_eq!(std::fs::read_to_string(pristine.join("passwd")).unwrap(), "", "a mount point, not the pristine file");
+        assert_eq!(
+            std::fs::read_to_string(pristine.join("passwd")).unwrap(),
+            "",
+            "a mount point, not the pristine file"
+        );
     }
 
     fn walk(dir: &Path) -> Vec<String> {

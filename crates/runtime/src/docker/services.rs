@@ -84,7 +84,10 @@ pub(super) async fn bounded<T>(
 ) -> Result<T, RuntimeError> {
     match timeout(CALL_TIMEOUT, fut).await {
         Ok(r) => r.map_err(|e| api_error(what, e)),
-        Err(_) => Err(RuntimeError::Timeout { what: format!("the Docker Engine to {what}"), ms: CALL_TIMEOUT.as_millis() as u64 }),
+        Err(_) => Err(RuntimeError::Timeout {
+            what: format!("the Docker Engine to {what}"),
+            ms: CALL_TIMEOUT.as_millis() as u64,
+        }),
     }
 }
 
@@ -130,7 +133,10 @@ pub(crate) async fn start_service(
             memory_swap: Some(memory),
             pids_limit: Some(i64::try_from(lim.pids).unwrap_or(i64::MAX)),
             nano_cpus: Some(i64::from(lim.cpu_millicores) * 1_000_000),
-            restart_policy: Some(RestartPolicy { name: Some(bollard::models::RestartPolicyNameEnum::NO), ..Default::default() }),
+            restart_policy: Some(RestartPolicy {
+                name: Some(bollard::models::RestartPolicyNameEnum::NO),
+                ..Default::default()
+            }),
             ..Default::default()
         }),
         networking_config: Some(NetworkingConfig {
@@ -315,7 +321,10 @@ async fn remove_container(docker: &Docker, name: &str) -> Option<RuntimeError> {
         Ok(Ok(())) => None,
         Ok(Err(e)) if is_status(&e, 404) => None,
         Ok(Err(e)) => Some(api_error(&format!("remove {name}"), e)),
-        Err(_) => Some(RuntimeError::Timeout { what: format!("the Docker Engine to remove {name}"), ms: CALL_TIMEOUT.as_millis() as u64 }),
+        Err(_) => Some(RuntimeError::Timeout {
+            what: format!("the Docker Engine to remove {name}"),
+            ms: CALL_TIMEOUT.as_millis() as u64,
+        }),
     }
 }
 

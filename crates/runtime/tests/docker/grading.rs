@@ -85,7 +85,12 @@ async fn a_check_sees_the_candidates_files_read_only_and_cannot_run_them_and_rem
         assert_ne!(out.exit_code, Some(0), "{w} succeeded: {out:?}");
     }
     // And no program of theirs in a directory runs: every directory of theirs is noexec.
-    for x in ["/root/bb echo ran", "/candidate/root/bb echo ran", "/etc/myapp/bb echo ran", "/candidate/bin/busybox echo ran"] {
+    for x in [
+        "/root/bb echo ran",
+        "/candidate/root/bb echo ran",
+        "/etc/myapp/bb echo ran",
+        "/candidate/bin/busybox echo ran",
+    ] {
         let out = check(&run, &env, x).await;
         assert_ne!(out.exit_code, Some(0), "{x} ran: {out:?}");
         assert!(!out.stdout_text().contains("ran"), "{x} ran: {out:?}");
@@ -104,7 +109,8 @@ async fn a_check_sees_the_candidates_files_read_only_and_cannot_run_them_and_rem
     assert_eq!(run.objects(&env, "grading"), Vec::<String>::new(), "grading left something");
     // The candidate's files are as they were, and the candidate is untouched.
     run.docker.unpause_container(&cand).await.unwrap();
-    let (code, out) = run.sh(&cand, "cat /root/answer.txt /home/alice/notes; ls /root; test -x /root/bb && echo x").await;
+    let (code, out) =
+        run.sh(&cand, "cat /root/answer.txt /home/alice/notes; ls /root; test -x /root/bb && echo x").await;
     assert_eq!((code, out.as_str()), (0, "42\nhello\nanswer.txt\nbb\nx\n"));
     // Removing again is fine.
     remove_grading(&run.docker, &env).await.expect("remove again");
@@ -129,7 +135,12 @@ async fn a_checks_tools_are_the_pristine_images_whatever_the_candidate_replaced(
     assert_ne!(code, 0, "the candidate's /bin/busybox was not replaced");
     pause(&run, &cand).await;
 
-    let out = check(&run, &env, "cat /root/f; sh -c 'echo shell-ok'; grep -c FAKE-BUSYBOX /candidate/bin/busybox; echo $PATH").await;
+    let out = check(
+        &run,
+        &env,
+        "cat /root/f; sh -c 'echo shell-ok'; grep -c FAKE-BUSYBOX /candidate/bin/busybox; echo $PATH",
+    )
+    .await;
     assert_eq!(out.exit_code, Some(0), "{out:?}");
     assert_eq!(
         out.stdout_text(),
@@ -139,7 +150,8 @@ async fn a_checks_tools_are_the_pristine_images_whatever_the_candidate_replaced(
     );
     // A variable of the request cannot bring their programs back.
     let mut req = ExecRequest::shell("cat /root/f");
-    req.env = vec![("PATH".into(), "/candidate/usr/local/bin:/root".into()), ("LD_PRELOAD".into(), "/root/x.so".into())];
+    req.env =
+        vec![("PATH".into(), "/candidate/usr/local/bin:/root".into()), ("LD_PRELOAD".into(), "/root/x.so".into())];
     let out = exec_trusted(&run.docker, &run.label, &env, req).await.unwrap();
     assert_eq!((out.exit_code, out.stdout_text().as_str()), (Some(0), "real\n"), "{out:?}");
 }
@@ -227,7 +239,8 @@ async fn a_check_is_killed_at_its_timeout_its_output_capped_and_it_gets_stdin_cw
     };
     let out = exec_trusted(&run.docker, &run.label, &env, req.clone()).await.unwrap();
     assert_eq!((out.exit_code, out.stdout_text().as_str(), out.truncated), (Some(3), "hi from-stdin\n/root\n", false));
-    let out = exec_trusted(&run.docker, &run.label, &env, ExecRequest { cwd: "/nonexistent".into(), ..req }).await.unwrap();
+    let out =
+        exec_trusted(&run.docker, &run.label, &env, ExecRequest { cwd: "/nonexistent".into(), ..req }).await.unwrap();
     assert_eq!(out.stdout_text(), "hi from-stdin\n/\n", "{out:?}");
 }
 
@@ -236,7 +249,8 @@ async fn a_check_sees_the_candidates_listening_sockets_and_processes() {
     let run = Run::new("grading-ns");
     let env = EnvironmentId::new_v4();
     let cand = run.candidate(&env, dockerd::busybox_image(), None).await;
-    let (code, out) = run.sh(&cand, "nc -l -p 8080 >/dev/null 2>&1 </dev/null & sleep 0.5; netstat -tln | grep -c :8080").await;
+    let (code, out) =
+        run.sh(&cand, "nc -l -p 8080 >/dev/null 2>&1 </dev/null & sleep 0.5; netstat -tln | grep -c :8080").await;
     assert_eq!((code, out.as_str()), (0, "1\n"));
     pause(&run, &cand).await;
     // Their listener is frozen, but the kernel completes a connection to it; the check's own nc is killed after it.

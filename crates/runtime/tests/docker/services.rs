@@ -49,18 +49,27 @@ async fn services_are_reachable_by_name_from_their_own_session_only() {
     let host = info.host_config.unwrap_or_default();
     assert_eq!((host.privileged, host.memory, host.pids_limit), (Some(false), Some(64 << 20), Some(64)));
     assert_eq!(host.cap_drop, Some(vec!["NET_RAW".to_string()]));
-    let ip = info.network_settings.and_then(|n| n.networks).and_then(|mut n| n.remove(&net_a)).and_then(|e| e.ip_address).unwrap();
+    let ip = info
+        .network_settings
+        .and_then(|n| n.networks)
+        .and_then(|mut n| n.remove(&net_a))
+        .and_then(|e| e.ip_address)
+        .unwrap();
 
     let cand_a = run.candidate(&a, dockerd::busybox_image(), Some(&net_a)).await;
     let (code, out) = run
-        .sh(&cand_a, "echo | nc -w 5 db 5432 >/dev/null && echo db-ok; echo | nc -w 5 cache 6379 >/dev/null && echo cache-ok")
+        .sh(
+            &cand_a,
+            "echo | nc -w 5 db 5432 >/dev/null && echo db-ok; echo | nc -w 5 cache 6379 >/dev/null && echo cache-ok",
+        )
         .await;
     assert_eq!((code, out.as_str()), (0, "db-ok\ncache-ok\n"));
 
     let cand_b = run.candidate(&b, dockerd::busybox_image(), Some(&net_b)).await;
     let (_, out) = run.sh(&cand_b, "nslookup db >/dev/null 2>&1 && echo resolved; echo | nc -w 3 db 5432 >/dev/null 2>&1 && echo reached-by-name").await;
     assert_eq!(out, "", "another session's candidate found the database");
-    let (_, out) = run.sh(&cand_b, &format!("echo | nc -w 3 {ip} 5432 >/dev/null 2>&1 && echo reached-by-address")).await;
+    let (_, out) =
+        run.sh(&cand_b, &format!("echo | nc -w 3 {ip} 5432 >/dev/null 2>&1 && echo reached-by-address")).await;
     assert_eq!(out, "", "another session's candidate reached the database at {ip}");
 
     remove_services(&run.docker, &a).await.expect("remove the services");
