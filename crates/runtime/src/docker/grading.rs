@@ -47,7 +47,8 @@
 //! - Checks run as root (uid 0) with every capability dropped but `CAP_DAC_READ_SEARCH` (read any file), with
 //!   `no-new-privileges`, Docker's default seccomp profile, never privileged, a read-only root, and the candidate
 //!   container's memory, pids and CPU limits.
-//! - One check at a time is expected; after each check every process it left in the grading container is killed.
+//! - Checks of one environment run one at a time (this process serialises them); after each check every process it
+//!   left in the grading container is killed.
 
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -147,6 +148,8 @@ pub(crate) async fn exec_trusted(
     if req.argv.is_empty() {
         return Err(RuntimeError::invalid("argv", "a check needs a program to run"));
     }
+    let lock = env_lock(env);
+    let _held = lock.lock().await;
     let candidate = session_name(env);
     let cand = match docker.inspect_container(&candidate, None).await {
         Ok(c) => c,
@@ -166,7 +169,7 @@ pub(crate) async fn exec_trusted(
     let grading = match tokio::time::timeout(MAKE_TIMEOUT, ensure_grading(docker, label, env, &cand)).await {
         Ok(r) => r?,
         Err(_) => {
-            let _ = remove(docker, env).await;
+            let _ = remove_grading(docker, env).await;
             return Err(RuntimeError::Timeout {
                 what: format!("the grading container {} to be made and start", grading_name(env)),
                 ms: MAKE_TIMEOUT.as_millis() as u64,
@@ -186,7 +189,12 @@ struct Grading {
     pid: i64,
 }
 
-/// Finds the grading container running, or makes it (again, if it exists and does not run).
+/// The label on the grading container that records what it was made of (a digest of the image and the [`Plan`]).
+const LABEL_PLAN: &str = "examroom.grading-plan";
+
+/// Finds the grading container running and made of what the candidate's tree holds now, or makes it (again: when
+/// it does not run, or when the candidate's top-level or `/etc` entries changed since it was made, for example
+/// after they were unfrozen and frozen again).
 async fn ensure_grading(
     docker: &Docker,
     label: &str,
@@ -194,28 +202,73 @@ async fn ensure_grading(
     cand: &ContainerInspectResponse,
 ) -> Result<Grading, RuntimeError> {
     let name = grading_name(env);
+    let candidate = session_name(env);
+    let image = cand.image.clone().filter(|i| !i.is_empty()).ok_or_else(|| {
+        RuntimeError::Backend(format!("{candidate} names no image: its pristine image cannot be found"))
+    })?;
+    let driver = cand.graph_driver.as_ref();
+    let merged = driver.and_then(|d| d.data.get("MergedDir")).map(PathBuf::from).ok_or_else(|| {
+        RuntimeError::Unsupported(format!(
+            "grading needs the candidate's merged directory, and the Docker storage driver {:?} gives none (use \
+             overlay2)",
+            driver.map(|d| d.name.clone()).unwrap_or_default()
+        ))
+    })?;
+    if !merged.is_dir() {
+        return Err(RuntimeError::Backend(format!(
+            "the candidate's files ({}) are not visible from here: the examroom server must run on the Docker \
+             host, as root",
+            merged.display()
+        )));
+    }
+    let plan = Plan::read(&merged);
+    let digest = {
+        use md5::{Digest, Md5};
+        let d = Md5::digest(format!("{image}\n{}\n{plan:?}", merged.display()).as_bytes());
+        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let made = Made {
+        image: &image,
+        merged: &merged,
+        plan: &plan,
+        digest: &digest,
+        host: cand.host_config.clone().unwrap_or_default(),
+    };
     for _ in 0..2 {
         match docker.inspect_container(&name, None).await {
             Ok(g) => {
                 let st = g.state.unwrap_or_default();
-                if st.running == Some(true) && st.pid.unwrap_or(0) > 0 {
+                let same =
+                    g.config.and_then(|c| c.labels).and_then(|l| l.get(LABEL_PLAN).cloned()) == Some(digest.clone());
+                if same && st.running == Some(true) && st.pid.unwrap_or(0) > 0 {
                     return Ok(Grading { name, id: g.id.unwrap_or_default(), pid: st.pid.unwrap_or(0) });
                 }
-                // Made by an earlier call that did not finish, or stopped: make it again.
-                remove(docker, env).await?;
+                // Made by an earlier call that did not finish, stopped, or made of other entries: make it again.
+                remove_grading(docker, env).await?;
             }
             Err(e) if is_status(&e, 404) => {}
             Err(e) => return Err(api_error(&format!("inspect {name}"), e)),
         }
-        match make_grading(docker, label, env, cand).await {
-            Ok(()) => continue,
-            Err(e) => {
-                let _ = remove(docker, env).await;
-                return Err(e);
-            }
+        let made = make_grading(docker, label, env, &made);
+        if let Err(e) = made.await {
+            let _ = remove_grading(docker, env).await;
+            return Err(e);
         }
     }
     Err(RuntimeError::Backend(format!("the grading container {name} did not stay running once started")))
+}
+
+/// What a grading container is made of.
+struct Made<'a> {
+    /// The candidate container's image id.
+    image: &'a str,
+    /// The candidate container's merged directory (a host path).
+    merged: &'a Path,
+    plan: &'a Plan,
+    /// Recorded in [`LABEL_PLAN`].
+    digest: &'a str,
+    /// The candidate container's limits, applied to the grading container too.
+    host: HostConfig,
 }
 
 /// One mount of the grading container, before it becomes a Docker [`Mount`].
@@ -369,34 +422,11 @@ fn fill_etc(dir: &Path, plan: &Plan) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Makes and starts the grading container of `env` from the candidate's container `cand`.
-async fn make_grading(
-    docker: &Docker,
-    label: &str,
-    env: &EnvironmentId,
-    cand: &ContainerInspectResponse,
-) -> Result<(), RuntimeError> {
+/// Makes and starts the grading container of `env`.
+async fn make_grading(docker: &Docker, label: &str, env: &EnvironmentId, made: &Made<'_>) -> Result<(), RuntimeError> {
     let name = grading_name(env);
     let candidate = session_name(env);
-    let image = cand.image.clone().filter(|i| !i.is_empty()).ok_or_else(|| {
-        RuntimeError::Backend(format!("{candidate} names no image: its pristine image cannot be found"))
-    })?;
-    let driver = cand.graph_driver.as_ref();
-    let merged = driver.and_then(|d| d.data.get("MergedDir")).map(PathBuf::from).ok_or_else(|| {
-        RuntimeError::Unsupported(format!(
-            "grading needs the candidate's merged directory, and the Docker storage driver {:?} gives none (use \
-             overlay2)",
-            driver.map(|d| d.name.clone()).unwrap_or_default()
-        ))
-    })?;
-    if !merged.is_dir() {
-        return Err(RuntimeError::Backend(format!(
-            "the candidate's files ({}) are not visible from here: the examroom server must run on the Docker \
-             host, as root",
-            merged.display()
-        )));
-    }
-    let plan = Plan::read(&merged);
+    let (merged, plan) = (made.merged, made.plan);
     let role_labels = labels(label, env, "grading");
     let mut n = 0usize;
     let mut noexec_volume = |source: &Path| {
@@ -427,7 +457,7 @@ async fn make_grading(
     };
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
-    let (whole, req) = noexec_volume(&merged);
+    let (whole, req) = noexec_volume(merged);
     volumes.push(req);
     mounts.push(volume_mount(&whole, Path::new("/candidate")));
     let etc_volume = format!("{name}-etc");
@@ -466,16 +496,20 @@ async fn make_grading(
         let vol = req.name.clone().unwrap_or_default();
         bounded(&format!("create the grading volume {vol}"), docker.create_volume(req)).await?;
     }
-    let host = cand.host_config.clone().unwrap_or_default();
+    let host = made.host.clone();
     let positive = |v: Option<i64>| v.filter(|v| *v > 0);
     let body = ContainerCreateBody {
-        image: Some(image),
+        image: Some(made.image.to_string()),
         entrypoint: Some(vec!["sleep".into()]),
         cmd: Some(vec!["2147483647".into()]),
         env: Some(vec![format!("PATH={CHECK_PATH}")]),
         user: Some("0:0".into()),
         working_dir: Some("/".into()),
-        labels: Some(role_labels.clone()),
+        labels: Some({
+            let mut l = role_labels.clone();
+            l.insert(LABEL_PLAN.to_string(), made.digest.to_string());
+            l
+        }),
         host_config: Some(HostConfig {
             network_mode: Some(format!("container:{candidate}")),
             pid_mode: Some(format!("container:{candidate}")),
@@ -720,12 +754,24 @@ fn kill_in(pid: i64, id: &str) {
 /// Removes the grading container of `env` and its volumes (the candidate's files stay: every volume of theirs is a
 /// read-only bind, which removing only unmounts). A missing container is fine.
 pub(crate) async fn remove(docker: &Docker, env: &EnvironmentId) -> Result<(), RuntimeError> {
+    let lock = env_lock(env);
+    let _held = lock.lock().await;
+    let out = remove_grading(docker, env).await;
+    LOCKS.lock().unwrap_or_else(|p| p.into_inner()).remove(env);
+    out
+}
+
+/// [`remove`], under the environment's lock already held.
+async fn remove_grading(docker: &Docker, env: &EnvironmentId) -> Result<(), RuntimeError> {
     let name = grading_name(env);
     let opts = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
-    match bounded(&format!("remove {name}"), docker.remove_container(&name, Some(opts))).await {
-        Ok(()) => {}
-        Err(RuntimeError::Backend(m)) if m.contains(" 404: ") => {}
-        Err(e) => return Err(e),
+    match tokio::time::timeout(Duration::from_secs(30), docker.remove_container(&name, Some(opts))).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if is_status(&e, 404) => {}
+        Ok(Err(e)) => return Err(api_error(&format!("remove {name}"), e)),
+        Err(_) => {
+            return Err(RuntimeError::Timeout { what: format!("the Docker Engine to remove {name}"), ms: 30_000 })
+        }
     }
     let filters = HashMap::from([(
         "label".to_string(),
@@ -756,6 +802,15 @@ pub(crate) async fn remove(docker: &Docker, env: &EnvironmentId) -> Result<(), R
         }
     }
     first.map_or(Ok(()), Err)
+}
+
+/// One lock per environment: its checks run one at a time (a check must never see another's processes, and the
+/// processes a check leaves are killed when it ends), and its grading container is made once.
+static LOCKS: std::sync::LazyLock<std::sync::Mutex<HashMap<EnvironmentId, std::sync::Arc<tokio::sync::Mutex<()>>>>> =
+    std::sync::LazyLock::new(Default::default);
+
+fn env_lock(env: &EnvironmentId) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+    LOCKS.lock().unwrap_or_else(|p| p.into_inner()).entry(*env).or_default().clone()
 }
 
 #[cfg(test)]

@@ -242,6 +242,15 @@ async fn a_check_is_killed_at_its_timeout_its_output_capped_and_it_gets_stdin_cw
     let out =
         exec_trusted(&run.docker, &run.label, &env, ExecRequest { cwd: "/nonexistent".into(), ..req }).await.unwrap();
     assert_eq!(out.stdout_text(), "hi from-stdin\n/\n", "{out:?}");
+
+    // Unfrozen, the candidate makes a new top-level directory and a new /etc entry; frozen again, a check sees them
+    // (the grading container is made again for what their tree holds now).
+    run.docker.unpause_container(&cand).await.unwrap();
+    let (code, out) = run.sh(&cand, "mkdir /late && echo late > /late/f && echo v > /etc/late.conf").await;
+    assert_eq!(code, 0, "{out}");
+    pause(&run, &cand).await;
+    let out = check(&run, &env, "cat /late/f /etc/late.conf").await;
+    assert_eq!(out.stdout_text(), "late\nv\n", "{out:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
