@@ -544,7 +544,7 @@ async fn make_grading(docker: &Docker, label: &str, env: &EnvironmentId, made: &
     let etc_dir = bounded("inspect the grading /etc volume", docker.inspect_volume(&etc_volume)).await?.mountpoint;
     let etc_dir = PathBuf::from(etc_dir);
     prune_pristine(&etc_dir, FROM_PRISTINE)
-        .and_then(|()| fill_etc(&etc_dir, &plan))
+        .and_then(|()| fill_etc(&etc_dir, plan))
         .map_err(|e| RuntimeError::io(format!("assemble the check's /etc in {}", etc_dir.display()), e))?;
     bounded(&format!("start the grading container {name}"), docker.start_container(&name, None)).await?;
     Ok(())
