@@ -21,13 +21,13 @@
 //!   processes (see below).
 //!
 //! # What holds and what does not
-//! - Holds: no program the candidate wrote or replaced runs unless a check names it by a path under a top-level
-//!   regular file or an `/etc` regular file (below): `PATH` is fixed ([`CHECK_PATH`], all pristine), the loader's
-//!   and NSS's configuration are pristine, and every candidate directory is mounted noexec.
+//! - Holds: every program a check runs by name is the image's: `PATH` is fixed ([`CHECK_PATH`], all pristine), the
+//!   loader's and NSS's configuration are pristine, and every directory of the candidate's is mounted noexec.
 //! - Does **not** hold: Docker's plain bind mounts cannot be noexec, and a `local` volume can only hold a
 //!   directory, so the candidate's **regular files** at the top level and in `/etc` are read-only binds that keep
 //!   their execute bit (nosuid is moot: checks run as root). A pristine program that executes a file in `/etc` that is
-//!   not in [`FROM_PRISTINE`] would run the candidate's. Also: Docker clears a volume's noexec when the container's
+//!   not in [`FROM_PRISTINE`] would run the candidate's. Through `/proc/<pid>/root` of a candidate process (the pid
+//!   namespace is shared) a check could reach their live tree, executable: checks must not go there. Also: Docker clears a volume's noexec when the container's
 //!   mount is itself marked read-only (runc remounts it with only `ro`), so the volumes are mounted without
 //!   Docker's `ReadOnly`: they are read-only by their own mount, and checks hold no `CAP_SYS_ADMIN` to change it.
 //! - Not visible as data: the candidate's tmpfs mounts and volumes (Docker gives no host path for a container's
@@ -47,6 +47,7 @@
 //! - Checks run as root (uid 0) with every capability dropped but `CAP_DAC_READ_SEARCH` (read any file), with
 //!   `no-new-privileges`, Docker's default seccomp profile, never privileged, a read-only root, and the candidate
 //!   container's memory, pids and CPU limits.
+//! - The grading container's own process is the image's `sleep` (the image needs one, as every base image has).
 //! - Checks of one environment run one at a time (this process serialises them); after each check every process it
 //!   left in the grading container is killed.
 
@@ -138,7 +139,9 @@ fn grading_name(env: &EnvironmentId) -> String {
 /// variables), its working directory (`/` when that is not a directory in the check's view), its stdin, its timeout
 /// (the check and everything it started are killed from the host) and its per-stream output cap.
 ///
-/// The candidate's container must be paused (frozen).
+/// The candidate's container must be paused (frozen): [`RuntimeError::Unsupported`] otherwise. Docker reports a
+/// check killed by a signal as exit code 128 + the signal, so `exit_code` carries that; only a check killed at its
+/// timeout has `signal` (SIGKILL) and no exit code.
 pub(crate) async fn exec_trusted(
     docker: &Docker,
     label: &str,
