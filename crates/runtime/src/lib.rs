@@ -29,6 +29,9 @@ pub mod types;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 
+#[cfg(feature = "docker")]
+pub mod docker;
+
 pub use backends::Backends;
 pub use error::RuntimeError;
 pub use types::*;

@@ -328,3 +328,67 @@ pub enum TerminalEvent {
     /// The environment is being destroyed; the stream ends.
     Ended,
 }
+
+/// When a service container counts as ready (see [`ServiceSpec`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Readiness {
+    /// A command, run inside the service (program and arguments), exits 0.
+    Command(Vec<String>),
+    /// The service accepts TCP connections on this port of its address on the session's network.
+    Tcp(u16),
+    /// As soon as its container runs.
+    None,
+}
+
+/// A service container beside an environment (an exam's `[[environment.services]]`): it runs on the session's own
+/// network, where the candidate's container reaches it by `name`, and nothing else does. Only the Docker backend
+/// runs services.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    /// Its name: the host name the candidate reaches it by, like a task id (`a-z`, `0-9`, `-`, at most 63, not
+    /// starting with `-`).
+    pub name: String,
+    /// The image it runs (in the Docker Engine's store; nothing is pulled).
+    pub image: String,
+    /// The command, program and arguments; empty: the image's own.
+    pub command: Vec<String>,
+    /// Environment variables, added to the image's.
+    pub env: Vec<(String, String)>,
+    /// Memory (swap included), pids and CPU; `disk_bytes` is ignored (a service's writable layer is not bounded).
+    pub limits: Limits,
+    /// When it counts as ready.
+    pub ready: Readiness,
+    /// How long to wait for it to become ready before the session fails.
+    pub ready_timeout: Duration,
+}
+
+impl ServiceSpec {
+    /// The longest service name (a DNS label).
+    pub const MAX_NAME: usize = 63;
+
+    /// Checks the name (a host name on the session's network and part of its container's name) and the readiness.
+    pub fn validate(&self) -> Result<(), RuntimeError> {
+        let n = &self.name;
+        if n.is_empty()
+            || n.len() > Self::MAX_NAME
+            || n.starts_with('-')
+            || !n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(RuntimeError::invalid(
+                "service.name",
+                format!("{n:?}: use 1 to {} of a-z, 0-9 and '-', not starting with '-'", Self::MAX_NAME),
+            ));
+        }
+        if self.image.is_empty() {
+            return Err(RuntimeError::invalid("service.image", format!("service {n:?} names no image")));
+        }
+        match &self.ready {
+            Readiness::Command(argv) if argv.is_empty() => {
+                Err(RuntimeError::invalid("service.ready", format!("service {n:?}: the readiness command is empty")))
+            }
+            Readiness::Tcp(0) => Err(RuntimeError::invalid("service.ready", format!("service {n:?}: port 0"))),
+            _ => Ok(()),
+        }
+    }
+}
