@@ -109,6 +109,11 @@ impl Backends {
             .subscribe()
     }
 
+    /// Starts one of an environment's services beside it, and waits (bounded) until it is ready (Docker only).
+    pub async fn start_service(&self, id: &EnvironmentId, service: &crate::ServiceSpec) -> Result<(), RuntimeError> {
+        self.route(id)?.start_service(id, service).await
+    }
+
     fn place(&self, id: &EnvironmentId, kind: BackendKind) {
         self.placed.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), kind);
     }

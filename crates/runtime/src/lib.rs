@@ -128,6 +128,20 @@ impl Runtime {
         }
     }
 
+    /// Starts a service beside environment `id` on its private network and waits (bounded by the service's own
+    /// readiness timeout) until it is ready. The sandbox runs no services.
+    pub async fn start_service(&self, id: &EnvironmentId, service: &ServiceSpec) -> Result<(), RuntimeError> {
+        match self {
+            #[cfg(feature = "sandbox")]
+            Runtime::Sandbox(_) => {
+                let _ = (id, service);
+                Err(RuntimeError::Unsupported("the sandbox backend runs no services; use the docker backend".into()))
+            }
+            #[cfg(not(feature = "sandbox"))]
+            Runtime::NoBackend(never) => match *never {},
+        }
+    }
+
     /// `Ok` when this backend can make environments now, else why not (a daemon it needs is down). The sandbox
     /// needs no daemon: it answers when it can read its own state.
     pub async fn health(&self) -> Result<(), RuntimeError> {

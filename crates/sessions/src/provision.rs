@@ -104,8 +104,30 @@ async fn start_service(
     env: &EnvironmentId,
     service: &examroom_exams::ServiceSpec,
 ) -> Result<(), (FailureCode, String)> {
-    let _ = (rt, env);
-    Err((FailureCode::BackendUnavailable, format!("service {}: services are not wired yet", service.name)))
+    let spec = service_spec(service);
+    rt.start_service(env, &spec).await.map_err(|e| (classify(&e), format!("service {}: {e}", service.name)))
+}
+
+/// How long a service may take to become ready before its session fails.
+pub const SERVICE_READY_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// The runtime's description of an exam's service: its limits are the exam's memory (default 256 MiB) with room for
+/// a database's processes, one core.
+fn service_spec(service: &examroom_exams::ServiceSpec) -> examroom_runtime::ServiceSpec {
+    let memory_bytes = service.memory_bytes.unwrap_or(256 << 20);
+    examroom_runtime::ServiceSpec {
+        name: service.name.clone(),
+        image: service.image.clone(),
+        command: service.command.clone(),
+        env: service.environment.clone(),
+        limits: Limits { memory_bytes, pids: 256, cpu_millicores: 1000, disk_bytes: memory_bytes / 2 },
+        ready: match (&service.ready_command, service.ready_port) {
+            (c, _) if !c.is_empty() => examroom_runtime::Readiness::Command(c.clone()),
+            (_, Some(port)) => examroom_runtime::Readiness::Tcp(port),
+            _ => examroom_runtime::Readiness::None,
+        },
+        ready_timeout: SERVICE_READY_TIMEOUT,
+    }
 }
 
 /// The progress message of the desktop's step.
