@@ -16,7 +16,7 @@ web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 web: deps web/node_modules/.package-lock.json
 	cd web && npm run build
 
-build: deps web
+build: deps web shim
 	$(CARGO) build --workspace --all-features
 
 # The container shim (crates/shim), linked statically so that it runs in any image: target/shim/examroom-shim, which
@@ -42,7 +42,7 @@ images: deps
 # browser tests (Playwright driving Debian's Chromium against a real server); and the .deb's gates
 # (scripts/package-check.sh: lintian, systemd-analyze verify, files and modes, an install, upgrade and purge in a
 # throwaway root), on a package of the debug binary (see `package`). The last line sums them all.
-test: deps web images
+test: deps web images shim
 	./scripts/install-deps.sh --conformance
 	mkdir -p target; set -o pipefail; $(CARGO) test --workspace --all-features --lib --bins --tests -- --test-threads=2 2>&1 \
 	  | tee target/test.log
@@ -64,7 +64,7 @@ package: deps web
 	./scripts/package.sh
 
 # The .deb's gates alone, on a package of the debug binary.
-test-package: deps images
+test-package: deps images shim
 	@./scripts/install-deps.sh --package
 	./scripts/package.sh --test
 	./scripts/package-check.sh target/debian/test/examroom_*.deb

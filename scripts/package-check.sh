@@ -70,6 +70,7 @@ expect_file() { # expect_file PATH MODE
   if [ "$got" = "$2 0/0" ]; then ok "file $1 $2"; else not_ok "file $1 $2" "in the package: ${got:-missing}"; fi
 }
 expect_file usr/bin/examroom -rwxr-xr-x
+expect_file usr/lib/examroom/examroom-shim -rwxr-xr-x
 expect_file lib/systemd/system/examroom.service -rw-r--r--
 expect_file etc/examroom/config.toml -rw-r--r--
 expect_file usr/share/man/man1/examroom.1.gz -rw-r--r--

@@ -25,12 +25,17 @@ command -v cargo-deb >/dev/null || { echo "cargo-deb is missing: run scripts/ins
 if [ "$mode" = release ]; then
   [ -f web/dist/index.html ] || { echo "web/dist is not built: run make web first (the binary embeds it)" >&2; exit 1; }
   cargo build --release --locked -p examroom
+  # The container shim of the Docker backend, linked statically (it runs inside any image).
+  cargo rustc --release --locked -p examroom-shim --bin examroom-shim -- -C target-feature=+crt-static
+  shim=target/release/examroom-shim
   bin=target/release/examroom
   out=target/debian
   deb_args=(--profile release)
 else
   [ -x target/debug/examroom ] || { echo "target/debug/examroom is not built: cargo build -p examroom" >&2; exit 1; }
   bin=target/debug/examroom
+  shim=target/shim/examroom-shim
+  [ -x "$shim" ] || { echo "$shim is not built: make shim" >&2; exit 1; }
   out=target/debian/test
   # cargo-deb takes target/release/ in the asset list to mean the chosen profile's directory (target/debug here).
   # It warns that the dev profile may be refused by a later version; install-deps.sh pins the version that takes it.
@@ -45,6 +50,7 @@ gzip -9n "$assets"/man/*.1
 "$bin" completion bash >"$assets/completion/examroom"
 "$bin" completion zsh >"$assets/completion/_examroom"
 "$bin" completion fish >"$assets/completion/examroom.fish"
+install -m 0755 "$shim" "$assets/examroom-shim"
 
 # The Debian changelog: one entry, this version and commit, dated at the commit (reproducible), else now.
 version="$("$bin" --version)"       # examroom 0.1.0 (commit 0123abcd)
