@@ -322,8 +322,29 @@ fn absolute(p: &Path) -> Result<PathBuf> {
 }
 
 /// The Docker backend, as the settings configure it.
+#[cfg(feature = "docker")]
+pub fn docker_runtime(s: &Settings) -> Result<Runtime> {
+    use examroom_runtime::docker::{DockerConfig, DockerRuntime};
+    let shim = s.docker_shim.clone().unwrap_or_else(default_shim);
+    let mut cfg = DockerConfig::new(&s.docker_socket, &s.label, shim);
+    cfg.accept_unbounded_disk = s.docker_unbounded_disk;
+    Ok(Runtime::Docker(DockerRuntime::new(cfg).context("start the docker backend")?))
+}
+
+/// Where the static container shim is when the settings name none: the package's
+/// (/usr/lib/examroom/examroom-shim), else a build's (`make shim`: target/shim/ beside target/debug/).
+pub fn default_shim() -> PathBuf {
+    let installed = PathBuf::from("/usr/lib/examroom/examroom-shim");
+    if installed.exists() {
+        return installed;
+    }
+    let built = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join("../shim/examroom-shim")));
+    built.filter(|p| p.exists()).unwrap_or(installed)
+}
+
+/// The Docker backend, as the settings configure it.
 #[cfg(not(feature = "docker"))]
-fn docker_runtime(_: &Settings) -> Result<Runtime> {
+pub fn docker_runtime(_: &Settings) -> Result<Runtime> {
     anyhow::bail!("this examroom was built without the docker backend (Cargo feature `docker`)")
 }
 
