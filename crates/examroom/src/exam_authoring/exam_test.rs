@@ -61,6 +61,29 @@ impl std::fmt::Display for CannotRun {
 
 impl std::error::Error for CannotRun {}
 
+/// The Docker backend for an exam that runs on it, as `serve` would configure it from the same variables
+/// (`EXAMROOM_DOCKER_SOCKET`, `EXAMROOM_DOCKER_SHIM`, `EXAMROOM_DOCKER_UNBOUNDED_DISK`); a Docker Engine that does not
+/// answer is [`CannotRun`].
+async fn docker_backend(exam: &examroom_exams::Exam, label: &str) -> Result<Runtime> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let settings = crate::serve::Settings::resolve(None, None, None, None, None)?;
+    let mut settings = crate::serve::Settings { label: label.to_string(), ..settings };
+    if let Some(socket) = var("EXAMROOM_DOCKER_SOCKET") {
+        settings.docker_socket = socket.into();
+    }
+    let rt = crate::serve::docker_runtime(&settings)
+        .map_err(|e| CannotRun(format!("{}: not tested: the docker backend: {e:#}", exam.id)))?;
+    if let Err(e) = rt.health().await {
+        return Err(CannotRun(format!(
+            "{}: not tested: the Docker Engine at {} does not answer: {e}",
+            exam.id,
+            settings.docker_socket.display()
+        ))
+        .into());
+    }
+    Ok(rt)
+}
+
 /// One session of the test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Run {
@@ -95,12 +118,11 @@ pub async fn run(args: TestArgs) -> Result<()> {
         let list: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
         anyhow::anyhow!("the exam does not load:\n{}", list.join("\n"))
     })?;
-    if exam.environment.backend != BACKEND_SANDBOX || !exam.environment.services.is_empty() {
+    let docker = exam.environment.backend != BACKEND_SANDBOX;
+    if !docker && !exam.environment.services.is_empty() {
         return Err(CannotRun(format!(
-            "{}: not tested: `exam test` runs exams on the sandbox backend, and this exam sets backend = {:?}{}",
-            exam.id,
-            exam.environment.backend,
-            if exam.environment.services.is_empty() { "" } else { " with [[environment.services]]" }
+            "{}: not tested: the sandbox backend runs no services ([[environment.services]]); set backend = \"docker\"",
+            exam.id
         ))
         .into());
     }
@@ -159,9 +181,13 @@ pub async fn run(args: TestArgs) -> Result<()> {
         ports_enabled: true,
         ..ServiceConfig::default()
     };
+    let docker = match docker {
+        true => Some(docker_backend(&exam, &label).await?),
+        false => None,
+    };
     let svc = SessionService::start(
         store,
-        Backends::sandbox(Runtime::Sandbox(sandbox)),
+        Backends::new(Some(Runtime::Sandbox(sandbox)), docker)?,
         Catalog::from_exams([exam.clone()]),
         config,
         Clock::system(),
