@@ -14,6 +14,7 @@ mod api_terminal;
 mod api_workspace;
 mod cli;
 mod common;
+mod docker_engine;
 mod exam_authoring;
 mod exams_samples;
 mod grading_attacks;
