@@ -10,6 +10,8 @@
 //! - [`sandbox`] (feature `sandbox`, default): the Linux isolation engine. `sandbox::runtime` is the client
 //!   that the server uses; `sandbox::shim` is the per-environment host process; `sandbox::init` is PID 1 inside;
 //!   `rootfs`, `cgroup`, `seccomp`, `caps`, `idmap` and `sys` are the mechanisms.
+//! - [`docker`] (feature `docker`): the Docker Engine backend, one container per environment with the static shim as
+//!   its PID 1 (it needs the `sandbox` feature for the seccomp allowlist it derives its profile from).
 //!
 //! Backends are dispatched through the [`Runtime`] enum (one variant per backend), in the manner of youki.
 
@@ -19,6 +21,9 @@ pub mod types;
 
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
+
+#[cfg(feature = "docker")]
+pub mod docker;
 
 pub use error::RuntimeError;
 pub use types::*;
@@ -84,6 +89,9 @@ pub enum Runtime {
     /// Linux namespaces, cgroups and seccomp, no daemon.
     #[cfg(feature = "sandbox")]
     Sandbox(sandbox::SandboxRuntime),
+    /// Containers of a Docker Engine, the static shim as their PID 1.
+    #[cfg(feature = "docker")]
+    Docker(docker::DockerRuntime),
 }
 
 impl Runtime {
@@ -92,6 +100,9 @@ impl Runtime {
         match self {
             #[cfg(feature = "sandbox")]
             Runtime::Sandbox(rt) => Some(rt.images_dir()),
+            // Images live in the Engine's store.
+            #[cfg(feature = "docker")]
+            Runtime::Docker(_) => None,
         }
     }
 
@@ -101,6 +112,8 @@ impl Runtime {
         match self {
             #[cfg(feature = "sandbox")]
             Runtime::Sandbox(rt) => rt.losses(),
+            #[cfg(feature = "docker")]
+            Runtime::Docker(rt) => rt.losses(),
         }
     }
 
@@ -109,6 +122,8 @@ impl Runtime {
         match self {
             #[cfg(feature = "sandbox")]
             Runtime::Sandbox(rt) => rt.image_digest_of(id),
+            #[cfg(feature = "docker")]
+            Runtime::Docker(rt) => rt.image_digest_of(id),
         }
     }
 }
@@ -118,6 +133,8 @@ macro_rules! dispatch {
         match $self {
             #[cfg(feature = "sandbox")]
             Runtime::Sandbox($rt) => $e,
+            #[cfg(feature = "docker")]
+            Runtime::Docker($rt) => $e,
         }
     };
 }

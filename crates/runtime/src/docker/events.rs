@@ -1,0 +1,100 @@
+//! [`Losses`]: environments whose candidate container died, from the Engine's event stream (`type=container`, this
+//! run's label, role `candidate`, events `die`, `oom` and `destroy`). The stream is followed by one task, started
+//! with the first subscriber; when dockerd goes away it reconnects with a backoff (0.5 s doubling to 10 s) and asks
+//! for the events since the last one it saw, so a container that died while dockerd restarted is still reported.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bollard::query_parameters::EventsOptions;
+use examroom_core::EnvironmentId;
+use futures::StreamExt;
+use tokio::sync::broadcast;
+
+use super::{connect_engine, LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_RUN};
+
+/// Notices of lost environments, to every subscriber.
+pub(super) struct Losses {
+    tx: broadcast::Sender<EnvironmentId>,
+    socket: PathBuf,
+    label: String,
+    /// Environments being destroyed on purpose: their container's end is no loss.
+    forgotten: Mutex<HashSet<EnvironmentId>>,
+    started: Mutex<bool>,
+}
+
+impl Losses {
+    pub(super) fn new(socket: PathBuf, label: String) -> Arc<Losses> {
+        let (tx, _) = broadcast::channel(1024);
+        Arc::new(Losses { tx, socket, label, forgotten: Mutex::new(HashSet::new()), started: Mutex::new(false) })
+    }
+
+    /// A receiver of notices; starts following the Engine's events (once, when a tokio runtime is there).
+    pub(super) fn subscribe(self: &Arc<Self>) -> broadcast::Receiver<EnvironmentId> {
+        let rx = self.tx.subscribe();
+        let mut started = self.started.lock().unwrap_or_else(|p| p.into_inner());
+        if !*started && tokio::runtime::Handle::try_current().is_ok() {
+            *started = true;
+            let me = Arc::downgrade(self);
+            tokio::spawn(follow(me));
+        }
+        rx
+    }
+
+    /// The environment is being destroyed on purpose: no notice for it.
+    pub(super) fn forget(&self, id: EnvironmentId) {
+        self.forgotten.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+    }
+
+    fn notice(&self, id: EnvironmentId, action: &str) {
+        let mut forgotten = self.forgotten.lock().unwrap_or_else(|p| p.into_inner());
+        if forgotten.contains(&id) {
+            // The last event of a container: the environment id is free again.
+            if action == "destroy" {
+                forgotten.remove(&id);
+            }
+            return;
+        }
+        let _ = self.tx.send(id);
+    }
+}
+
+/// Follows the Engine's events until the [`Losses`] is dropped.
+async fn follow(me: std::sync::Weak<Losses>) {
+    let mut backoff = Duration::from_millis(500);
+    let mut since: Option<i64> = None;
+    loop {
+        let Some(losses) = me.upgrade() else { return };
+        let (socket, label) = (losses.socket.clone(), losses.label.clone());
+        drop(losses);
+        let filters = HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            ("event".to_string(), vec!["die".to_string(), "oom".to_string(), "destroy".to_string()]),
+            ("label".to_string(), vec![format!("{LABEL_RUN}={label}"), format!("{LABEL_ROLE}=candidate")]),
+        ]);
+        if let Ok(docker) = connect_engine(&socket, Duration::from_secs(3600)) {
+            // The stream's first answer says the Engine is there: the backoff starts again.
+            let options = EventsOptions { since: since.map(|s| s.to_string()), until: None, filters: Some(filters) };
+            let mut events = docker.events(Some(options));
+            while let Some(ev) = events.next().await {
+                let Ok(ev) = ev else { break };
+                backoff = Duration::from_millis(500);
+                if let Some(t) = ev.time {
+                    since = Some(t);
+                }
+                let Some(losses) = me.upgrade() else { return };
+                let attrs = ev.actor.and_then(|a| a.attributes).unwrap_or_default();
+                if let Some(id) = attrs.get(LABEL_ENVIRONMENT).and_then(|v| v.parse::<EnvironmentId>().ok()) {
+                    losses.notice(id, ev.action.as_deref().unwrap_or(""));
+                }
+            }
+        }
+        if me.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
