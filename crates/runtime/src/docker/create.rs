@@ -22,6 +22,8 @@ const HELLO_WAIT: Duration = Duration::from_secs(10);
 impl DockerRuntime {
     pub(super) async fn create_environment(&self, spec: EnvironmentSpec) -> Result<(), RuntimeError> {
         validate(&spec)?;
+        // The shim may have gone (or been replaced) since the runtime was made.
+        super::shim_file::check(&self.shim)?;
         let image = spec.image.clone().unwrap_or_default();
         let docker = self.client()?;
         let sock = self.cfg.socket.clone();
@@ -29,12 +31,14 @@ impl DockerRuntime {
         // The image: never pulled.
         let inspected = match bounded(&sock, "inspect an image", limit, docker.inspect_image(&image)).await? {
             Ok(i) => i,
-            Err(e) if is_not_found(&e) => return Err(RuntimeError::invalid(
-                "base",
-                format!(
+            Err(e) if is_not_found(&e) => {
+                return Err(RuntimeError::invalid(
+                    "base",
+                    format!(
                     "image {image} is not in the Docker Engine's store; build it with `make images` or `docker load`"
                 ),
-            )),
+                ))
+            }
             Err(e) => return Err(engine_error(&sock, &format!("inspect image {image}"), e)),
         };
         let digest = inspected

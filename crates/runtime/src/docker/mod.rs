@@ -402,7 +402,6 @@ impl ExecutionRuntime for DockerRuntime {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
