@@ -10,8 +10,8 @@ use bollard::query_parameters::CreateContainerOptions;
 
 use super::confinement::{self, DiskBound};
 use super::{
-    bounded, engine_error, is_not_found, object_name, shim_link, DockerRuntime, LABEL_ENVIRONMENT, LABEL_IMAGE_DIGEST,
-    LABEL_ROLE, LABEL_RUN, SHIM_IN_CONTAINER, SHIM_SOCKET_NAME,
+    bounded, engine_error, is_not_found, object_name, shim_link, DockerRuntime, LABEL_CREATE, LABEL_ENVIRONMENT,
+    LABEL_IMAGE_DIGEST, LABEL_ROLE, LABEL_RUN, SHIM_IN_CONTAINER, SHIM_SOCKET_NAME,
 };
 use crate::error::RuntimeError;
 use crate::types::*;
@@ -20,7 +20,13 @@ use crate::types::*;
 const HELLO_WAIT: Duration = Duration::from_secs(10);
 
 impl DockerRuntime {
-    pub(super) async fn create_environment(&self, spec: EnvironmentSpec) -> Result<(), RuntimeError> {
+    /// Sets `making` once it starts making objects (after the checks that none of this id exists).
+    pub(super) async fn create_environment(
+        &self,
+        spec: EnvironmentSpec,
+        making: &std::sync::atomic::AtomicBool,
+        attempt: &str,
+    ) -> Result<(), RuntimeError> {
         validate(&spec)?;
         // The shim may have gone (or been replaced) since the runtime was made.
         super::shim_file::check(&self.shim)?;
@@ -69,7 +75,8 @@ impl DockerRuntime {
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(engine_error(&sock, "look for the environment's network", e)),
         }
-        let made = self.make(&spec, &image, &digest, &disk).await;
+        making.store(true, std::sync::atomic::Ordering::SeqCst);
+        let made = self.make(&spec, &image, &digest, &disk, attempt).await;
         match made {
             Ok(()) => {
                 self.remember_digest(spec.id, digest);
@@ -92,6 +99,7 @@ impl DockerRuntime {
         image: &str,
         digest: &str,
         disk: &DiskBound,
+        attempt: &str,
     ) -> Result<(), RuntimeError> {
         let docker = self.client()?;
         let sock = self.cfg.socket.clone();
@@ -100,6 +108,7 @@ impl DockerRuntime {
         let mut labels = HashMap::from([
             (LABEL_ENVIRONMENT.to_string(), spec.id.to_string()),
             (LABEL_RUN.to_string(), self.cfg.label.clone()),
+            (LABEL_CREATE.to_string(), attempt.to_string()),
         ]);
         let network = NetworkCreateRequest {
             name: name.clone(),

@@ -54,6 +54,9 @@ pub const LABEL_ROLE: &str = "examroom.role";
 pub const LABEL_SERVICE: &str = "examroom.service";
 /// Label: the digest of the image a candidate container was made from (its RepoDigest, or its Id).
 pub const LABEL_IMAGE_DIGEST: &str = "examroom.image-digest";
+/// Label: the create attempt that made the object (a nonce), so that the cleanup after a dropped create removes only
+/// what that attempt made, never a later create's of the same environment id.
+pub const LABEL_CREATE: &str = "examroom.create";
 /// Where the shim is bind-mounted inside the container (its entrypoint).
 pub const SHIM_IN_CONTAINER: &str = "/.examroom/shim";
 /// The abstract unix socket name the shim binds in the container's network namespace.
@@ -206,6 +209,44 @@ impl DockerRuntime {
     }
 }
 
+/// Removes what a create made when the caller drops the create before it settled (its own deadline): the removal
+/// runs on as a task of its own.
+struct CreateGuard {
+    cfg: DockerConfig,
+    id: EnvironmentId,
+    /// The attempt's nonce ([`LABEL_CREATE`]).
+    attempt: String,
+    /// Set once the create started making objects (after the checks that they are not another's).
+    making: Arc<std::sync::atomic::AtomicBool>,
+    settled: bool,
+}
+
+impl Drop for CreateGuard {
+    fn drop(&mut self) {
+        if self.settled || !self.making.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        sweep_after_drop(self.cfg.clone(), self.id, std::mem::take(&mut self.attempt));
+    }
+}
+
+/// After a create was dropped: dockerd finishes the requests that were under way (a network or container may appear
+/// after the first removal), so the objects of that create `attempt` are removed now and again after 0.5, 1, 2, 4 and
+/// 8 s. Runs as a task of its own (needs a tokio runtime).
+fn sweep_after_drop(cfg: DockerConfig, id: EnvironmentId, attempt: String) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+    rt.spawn(async move {
+        let mut last = None;
+        for pause_ms in [0u64, 500, 1000, 2000, 4000, 8000] {
+            tokio::time::sleep(Duration::from_millis(pause_ms)).await;
+            last = destroy::remove_everything(&cfg, &id, Some(&attempt)).await.err();
+        }
+        if let Some(e) = last {
+            tracing::error!(error = %e, environment = %id, "cleanup after a dropped docker create");
+        }
+    });
+}
+
 /// Checks a run label: 1 to 32 of `[a-z0-9-]`, not starting with `-`.
 pub fn validate_label(label: &str) -> Result<(), RuntimeError> {
     let ok = !label.is_empty()
@@ -309,11 +350,23 @@ impl ExecutionRuntime for DockerRuntime {
     async fn create(&self, spec: EnvironmentSpec) -> Result<(), RuntimeError> {
         let id = spec.id;
         let limit = self.cfg.create_timeout;
-        match tokio::time::timeout(limit, self.create_environment(spec)).await {
+        let making = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let attempt = EnvironmentId::new_v4().to_string();
+        let mut guard =
+            CreateGuard { cfg: self.cfg.clone(), id, attempt: attempt.clone(), making: making.clone(), settled: false };
+        let result = tokio::time::timeout(limit, self.create_environment(spec, &making, &attempt)).await;
+        guard.settled = true;
+        match result {
+            // A failed create has removed what it made.
             Ok(r) => r,
             Err(_) => {
-                // The create was dropped mid-way: remove whatever it made.
-                let _ = self.remove_everything(&id).await;
+                if making.load(std::sync::atomic::Ordering::SeqCst) {
+                    if let Err(e) = self.remove_everything(&id).await {
+                        tracing::error!(error = %e, "cleanup after a docker create that timed out");
+                    }
+                    // A request of the dropped create may still be under way in dockerd.
+                    sweep_after_drop(self.cfg.clone(), id, attempt);
+                }
                 Err(RuntimeError::Timeout { what: "environment create".into(), ms: limit.as_millis() as u64 })
             }
         }

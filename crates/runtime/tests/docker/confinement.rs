@@ -6,7 +6,7 @@ use std::process::Command;
 use crate::dockerd::{busybox_image, docker, socket};
 
 /// The probe (fixtures/probe.c) built static, or `None` with a printed reason when gcc cannot build it.
-fn probe() -> Option<std::path::PathBuf> {
+pub fn probe() -> Option<std::path::PathBuf> {
     static BUILT: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
@@ -70,4 +70,27 @@ fn the_seccomp_profile_refuses_what_the_sandbox_refuses_and_tiocsti() {
     // Ordinary terminal ioctls and everything else still work.
     assert_eq!(confined.get("tiocgwinsz").map(String::as_str), Some("0"), "{confined:?}");
     assert_eq!(confined.get("getpid").map(String::as_str), Some("0"), "{confined:?}");
+}
+
+/// The busybox image with the probe at `/probe` (made once from a container: no build, no pull).
+pub fn probe_image() -> Option<&'static str> {
+    const TAG: &str = "examroom-test/busybox-probe:1";
+    let probe = probe()?;
+    static MADE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    MADE.get_or_init(|| {
+        let name = format!("examroom-probe-build-{}", std::process::id());
+        let _gone = crate::harness::Cleanup(format!("probe-build-{}", std::process::id()));
+        docker(&[
+            "create",
+            "--name",
+            &name,
+            "--label",
+            &format!("examroom.label=probe-build-{}", std::process::id()),
+            busybox_image(),
+            "true",
+        ]);
+        docker(&["cp", &probe.display().to_string(), &format!("{name}:/probe")]);
+        docker(&["commit", &name, TAG]);
+    });
+    Some(TAG)
 }

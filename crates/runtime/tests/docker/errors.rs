@@ -98,3 +98,39 @@ async fn an_unbounded_disk_is_refused_unless_accepted() {
     }
     let _: &Cleanup = &cleanup;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shim_that_does_not_answer_fails_the_create_with_its_output_and_leaves_nothing() {
+    // busybox as PID 1 under the shim's name: "shim: applet not found", exit 127.
+    let (cfg, cleanup) = config(static_stand_in());
+    let rt = DockerRuntime::new(cfg).unwrap();
+    let t0 = Instant::now();
+    let e = rt.create(spec(busybox_image())).await.unwrap_err().to_string();
+    assert!(t0.elapsed() < Duration::from_secs(20), "took {:?}", t0.elapsed());
+    assert!(e.contains("did not answer") && e.contains("applet not found"), "{e}");
+    assert_eq!(objects(&cleanup.0), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_dropped_by_its_caller_leaves_nothing() {
+    let Some(shim) = crate::harness::shim() else { return };
+    let (cfg, cleanup) = config(shim);
+    let rt = DockerRuntime::new(cfg).unwrap();
+    let mut removed = false;
+    // Dropped at several points of its way: before the network, during the container's start, at the hello.
+    for after_ms in [5u64, 60, 150, 300] {
+        let s = spec(busybox_image());
+        let _ = tokio::time::timeout(Duration::from_millis(after_ms), rt.create(s)).await;
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            let left = objects(&cleanup.0);
+            if left.is_empty() {
+                removed = true;
+                break;
+            }
+            assert!(Instant::now() < until, "left after a create dropped at {after_ms} ms: {left:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert!(removed);
+}

@@ -172,3 +172,79 @@ async fn terminal_exec_and_isolation_between_two_environments() {
     }
     assert_eq!(objects(&cleanup.0), Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tiocsti_and_the_sandboxs_refusals_hold_inside_an_environment() {
+    let Some((rt, cleanup)) = runtime() else { return };
+    let Some(image) = crate::confinement::probe_image() else { return };
+    let mut s = spec();
+    s.image = Some(image.to_string());
+    let id = s.id;
+    rt.create(s).await.expect("create");
+    let out = rt.exec(&id, ExecRequest::shell("/probe")).await.unwrap();
+    let got: std::collections::HashMap<String, String> = out
+        .stdout_text()
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+        .collect();
+    for refused in
+        ["tiocsti", "tiocsti_high_bits", "tioclinux", "unshare_user", "keyctl", "bpf", "ptrace_traceme", "mount"]
+    {
+        assert_eq!(got.get(refused).map(String::as_str), Some("EPERM"), "{refused}: {out:?}");
+    }
+    assert_eq!(got.get("tiocgwinsz").map(String::as_str), Some("0"), "{out:?}");
+    // The shim is out of reach: not traceable, its environment unreadable, its file read-only.
+    let out = rt
+        .exec(&id, ExecRequest::shell("cat /proc/1/environ; echo rc=$?; echo x >> /.examroom/shim; echo rc=$?"))
+        .await
+        .unwrap();
+    let text = out.stdout_text();
+    assert!(!text.contains("EXAMROOM_SHIM") && !text.contains("rc=0"), "{out:?}");
+    assert!(rt.destroy(&id).await.unwrap().verified);
+    assert_eq!(objects(&cleanup.0), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_runtime_finds_environments_again_and_dials_inside() {
+    let Some((rt, cleanup)) = runtime() else { return };
+    let s = spec();
+    let id = s.id;
+    rt.create(s).await.expect("create");
+    // A server restart: a new runtime of the same label.
+    let mut cfg = examroom_runtime::docker::DockerConfig::new(
+        crate::dockerd::socket(),
+        &cleanup.0,
+        crate::harness::shim().unwrap(),
+    );
+    cfg.accept_unbounded_disk = true;
+    let again = examroom_runtime::docker::DockerRuntime::new(cfg).unwrap();
+    let listed = again.list().await.unwrap();
+    assert!(matches!(listed.as_slice(), [s] if s.id == id && s.state == EnvironmentState::Running), "{listed:?}");
+    assert_eq!(again.image_digest_of(&id), rt.image_digest_of(&id));
+    // A port inside, from the host, through the shim.
+    let mut t = again.attach(&id, "main").await.unwrap();
+    t.input.write(b"nc -l -p 9000 -e echo hello-from-inside & echo listening-$((2+2))\n").await.unwrap();
+    read_until(&mut t.output, "listening-4").await;
+    let mut got = String::new();
+    for _ in 0..50 {
+        match again.dial(&id, 9000).await {
+            Ok(mut stream) => {
+                use tokio::io::AsyncReadExt;
+                let mut buf = Vec::new();
+                let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await;
+                got = String::from_utf8_lossy(&buf).into_owned();
+                break;
+            }
+            Err(examroom_runtime::RuntimeError::Refused(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("dial: {e}"),
+        }
+    }
+    assert!(got.contains("hello-from-inside"), "{got:?}");
+    assert!(matches!(again.dial(&id, 9001).await, Err(examroom_runtime::RuntimeError::Refused(_))));
+    assert!(matches!(
+        again.start_desktop(&id, examroom_runtime::DesktopSpec { width: 800, height: 600, port: 5900 }).await,
+        Err(examroom_runtime::RuntimeError::Unsupported(m)) if m.contains("no desktop")
+    ));
+    assert!(again.destroy(&id).await.unwrap().verified);
+    assert_eq!(objects(&cleanup.0), Vec::<String>::new());
+}
