@@ -98,3 +98,76 @@ async fn follow(me: std::sync::Weak<Losses>) {
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+
+    /// A stand-in for the Engine's `/events` on a unix socket: answers one request with `events` (JSON lines, chunked)
+    /// and hangs up after `hold`. Returns the request line.
+    fn serve_once(listener: &UnixListener, events: &[String], hold: Duration) -> String {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        let mut request = String::new();
+        reader.read_line(&mut request).unwrap();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                break;
+            }
+        }
+        let mut out =
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        for e in events {
+            let body = format!("{e}\n");
+            out.extend_from_slice(format!("{:x}\r\n{body}\r\n", body.len()).as_bytes());
+        }
+        conn.write_all(&out).unwrap();
+        std::thread::sleep(hold);
+        request
+    }
+
+    fn event(id: &EnvironmentId, action: &str, time: i64) -> String {
+        serde_json::json!({
+            "Type": "container", "Action": action, "time": time, "timeNano": time * 1_000_000_000,
+            "Actor": { "ID": "c", "Attributes": { LABEL_ENVIRONMENT: id.to_string(), LABEL_RUN: "t" } }
+        })
+        .to_string()
+    }
+
+    /// The Engine goes away (its socket too) and comes back: the stream is followed again from the last event's time,
+    /// and an environment destroyed on purpose gets no notice.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn losses_follow_the_engine_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("docker.sock");
+        let (first, forgotten, second) = (EnvironmentId::new_v4(), EnvironmentId::new_v4(), EnvironmentId::new_v4());
+        let listener = UnixListener::bind(&sock).unwrap();
+        let path = sock.clone();
+        let (e1, e2, e3) = (event(&first, "die", 100), event(&forgotten, "die", 101), event(&second, "oom", 102));
+        let engine = std::thread::spawn(move || {
+            let r1 = serve_once(&listener, &[e1], Duration::from_millis(200));
+            // dockerd stops: its socket goes, and comes back a moment later.
+            drop(listener);
+            std::fs::remove_file(&path).unwrap();
+            std::thread::sleep(Duration::from_millis(700));
+            let listener = UnixListener::bind(&path).unwrap();
+            let r2 = serve_once(&listener, &[e2, e3], Duration::from_secs(3));
+            (r1, r2)
+        });
+        let losses = Losses::new(sock, "t".into());
+        let mut rx = losses.subscribe();
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("first notice").unwrap();
+        assert_eq!(got, first);
+        losses.forget(forgotten);
+        let got =
+            tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("notice after restart").unwrap();
+        assert_eq!(got, second, "the forgotten environment got a notice, or the second was lost");
+        drop(losses);
+        let (r1, r2) = engine.join().unwrap();
+        assert!(r1.starts_with("GET /") && r1.contains("/events?") && r1.contains("examroom.role%3Dcandidate"), "{r1}");
+        assert!(r2.contains("since=100"), "the stream was not resumed from the last event: {r2}");
+    }
+}

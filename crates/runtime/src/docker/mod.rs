@@ -61,7 +61,9 @@ pub const LABEL_CREATE: &str = "examroom.create";
 pub const SHIM_IN_CONTAINER: &str = "/.examroom/shim";
 /// The abstract unix socket name the shim binds in the container's network namespace.
 pub const SHIM_SOCKET_NAME: &str = "examroom-shim";
-/// The Engine API version this backend speaks (dockerd 20.10 answers up to 1.41).
+/// The Engine API version this backend's client is pinned to (dockerd 20.10 answers up to 1.41). bollard 0.21 sends
+/// its requests without a version prefix (its URL join drops `/v1.41`), which dockerd answers in its own version: the
+/// requests used here mean the same from API 1.41 on.
 pub const API_VERSION: bollard::ClientVersion = bollard::ClientVersion { major_version: 1, minor_version: 41 };
 
 /// The name of an environment's network and candidate container: `examroom-<env id>`.
