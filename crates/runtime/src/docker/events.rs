@@ -23,12 +23,15 @@ pub(super) struct Losses {
     /// Environments being destroyed on purpose: their container's end is no loss.
     forgotten: Mutex<HashSet<EnvironmentId>>,
     started: Mutex<bool>,
+    /// Dropped with this: the following task ends at once (not at the next event).
+    stop: tokio::sync::watch::Sender<()>,
 }
 
 impl Losses {
     pub(super) fn new(socket: PathBuf, label: String) -> Arc<Losses> {
         let (tx, _) = broadcast::channel(1024);
-        Arc::new(Losses { tx, socket, label, forgotten: Mutex::new(HashSet::new()), started: Mutex::new(false) })
+        let (stop, _) = tokio::sync::watch::channel(());
+        Arc::new(Losses { tx, socket, label, forgotten: Mutex::new(HashSet::new()), started: Mutex::new(false), stop })
     }
 
     /// A receiver of notices; starts following the Engine's events (once, when a tokio runtime is there).
@@ -38,7 +41,7 @@ impl Losses {
         if !*started && tokio::runtime::Handle::try_current().is_ok() {
             *started = true;
             let me = Arc::downgrade(self);
-            tokio::spawn(follow(me));
+            tokio::spawn(follow(me, self.stop.subscribe()));
         }
         rx
     }
@@ -62,7 +65,7 @@ impl Losses {
 }
 
 /// Follows the Engine's events until the [`Losses`] is dropped.
-async fn follow(me: std::sync::Weak<Losses>) {
+async fn follow(me: std::sync::Weak<Losses>, mut stop: tokio::sync::watch::Receiver<()>) {
     let mut backoff = Duration::from_millis(500);
     let mut since: Option<i64> = None;
     loop {
@@ -78,8 +81,12 @@ async fn follow(me: std::sync::Weak<Losses>) {
             // The stream's first answer says the Engine is there: the backoff starts again.
             let options = EventsOptions { since: since.map(|s| s.to_string()), until: None, filters: Some(filters) };
             let mut events = docker.events(Some(options));
-            while let Some(ev) = events.next().await {
-                let Ok(ev) = ev else { break };
+            loop {
+                let ev = tokio::select! {
+                    ev = events.next() => ev,
+                    _ = stop.changed() => return,
+                };
+                let Some(Ok(ev)) = ev else { break };
                 backoff = Duration::from_millis(500);
                 if let Some(t) = ev.time {
                     since = Some(t);
@@ -94,7 +101,10 @@ async fn follow(me: std::sync::Weak<Losses>) {
         if me.strong_count() == 0 {
             return;
         }
-        tokio::time::sleep(backoff).await;
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => return,
+        }
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
 }

@@ -271,7 +271,7 @@ pub(crate) fn connect_engine(socket: &Path, timeout: Duration) -> Result<Docker,
     match Docker::connect_with_unix(path, timeout.as_secs().max(1), &API_VERSION) {
         Ok(d) => Ok(d),
         Err(bollard::errors::Error::SocketNotFoundError(_)) => Err(RuntimeError::Backend(format!(
-            "the Docker Engine's socket {} does not exist: start dockerd (see docs/OPERATIONS.md), or point the \
+            "the Docker Engine's socket {} does not exist: start dockerd (docs/DEPLOY.md), or point the \
              server at its socket",
             socket.display()
         ))),
