@@ -152,13 +152,46 @@ pub(super) async fn disk_bound(docker: &Docker, socket: &Path) -> Result<DiskBou
         .unwrap_or_else(|| "unknown".into());
     let root = info.docker_root_dir.unwrap_or_default();
     if driver == "overlay2" && backing == "xfs" {
-        // Project quotas are checked by dockerd when the container is made (it refuses `size` without `pquota`).
-        return Ok(DiskBound::Bounded);
+        // Project quotas: seen in the data root's mount options when dockerd shares this host's mounts (a unix
+        // socket: it does, as a rule); otherwise dockerd itself refuses `size` without them when a container is made.
+        return Ok(match project_quotas(Path::new(&root)) {
+            Some(false) => DiskBound::Unbounded(format!(
+                "the Docker Engine's data root {root} is overlay2 on XFS mounted without project quotas, which cannot \
+                 bound a container's writable layer (mount it with pquota)"
+            )),
+            Some(true) | None => DiskBound::Bounded,
+        });
     }
     Ok(DiskBound::Unbounded(format!(
         "the Docker Engine's data root {root} is {driver} on {backing}, which cannot bound a container's writable layer \
          (`--storage-opt size` needs overlay2 on XFS mounted with pquota)"
     )))
+}
+
+/// Whether the filesystem holding `path` is mounted with project quotas (`prjquota`), from this process's mount
+/// table; `None` when `path` is on no mount listed there.
+fn project_quotas(path: &Path) -> Option<bool> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mount_has_project_quotas(&table, path)
+}
+
+/// [`project_quotas`] on a given mount table: the longest mount point that holds `path` decides.
+pub(crate) fn mount_has_project_quotas(mountinfo: &str, path: &Path) -> Option<bool> {
+    let mut best: Option<(usize, bool)> = None;
+    for line in mountinfo.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (Some(point), Some(dash)) = (fields.get(4), fields.iter().position(|f| *f == "-")) else { continue };
+        let point = point.replace("\\040", " ");
+        if !path.starts_with(&point) {
+            continue;
+        }
+        let super_opts = fields.get(dash + 3).copied().unwrap_or("");
+        let quotas = super_opts.split(',').any(|o| matches!(o, "prjquota" | "pquota" | "pqnoenforce"));
+        if best.is_none_or(|(len, _)| point.len() >= len) {
+            best = Some((point.len(), quotas));
+        }
+    }
+    best.map(|(_, q)| q)
 }
 
 /// The host configuration of a candidate container.
@@ -266,6 +299,18 @@ mod tests {
         for name in allowed_syscall_names().iter().filter(|n| !REFUSED_HERE.contains(n)) {
             assert!(allowed.iter().any(|a| a == name), "{name} of the sandbox's list is missing");
         }
+    }
+
+    #[test]
+    fn project_quotas_are_read_from_the_longest_mount() {
+        let table = "22 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n\
+                     30 22 7:0 / /var/lib/docker rw,relatime - xfs /dev/loop0 rw,attr2,inode64,prjquota\n\
+                     31 22 7:1 / /srv/plain rw,relatime - xfs /dev/loop1 rw,attr2,inode64,noquota\n";
+        assert_eq!(mount_has_project_quotas(table, Path::new("/var/lib/docker")), Some(true));
+        assert_eq!(mount_has_project_quotas(table, Path::new("/var/lib/docker/overlay2")), Some(true));
+        assert_eq!(mount_has_project_quotas(table, Path::new("/srv/plain/docker")), Some(false));
+        assert_eq!(mount_has_project_quotas(table, Path::new("/var/lib")), Some(false));
+        assert_eq!(mount_has_project_quotas("", Path::new("/x")), None);
     }
 
     #[test]

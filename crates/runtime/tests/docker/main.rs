@@ -8,3 +8,4 @@ mod confinement;
 mod errors;
 mod harness;
 mod lifecycle;
+mod xfs;
