@@ -1,7 +1,7 @@
 //! The Docker Engine backend: each environment is a container of the exam's image, on a private internal network of
 //! its own, with the static shim (crates/shim) bind-mounted read-only as its PID 1. The server talks to dockerd through
 //! `bollard` (API 1.41: dockerd 20.10 refuses newer clients) and to the shim through an abstract unix socket in the
-//! container's network namespace, reached from the host ([`shim_link`]), never through a path inside the container.
+//! container's network namespace, reached from the host (`shim_link.rs`), never through a path inside the container.
 //!
 //! # Files
 //! - this file: [`DockerConfig`], [`DockerRuntime`], its [`ExecutionRuntime`] methods that go through the shim, and
@@ -12,6 +12,21 @@
 //! - `shim_link.rs`: reaching the shim inside a container;
 //! - `events.rs`: [`DockerRuntime::losses`] from the Engine's event stream;
 //! - `grading.rs`, `services.rs`: the grading container and the session's service containers.
+//!
+//! # What holds, and by what (for SECURITY.md's table)
+//! - Processes: the container's own pid namespace (tested: one environment's `ps` shows none of another's).
+//! - Network: each environment's own bridge with `Internal: true` (no route out; Docker's isolation rules drop
+//!   traffic between bridges; tested: one environment cannot reach another's listener, nor 1.1.1.1).
+//! - The shim cannot be impersonated: its socket is an abstract name in the container's network namespace, bound
+//!   before any candidate process exists, reached from the host (`shim_link.rs`); the shim accepts only peers outside
+//!   its pid namespace, is not dumpable, `CAP_SYS_PTRACE` is never granted and `ptrace` is refused by seccomp; its
+//!   file is a read-only bind mount.
+//! - System calls and capabilities: see `confinement.rs` (tested inside: TIOCSTI, keyctl, bpf, unshare, mount,
+//!   ptrace refused). `no-new-privileges`: setuid programs gain nothing (as in the sandbox's shell profile).
+//! - Memory (swap included), pids and CPU: cgroup limits set by dockerd. The writable layer: `StorageOpt size` on
+//!   overlay2 over XFS with project quotas; elsewhere create is refused unless the operator accepts unbounded disks.
+//! - Gap: without dockerd's `userns-remap` (daemon-wide: every environment shares one host uid range) root inside is
+//!   host root, confined only by the above; the sandbox gives each environment its own user namespace and range.
 //!
 //! # Docker objects (the contract in issue 14)
 //! Labels on everything: [`LABEL_ENVIRONMENT`], [`LABEL_RUN`], [`LABEL_ROLE`] (and [`LABEL_SERVICE`] on services).

@@ -248,3 +248,50 @@ async fn a_new_runtime_finds_environments_again_and_dials_inside() {
     assert!(again.destroy(&id).await.unwrap().verified);
     assert_eq!(objects(&cleanup.0), Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn terminals_replay_take_over_and_get_a_fresh_shell() {
+    let Some((rt, cleanup)) = runtime() else { return };
+    let s = spec();
+    let id = s.id;
+    rt.create(s).await.expect("create");
+    let mut first = rt.attach(&id, "main").await.unwrap();
+    first.input.write(b"echo marker-$((6*7))\n").await.unwrap();
+    read_until(&mut first.output, "marker-42").await;
+    // A newer attach replays the scrollback and replaces the first.
+    let mut second = rt.attach(&id, "main").await.unwrap();
+    read_until(&mut second.output, "marker-42").await;
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(until, first.output.next()).await {
+            Ok(Ok(Some(TerminalEvent::Replaced))) => break,
+            Ok(Ok(Some(_))) => {}
+            other => panic!("the first attach was not replaced: {other:?}"),
+        }
+    }
+    // A shell that exits is replaced by a fresh one, with a notice.
+    second.input.write(b"exit\n").await.unwrap();
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(until, second.output.next()).await {
+            Ok(Ok(Some(TerminalEvent::Notice(n)))) => {
+                assert!(n.contains("new shell"), "{n}");
+                break;
+            }
+            Ok(Ok(Some(_))) => {}
+            other => panic!("no notice of a new shell: {other:?}"),
+        }
+    }
+    second.input.write(b"echo again-$((1+1))\n").await.unwrap();
+    read_until(&mut second.output, "again-2").await;
+    // Another terminal.
+    let name = rt.open_terminal(&id, 80, 24).await.unwrap();
+    assert_ne!(name, "main");
+    let mut other = rt.attach(&id, &name).await.unwrap();
+    other.input.write(b"echo other-$((2+3))\n").await.unwrap();
+    read_until(&mut other.output, "other-5").await;
+    assert!(rt.status(&id).await.unwrap().shell_restarts >= 1);
+    drop((first, second, other));
+    assert!(rt.destroy(&id).await.unwrap().verified);
+    assert_eq!(objects(&cleanup.0), Vec::<String>::new());
+}
