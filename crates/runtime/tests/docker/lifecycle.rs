@@ -20,7 +20,9 @@ async fn create_confines_and_destroy_leaves_nothing() {
     let Some((rt, cleanup)) = runtime() else { return };
     let s = spec();
     let id = s.id;
+    let t0 = std::time::Instant::now();
     rt.create(s.clone()).await.expect("create");
+    eprintln!("create (network, container, start, shim hello) took {:?}", t0.elapsed());
     let name = format!("examroom-{id}");
     // Limits and confinement, as the Engine recorded them.
     assert_eq!(inspect(&name, "{{.HostConfig.Memory}}"), (256u64 << 20).to_string());
