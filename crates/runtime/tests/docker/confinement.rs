@@ -10,12 +10,17 @@ pub fn probe() -> Option<std::path::PathBuf> {
     static BUILT: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!("examroom-docker-probe-{}", std::process::id()));
+            // Cargo's scratch directory for integration tests (inside target/): nothing is left elsewhere.
+            let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("docker-probe");
             std::fs::create_dir_all(&dir).unwrap();
+            let building = dir.join(format!("probe.{}", std::process::id()));
             let out = dir.join("probe");
             let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/docker/fixtures/probe.c");
-            match Command::new("gcc").args(["-static", "-O1", "-o"]).arg(&out).arg(src).output() {
-                Ok(o) if o.status.success() => Some(out),
+            match Command::new("gcc").args(["-static", "-O1", "-o"]).arg(&building).arg(src).output() {
+                Ok(o) if o.status.success() => {
+                    std::fs::rename(&building, &out).unwrap();
+                    Some(out)
+                }
                 Ok(o) => {
                     eprintln!("skipped: gcc could not build the probe: {}", String::from_utf8_lossy(&o.stderr));
                     None
