@@ -12,6 +12,8 @@
 //! - [`sandbox`] (feature `sandbox`, default): the Linux isolation engine. `sandbox::runtime` is the client
 //!   that the server uses; `sandbox::shim` is the per-environment host process; `sandbox::init` is PID 1 inside;
 //!   `rootfs`, `cgroup`, `seccomp`, `caps`, `idmap` and `sys` are the mechanisms.
+//! - [`docker`] (feature `docker`): the Docker Engine backend, one container per environment with the static shim as
+//!   its PID 1 (it needs the `sandbox` feature for the seccomp allowlist it derives its profile from).
 //!
 //! - [`backends`]: [`Backends`], the runtimes one server runs and which of them holds each environment.
 //!
@@ -102,6 +104,9 @@ pub enum Runtime {
     #[doc(hidden)]
     #[cfg(not(feature = "sandbox"))]
     NoBackend(std::convert::Infallible),
+    /// Containers of a Docker Engine, the static shim as their PID 1.
+    #[cfg(feature = "docker")]
+    Docker(docker::DockerRuntime),
 }
 
 // Without a backend the dispatchers' arguments have nowhere to go.
@@ -114,6 +119,9 @@ impl Runtime {
             Runtime::Sandbox(rt) => Some(rt.images_dir()),
             #[cfg(not(feature = "sandbox"))]
             Runtime::NoBackend(never) => match *never {},
+            // Images live in the Engine's store.
+            #[cfg(feature = "docker")]
+            Runtime::Docker(_) => None,
         }
     }
 
@@ -125,6 +133,8 @@ impl Runtime {
             Runtime::Sandbox(rt) => rt.losses(),
             #[cfg(not(feature = "sandbox"))]
             Runtime::NoBackend(never) => match *never {},
+            #[cfg(feature = "docker")]
+            Runtime::Docker(rt) => rt.losses(),
         }
     }
 
@@ -137,6 +147,8 @@ impl Runtime {
                 let _ = (id, service);
                 Err(RuntimeError::Unsupported("the sandbox backend runs no services; use the docker backend".into()))
             }
+            #[cfg(feature = "docker")]
+            Runtime::Docker(rt) => rt.start_service(id, service).await,
             #[cfg(not(feature = "sandbox"))]
             Runtime::NoBackend(never) => match *never {},
         }
@@ -150,6 +162,8 @@ impl Runtime {
             Runtime::Sandbox(rt) => rt.list().await.map(|_| ()),
             #[cfg(not(feature = "sandbox"))]
             Runtime::NoBackend(never) => match *never {},
+            #[cfg(feature = "docker")]
+            Runtime::Docker(rt) => rt.health().await.map_err(RuntimeError::Backend),
         }
     }
 
@@ -160,6 +174,8 @@ impl Runtime {
             Runtime::Sandbox(rt) => rt.image_digest_of(id),
             #[cfg(not(feature = "sandbox"))]
             Runtime::NoBackend(never) => match *never {},
+            #[cfg(feature = "docker")]
+            Runtime::Docker(rt) => rt.image_digest_of(id),
         }
     }
 }
@@ -171,6 +187,8 @@ macro_rules! dispatch {
             Runtime::Sandbox($rt) => $e,
             #[cfg(not(feature = "sandbox"))]
             Runtime::NoBackend(never) => match *never {},
+            #[cfg(feature = "docker")]
+            Runtime::Docker($rt) => $e,
         }
     };
 }

@@ -67,7 +67,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use examroom_core::EnvironmentId;
-use futures_util::StreamExt;
+use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::time::{sleep, Instant};
 

@@ -19,7 +19,7 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use examroom_core::EnvironmentId;
-use futures_util::StreamExt;
+use futures::StreamExt;
 use tokio::time::{sleep, timeout, Instant};
 
 use crate::error::RuntimeError;

@@ -1,13 +1,18 @@
-//! Tests of the Docker backend against a real dockerd (see `dockerd.rs`), built with `--features docker`.
-//!
-//! Every test makes its objects under a run label of its own ([`Run`]) and removes everything with that label when it
-//! ends, passed or failed.
+//! Docker backend tests (issue 14), against a test dockerd of their own (dockerd.rs). Tests that need the static shim
+//! (`target/shim/examroom-shim`, `make shim`) skip with a printed reason when it is absent. The grading and services
+//! tests make their objects under a run label of their own ([`Run`]) and remove everything with that label when they
+//! end, passed or failed.
 
-// dockerd.rs is helper docker's, copied unchanged; it leaves the daemon running on purpose.
-#[allow(clippy::zombie_processes)]
+#[allow(dead_code, clippy::zombie_processes)]
 mod dockerd;
+
+mod confinement;
+mod errors;
 mod grading;
+mod harness;
+mod lifecycle;
 mod services;
+mod xfs;
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -18,7 +23,7 @@ use bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, Network
 use bollard::query_parameters::CreateContainerOptionsBuilder;
 use bollard::{ClientVersion, Docker};
 use examroom_core::EnvironmentId;
-use futures_util::StreamExt;
+use futures::StreamExt;
 
 /// One test's run: its label, a client of the test daemon, and the cleanup of everything labelled with it.
 pub struct Run {
