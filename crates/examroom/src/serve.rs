@@ -264,7 +264,8 @@ impl Settings {
 fn backends(list: &str) -> Result<Vec<examroom_runtime::BackendKind>> {
     let mut out = Vec::new();
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let kind = examroom_runtime::BackendKind::parse(name).map_err(|e| anyhow::anyhow!("backends = {list:?}: {e}"))?;
+        let kind =
+            examroom_runtime::BackendKind::parse(name).map_err(|e| anyhow::anyhow!("backends = {list:?}: {e}"))?;
         if !out.contains(&kind) {
             out.push(kind);
         }

@@ -115,7 +115,7 @@ impl Backends {
     }
 
     fn place(&self, id: &EnvironmentId, kind: BackendKind) {
-        self.placed.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), kind);
+        self.placed.lock().unwrap_or_else(|e| e.into_inner()).insert(*id, kind);
     }
 
     fn placed(&self, id: &EnvironmentId) -> Option<BackendKind> {
@@ -183,7 +183,7 @@ impl ExecutionRuntime for Backends {
     }
     async fn create(&self, spec: EnvironmentSpec) -> Result<(), RuntimeError> {
         let rt = self.backend_of(&spec)?;
-        let (id, kind) = (spec.id.clone(), spec.backend);
+        let (id, kind) = (spec.id, spec.backend);
         self.place(&id, kind);
         let r = rt.create(spec).await;
         if r.is_err() {

@@ -16,7 +16,8 @@ use examroom_exams::{Exam, Script, Task};
 use std::time::Duration;
 
 use examroom_runtime::{
-    BackendKind, Backends, Base, EnvironmentSpec, EnvironmentState, ExecRequest, ExecutionRuntime, Limits, Profile, RuntimeError,
+    BackendKind, Backends, Base, EnvironmentSpec, EnvironmentState, ExecRequest, ExecutionRuntime, Limits, Profile,
+    RuntimeError,
 };
 use examroom_store::{EventKind, NewEvent, PoolStore, SessionChanges, SessionRecord, SessionStore};
 
@@ -135,7 +136,11 @@ pub const STARTING_DESKTOP: &str = "Starting your desktop";
 
 /// Starts the environment's desktop when the exam has one, and waits (bounded) until it answers; `Err` says why it
 /// did not, for the proctor.
-pub(crate) async fn start_desktop(rt: &Backends, exam: &Exam, env: &EnvironmentId) -> Result<(), (FailureCode, String)> {
+pub(crate) async fn start_desktop(
+    rt: &Backends,
+    exam: &Exam,
+    env: &EnvironmentId,
+) -> Result<(), (FailureCode, String)> {
     if !exam.environment.desktop {
         return Ok(());
     }
@@ -508,8 +513,14 @@ async fn steps(svc: &SessionService, rec: &SessionRecord, claimed: bool) -> Resu
     let mut step = 2;
     let services = &exam.environment.services;
     for (i, service) in services.iter().enumerate() {
-        progress(svc, rec, step, total, &format!("Starting service {} ({} of {})", service.name, i + 1, services.len()))
-            .await;
+        progress(
+            svc,
+            rec,
+            step,
+            total,
+            &format!("Starting service {} ({} of {})", service.name, i + 1, services.len()),
+        )
+        .await;
         start_service(rt, &rec.environment_id, service).await?;
         step += 1;
     }

@@ -152,7 +152,8 @@ pub async fn run(args: TestArgs) -> Result<()> {
     let tmp = tempfile::Builder::new().prefix("examroom-exam-test-").tempdir_in(std::env::temp_dir())?;
     let state_dir = tmp.path().join("sandbox");
     std::fs::create_dir_all(&state_dir)?;
-    if let Some(reference) = examroom_sessions::provision::image_reference(&exam) {
+    // A Docker exam's image is in the Docker Engine's store: a missing one fails the create, naming how to build it.
+    if let Some(reference) = examroom_sessions::provision::image_reference(&exam).filter(|_| !docker) {
         let images = args.data_dir.join("sandbox").join("images");
         let store = examroom_images::ImageStore::at(images.clone());
         if let Err(e) = store.resolve(reference) {

@@ -259,7 +259,9 @@ pub async fn build_state(data_dir: &Path, catalog_dir: &Path, label: &str, opts:
         Some(url) => Store::Postgres(examroom_store::postgres::PgStore::connect(url).await.unwrap()),
         None => Store::Sqlite(SqliteStore::open(&data_dir.join("examroom.db")).await.unwrap()),
     };
-    let runtime = Backends::sandbox(Runtime::Sandbox(SandboxRuntime::new(sandbox_config(data_dir, catalog_dir, label, opts)).unwrap()));
+    let runtime = Backends::sandbox(Runtime::Sandbox(
+        SandboxRuntime::new(sandbox_config(data_dir, catalog_dir, label, opts)).unwrap(),
+    ));
     let svc = SessionService::start(store, runtime, catalog, opts.service.clone(), Clock::system()).await.unwrap();
     let config = ApiConfig { limits: opts.limits.clone(), tls: opts.tls.clone(), ..ApiConfig::default() };
     AppState::new(svc, TokenKeys::from_secret(SECRET), config, None)
