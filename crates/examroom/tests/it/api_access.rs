@@ -917,6 +917,6 @@ async fn health_and_readiness() {
     assert_eq!(a.status, 200, "{}", a.text);
     let a = c.send(c.http.get(s.url("/readyz"))).await;
     assert_eq!(a.status, 200, "{}", a.text);
-    assert_eq!(a.body, json!({ "status": "ready" }), "{}", a.text);
+    assert_eq!(a.body, json!({ "status": "ready", "backends": { "sandbox": "ok" } }), "{}", a.text);
     s.teardown().await;
 }

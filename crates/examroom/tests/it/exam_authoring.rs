@@ -193,21 +193,28 @@ fn exam_test_keeps_a_solved_session_open_when_asked() {
 }
 
 #[test]
-fn exam_test_cannot_run_an_exam_for_the_docker_backend() {
+fn exam_test_cannot_run_a_docker_exam_without_a_docker_engine() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("docker-lab");
     std::fs::create_dir_all(dir.join("checks")).unwrap();
     std::fs::write(dir.join("checks/a.sh"), "#!/bin/sh\ntrue\n").unwrap();
+    std::fs::create_dir_all(dir.join("solutions")).unwrap();
+    std::fs::write(dir.join("solutions/a.sh"), "#!/bin/sh\ntrue\n").unwrap();
     std::fs::write(
         dir.join("exam.toml"),
         "id = \"docker-lab\"\ntitle = \"D\"\ndescription = \"\"\nduration = \"5m\"\n[environment]\nbase = \
          \"image:examroom/ckx-jumphost:1\"\nbackend = \"docker\"\n[[tasks]]\nid = \"a\"\ntitle = \"A\"\nprompt = \
-         \"a\"\n[[tasks.checks]]\nid = \"c\"\ndescription = \"c\"\nscript = \"checks/a.sh\"\n",
+         \"a\"\nsolution = \"solutions/a.sh\"\n[[tasks.checks]]\nid = \"c\"\ndescription = \"c\"\nscript = \"checks/a.sh\"\n",
     )
     .unwrap();
-    let out = exam_test(&[dir.to_str().unwrap()]);
+    require_root();
+    let out = Command::new(shim_program())
+        .args(["exam", "test", dir.to_str().unwrap()])
+        .env("EXAMROOM_DOCKER_SOCKET", "/nonexistent/docker.sock")
+        .output()
+        .expect("run examroom exam test");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(text(&out).contains("the docker backend is not enabled on this server"), "{}", text(&out));
+    assert!(text(&out).contains("not tested") && text(&out).contains("/nonexistent/docker.sock"), "{}", text(&out));
 }
 
 /// Writes version `n` of the exam `versioned`: its prompt and its one check (named `check-vN`) differ by version;
