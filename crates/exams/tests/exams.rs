@@ -77,6 +77,7 @@ fn samples_load_without_problems() {
         ids,
         [
             "desktop-web",
+            "docker-postgres",
             "linux-admin",
             "linux-basics",
             "processes-and-logs",
