@@ -15,6 +15,7 @@ mod api_workspace;
 mod cli;
 mod common;
 mod docker_engine;
+mod docker_sessions;
 mod exam_authoring;
 mod exams_samples;
 mod grading_attacks;

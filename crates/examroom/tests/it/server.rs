@@ -64,6 +64,8 @@ pub struct Options {
     pub database: Option<String>,
     /// Serve HTTPS.
     pub tls: Option<examroom_api::tls::Tls>,
+    /// Run the Docker backend too, on the Engine at this socket (the tests' own: `docker_engine::with_sample_image`).
+    pub docker: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -78,6 +80,7 @@ impl Default for Options {
             data_tmpfs: None,
             database: None,
             tls: None,
+            docker: None,
         }
     }
 }
@@ -94,6 +97,8 @@ pub struct TestServer {
     pub ports_addr: Option<std::net::SocketAddr>,
     /// The data directory is a tmpfs of ours (unmounted when the server is dropped).
     data_mounted: bool,
+    /// The Docker Engine of the docker backend, when it runs.
+    pub docker: Option<PathBuf>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
     _tmp: tempfile::TempDir,
@@ -169,6 +174,7 @@ impl TestServer {
             keys: TokenKeys::from_secret(SECRET),
             ports_addr,
             data_mounted: opts.data_tmpfs.is_some(),
+            docker: opts.docker.clone(),
             shutdown: Some(tx),
             server: Some(server),
             _tmp: tmp,
@@ -226,6 +232,16 @@ impl TestServer {
                 .unwrap();
         rt.destroy_all_blocking().unwrap();
         crate::common::assert_no_leaks(&self.label, &self.sandbox_dir()).await;
+        if let Some(sock) = &self.docker {
+            let left = crate::docker_engine::objects_of(sock, &self.label);
+            crate::docker_engine::remove_all(sock, &self.label);
+            assert!(left.is_empty(), "Docker objects left by the sessions: {left:?}");
+        }
+    }
+
+    /// The Docker objects (containers, volumes, networks) of this server's label.
+    pub fn docker_objects(&self) -> Vec<String> {
+        self.docker.as_ref().map(|sock| crate::docker_engine::objects_of(sock, &self.label)).unwrap_or_default()
     }
 }
 
@@ -236,6 +252,9 @@ impl Drop for TestServer {
             SandboxRuntime::new(sandbox_config(&self.data_dir, &self.catalog_dir, &self.label, &Options::default()))
         {
             let _ = rt.destroy_all_blocking();
+        }
+        if let Some(sock) = &self.docker {
+            crate::docker_engine::remove_all(sock, &self.label);
         }
         if self.data_mounted {
             let _ = std::process::Command::new("umount").arg("-l").arg(&self.data_dir).status();
@@ -259,9 +278,15 @@ pub async fn build_state(data_dir: &Path, catalog_dir: &Path, label: &str, opts:
         Some(url) => Store::Postgres(examroom_store::postgres::PgStore::connect(url).await.unwrap()),
         None => Store::Sqlite(SqliteStore::open(&data_dir.join("examroom.db")).await.unwrap()),
     };
-    let runtime = Backends::sandbox(Runtime::Sandbox(
-        SandboxRuntime::new(sandbox_config(data_dir, catalog_dir, label, opts)).unwrap(),
-    ));
+    let sandbox = Runtime::Sandbox(SandboxRuntime::new(sandbox_config(data_dir, catalog_dir, label, opts)).unwrap());
+    let docker = opts.docker.as_ref().map(|sock| {
+        let shim = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/shim/examroom-shim");
+        let mut cfg = examroom_runtime::docker::DockerConfig::new(sock, label, shim);
+        // The tests' Engine keeps its data on ext4, which cannot bound a writable layer.
+        cfg.accept_unbounded_disk = true;
+        Runtime::Docker(examroom_runtime::docker::DockerRuntime::new(cfg).expect("the docker backend (make shim)"))
+    });
+    let runtime = Backends::new(Some(sandbox), docker).unwrap();
     let svc = SessionService::start(store, runtime, catalog, opts.service.clone(), Clock::system()).await.unwrap();
     let config = ApiConfig { limits: opts.limits.clone(), tls: opts.tls.clone(), ..ApiConfig::default() };
     AppState::new(svc, TokenKeys::from_secret(SECRET), config, None)
