@@ -42,6 +42,10 @@ pub enum Bench {
         /// A sample exam (with setup scripts and checks) for the setup and grading figures.
         #[arg(long, default_value = "exams/linux-basics")]
         exam: PathBuf,
+        /// The Docker backend instead: POST→ready at 1, 10 and --users candidates, then with one service each (the
+        /// Engine at EXAMROOM_DOCKER_SOCKET, with the sample image: make images, scripts/docker-images.sh).
+        #[arg(long)]
+        docker: bool,
     },
     /// The terminal through its real WebSocket: keystroke echo (idle, while sessions start, while one floods), `cat`
     /// throughput, and Ctrl-C during a flood until the prompt is rendered.
@@ -83,7 +87,8 @@ pub async fn run(b: Bench) -> Result<()> {
             let profile = Profile::parse(&profile)?;
             sandbox(Params { count, concurrency, idle, base: &base, profile }, state_dir).await
         }
-        Bench::Sessions { users, exam } => crate::bench_sessions::run(users, &exam).await,
+        Bench::Sessions { users, docker: true, .. } => crate::bench_sessions::run_docker(users).await,
+        Bench::Sessions { users, exam, docker: false } => crate::bench_sessions::run(users, &exam).await,
         Bench::Terminal { sessions, starting, megabytes, rounds, render_mbps } => {
             if !(render_mbps > 0.0 && render_mbps.is_finite()) {
                 bail!("--render-mbps must be a positive number of MB/s");

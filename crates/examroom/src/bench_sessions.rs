@@ -176,6 +176,8 @@ impl BenchServer {
 
     /// Serves the catalog `exams` with a data directory in `tmp`.
     async fn serve(tmp: tempfile::TempDir, exams: std::path::PathBuf, max_live_sessions: usize) -> Result<BenchServer> {
+        // The backends as `serve` would have them here (EXAMROOM_BACKENDS, EXAMROOM_DOCKER_*, the config file).
+        let from_env = Settings::resolve(None, None, None, None, None)?;
         let settings = Settings {
             listen: "127.0.0.1:0".parse()?,
             data_dir: tmp.path().join("data"),
@@ -201,10 +203,10 @@ impl BenchServer {
             database: None,
             tls_cert: None,
             tls_key: None,
-            backends: vec![examroom_runtime::BackendKind::Sandbox],
-            docker_socket: "/var/run/docker.sock".into(),
-            docker_shim: None,
-            docker_unbounded_disk: false,
+            backends: from_env.backends,
+            docker_socket: from_env.docker_socket,
+            docker_shim: from_env.docker_shim,
+            docker_unbounded_disk: from_env.docker_unbounded_disk,
         };
         let state = build(&settings).await?;
         let keys = state.keys.clone();
@@ -341,6 +343,54 @@ async fn srv_checks_ms(http: &reqwest::Client, srv: &BenchServer, sid: &str) -> 
         .json()
         .await?;
     Ok(r["checks"].as_array().map(|c| c.iter().filter_map(|c| c["duration_ms"].as_u64()).sum()).unwrap_or(0))
+}
+
+/// `bench sessions --docker`: POST→ready on the Docker backend at 1, 10 and `users` candidates at once (a network
+/// and a container each), then with one service per session. The Engine is `EXAMROOM_DOCKER_SOCKET` (default
+/// /var/run/docker.sock), with the sample image examroom/debian:1 (`make images`, scripts/docker-images.sh).
+pub async fn run_docker(users: usize) -> Result<()> {
+    std::env::set_var("EXAMROOM_BACKENDS", "sandbox,docker");
+    println!("examroom bench sessions --docker --users {users}");
+    let plain = "backend = \"docker\"\nbase = \"image:examroom/debian:1\"\nmemory = \"256M\"\npids = 256\n";
+    let service = format!(
+        "{plain}[[environment.services]]\nname = \"svc\"\nimage = \"examroom/debian:1\"\nmemory = \"64M\"\n\
+         command = [\"nc\", \"-lk\", \"7000\"]\nready_port = 7000\n"
+    );
+    let mut ns = vec![1, 10, users.max(1)];
+    ns.dedup();
+    for (what, environment) in [("", plain.to_string()), (" with one service", service)] {
+        for &n in &ns {
+            let srv = BenchServer::start(&environment, n * 2).await?;
+            let http = reqwest::Client::builder().pool_max_idle_per_host(n).build()?;
+            let barrier = Arc::new(tokio::sync::Barrier::new(n));
+            let mut tasks = Vec::new();
+            for i in 0..n {
+                let token = srv.token(&format!("bench-user-{i}"))?;
+                let (http, base, barrier) = (http.clone(), srv.base.clone(), barrier.clone());
+                tasks.push(tokio::spawn(async move {
+                    barrier.wait().await;
+                    one(http, base, token, "bench").await
+                }));
+            }
+            let wall = Instant::now();
+            let mut ready = Vec::new();
+            for t in tasks {
+                ready.push(t.await??.post_to_ready);
+            }
+            let all = wall.elapsed();
+            ready.sort();
+            let ms = |d: Duration| format!("{:.0} ms", d.as_secs_f64() * 1000.0);
+            println!(
+                "docker{what}: POST→ready ({n} at once): p50 {}  p99 {}  max {}  | all ready and released in {}",
+                ms(percentile(&ready, 50.0)),
+                ms(percentile(&ready, 99.0)),
+                ms(*ready.last().unwrap_or(&Duration::ZERO)),
+                ms(all)
+            );
+            srv.stop().await?;
+        }
+    }
+    Ok(())
 }
 
 pub async fn run(users: usize, exam: &Path) -> Result<()> {

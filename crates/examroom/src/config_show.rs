@@ -188,6 +188,15 @@ pub fn render(s: &Settings, p: &Provenance) -> String {
     line("database", s.database.as_deref().map(|d| string(mask_password(d))), "");
     line("tls_cert", s.tls_cert.as_deref().map(path), "");
     line("tls_key", s.tls_key.as_deref().map(path), "");
+    let backends: Vec<&str> = s.backends.iter().map(|k| k.as_str()).collect();
+    line("backends", Some(string(backends.join(","))), "");
+    line("docker_socket", Some(path(&s.docker_socket)), "");
+    line(
+        "docker_shim",
+        s.docker_shim.as_deref().map(path),
+        &format!(" ({})", crate::serve::default_shim().display()),
+    );
+    line("docker_unbounded_disk", Some(s.docker_unbounded_disk.to_string()), "");
     // The token secret: only from the environment or a file in the data directory, never from the config file
     // (a key the file refuses), and never printed.
     let secret_file = s.data_dir.join(examroom_api::auth::SECRET_FILE);
