@@ -398,6 +398,13 @@ pub fn backend_unavailable(rt: &Backends, exam: &Exam) -> Option<String> {
             rt.kinds().iter().map(|k| k.as_str()).chain([kind.as_str()]).collect::<Vec<_>>().join(",")
         ));
     }
+    if kind == BackendKind::Docker && env.profile == examroom_exams::PROFILE_SYSTEM {
+        return Some(
+            "the docker backend has no system profile (this exam sets profile = \"system\"); run it on backend = \
+             \"sandbox\""
+                .into(),
+        );
+    }
     if kind == BackendKind::Docker && env.desktop {
         return Some(
             "the docker backend has no desktop (this exam sets desktop = true); run it on backend = \"sandbox\"".into(),
