@@ -191,11 +191,7 @@ pub fn render(s: &Settings, p: &Provenance) -> String {
     let backends: Vec<&str> = s.backends.iter().map(|k| k.as_str()).collect();
     line("backends", Some(string(backends.join(","))), "");
     line("docker_socket", Some(path(&s.docker_socket)), "");
-    line(
-        "docker_shim",
-        s.docker_shim.as_deref().map(path),
-        &format!(" ({})", crate::serve::default_shim().display()),
-    );
+    line("docker_shim", s.docker_shim.as_deref().map(path), &format!(" ({})", crate::serve::default_shim().display()));
     line("docker_unbounded_disk", Some(s.docker_unbounded_disk.to_string()), "");
     // The token secret: only from the environment or a file in the data directory, never from the config file
     // (a key the file refuses), and never printed.

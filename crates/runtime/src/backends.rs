@@ -114,6 +114,12 @@ impl Backends {
         self.route(id)?.start_service(id, service).await
     }
 
+    /// Says which backend environment `id` is (or is to be) on, before anything of it exists: a destroy of an
+    /// earlier attempt, ahead of its create, then goes to that backend and no other.
+    pub fn assign(&self, id: &EnvironmentId, kind: BackendKind) {
+        self.place(id, kind);
+    }
+
     fn place(&self, id: &EnvironmentId, kind: BackendKind) {
         self.placed.lock().unwrap_or_else(|e| e.into_inner()).insert(*id, kind);
     }

@@ -23,6 +23,10 @@ pub enum RuntimeError {
     /// The backend could not do it (a host fault, a limit of the kernel, a failed mount...).
     #[error("backend error: {0}")]
     Backend(String),
+    /// The backend cannot be reached now (its daemon is down or its socket is missing): nothing was done, and the
+    /// environments it holds are in an unknown state, not lost. Try again later.
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
     /// A bounded wait ran out.
     #[error("timed out after {ms} ms waiting for {what}")]
     Timeout {
@@ -90,6 +94,7 @@ impl RuntimeError {
             RuntimeError::AlreadyExists => "already_exists",
             RuntimeError::Lost(_) => "environment_lost",
             RuntimeError::Backend(_) => "backend_error",
+            RuntimeError::Unavailable(_) => "backend_unavailable",
             RuntimeError::Timeout { .. } => "timeout",
             RuntimeError::Protocol(_) => "protocol_error",
             RuntimeError::Unsupported(_) => "unsupported",

@@ -68,6 +68,12 @@ pub(crate) async fn release(svc: &SessionService, rec: &SessionRecord, budget: D
             Ok(report) if report.verified => return Some(svc.now_ms()),
             // Nothing of it exists: released.
             Err(RuntimeError::NotFound) => return Some(svc.now_ms()),
+            // Its backend cannot be reached (Docker down): retrying now is no use; the reconciler releases it once
+            // the backend answers again.
+            Err(e @ RuntimeError::Unavailable(_)) => {
+                tracing::warn!(session_id = %rec.id, error = %e, "teardown postponed: the backend is unavailable");
+                return None;
+            }
             Ok(_) => tracing::warn!(session_id = %rec.id, "teardown not verified yet; retrying"),
             Err(e) => tracing::warn!(session_id = %rec.id, error = %e, "teardown failed; retrying"),
         }

@@ -75,9 +75,10 @@ pub(crate) fn spec_for(exam: &Exam, id: EnvironmentId) -> Result<EnvironmentSpec
 pub(crate) fn classify(e: &RuntimeError) -> FailureCode {
     match e {
         RuntimeError::Timeout { .. } => FailureCode::ProvisioningTimeout,
-        RuntimeError::Io { .. } | RuntimeError::OutOfResources { .. } | RuntimeError::Protocol(_) => {
-            FailureCode::BackendUnavailable
-        }
+        RuntimeError::Io { .. }
+        | RuntimeError::OutOfResources { .. }
+        | RuntimeError::Protocol(_)
+        | RuntimeError::Unavailable(_) => FailureCode::BackendUnavailable,
         _ => FailureCode::ProvisioningFailed,
     }
 }
@@ -504,7 +505,8 @@ async fn steps(svc: &SessionService, rec: &SessionRecord, claimed: bool) -> Resu
     }
     let docker_image = spec.image.clone().filter(|_| spec.backend == BackendKind::Docker);
     // A provisioning resumed after a restart (or a claimed environment that died) may leave an environment with this
-    // id: start clean.
+    // id: start clean, on the exam's backend.
+    rt.assign(&rec.environment_id, spec.backend);
     match rt.destroy(&rec.environment_id).await {
         Ok(_) | Err(RuntimeError::NotFound) => {}
         Err(e) => return Err((FailureCode::BackendUnavailable, format!("clearing an earlier attempt: {e}"))),

@@ -55,7 +55,9 @@ async fn a_docker_session_gets_its_database_its_terminal_and_a_grade_and_leaves_
     let env = env_of(&v);
     let trail = events(&c, &s, &s.proctor("p"), &id).await;
     assert!(
-        trail.iter().any(|e| e["reason"].as_str().is_some_and(|r| r.starts_with("Environment image examroom/debian:1"))),
+        trail
+            .iter()
+            .any(|e| e["reason"].as_str().is_some_and(|r| r.starts_with("Environment image examroom/debian:1"))),
         "the image the environment ran on is in the trail: {trail:#?}"
     );
     assert!(
@@ -67,8 +69,11 @@ async fn a_docker_session_gets_its_database_its_terminal_and_a_grade_and_leaves_
     // The candidate's terminal reaches the database by name (the setup made `shop` there).
     let rt = s.state.svc.runtime();
     let mut term = rt.attach(&env, "main").await.unwrap();
-    type_line(&mut term, "psql -h db -U postgres shop -c 'CREATE TABLE inventory (item text PRIMARY KEY, qty integer)'")
-        .await;
+    type_line(
+        &mut term,
+        "psql -h db -U postgres shop -c 'CREATE TABLE inventory (item text PRIMARY KEY, qty integer)'",
+    )
+    .await;
     expect_output(&mut term, "CREATE TABLE", Duration::from_secs(20)).await;
     type_line(&mut term, "hostname; id -u").await;
     expect_output(&mut term, "exam", Duration::from_secs(10)).await;
@@ -145,5 +150,30 @@ async fn the_reconciler_removes_a_docker_environment_no_session_owns() {
     let report = s.state.svc.reconcile_once().await;
     assert_eq!(report.orphans, 1, "{report:?}");
     assert!(s.docker_objects().is_empty(), "the orphan is gone: {:?}", s.docker_objects());
+    s.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_docker_down_readyz_says_so_docker_sessions_fail_at_once_and_sandbox_ones_work() {
+    let missing = std::path::PathBuf::from("/run/examroom-test-docker/no-such-engine.sock");
+    let s = TestServer::start_with(Options { exams: docker_exams, docker: Some(missing), ..Options::default() }).await;
+    let c = Client::default();
+    let ready = c.get(&s.url("/readyz"), "").await;
+    assert_eq!(ready.status, 200, "the sandbox still makes environments: {}", ready.text);
+    assert_eq!(ready.body["backends"]["sandbox"], "ok", "{}", ready.text);
+    let why = ready.body["backends"]["docker"].as_str().unwrap_or_default();
+    assert!(why.contains("no-such-engine.sock"), "readyz names the Engine that is down: {}", ready.text);
+
+    let (alice, bob) = (s.candidate("alice"), s.candidate("bob"));
+    let started = Instant::now();
+    let a = sid(&create(&c, &s, &alice, "docker-plain").await);
+    let v = wait_for(&c, &s, &alice, &a, Duration::from_secs(10), |v| state(v) == "failed").await;
+    assert_eq!(state(&v), "failed", "{v}");
+    assert!(started.elapsed() < Duration::from_secs(5), "failed in {:?}", started.elapsed());
+    let proctor_view = c.get(&s.url(&format!("/api/v1/sessions/{a}")), &s.proctor("p")).await;
+    let detail = proctor_view.body["failure"]["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.contains("no-such-engine.sock"), "the proctor sees the cause: {}", proctor_view.text);
+    let b = sid(&create(&c, &s, &bob, "sandboxed").await);
+    wait_state(&c, &s, &bob, &b, Duration::from_secs(60), "ready").await;
     s.teardown().await;
 }

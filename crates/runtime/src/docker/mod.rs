@@ -294,7 +294,7 @@ pub(crate) fn connect_engine(socket: &Path, timeout: Duration) -> Result<Docker,
     let path = socket.to_str().ok_or_else(|| RuntimeError::invalid("docker socket", "not UTF-8"))?;
     match Docker::connect_with_unix(path, timeout.as_secs().max(1), &API_VERSION) {
         Ok(d) => Ok(d),
-        Err(bollard::errors::Error::SocketNotFoundError(_)) => Err(RuntimeError::Backend(format!(
+        Err(bollard::errors::Error::SocketNotFoundError(_)) => Err(RuntimeError::Unavailable(format!(
             "the Docker Engine's socket {} does not exist: start dockerd (docs/DEPLOY.md), or point the \
              server at its socket",
             socket.display()
@@ -316,12 +316,12 @@ pub(crate) fn engine_error(socket: &Path, what: &str, e: bollard::errors::Error)
             RuntimeError::Backend(format!("the Docker Engine refused to {what}: {message} (HTTP {status_code})"))
         }
         E::RequestTimeoutError => RuntimeError::Timeout { what: format!("the Docker Engine to {what}"), ms: 0 },
-        E::SocketNotFoundError(_) => RuntimeError::Backend(format!(
+        E::SocketNotFoundError(_) => RuntimeError::Unavailable(format!(
             "the Docker Engine's socket {} does not exist: start dockerd, or point the server at its socket",
             socket.display()
         )),
         E::HyperResponseError { .. } | E::HyperLegacyError { .. } | E::IOError { .. } => {
-            RuntimeError::Backend(format!(
+            RuntimeError::Unavailable(format!(
                 "the Docker Engine at {} does not answer ({e}) while trying to {what}: is dockerd running?",
                 socket.display()
             ))
