@@ -51,7 +51,7 @@ fn status_body(value: &str) -> Value {
 fn ready_body() -> Value {
     let mut v = status_body("ready");
     v["properties"]["backends"] = json!({ "type": "object", "additionalProperties": { "type": "string" },
-        "description": "each enabled backend: `ok`, or why it cannot make environments now" });
+        "description": "each enabled backend: `ok` (followed by a caveat, such as Docker's writable layers being unbounded by the operator's choice), or why it cannot make environments now" });
     v
 }
 

@@ -60,16 +60,14 @@ impl Backends {
         BackendKind::ALL.into_iter().filter(|k| self.enabled(*k)).collect()
     }
 
-    /// Each enabled backend's health: `None` when it can make environments now, else why not (Docker down, its
-    /// socket missing).
-    pub async fn health(&self) -> Vec<(BackendKind, Option<String>)> {
+    /// Each enabled backend's health: `Ok` (with a caveat, if any) when it can make environments now, else why not
+    /// (Docker down, its socket missing, its disks unbounded and not accepted).
+    pub async fn health(&self) -> Vec<(BackendKind, Result<Option<String>, String>)> {
         let mut out = Vec::new();
         for kind in self.kinds() {
-            let why = match self.get(kind) {
-                Some(rt) => rt.health().await.err().map(|e| e.to_string()),
-                None => None,
-            };
-            out.push((kind, why));
+            if let Some(rt) = self.get(kind) {
+                out.push((kind, rt.health().await.map_err(|e| e.to_string())));
+            }
         }
         out
     }

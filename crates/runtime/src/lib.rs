@@ -156,14 +156,29 @@ impl Runtime {
 
     /// `Ok` when this backend can make environments now, else why not (a daemon it needs is down). The sandbox
     /// needs no daemon: it answers when it can read its own state.
-    pub async fn health(&self) -> Result<(), RuntimeError> {
+    ///
+    /// `Ok(Some(note))`: it can, with a caveat the operator should see (Docker's writable layers unbounded because
+    /// the operator accepted it).
+    pub async fn health(&self) -> Result<Option<String>, RuntimeError> {
         match self {
             #[cfg(feature = "sandbox")]
-            Runtime::Sandbox(rt) => rt.list().await.map(|_| ()),
+            Runtime::Sandbox(rt) => rt.list().await.map(|_| None),
             #[cfg(not(feature = "sandbox"))]
             Runtime::NoBackend(never) => match *never {},
             #[cfg(feature = "docker")]
-            Runtime::Docker(rt) => rt.health().await.map_err(RuntimeError::Backend),
+            Runtime::Docker(rt) => {
+                rt.health().await.map_err(RuntimeError::Unavailable)?;
+                match rt.disk_bound().await? {
+                    docker::DiskBound::Bounded => Ok(None),
+                    docker::DiskBound::Unbounded(why) if rt.accepts_unbounded_disk() => Ok(Some(format!(
+                        "writable layers are not bounded ({why}); the operator accepted it (docker_unbounded_disk)"
+                    ))),
+                    docker::DiskBound::Unbounded(why) => Err(RuntimeError::Backend(format!(
+                        "writable layers cannot be bounded here ({why}): Docker environments are refused; give \
+                         dockerd a data root on XFS with project quotas, or set docker_unbounded_disk (docs/DEPLOY.md)"
+                    ))),
+                }
+            }
         }
     }
 

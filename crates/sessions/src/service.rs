@@ -341,9 +341,14 @@ impl SessionService {
         self.inner.store.ping().await.map_err(|e| format!("store: {e}"))?;
         let mut backends = std::collections::BTreeMap::new();
         let mut any = false;
-        for (kind, why) in self.inner.runtime.health().await {
-            any |= why.is_none();
-            backends.insert(kind.to_string(), why.unwrap_or_else(|| "ok".into()));
+        for (kind, health) in self.inner.runtime.health().await {
+            any |= health.is_ok();
+            let said = match health {
+                Ok(None) => "ok".to_string(),
+                Ok(Some(note)) => format!("ok; {note}"),
+                Err(why) => why,
+            };
+            backends.insert(kind.to_string(), said);
         }
         if !any {
             return Err(format!("no backend can make environments: {backends:?}"));

@@ -108,7 +108,10 @@ async fn docker_and_sandbox_sessions_run_side_by_side_and_a_killed_container_fai
     let va = wait_state(&c, &s, &alice, &a, Duration::from_secs(60), "ready").await;
     wait_state(&c, &s, &bob, &b, Duration::from_secs(60), "ready").await;
     let ready = c.get(&s.url("/readyz"), "").await;
-    assert_eq!(ready.body["backends"], json!({ "sandbox": "ok", "docker": "ok" }), "{}", ready.text);
+    assert_eq!(ready.body["backends"]["sandbox"], "ok", "{}", ready.text);
+    let docker = ready.body["backends"]["docker"].as_str().unwrap_or_default();
+    // The tests' Engine keeps its data on ext4: the caveat says so.
+    assert!(docker.starts_with("ok; writable layers are not bounded"), "{}", ready.text);
 
     // Killed from outside: the Engine's event reaches the server, which fails the session and releases it.
     let env = env_of(&va);

@@ -175,6 +175,11 @@ impl DockerRuntime {
         services::start_service(&docker, &self.cfg.label, id, service).await
     }
 
+    /// Whether this runtime starts environments although their writable layer cannot be bounded.
+    pub fn accepts_unbounded_disk(&self) -> bool {
+        self.cfg.accept_unbounded_disk
+    }
+
     /// Whether the Engine bounds a container's writable layer (`StorageOpt size`), asked once; see
     /// [`DockerConfig::accept_unbounded_disk`] for what happens when it cannot.
     pub async fn disk_bound(&self) -> Result<DiskBound, RuntimeError> {
