@@ -51,6 +51,7 @@ gzip -9n "$assets"/man/*.1
 "$bin" completion zsh >"$assets/completion/_examroom"
 "$bin" completion fish >"$assets/completion/examroom.fish"
 install -m 0755 "$shim" "$assets/examroom-shim"
+strip --strip-unneeded "$assets/examroom-shim"
 
 # The Debian changelog: one entry, this version and commit, dated at the commit (reproducible), else now.
 version="$("$bin" --version)"       # examroom 0.1.0 (commit 0123abcd)
