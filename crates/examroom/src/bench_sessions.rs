@@ -186,7 +186,12 @@ impl BenchServer {
             secure_cookies: false,
             max_live_sessions,
             rs256_public_key: None,
-            label: format!("bench-{}", std::process::id()),
+            // A label per server: one round's environments, still being released, are never another's orphans.
+            label: {
+                static ROUND: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let round = ROUND.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                format!("bench-{}-{round}", std::process::id())
+            },
             token_secret: None,
             memory_share: crate::capacity::DEFAULT_MEMORY_SHARE,
             host_memory: None,
@@ -241,6 +246,23 @@ impl BenchServer {
             &self.settings.label,
         ))?;
         rt.destroy_all_blocking()?;
+        if self.settings.backends.contains(&examroom_runtime::BackendKind::Docker) {
+            // On a thread of its own: this also runs in `Drop`, inside the bench's async runtime.
+            let settings = self.settings.clone();
+            std::thread::spawn(move || -> Result<()> {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                rt.block_on(async {
+                    use examroom_runtime::ExecutionRuntime;
+                    let docker = crate::serve::docker_runtime(&settings)?;
+                    for env in docker.list().await? {
+                        docker.destroy(&env.id).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("the Docker clean-up panicked"))??;
+        }
         Ok(())
     }
 }
@@ -349,6 +371,9 @@ async fn srv_checks_ms(http: &reqwest::Client, srv: &BenchServer, sid: &str) -> 
 /// and a container each), then with one service per session. The Engine is `EXAMROOM_DOCKER_SOCKET` (default
 /// /var/run/docker.sock), with the sample image examroom/debian:1 (`make images`, scripts/docker-images.sh).
 pub async fn run_docker(users: usize) -> Result<()> {
+    if std::env::var_os("EXAMROOM_LOG").is_some() {
+        crate::serve::init_logs();
+    }
     std::env::set_var("EXAMROOM_BACKENDS", "sandbox,docker");
     println!("examroom bench sessions --docker --users {users}");
     let plain = "backend = \"docker\"\nbase = \"image:examroom/debian:1\"\nmemory = \"256M\"\npids = 256\n";

@@ -117,9 +117,16 @@ impl DockerRuntime {
             labels: Some(labels.clone()),
             ..Default::default()
         };
-        bounded(&sock, "create a network", limit, docker.create_network(network))
-            .await?
-            .map_err(|e| engine_error(&sock, "create the environment's internal network", e))?;
+        bounded(&sock, "create a network", limit, docker.create_network(network)).await?.map_err(
+            |e| match engine_error(&sock, "create the environment's internal network", e) {
+                // Docker's default address pools hold about 30 bridge networks, one per live environment here.
+                RuntimeError::Backend(m) if m.contains("address pool") => RuntimeError::Backend(format!(
+                    "{m}: every Docker environment has a network of its own; give dockerd more address pools \
+                     (default-address-pools in /etc/docker/daemon.json, docs/DEPLOY.md)"
+                )),
+                other => other,
+            },
+        )?;
         labels.insert(LABEL_ROLE.to_string(), "candidate".into());
         labels.insert(LABEL_IMAGE_DIGEST.to_string(), digest.to_string());
         let body = ContainerCreateBody {

@@ -47,7 +47,10 @@ pub fn socket() -> PathBuf {
             let _ = std::fs::remove_file(&sock);
             let log = std::fs::File::create(Path::new(RUN_DIR).join("dockerd.log")).expect("dockerd log");
             let mut cmd = Command::new("dockerd");
+            // Every session has a network of its own: Docker's default address pools hold about 30 bridge networks,
+            // so the tests' Engine gets 4096 small ones (docs/DEPLOY.md says the same to operators).
             cmd.args(["--data-root", DATA_ROOT])
+                .args(["--default-address-pool", "base=10.213.0.0/16,size=28"])
                 .args(["--exec-root", &format!("{RUN_DIR}/exec")])
                 .args(["--pidfile", &format!("{RUN_DIR}/dockerd.pid")])
                 .arg("-H")
