@@ -73,6 +73,8 @@ use tokio::time::{sleep, Instant};
 
 use super::services::{api_error, bounded, is_status, labels, session_name, LABEL_ENVIRONMENT, LABEL_ROLE};
 use crate::error::RuntimeError;
+// The same rules as the sandbox's check view: which entries of `/etc` come from the pristine base (etc.rs says why).
+use crate::sandbox::shim::trusted::etc::{matches, nested, FROM_PRISTINE};
 use crate::types::{ExecOutput, ExecRequest};
 
 /// The `PATH` of every check. All of it is the pristine image's (unlike the sandbox's host base, `/usr/local` is the
@@ -89,40 +91,6 @@ const NOT_DATA: &[&str] = &["etc", "proc", "sys", "dev", "tmp", "candidate", ".e
 /// mounts their container's files).
 const DOCKER_ETC: &[&str] = &["hosts", "hostname", "resolv.conf"];
 
-/// Entries of `/etc` taken from the pristine image, never from the candidate: the same list as the sandbox's
-/// (`sandbox::shim::trusted::etc::FROM_PRISTINE`, which says why each is there). A trailing `*` matches any suffix;
-/// `a/b` names an entry inside the directory `a`.
-pub const FROM_PRISTINE: &[&str] = &[
-    "ld.so.*",
-    "nsswitch.conf",
-    "host.conf",
-    "gai.conf",
-    "alternatives",
-    "environment",
-    "environment.d",
-    "profile",
-    "profile.d",
-    "bash.bashrc",
-    "bash.bash_logout",
-    "bash_completion",
-    "bash_completion.d",
-    "zsh*",
-    "inputrc",
-    "shells",
-    "pam.conf",
-    "pam.d",
-    "security",
-    "perl",
-    "python3*",
-    "gitconfig",
-    "mailcap",
-    "wgetrc",
-    "vim",
-    "locale.alias",
-    "ssh/ssh_config",
-    "ssh/ssh_config.d",
-    "ssl/openssl.cnf",
-];
 
 /// How long the grading container may take to be made and start.
 const MAKE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -293,24 +261,6 @@ struct Plan {
     etc_dirs: Vec<PathBuf>,
     etc_files: Vec<PathBuf>,
     etc_links: Vec<(PathBuf, PathBuf)>,
-}
-
-/// Whether `name` (one path component) matches one of `rules` that have no `/`.
-fn matches(name: &[u8], rules: &[&str]) -> bool {
-    rules.iter().filter(|r| !r.contains('/')).any(|r| match r.strip_suffix('*') {
-        Some(prefix) => name.starts_with(prefix.as_bytes()),
-        None => name == r.as_bytes(),
-    })
-}
-
-/// The rules that apply inside the directory `name`: `name/x` becomes `x`.
-fn nested<'a>(name: &[u8], rules: &[&'a str]) -> Vec<&'a str> {
-    rules
-        .iter()
-        .filter_map(|r| r.split_once('/'))
-        .filter(|(dir, _)| dir.as_bytes() == name)
-        .map(|(_, rest)| rest)
-        .collect()
 }
 
 /// The entries of a directory, sorted (an unreadable one has none).

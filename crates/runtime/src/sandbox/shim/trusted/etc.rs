@@ -29,7 +29,7 @@ use crate::sandbox::sys;
 /// - interpreters that load code from `/etc`: `perl` (first on Perl's `@INC`), `python3*` (`sitecustomize`);
 /// - tools whose configuration runs commands: `gitconfig`, `mailcap`, `wgetrc`, `vim`, `ssh/ssh_config`,
 ///   `ssh/ssh_config.d`, `ssl/openssl.cnf` (engines and providers), `locale.alias`.
-pub(super) const FROM_PRISTINE: &[&str] = &[
+pub(crate) const FROM_PRISTINE: &[&str] = &[
     "ld.so.*",
     "nsswitch.conf",
     "host.conf",
@@ -62,7 +62,7 @@ pub(super) const FROM_PRISTINE: &[&str] = &[
 ];
 
 /// Whether `name` (one path component) matches one of `rules` that have no `/`.
-fn matches(name: &[u8], rules: &[&str]) -> bool {
+pub(crate) fn matches(name: &[u8], rules: &[&str]) -> bool {
     rules.iter().filter(|r| !r.contains('/')).any(|r| match r.strip_suffix('*') {
         Some(prefix) => name.starts_with(prefix.as_bytes()),
         None => name == r.as_bytes(),
@@ -70,7 +70,7 @@ fn matches(name: &[u8], rules: &[&str]) -> bool {
 }
 
 /// The rules that apply inside the directory `name`: `name/x` becomes `x`.
-fn nested<'a>(name: &[u8], rules: &[&'a str]) -> Vec<&'a str> {
+pub(crate) fn nested<'a>(name: &[u8], rules: &[&'a str]) -> Vec<&'a str> {
     rules
         .iter()
         .filter_map(|r| r.split_once('/'))

@@ -13,7 +13,7 @@
 //! check can watch another.
 
 mod client;
-mod etc;
+pub(crate) mod etc;
 mod run;
 mod view;
 
