@@ -91,7 +91,6 @@ const NOT_DATA: &[&str] = &["etc", "proc", "sys", "dev", "tmp", "candidate", ".e
 /// mounts their container's files).
 const DOCKER_ETC: &[&str] = &["hosts", "hostname", "resolv.conf"];
 
-
 /// How long the grading container may take to be made and start.
 const MAKE_TIMEOUT: Duration = Duration::from_secs(60);
 /// After a check's timeout, how long its output may still drain once its processes are killed.
